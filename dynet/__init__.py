@@ -1,0 +1,25 @@
+"""DyNet's Python API, re-implemented: `import dynet as dy`.
+
+Importing the package initialises it, as DyNet does: from `dynet_config.set(...)` if that was called
+before the import (the notebook way), else from the --dynet-* flags of sys.argv, which are removed.
+`import _dynet` gives the same API without initialising (call dy.init() or DynetParams().init()).
+"""
+import sys as _sys
+
+import dynet_config as _dynet_config
+from dynet._dynet import *  # noqa: F401,F403
+from dynet import _dynet as _impl
+
+__version__ = "2.1"   # the DyNet API level this package implements
+
+if not getattr(_dynet_config, "_importing_raw_module", False):
+    _conf = _dynet_config.get()
+    _params = DynetParams()
+    if _conf is None:
+        _params.from_args()
+    else:
+        _params.from_config(_conf)
+        _params._settings.update(_impl._config.parse_args(_sys.argv))
+        if _dynet_config.gpu():
+            _params.set_requested_gpus(1)
+    _params.init()

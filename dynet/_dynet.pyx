@@ -1,0 +1,159 @@
+"""DyNet's Python API, in the sections and order of the original _dynet.pyx.
+
+This module is the readable face of the library: it gathers the public names from the modules that
+implement them (dynet/core, dynet/nodes, dynet/builders, dynet/training, dynet/io).
+"""
+import sys as _sys
+import numpy as _np
+
+from dynet.core import config as _config
+from dynet.core import graph as _graph
+
+# ---- Initialisation: DynetParams, init, init_from_params --------------------------------------
+
+class DynetParams:
+    """The global settings of DyNet, to be set before init() (with `import _dynet`)."""
+
+    def __init__(self):
+        self._settings = {}
+
+    def from_args(self, shared_parameters=None):
+        """Read the --dynet-* flags from sys.argv (removing them)."""
+        self._settings.update(_config.parse_args(_sys.argv))
+        if shared_parameters is not None:
+            self._settings["shared_parameters"] = bool(shared_parameters)
+
+    def from_config(self, conf):
+        """Settings from dynet_config.set(...)."""
+        mapping = {"mem": "mem", "seed": "seed", "autobatch": "autobatch", "profiling": "profiling",
+                   "weight_decay": "weight_decay", "shared_params": "shared_parameters",
+                   "requested_gpus": "requested_gpus", "gpu_mask": "gpu_mask"}
+        for k, v in conf.items():
+            if k in mapping and v is not None:
+                self._settings[mapping[k]] = v
+        if "mem" in self._settings:
+            _config.parse_mem(self._settings["mem"], "dynet_config.set(mem=...)")
+
+    def set_mem(self, mem):
+        _config.parse_mem(mem, "DynetParams.set_mem")
+        self._settings["mem"] = str(mem)
+
+    def set_random_seed(self, random_seed):
+        self._settings["seed"] = int(random_seed)
+
+    def set_weight_decay(self, weight_decay):
+        if not 0 <= weight_decay < 1:
+            raise ValueError(f"set_weight_decay: weight decay must be in [0, 1), got {weight_decay}")
+        self._settings["weight_decay"] = float(weight_decay)
+
+    def set_shared_parameters(self, shared_parameters):
+        self._settings["shared_parameters"] = bool(shared_parameters)
+
+    def set_requested_gpus(self, requested_gpus):
+        self._settings["requested_gpus"] = int(requested_gpus)
+
+    def set_gpu_mask(self, mask):
+        self._settings["gpu_mask"] = list(mask)
+
+    def set_autobatch(self, autobatch):
+        self._settings["autobatch"] = int(autobatch)
+
+    def set_profiling(self, profiling):
+        self._settings["profiling"] = int(profiling)
+
+    def init(self):
+        """Initialise DyNet with these settings (may be called again to re-initialise)."""
+        _initialize(self._settings)
+
+
+def _initialize(settings):
+    settings = dict(settings)
+    _config.check_devices(settings)
+    if "weight_decay" in settings and not 0 <= float(settings["weight_decay"]) < 1:
+        raise ValueError(f"--dynet-weight-decay must be in [0, 1), got {settings['weight_decay']}")
+    fwd, bwd, param = _config.parse_mem(settings.get("mem", "512"))
+    _graph.set_pool_sizes(fwd, bwd)
+    _config.state.update(settings)
+    _config.reseed(int(settings.get("seed", 0)))
+    _config.state["initialized"] = True
+
+
+def init(shared_parameters=None):
+    """Initialise from the command line's --dynet-* flags (for `import _dynet`)."""
+    p = DynetParams()
+    p.from_args(shared_parameters)
+    p.init()
+
+
+def init_from_params(params):
+    params.init()
+
+
+def reset_random_seed(seed):
+    """Reseed the library's random generator."""
+    _config.reseed(int(seed))
+
+
+# ---- ParameterCollection / Model, Parameters, initializers ------------------------------------
+
+from dynet.core.params import (ParameterCollection, Model, Parameters, LookupParameters,
+                               PyInitializer, NormalInitializer, UniformInitializer,
+                               ConstInitializer, IdentityInitializer, GlorotInitializer,
+                               SaxeInitializer, FromFileInitializer, NumpyInitializer,
+                               parameter, const_parameter, lookup, lookup_batch, const_lookup)
+
+# ---- ComputationGraph -------------------------------------------------------------------------
+
+from dynet.core.graph import ComputationGraph, Expression, Tensor, cg
+
+
+def renew_cg(immediate_compute=False, check_validity=False):
+    """Start a new computation graph; every existing Expression becomes stale."""
+    return _graph.cg().renew(immediate_compute, check_validity)
+
+
+def cg_version():
+    return _graph.cg().version()
+
+
+def cg_checkpoint():
+    _graph.cg().checkpoint()
+
+
+def cg_revert():
+    _graph.cg().revert()
+
+
+def print_text_graphviz():
+    print(_graph.cg().print_graphviz())
+
+
+def print_graphviz(**kwargs):
+    print_text_graphviz()
+
+
+# ---- Expression operations --------------------------------------------------------------------
+
+from dynet.nodes.inputs import (inputTensor, scalarInput, vecInput, inputVector, matInput,
+                                inputMatrix, constant, zeroes, zeros, ones, random_normal,
+                                random_bernoulli, random_uniform, random_gumbel)
+from dynet.nodes.elementwise import (tanh, logistic, rectify, exp, log, square, sqrt, cube, abs,
+                                     sin, cos, tan, asin, acos, atan, sinh, cosh, asinh, acosh,
+                                     atanh, erf, lgamma, log_sigmoid, elu, selu, silu, softsign,
+                                     round, ceil, floor, cmult, cdiv, bmin, bmax, pow,
+                                     colwise_add)
+from dynet.nodes.matmul import affine_transform
+from dynet.nodes.reduce import esum, sum_elems, sum_batches, squared_norm, squared_distance
+from dynet.nodes.softmax import softmax, log_softmax, pickneglogsoftmax, pickneglogsoftmax_batch
+from dynet.nodes.select import (pick, pick_batch, pick_range, pickrange, reshape, transpose,
+                                concatenate, concatenate_cols)
+from dynet.nodes.noise import dropout, noise
+from dynet.nodes.losses import binary_log_loss
+from dynet.nodes import operators as _operators   # registers Expression's + - * /
+from dynet.nodes.pyop import pyop
+
+# ---- RNN builders (dynet/builders) ------------------------------------------------------------
+
+# ---- Trainers ---------------------------------------------------------------------------------
+
+from dynet.training.trainers import Trainer, SimpleSGDTrainer

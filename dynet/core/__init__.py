@@ -1,0 +1,1 @@
+"""The core: dimensions, memory pools, the computation graph, parameters and configuration."""

@@ -1,0 +1,146 @@
+"""Global configuration: DynetParams, the --dynet-* command-line flags, and the random generator.
+
+Everything random in the library (initializers, dropout, noise, random_* inputs) draws from one
+NumPy generator seeded by --dynet-seed, so the same seed gives the same run twice.
+"""
+import sys
+import time
+
+import numpy as np
+
+# What the library was initialised with (DynetParams.init fills it).
+state = {"initialized": False, "mem": "512", "seed": 0, "weight_decay": 0.0, "autobatch": 0,
+         "profiling": 0, "shared_parameters": False, "requested_gpus": 0, "gpu_mask": [],
+         "devices": "CPU", "viz": False}
+
+_rng = np.random.default_rng(0)
+
+
+def rng():
+    """The library's random generator (numpy.random.Generator)."""
+    return _rng
+
+
+def reseed(seed):
+    global _rng
+    if not seed:
+        seed = (int(time.time() * 1e6) ^ id(state)) & 0xFFFFFFFF
+    _rng = np.random.default_rng(seed)
+    state["seed"] = seed
+
+
+def parse_mem(value, flag="--dynet-mem"):
+    """'512' or 'fwd,bwd,param' (MB) -> (fwd, bwd, param) in MB, as DyNet splits memory."""
+    text = str(value).strip()
+    parts = text.split(",")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{flag}: expected a number of MB or 'fwd,bwd,param' MB, got {text!r}")
+    if len(sizes) == 1:
+        total = sizes[0]
+        if total <= 0:
+            raise ValueError(f"{flag}: memory must be positive, got {text!r}")
+        third = max(1, total // 3)
+        return (third, third, max(1, total - 2 * third))
+    if len(sizes) != 3 or any(s <= 0 for s in sizes):
+        raise ValueError(f"{flag}: expected one or three positive sizes in MB, got {text!r}")
+    return tuple(sizes)
+
+
+# flag name -> (state key, parser, takes a value)
+def _int(flag):
+    def parse(v):
+        try:
+            return int(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{flag}: expected an integer, got {v!r}")
+    return parse
+
+
+def _float(flag):
+    def parse(v):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{flag}: expected a number, got {v!r}")
+        return f
+    return parse
+
+
+def _mem(v):
+    parse_mem(v)
+    return str(v)
+
+
+def _gpu_ids(v):
+    try:
+        return [int(x) for x in str(v).split(",")]
+    except ValueError:
+        raise ValueError(f"--dynet-gpu-ids: expected a comma-separated list of GPU ids, got {v!r}")
+
+
+FLAGS = {
+    "mem": ("mem", _mem, True),
+    "seed": ("seed", _int("--dynet-seed"), True),
+    "weight-decay": ("weight_decay", _float("--dynet-weight-decay"), True),
+    "autobatch": ("autobatch", _int("--dynet-autobatch"), True),
+    "profiling": ("profiling", _int("--dynet-profiling"), True),
+    "gpus": ("requested_gpus", _int("--dynet-gpus"), True),
+    "gpu-ids": ("gpu_mask", _gpu_ids, True),
+    "devices": ("devices", str, True),
+    "gpu": ("requested_gpus", None, False),
+    "viz": ("viz", None, False),
+    "shared-parameters": ("shared_parameters", None, False),
+}
+
+
+def parse_args(argv, remove=True):
+    """Read the --dynet-* flags (also --dynet_*, and --flag=value) from argv.
+
+    Returns a dict of settings; with remove=True the consumed items are deleted from argv in place,
+    as DyNet does, so the program's own argument parser never sees them.
+    """
+    found = {}
+    i = 1
+    keep = list(argv[:1])
+    while i < len(argv):
+        arg = argv[i]
+        if not isinstance(arg, str) or not (arg.startswith("--dynet-") or arg.startswith("--dynet_")):
+            keep.append(arg)
+            i += 1
+            continue
+        name, eq, inline = arg[len("--dynet-"):].partition("=")
+        name = name.replace("_", "-")
+        if name not in FLAGS:
+            raise ValueError(f"unknown DyNet flag {arg!r}; known: "
+                             + ", ".join("--dynet-" + f for f in sorted(FLAGS)))
+        key, parse, takes_value = FLAGS[name]
+        if not takes_value:
+            found[key] = 1 if key == "requested_gpus" else True
+            i += 1
+            continue
+        if eq:
+            value = inline
+            i += 1
+        else:
+            if i + 1 >= len(argv) or (isinstance(argv[i + 1], str) and argv[i + 1].startswith("--")):
+                raise ValueError(f"{arg} needs a value")
+            value = argv[i + 1]
+            i += 2
+        found[key] = parse(value)
+    if remove:
+        argv[:] = keep
+    return found
+
+
+def check_devices(settings):
+    """Asking for a GPU needs CuPy and a device: otherwise a RuntimeError, as DyNet built without CUDA."""
+    wants_gpu = settings.get("requested_gpus", 0) or settings.get("gpu_mask") or \
+        "GPU" in str(settings.get("devices", "CPU")).upper()
+    if wants_gpu:
+        from dynet.core.device import gpu_available
+        ok, why = gpu_available()
+        if not ok:
+            raise RuntimeError("DyNet GPU support was requested (--dynet-gpus/--dynet-devices/"
+                               "dynet_config.set_gpu) but no GPU can be used: " + why)

@@ -1,0 +1,51 @@
+# The computation graph and its nodes. A node *is* its Expression: one small C-level object per
+# operation, holding its shape, raw pointers to its value and gradient, and its arguments.
+from dynet.core.dim cimport Dim
+from dynet.core.memory cimport Arena
+
+
+cdef class Expression:
+    cdef int version           # graph version this node belongs to; -1 once reverted away
+    cdef int index             # position in the graph
+    cdef Dim d
+    cdef float* val            # forward value (fwd pool, or a parameter's storage)
+    cdef float* grad           # gradient (bwd pool, or a parameter's gradient); NULL if not needed
+    cdef tuple args            # argument Expressions (always older nodes: no cycles)
+    cdef bint needs_grad       # leads to an updated parameter
+    cdef bint external_grad    # grad points at storage the node does not own (parameters)
+
+    # Every node type overrides these. `forward` fills self.val from the args' values;
+    # `backward` adds d(loss)/d(arg) into each arg whose grad is not NULL.
+    cdef int forward_impl(self) except -1
+    cdef int backward_impl(self) except -1
+    cpdef str op_name(self)
+    cdef str describe(self)
+    cdef int _live(self, str what) except -1
+    cdef int _ensure_value(self, bint recalculate) except -1
+    cdef object _as_numpy(self, float* data)
+
+
+cdef class ComputationGraph:
+    cdef readonly int _version
+    cdef list nodes
+    cdef int n_forwarded
+    cdef Arena fwd
+    cdef Arena bwd
+    cdef list checkpoints
+    cdef bint immediate_compute
+    cdef bint check_validity
+
+    cdef int forward_to(self, int index) except -1
+    cdef int invalidate_from(self, int index) except -1
+    cdef int run_backward(self, Expression root, bint full) except -1
+
+
+cdef ComputationGraph the_cg()
+cdef Expression add_node(Expression node, tuple args, Dim d)
+cdef Expression add_node_noalloc(Expression node, tuple args, Dim d)
+cdef int check_live(Expression e, str op) except -1
+cdef float* fwd_scratch(size_t n) except NULL
+cdef Expression as_expr(object x, str op)
+cdef tuple as_expr_tuple(object xs, str op)
+cdef object np_view(float* p, Py_ssize_t n)
+cdef long to_index(object v, str op) except? -1

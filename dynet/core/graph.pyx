@@ -1,0 +1,449 @@
+"""The computation graph: node registration, lazy incremental forward, backward, Expression's API.
+
+There is one graph at a time (as in DyNet). `renew_cg` bumps its version and releases every node's
+memory at once; an Expression remembers the version it was made in, so a stale Expression is caught
+before its (released) memory could be read.
+"""
+cimport cython
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc.string cimport memset, memcpy
+from libc.math cimport isfinite
+
+import numpy as np
+cimport numpy as cnp
+
+from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
+from dynet.core.memory cimport Arena
+
+cnp.import_array()
+
+
+cdef class Expression:
+    """A node of the computation graph, and the user's handle on its value and gradient."""
+
+    cdef int forward_impl(self) except -1:
+        raise RuntimeError(f"internal error: {type(self).__name__} has no forward")
+
+    cdef int backward_impl(self) except -1:
+        raise RuntimeError(f"internal error: {type(self).__name__} has no backward")
+
+    cpdef str op_name(self):
+        return type(self).__name__
+
+    cdef str describe(self):
+        """One line for print_text_graphviz: the op applied to its arguments' names."""
+        cdef Expression a
+        return self.op_name() + "(" + ", ".join([f"v{a.index}" for a in self.args]) + ")"
+
+    # ---- the user's API -------------------------------------------------------------------
+    cdef int _live(self, str what) except -1:
+        return check_live(self, what)
+
+    cdef int _ensure_value(self, bint recalculate) except -1:
+        self._live("value")
+        if recalculate:
+            _cg.invalidate_from(0)
+        _cg.forward_to(self.index)
+        return 0
+
+    def dim(self):
+        """((dims of one batch element), batch size), as in DyNet."""
+        self._live("dim")
+        return (dim_shape(&self.d), self.d.bd)
+
+    def forward(self, recalculate=False):
+        """Run the (incremental) forward pass up to this expression."""
+        self._ensure_value(recalculate)
+
+    def recalculate(self):
+        """Recompute the whole graph up to this expression (for re-set inputs) and return its value."""
+        self._ensure_value(True)
+        return self.value()
+
+    cdef object _as_numpy(self, float* data):
+        shape = dim_shape(&self.d)
+        if self.d.bd > 1:
+            shape = shape + (self.d.bd,)
+        cdef Py_ssize_t n = total_size(&self.d)
+        out = np.empty(shape, dtype=np.float64, order="F")
+        cdef double[::1, :] dummy
+        cdef cnp.ndarray arr = out
+        cdef double* dst = <double*>cnp.PyArray_DATA(arr)
+        cdef Py_ssize_t i
+        if data == NULL:
+            memset(dst, 0, n * sizeof(double))
+        else:
+            for i in range(n):
+                dst[i] = data[i]
+        return out
+
+    def npvalue(self, recalculate=False):
+        """The value as a numpy array (column-major); a batched value has the batch as its last axis."""
+        self._ensure_value(recalculate)
+        return self._as_numpy(self.val)
+
+    def scalar_value(self, recalculate=False):
+        """The value of a one-element expression as a float."""
+        self._ensure_value(recalculate)
+        if total_size(&self.d) != 1:
+            raise ValueError(f"scalar_value: expression {dim_str(&self.d)} is not a scalar")
+        return float(self.val[0])
+
+    def vec_value(self, recalculate=False):
+        """All values (every batch element), flattened in column-major order, as a list."""
+        self._ensure_value(recalculate)
+        cdef Py_ssize_t i, n = total_size(&self.d)
+        return [<double>self.val[i] for i in range(n)]
+
+    def value(self, recalculate=False):
+        """A float for a scalar, a list for a vector (or batch of them), else a numpy array."""
+        self._ensure_value(recalculate)
+        if self.d.nd <= 1:
+            if total_size(&self.d) == 1:
+                return float(self.val[0])
+            return self.vec_value()
+        return self._as_numpy(self.val)
+
+    def tensor_value(self, recalculate=False):
+        """The value as a Tensor (a copy that outlives the graph)."""
+        return Tensor(self.npvalue(recalculate), self.d.bd > 1)
+
+    def gradient(self):
+        """d(loss)/d(this) from the last backward pass, shaped like npvalue()."""
+        self._live("gradient")
+        return self._as_numpy(self.grad)
+
+    def backward(self, full=False):
+        """Backpropagate from this (scalar per batch element) expression; batch gradients are summed."""
+        self._live("backward")
+        _cg.run_backward(self, full)
+
+    def __repr__(self):
+        return f"expression {self.index}/{self.version}"
+
+    def __str__(self):
+        return self.__repr__()
+
+    @property
+    def vindex(self):
+        return self.index
+
+    @property
+    def cg_version(self):
+        return self.version
+
+    def __len__(self):
+        self._live("len")
+        return self.d.d[0] if self.d.nd else 1
+
+    # Operators: implemented by the node modules, which register them below (they import us).
+    def __add__(self, other):
+        return _operators["add"](self, other)
+
+    def __radd__(self, other):
+        return _operators["add"](other, self)
+
+    def __sub__(self, other):
+        return _operators["sub"](self, other)
+
+    def __rsub__(self, other):
+        return _operators["sub"](other, self)
+
+    def __mul__(self, other):
+        return _operators["mul"](self, other)
+
+    def __rmul__(self, other):
+        return _operators["mul"](other, self)
+
+    def __truediv__(self, other):
+        return _operators["div"](self, other)
+
+    def __rtruediv__(self, other):
+        return _operators["div"](other, self)
+
+    def __neg__(self):
+        return _operators["neg"](self)
+
+    def __pos__(self):
+        return self
+
+    def __getitem__(self, key):
+        return _operators["getitem"](self, key)
+
+    def __pow__(self, other, mod):
+        return _operators["pow"](self, other)
+
+
+cdef dict _operators = {}
+
+
+def register_operators(**fns):
+    """Called by the node modules at import time: Expression's operators dispatch through these."""
+    _operators.update(fns)
+
+
+class Tensor:
+    """A value copied out of the graph (DyNet's Tensor, from Expression.tensor_value())."""
+
+    def __init__(self, array, batched):
+        self._array = array
+        self.batched = batched
+
+    def as_numpy(self):
+        return self._array.copy()
+
+    def vec_value(self):
+        return list(np.ravel(self._array, order="F"))
+
+    def scalar_value(self):
+        if self._array.size != 1:
+            raise ValueError(f"Tensor.scalar_value: tensor of shape {self._array.shape} is not a scalar")
+        return float(self._array.ravel()[0])
+
+    def argmax(self):
+        return int(np.argmax(self._array))
+
+    def __repr__(self):
+        return f"Tensor({self._array!r})"
+
+
+# ---- the graph ------------------------------------------------------------------------------
+
+cdef class ComputationGraph:
+    """The one computation graph: an append-only list of nodes with lazy incremental forward."""
+
+    def __cinit__(self):
+        self._version = 0
+        self.nodes = []
+        self.n_forwarded = 0
+        self.fwd = Arena("forward", 16)
+        self.bwd = Arena("backward", 16)
+        self.checkpoints = []
+        self.immediate_compute = False
+        self.check_validity = False
+
+    cdef int forward_to(self, int index) except -1:
+        cdef Expression node
+        cdef int i
+        cdef Py_ssize_t j, n
+        for i in range(self.n_forwarded, index + 1):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            node.forward_impl()
+            self.n_forwarded = i + 1
+            if self.check_validity:
+                n = total_size(&node.d)
+                for j in range(n):
+                    if not isfinite(node.val[j]):
+                        raise RuntimeError(f"{node.op_name()} (node v{i}, {dim_str(&node.d)}) "
+                                           f"produced a non-finite value {node.val[j]}")
+        return 0
+
+    cdef int invalidate_from(self, int index) except -1:
+        if index < self.n_forwarded:
+            self.n_forwarded = index
+        return 0
+
+    cdef int run_backward(self, Expression root, bint full) except -1:
+        if batch_size(&root.d) != 1:
+            raise ValueError(f"backward: the expression must be a scalar (per batch element), "
+                             f"but its dimension is {dim_str(&root.d)}")
+        self.forward_to(root.index)
+        cdef int i, n = root.index + 1
+        cdef Expression node
+        # Lay out the gradients of every node that needs one, in one block zeroed by one memset.
+        cdef size_t need = 0
+        for i in range(n):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            if (full or node.needs_grad) and not (node.external_grad and node.needs_grad):
+                need += (total_size(&node.d) + 15) & ~(<size_t>15)
+        self.bwd.reset()
+        self.bwd.reserve(need)
+        for i in range(n):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            if node.external_grad and node.needs_grad:
+                continue                         # parameters accumulate straight into their own grad
+            if full or node.needs_grad:
+                node.grad = self.bwd.alloc(total_size(&node.d))
+            else:
+                node.grad = NULL
+        if self.bwd.used:
+            memset(self.bwd.block, 0, self.bwd.used * sizeof(float))
+        cdef Py_ssize_t k
+        if root.grad == NULL:
+            return 0                             # the loss does not depend on any parameter
+        for k in range(total_size(&root.d)):
+            root.grad[k] += 1.0
+        for i in range(n - 1, -1, -1):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            # leaves have nothing to propagate, except lookups (which scatter into their table)
+            if node.grad != NULL and (node.args or (node.needs_grad and not node.external_grad)):
+                node.backward_impl()
+        return 0
+
+    # ---- Python API -----------------------------------------------------------------------
+    def renew(self, immediate_compute=False, check_validity=False):
+        """Start a new graph: every existing Expression becomes stale."""
+        cdef Expression node
+        for node in self.nodes:
+            node.grad = NULL
+            node.val = NULL
+        self.nodes = []
+        self._version += 1
+        self.n_forwarded = 0
+        self.checkpoints = []
+        self.fwd.reset()
+        self.bwd.reset()
+        self.immediate_compute = bool(immediate_compute)
+        self.check_validity = bool(check_validity)
+
+    def version(self):
+        return self._version
+
+    def size(self):
+        return len(self.nodes)
+
+    def forward(self, last=None):
+        """Compute every node (or up to the Expression `last`)."""
+        cdef Expression e
+        if last is not None:
+            e = <Expression?>last
+            check_live(e, "forward")
+            self.forward_to(e.index)
+        elif self.nodes:
+            self.forward_to(len(self.nodes) - 1)
+
+    def checkpoint(self):
+        self.checkpoints.append((len(self.nodes), self.n_forwarded))
+
+    def revert(self):
+        if not self.checkpoints:
+            raise RuntimeError("cg_revert: there is no checkpoint to revert to (call cg_checkpoint first)")
+        cdef int size, forwarded
+        size, forwarded = self.checkpoints.pop()
+        cdef Expression node
+        for node in self.nodes[size:]:
+            node.version = -1                   # reverted away: stale from now on
+        del self.nodes[size:]
+        self.n_forwarded = min(self.n_forwarded, forwarded, size)
+        # The forward pool is not rewound: nodes before the checkpoint may hold scratch memory
+        # taken after it. It is released at the next renew_cg.
+
+    def parameters(self, params):
+        return params.expr()
+
+    def print_graphviz(self):
+        lines = ["digraph G {", "  rankdir=LR;", "  nodesep=.05;"]
+        cdef Expression node, a
+        for node in self.nodes:
+            lines.append(f'  N{node.index} [label="v{node.index} = {node.describe()} {dim_str(&node.d)}"];')
+        for node in self.nodes:
+            for a in node.args:
+                lines.append(f"  N{a.index} -> N{node.index};")
+        lines.append("}")
+        return "\n".join(lines)
+
+    @property
+    def memory(self):
+        """Bytes in use in the forward and backward pools."""
+        return {"forward": self.fwd.used_bytes, "backward": self.bwd.used_bytes}
+
+
+cdef ComputationGraph _cg = ComputationGraph()
+
+
+cdef ComputationGraph the_cg():
+    return _cg
+
+
+def cg():
+    """The current ComputationGraph."""
+    return _cg
+
+
+def set_pool_sizes(size_t fwd_mb, size_t bwd_mb):
+    """Size the forward/backward pools (from --dynet-mem); takes effect for the next graph."""
+    _cg.fwd = Arena("forward", fwd_mb)
+    _cg.bwd = Arena("backward", bwd_mb)
+    _cg.renew()
+
+
+cdef int check_live(Expression e, str op) except -1:
+    if e.version != _cg._version:
+        if e.version < 0:
+            raise RuntimeError(f"{op}: the expression (node v{e.index}) was removed by cg_revert()")
+        raise RuntimeError(f"{op}: stale expression from computation graph version {e.version}; "
+                           f"the current version is {_cg._version} (renew_cg() was called after "
+                           f"it was created)")
+    return 0
+
+
+@cython.boundscheck(False)
+cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
+    """Append `node` to the graph with arguments `args` and shape `d`, value memory left unset."""
+    cdef ComputationGraph cg = _cg
+    cdef bint needs_grad = False
+    cdef Expression a
+    cdef Py_ssize_t i
+    for i in range(len(args)):
+        a = <Expression>args[i]
+        if a.version != cg._version:
+            check_live(a, node.op_name())
+        needs_grad = needs_grad or a.needs_grad
+    node.args = args
+    node.d = d
+    node.version = cg._version
+    node.index = PyList_GET_SIZE(cg.nodes)
+    node.needs_grad = needs_grad or node.needs_grad
+    node.grad = NULL
+    cg.nodes.append(node)
+    if cg.immediate_compute:
+        cg.forward_to(node.index)
+    return node
+
+
+cdef Expression add_node(Expression node, tuple args, Dim d):
+    """Append `node` to the graph with its value allocated in the forward pool."""
+    node.val = _cg.fwd.alloc(total_size(&d))
+    node.external_grad = False
+    return add_node_noalloc(node, args, d)
+
+
+cdef float* fwd_scratch(size_t n) except NULL:
+    """Memory in the forward pool that lives until renew_cg (e.g. to keep softmax for backward)."""
+    return _cg.fwd.alloc(n)
+
+
+cdef Expression as_expr(object x, str op):
+    """An operation's argument as an Expression: Parameters and LookupParameters are accepted as
+    DyNet 2.1 does (their expression in the current graph); anything else is a TypeError."""
+    if isinstance(x, Expression):
+        return <Expression>x
+    expr = getattr(x, "expr", None)
+    if expr is not None and callable(expr):
+        return <Expression?>expr()
+    raise TypeError(f"{op}: expected an Expression, got {type(x).__name__} ({x!r:.60})")
+
+
+cdef tuple as_expr_tuple(object xs, str op):
+    if isinstance(xs, Expression):
+        raise TypeError(f"{op}: expected a list of Expressions, got a single Expression")
+    try:
+        items = list(xs)
+    except TypeError:
+        raise TypeError(f"{op}: expected a list of Expressions, got {type(xs).__name__}")
+    if not items:
+        raise ValueError(f"{op}: the list of expressions is empty")
+    return tuple([as_expr(x, op) for x in items])
+
+
+cdef object np_view(float* p, Py_ssize_t n):
+    """A float32 NumPy array over pool memory, without copying (valid until renew_cg)."""
+    cdef cnp.npy_intp size = n
+    return cnp.PyArray_SimpleNewFromData(1, &size, cnp.NPY_FLOAT32, p)
+
+
+cdef long to_index(object v, str op) except? -1:
+    """An integer argument (Python or NumPy int); a TypeError naming the op otherwise."""
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{op}: expected an integer index, got {type(v).__name__} ({v!r:.40})")
+    return v.__index__()

@@ -1,0 +1,713 @@
+"""Parameters: collections, Parameters and LookupParameters, initializers, and their graph nodes.
+
+Values and gradients are float32 NumPy arrays owned by the Parameters object and never replaced, so
+a parameter node can point straight at them (no copy per use) and a node keeps its parameter alive.
+"""
+cimport cython
+from libc.stdlib cimport malloc, realloc, free, calloc
+from libc.string cimport memset, memcpy
+cimport numpy as cnp
+import numpy as np
+
+from dynet.core.dim cimport (Dim, make_dim, make_dim1, total_size, batch_size, dim_shape, dim_str)
+from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch
+from dynet.core import config
+
+cnp.import_array()
+
+
+# ---- initializers ---------------------------------------------------------------------------
+
+class PyInitializer:
+    """Base class of the initializers: `initialize(array, is_lookup)` fills a float32 array shaped like
+    the parameter (for lookup parameters, (N,) + embedding shape)."""
+
+    def initialize(self, array, is_lookup=False):
+        raise TypeError(f"{type(self).__name__} does not define initialize()")
+
+
+class NormalInitializer(PyInitializer):
+    def __init__(self, mean=0, var=1):
+        if var < 0:
+            raise ValueError(f"NormalInitializer: variance must be >= 0, got {var}")
+        self.mean, self.var = float(mean), float(var)
+
+    def initialize(self, array, is_lookup=False):
+        array[...] = config.rng().normal(self.mean, np.sqrt(self.var), array.shape)
+
+
+class UniformInitializer(PyInitializer):
+    def __init__(self, scale):
+        self.scale = float(scale)
+
+    def initialize(self, array, is_lookup=False):
+        array[...] = config.rng().uniform(-self.scale, self.scale, array.shape)
+
+
+class ConstInitializer(PyInitializer):
+    def __init__(self, c):
+        self.c = float(c)
+
+    def initialize(self, array, is_lookup=False):
+        array[...] = self.c
+
+
+class IdentityInitializer(PyInitializer):
+    def initialize(self, array, is_lookup=False):
+        if array.ndim != 2 or array.shape[0] != array.shape[1]:
+            raise ValueError(f"IdentityInitializer: needs a square matrix, got shape {array.shape}")
+        array[...] = np.eye(array.shape[0])
+
+
+class GlorotInitializer(PyInitializer):
+    """Uniform in +-gain*sqrt(6/(sum of the dimensions)); a lookup table's row count is left out, and a
+    4-d convolution filter counts its receptive field in both fans."""
+
+    def __init__(self, is_lookup=False, gain=1.0):
+        self.is_lookup, self.gain = bool(is_lookup), float(gain)
+
+    def initialize(self, array, is_lookup=False):
+        shape = array.shape[1:] if (is_lookup or self.is_lookup) and array.ndim > 1 else array.shape
+        if len(shape) == 4:
+            field = shape[0] * shape[1]
+            fan = shape[2] * field + shape[3] * field
+        else:
+            fan = sum(shape)
+        scale = self.gain * np.sqrt(6.0 / fan)
+        array[...] = config.rng().uniform(-scale, scale, array.shape)
+
+
+class SaxeInitializer(PyInitializer):
+    """A random orthonormal matrix (Saxe et al. 2014), times `scale`."""
+
+    def __init__(self, scale=1.0):
+        self.scale = float(scale)
+
+    def initialize(self, array, is_lookup=False):
+        if array.ndim != 2 or array.shape[0] != array.shape[1]:
+            raise ValueError(f"SaxeInitializer: needs a square matrix, got shape {array.shape}")
+        q, r = np.linalg.qr(config.rng().normal(0, 1, array.shape))
+        array[...] = self.scale * q * np.sign(np.diag(r))
+
+
+class NumpyInitializer(PyInitializer):
+    def __init__(self, array):
+        self.array = np.asarray(array, dtype=np.float32)
+
+    def initialize(self, array, is_lookup=False):
+        if self.array.shape != array.shape:
+            raise ValueError(f"NumpyInitializer: array of shape {self.array.shape} for a parameter of "
+                             f"shape {array.shape}")
+        array[...] = self.array
+
+
+class FromFileInitializer(PyInitializer):
+    """Values from a file written by Parameters.save / a model save (DyNet's text format)."""
+
+    def __init__(self, fname):
+        self.fname = fname
+
+    def initialize(self, array, is_lookup=False):
+        from dynet import io as dyio
+        array[...] = dyio.read_first_tensor(self.fname, array.shape, is_lookup)
+
+
+# ---- graph nodes for parameters -------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+@cython.freelist(128)
+cdef class ParameterNode(Expression):
+    """A parameter in the graph: its value *is* the parameter's storage (no copy)."""
+    cdef Parameters param
+
+    cpdef str op_name(self):
+        return "parameter"
+
+    cdef str describe(self):
+        return f"parameter({self.param._name}, {dim_str(&self.d)})"
+
+    cdef int forward_impl(self) except -1:
+        return 0
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(128)
+cdef class LookupNode(Expression):
+    """Rows of a lookup table (one per batch element), copied into the graph."""
+    cdef LookupParameters table
+    cdef int* rows        # in the forward pool
+    cdef int nrows
+
+    cpdef str op_name(self):
+        return "lookup"
+
+    cdef str describe(self):
+        return f"lookup({self.table._name}, {[self.rows[i] for i in range(self.nrows)]})"
+
+    cdef int forward_impl(self) except -1:
+        cdef Py_ssize_t i, n = self.table.row_size
+        for i in range(self.nrows):
+            memcpy(self.val + i * n, self.table.vptr + self.rows[i] * n, n * sizeof(float))
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        return lookup_backward(self)
+
+
+@cython.final
+@cython.no_gc
+cdef class LookupTableNode(Expression):
+    """A whole lookup table as one {d, N} expression (dy.parameter(lookup_parameters))."""
+    cdef LookupParameters table
+
+    cpdef str op_name(self):
+        return "lookup_table"
+
+    cdef int forward_impl(self) except -1:
+        return 0
+
+
+cdef int lookup_backward(LookupNode node) except -1:
+    """Scatter the node's gradient into the table's gradient rows and remember which rows got one."""
+    cdef LookupParameters t = node.table
+    cdef Py_ssize_t i, j, n = t.row_size
+    cdef float* src
+    cdef float* dst
+    for i in range(node.nrows):
+        src = node.grad + i * n
+        dst = t.gptr + node.rows[i] * n
+        for j in range(n):
+            dst[j] += src[j]
+        t.mark_touched(node.rows[i])
+    return 0
+
+
+# ---- Parameters -----------------------------------------------------------------------------
+
+cdef object _new_storage(Py_ssize_t n):
+    return np.zeros(n, dtype=np.float32)
+
+
+cdef class Parameters:
+    """A trainable tensor of a ParameterCollection."""
+
+    def __init__(self):
+        raise TypeError("Parameters are created by ParameterCollection.add_parameters")
+
+    cdef Expression node(self, bint update):
+        cdef Expression cached = self._expr_update if update else self._expr_const
+        if cached is not None and cached.version == the_cg()._version:
+            return cached
+        cdef ParameterNode node = ParameterNode.__new__(ParameterNode)
+        node.param = self
+        node.val = self.vptr
+        node.grad = NULL
+        node.external_grad = True
+        node.needs_grad = update and self.updated
+        add_node_noalloc(node, (), self.d)
+        if node.needs_grad:
+            node.grad = self.gptr
+            self.has_grad = True
+        if update:
+            self._expr_update = node
+        else:
+            self._expr_const = node
+        return node
+
+    def expr(self, update=True):
+        """This parameter as an Expression of the current graph (made once per graph)."""
+        return self.node(update)
+
+    def as_array(self):
+        """The values as a numpy array (a copy) shaped like the parameter."""
+        return np.asarray(self.values, dtype=np.float64).reshape(dim_shape(&self.d), order="F")
+
+    def grad_as_array(self):
+        return np.asarray(self.grads, dtype=np.float64).reshape(dim_shape(&self.d), order="F")
+
+    def shape(self):
+        return dim_shape(&self.d)
+
+    def dim(self):
+        return (dim_shape(&self.d), 1)
+
+    def name(self):
+        return self._name
+
+    def get_index(self):
+        return self._owner._index_of(self) if self._owner is not None else 0
+
+    def is_updated(self):
+        return self.updated
+
+    def set_updated(self, b):
+        self.updated = bool(b)
+
+    def zero(self):
+        self.values[...] = 0
+
+    def scale(self, s):
+        self.values *= np.float32(s)
+
+    def scale_gradient(self, s):
+        self.grads *= np.float32(s)
+
+    def clip_inplace(self, left, right):
+        if left > right:
+            raise ValueError(f"clip_inplace: left {left} > right {right}")
+        np.clip(self.values, left, right, out=self.values)
+
+    def set_value(self, arr):
+        """Replace the values with those of an array of the parameter's shape."""
+        self.values[...] = _as_column_major(arr, dim_shape(&self.d), f"set_value of {self._name}")
+
+    def load_array(self, arr):
+        self.set_value(arr)
+
+    # DyNet 2.1 lets a Parameters object stand where an Expression is expected.
+    def npvalue(self, recalculate=False):
+        return self.expr().npvalue(recalculate)
+
+    def value(self, recalculate=False):
+        return self.expr().value(recalculate)
+
+    def scalar_value(self, recalculate=False):
+        return self.expr().scalar_value(recalculate)
+
+    def vec_value(self, recalculate=False):
+        return self.expr().vec_value(recalculate)
+
+    def tensor_value(self, recalculate=False):
+        return self.expr().tensor_value(recalculate)
+
+    def forward(self, recalculate=False):
+        return self.expr().forward(recalculate)
+
+    def backward(self, full=False):
+        return self.expr().backward(full)
+
+    def gradient(self):
+        return self.grad_as_array()
+
+    def __add__(self, other):
+        return self.node(True) + other
+
+    def __radd__(self, other):
+        return other + self.node(True)
+
+    def __sub__(self, other):
+        return self.node(True) - other
+
+    def __rsub__(self, other):
+        return other - self.node(True)
+
+    def __mul__(self, other):
+        return self.node(True) * other
+
+    def __rmul__(self, other):
+        return other * self.node(True)
+
+    def __truediv__(self, other):
+        return self.node(True) / other
+
+    def __neg__(self):
+        return -self.node(True)
+
+    def __repr__(self):
+        return f"<Parameters {self._name} {dim_str(&self.d)}>"
+
+
+cdef object _as_column_major(object arr, tuple shape, str what):
+    a = np.asarray(arr, dtype=np.float32)
+    if a.shape != shape:
+        if a.size == int(np.prod(shape)) and (a.ndim <= 1 or len(shape) <= 1):
+            a = a.reshape(shape, order="F")
+        else:
+            raise ValueError(f"{what}: array of shape {a.shape} for a parameter of shape {shape}")
+    return np.ravel(a, order="F")
+
+
+cdef Parameters new_parameters(object owner, str name, Dim d):
+    cdef Parameters p = Parameters.__new__(Parameters)
+    cdef cnp.ndarray v = _new_storage(total_size(&d))
+    cdef cnp.ndarray g = _new_storage(total_size(&d))
+    p.values = v
+    p.grads = g
+    p.vptr = <float*>cnp.PyArray_DATA(v)
+    p.gptr = <float*>cnp.PyArray_DATA(g)
+    p.d = d
+    p._name = name
+    p._owner = owner
+    p.updated = True
+    return p
+
+
+# ---- LookupParameters -----------------------------------------------------------------------
+
+cdef class LookupParameters:
+    """A table of N embeddings; `lookup` copies rows into the graph, and only the rows that got
+    gradients are updated by sparse trainers."""
+
+    def __init__(self):
+        raise TypeError("LookupParameters are created by ParameterCollection.add_lookup_parameters")
+
+    def __dealloc__(self):
+        free(self.touched)
+        free(self.touched_list)
+
+    cdef int mark_touched(self, int row) except -1:
+        if self.touched[row]:
+            return 0
+        self.touched[row] = 1
+        if self.n_touched == self.touched_cap:
+            self.touched_cap = max(16, 2 * self.touched_cap)
+            self.touched_list = <int*>realloc(self.touched_list, self.touched_cap * sizeof(int))
+            if self.touched_list == NULL:
+                raise MemoryError()
+        self.touched_list[self.n_touched] = row
+        self.n_touched += 1
+        return 0
+
+    def touched_rows(self):
+        """Rows that received gradients since the last clear (all rows after a dense use)."""
+        if self.all_rows_touched:
+            return np.arange(self.n, dtype=np.int64)
+        return np.array([self.touched_list[i] for i in range(self.n_touched)], dtype=np.int64)
+
+    def clear_touched(self):
+        cdef int i
+        for i in range(self.n_touched):
+            self.touched[self.touched_list[i]] = 0
+        self.n_touched = 0
+        self.all_rows_touched = False
+
+    cdef int _check_row(self, object index, str op) except -1:
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"{op}: index must be an integer, got {type(index).__name__}")
+        if index < 0 or index >= self.n:
+            raise IndexError(f"{op}: index {index} is out of range for lookup parameters "
+                             f"{self._name} with {self.n} rows")
+        return 0
+
+    cdef Expression lookup_rows(self, object indices, bint update, bint batched, str op):
+        if batched:
+            try:
+                indices = list(indices)
+            except TypeError:
+                raise TypeError(f"{op}: indices must be a list of integers, got {type(indices).__name__}")
+            if not indices:
+                raise ValueError(f"{op}: the list of indices is empty")
+        else:
+            indices = [indices]
+        for i in indices:
+            self._check_row(i, op)
+        cdef LookupNode node = LookupNode.__new__(LookupNode)
+        node.table = self
+        node.nrows = len(indices)
+        node.rows = <int*>fwd_scratch(node.nrows)
+        cdef int k
+        for k in range(node.nrows):
+            node.rows[k] = indices[k]
+        node.needs_grad = update and self.updated
+        cdef Dim d = self.d
+        d.bd = node.nrows
+        return add_node(node, (), d)
+
+    def __getitem__(self, i):
+        return self.lookup_rows(i, True, False, "lookup")
+
+    def batch(self, indices):
+        return self.lookup_rows(indices, True, True, "lookup_batch")
+
+    def expr(self, update=True):
+        """The whole table as a {d, N} expression (DyNet: dy.parameter(lookup_parameters))."""
+        if self.d.nd != 1:
+            raise ValueError(f"expr: only tables of vectors can be used whole, {self._name} has rows "
+                             f"{dim_str(&self.d)}")
+        cdef LookupTableNode node = LookupTableNode.__new__(LookupTableNode)
+        node.table = self
+        node.val = self.vptr
+        node.external_grad = True
+        node.needs_grad = update and self.updated
+        cdef Dim d = self.d
+        d.d[1] = self.n
+        d.nd = 2
+        add_node_noalloc(node, (), d)
+        if node.needs_grad:
+            node.grad = self.gptr
+            self.all_rows_touched = True
+        return node
+
+    def as_array(self):
+        """Shape (N,) + embedding shape, each embedding in its own row."""
+        shape = dim_shape(&self.d)
+        flat = np.asarray(self.values, dtype=np.float64)
+        return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
+
+    def grad_as_array(self):
+        shape = dim_shape(&self.d)
+        flat = np.asarray(self.grads, dtype=np.float64)
+        return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
+
+    def row_as_array(self, row):
+        self._check_row(row, "row_as_array")
+        return self.as_array()[row]
+
+    def rows_as_array(self, rows):
+        for r in rows:
+            self._check_row(r, "rows_as_array")
+        return self.as_array()[list(rows)]
+
+    def row_grad_as_array(self, row):
+        self._check_row(row, "row_grad_as_array")
+        return self.grad_as_array()[row]
+
+    def rows_grad_as_array(self, rows):
+        for r in rows:
+            self._check_row(r, "rows_grad_as_array")
+        return self.grad_as_array()[list(rows)]
+
+    def init_row(self, row, values):
+        """Set one embedding."""
+        self._check_row(row, "init_row")
+        shape = dim_shape(&self.d)
+        self.values[row * self.row_size:(row + 1) * self.row_size] = _as_column_major(
+            values, shape, f"init_row of {self._name}")
+
+    def init_from_array(self, arr):
+        """Set the whole table from an array of shape (N,) + embedding shape."""
+        a = np.asarray(arr, dtype=np.float32)
+        want = (self.n,) + dim_shape(&self.d)
+        if a.shape != want:
+            raise ValueError(f"init_from_array: array of shape {a.shape} for lookup parameters "
+                             f"{self._name} of shape {want}")
+        self.values[...] = a.transpose([0] + list(range(a.ndim - 1, 0, -1))).ravel()
+
+    def shape(self):
+        return (self.n,) + dim_shape(&self.d)
+
+    def dim(self):
+        return ((self.n,) + dim_shape(&self.d), 1)
+
+    def name(self):
+        return self._name
+
+    def is_updated(self):
+        return self.updated
+
+    def set_updated(self, b):
+        self.updated = bool(b)
+
+    def zero(self):
+        self.values[...] = 0
+
+    def scale(self, s):
+        self.values *= np.float32(s)
+
+    def scale_gradient(self, s):
+        self.grads *= np.float32(s)
+
+    def __repr__(self):
+        return f"<LookupParameters {self._name} {self.n} x {dim_str(&self.d)}>"
+
+
+cdef LookupParameters new_lookup(object owner, str name, int n, Dim d):
+    cdef LookupParameters p = LookupParameters.__new__(LookupParameters)
+    cdef Py_ssize_t size = batch_size(&d)
+    cdef cnp.ndarray v = _new_storage(size * n)
+    cdef cnp.ndarray g = _new_storage(size * n)
+    p.values = v
+    p.grads = g
+    p.vptr = <float*>cnp.PyArray_DATA(v)
+    p.gptr = <float*>cnp.PyArray_DATA(g)
+    p.d = d
+    p.n = n
+    p.row_size = size
+    p._name = name
+    p._owner = owner
+    p.updated = True
+    p.touched = <unsigned char*>calloc(n, 1)
+    if p.touched == NULL:
+        raise MemoryError()
+    return p
+
+
+# ---- collections ----------------------------------------------------------------------------
+
+class ParameterCollection:
+    """Holds Parameters and LookupParameters (DyNet 2.0 calls it Model). Subcollections share the
+    root's lists, so the root's trainer updates everything."""
+
+    def __init__(self, _parent=None, _prefix="/"):
+        self._root = self if _parent is None else _parent._root
+        self._prefix = _prefix
+        self._counter = 0          # names the unnamed parameters and lookups: _0, _1, ...
+        self._sub_counter = 0
+        self._names = set()
+        if _parent is None:
+            self._params = []
+            self._lookups = []
+            self.weight_decay = 0.0
+        self._own_params = []
+        self._own_lookups = []
+        self._children = []
+
+    def _new_name(self, name, what):
+        if name is None:
+            name = f"_{self._counter}"
+            self._counter += 1
+        else:
+            if not isinstance(name, str) or not name or "/" in name:
+                raise ValueError(f"{what}: a name must be a non-empty string without '/', got {name!r}")
+        full = self._prefix + name
+        if full in self._names:
+            raise ValueError(f"{what}: the name {full!r} is already used in this collection")
+        self._names.add(full)
+        return full
+
+    def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
+        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot)."""
+        cdef Dim d = make_dim(dim)
+        if init is None:
+            init = GlorotInitializer(gain=1.0) if scale is None else GlorotInitializer(gain=scale)
+        elif isinstance(init, (int, float)):
+            init = ConstInitializer(init)
+        elif isinstance(init, np.ndarray):
+            init = NumpyInitializer(init)
+        if not isinstance(init, PyInitializer):
+            raise TypeError(f"add_parameters: init must be an initializer, got {type(init).__name__}")
+        cdef Parameters p = new_parameters(self, self._new_name(name, "add_parameters"), d)
+        arr = np.zeros(dim_shape(&d), dtype=np.float32)
+        init.initialize(arr, False)
+        p.values[...] = np.ravel(arr, order="F")
+        self._root._params.append(p)
+        self._own_params.append(p)
+        return p
+
+    def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None):
+        """A new table: dim[0] embeddings of shape dim[1:] (default init: Glorot for lookups)."""
+        if isinstance(dim, int) or len(tuple(dim)) < 2:
+            raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
+                             f"got {dim!r}")
+        dim = tuple(dim)
+        cdef Dim d = make_dim(dim[1:])
+        make_dim(dim[:1])
+        if init is None:
+            init = GlorotInitializer(is_lookup=True)
+        elif isinstance(init, np.ndarray):
+            init = NumpyInitializer(init)
+        if not isinstance(init, PyInitializer):
+            raise TypeError(f"add_lookup_parameters: init must be an initializer, got {type(init).__name__}")
+        cdef LookupParameters p = new_lookup(self, self._new_name(name, "add_lookup_parameters"),
+                                             int(dim[0]), d)
+        arr = np.zeros(dim, dtype=np.float32)
+        init.initialize(arr, True)
+        p.init_from_array(arr)
+        self._root._lookups.append(p)
+        self._own_lookups.append(p)
+        return p
+
+    def parameters_from_numpy(self, array, name=None, device=None):
+        array = np.asarray(array, dtype=np.float32)
+        return self.add_parameters(array.shape, NumpyInitializer(array), name=name)
+
+    def lookup_parameters_from_numpy(self, array, name=None, device=None):
+        array = np.asarray(array, dtype=np.float32)
+        return self.add_lookup_parameters(array.shape, NumpyInitializer(array), name=name)
+
+    def add_subcollection(self, name=None):
+        if name is None:
+            name = f"_{self._sub_counter}"
+            self._sub_counter += 1
+        elif not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"add_subcollection: a name must be a non-empty string without '/', got {name!r}")
+        full = self._prefix + name + "/"
+        if full in self._names:
+            raise ValueError(f"add_subcollection: the name {full!r} is already used")
+        self._names.add(full)
+        child = ParameterCollection(self, full)
+        child._names = self._names
+        self._children.append(child)
+        return child
+
+    def _all(self, kind):
+        out = list(getattr(self, kind))
+        for c in self._children:
+            out.extend(c._all(kind))
+        return out
+
+    def parameters_list(self):
+        """Every Parameters of this collection and its subcollections, in creation order."""
+        if self._root is self:
+            return list(self._params)
+        mine = set(map(id, self._all("_own_params")))
+        return [p for p in self._root._params if id(p) in mine]
+
+    def lookup_parameters_list(self):
+        if self._root is self:
+            return list(self._lookups)
+        mine = set(map(id, self._all("_own_lookups")))
+        return [p for p in self._root._lookups if id(p) in mine]
+
+    def _index_of(self, p):
+        return self._root._params.index(p)
+
+    def parameter_count(self):
+        return sum(int(np.prod(p.shape())) for p in self.parameters_list()) + \
+            sum(int(np.prod(p.shape())) for p in self.lookup_parameters_list())
+
+    def name(self):
+        return self._prefix
+
+    def get_weight_decay(self):
+        return self._root.weight_decay
+
+    def set_weight_decay_lambda(self, lam):
+        if lam < 0:
+            raise ValueError(f"set_weight_decay_lambda: lambda must be >= 0, got {lam}")
+        self._root.weight_decay = float(lam)
+
+    def __repr__(self):
+        return f"<ParameterCollection {self._prefix}: {len(self.parameters_list())} parameters, " \
+               f"{len(self.lookup_parameters_list())} lookup parameters>"
+
+
+Model = ParameterCollection
+
+
+# ---- the functions that put parameters in the graph -----------------------------------------
+
+def parameter(*params, update=True):
+    """The expression of one parameter (or a tuple of them): DyNet 2.0's dy.parameter(p)."""
+    if not params:
+        raise TypeError("parameter: needs at least one Parameters or LookupParameters")
+    out = []
+    for p in params:
+        if isinstance(p, Parameters):
+            out.append((<Parameters>p).node(update))
+        elif isinstance(p, LookupParameters):
+            out.append(p.expr(update))
+        else:
+            raise TypeError(f"parameter: expected Parameters or LookupParameters, got {type(p).__name__}")
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def const_parameter(*params):
+    """Like parameter(), but not updated by training."""
+    return parameter(*params, update=False)
+
+
+def lookup(LookupParameters p, index=0, update=True):
+    """The embedding at `index` of a lookup table."""
+    return p.lookup_rows(index, update, False, "lookup")
+
+
+def lookup_batch(LookupParameters p, indices, update=True):
+    """A minibatch of embeddings: batch element i is row indices[i]."""
+    return p.lookup_rows(indices, update, True, "lookup_batch")
+
+
+def const_lookup(LookupParameters p, index=0):
+    return p.lookup_rows(index, False, False, "const_lookup")

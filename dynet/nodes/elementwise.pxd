@@ -1,0 +1,31 @@
+# Elementwise maps as table rows: one node class per arity, an op code selects the formula.
+from dynet.core.graph cimport Expression
+
+cdef enum UnaryOp:
+    U_TANH, U_LOGISTIC, U_RECTIFY, U_EXP, U_LOG, U_SQUARE, U_SQRT, U_CUBE, U_ABS,
+    U_SIN, U_COS, U_TAN, U_ASIN, U_ACOS, U_ATAN, U_SINH, U_COSH, U_ASINH, U_ACOSH, U_ATANH,
+    U_ERF, U_LGAMMA, U_LOG_SIGMOID, U_ELU, U_SELU, U_SILU, U_SOFTSIGN,
+    U_ROUND, U_CEIL, U_FLOOR,
+    U_AFFINE,      # alpha * x + beta  (scalar +, -, * and negation)
+    U_RDIV,        # alpha / x         (scalar / expression)
+    U_POWC,        # x ** alpha        (expression ** scalar)
+    U_IDENTITY,    # value unchanged (nobackprop etc. override backward)
+    N_UNARY
+
+cdef enum BinaryOp:
+    B_ADD, B_SUB, B_MUL, B_DIV, B_MIN, B_MAX, B_POW
+
+cdef class Unary(Expression):
+    cdef int op
+    cdef float alpha, beta
+
+cdef class Binary(Expression):
+    cdef int op
+    cdef int sizes[8]
+    cdef Py_ssize_t sa[8]
+    cdef Py_ssize_t sb[8]
+    cdef int mode            # 0: same layout, 1: batch broadcast only, 2: general broadcast
+    cdef void _general(self, bint backward) noexcept
+
+cdef Expression unary(object x, int op, float alpha=*, float beta=*)
+cdef Expression binary(object a, object b, int op)

@@ -1,0 +1,531 @@
+"""Elementwise nodes: unary maps (tanh, exp, ... and scalar arithmetic) and binary maps with
+DyNet's broadcasting (each dimension, the batch included, must match or be 1).
+
+A new elementwise function is one row: an op code in elementwise.pxd, its formula in `unary_value`,
+its derivative in `unary_derivative`, and a name in UNARY_NAMES.
+"""
+cimport cython
+from libc.math cimport (tanhf, expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf, atanf,
+                        sinhf, coshf, asinhf, acoshf, atanhf, erff, lgammaf, log1pf, roundf,
+                        ceilf, floorf, powf, fminf, fmaxf, M_PI, NAN)
+from libc.math cimport log as c_log
+from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
+from dynet.core.graph cimport Expression, add_node, as_expr
+
+cdef float SELU_LAMBDA = 1.0507009873554805
+cdef float SELU_ALPHA = 1.6732632423543772
+
+UNARY_NAMES = {
+    U_TANH: "tanh", U_LOGISTIC: "logistic", U_RECTIFY: "rectify", U_EXP: "exp", U_LOG: "log",
+    U_SQUARE: "square", U_SQRT: "sqrt", U_CUBE: "cube", U_ABS: "abs", U_SIN: "sin", U_COS: "cos",
+    U_TAN: "tan", U_ASIN: "asin", U_ACOS: "acos", U_ATAN: "atan", U_SINH: "sinh", U_COSH: "cosh",
+    U_ASINH: "asinh", U_ACOSH: "acosh", U_ATANH: "atanh", U_ERF: "erf", U_LGAMMA: "lgamma",
+    U_LOG_SIGMOID: "log_sigmoid", U_ELU: "elu", U_SELU: "selu", U_SILU: "silu",
+    U_SOFTSIGN: "softsign", U_ROUND: "round", U_CEIL: "ceil", U_FLOOR: "floor",
+    U_AFFINE: "affine", U_RDIV: "scalar_div", U_POWC: "pow", U_IDENTITY: "identity",
+}
+BINARY_NAMES = {B_ADD: "+", B_SUB: "-", B_MUL: "cmult", B_DIV: "cdiv", B_MIN: "bmin",
+                B_MAX: "bmax", B_POW: "pow"}
+
+
+cdef inline float digamma(float xf) noexcept nogil:
+    """psi(x): shift x above 6 with the recurrence, then the asymptotic series."""
+    cdef double x = xf, r = 0, f
+    if x <= 0 and x == <double>(<long>x):
+        return NAN
+    while x < 6:
+        r -= 1 / x
+        x += 1
+    f = 1 / (x * x)
+    return <float>(r + c_log(x) - 0.5 / x
+                   - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132)))))
+
+
+cdef inline float unary_value(int op, float x, float a, float b) noexcept nogil:
+    if op == U_TANH: return tanhf(x)
+    if op == U_LOGISTIC: return 1.0 / (1.0 + expf(-x))
+    if op == U_RECTIFY: return x if x > 0 else 0.0
+    if op == U_EXP: return expf(x)
+    if op == U_LOG: return logf(x)
+    if op == U_SQUARE: return x * x
+    if op == U_SQRT: return sqrtf(x)
+    if op == U_CUBE: return x * x * x
+    if op == U_ABS: return fabsf(x)
+    if op == U_SIN: return sinf(x)
+    if op == U_COS: return cosf(x)
+    if op == U_TAN: return tanf(x)
+    if op == U_ASIN: return asinf(x)
+    if op == U_ACOS: return acosf(x)
+    if op == U_ATAN: return atanf(x)
+    if op == U_SINH: return sinhf(x)
+    if op == U_COSH: return coshf(x)
+    if op == U_ASINH: return asinhf(x)
+    if op == U_ACOSH: return acoshf(x)
+    if op == U_ATANH: return atanhf(x)
+    if op == U_ERF: return erff(x)
+    if op == U_LGAMMA: return lgammaf(x)
+    if op == U_LOG_SIGMOID: return -log1pf(expf(-x)) if x > 0 else x - log1pf(expf(x))
+    if op == U_ELU: return x if x > 0 else a * (expf(x) - 1)
+    if op == U_SELU: return SELU_LAMBDA * (x if x > 0 else SELU_ALPHA * (expf(x) - 1))
+    if op == U_SILU: return x / (1.0 + expf(-a * x))
+    if op == U_SOFTSIGN: return x / (1 + fabsf(x))
+    if op == U_ROUND: return roundf(x)
+    if op == U_CEIL: return ceilf(x)
+    if op == U_FLOOR: return floorf(x)
+    if op == U_AFFINE: return a * x + b
+    if op == U_RDIV: return a / x
+    if op == U_POWC: return powf(x, a)
+    return x   # U_IDENTITY
+
+
+cdef inline float unary_derivative(int op, float x, float y, float a, float b) noexcept nogil:
+    """dy/dx given the input x and the output y."""
+    cdef float s
+    if op == U_TANH: return 1 - y * y
+    if op == U_LOGISTIC: return y * (1 - y)
+    if op == U_RECTIFY: return 1.0 if x > 0 else 0.0
+    if op == U_EXP: return y
+    if op == U_LOG: return 1 / x
+    if op == U_SQUARE: return 2 * x
+    if op == U_SQRT: return 0.5 / y
+    if op == U_CUBE: return 3 * x * x
+    if op == U_ABS: return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+    if op == U_SIN: return cosf(x)
+    if op == U_COS: return -sinf(x)
+    if op == U_TAN: return 1 + y * y
+    if op == U_ASIN: return 1 / sqrtf(1 - x * x)
+    if op == U_ACOS: return -1 / sqrtf(1 - x * x)
+    if op == U_ATAN: return 1 / (1 + x * x)
+    if op == U_SINH: return coshf(x)
+    if op == U_COSH: return sinhf(x)
+    if op == U_ASINH: return 1 / sqrtf(x * x + 1)
+    if op == U_ACOSH: return 1 / sqrtf(x * x - 1)
+    if op == U_ATANH: return 1 / (1 - x * x)
+    if op == U_ERF: return <float>(2 / sqrtf(M_PI)) * expf(-x * x)
+    if op == U_LGAMMA: return digamma(x)
+    if op == U_LOG_SIGMOID: return 1 - expf(y)
+    if op == U_ELU: return 1.0 if x > 0 else y + a
+    if op == U_SELU: return SELU_LAMBDA if x > 0 else y + SELU_LAMBDA * SELU_ALPHA
+    if op == U_SILU:
+        s = 1.0 / (1.0 + expf(-a * x))
+        return s + a * x * s * (1 - s)
+    if op == U_SOFTSIGN: return 1 / ((1 + fabsf(x)) * (1 + fabsf(x)))
+    if op == U_ROUND or op == U_CEIL or op == U_FLOOR: return a   # a: 0 (zero gradient) or 1 (straight-through)
+    if op == U_AFFINE: return a
+    if op == U_RDIV: return -y / x
+    if op == U_POWC: return a * powf(x, a - 1)
+    return 1.0   # U_IDENTITY
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(256)
+cdef class Unary(Expression):
+    cpdef str op_name(self):
+        return UNARY_NAMES[self.op]
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t i, n = total_size(&self.d)
+        cdef const float* xv = x.val
+        cdef float* y = self.val
+        cdef int op = self.op
+        cdef float a = self.alpha, b = self.beta
+        with nogil:
+            # the hottest maps get their own loops so that they vectorise
+            if op == U_TANH:
+                for i in range(n):
+                    y[i] = tanhf(xv[i])
+            elif op == U_RECTIFY:
+                for i in range(n):
+                    y[i] = xv[i] if xv[i] > 0 else 0.0
+            elif op == U_AFFINE:
+                for i in range(n):
+                    y[i] = a * xv[i] + b
+            else:
+                for i in range(n):
+                    y[i] = unary_value(op, xv[i], a, b)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad == NULL:
+            return 0
+        cdef Py_ssize_t i, n = total_size(&self.d)
+        cdef const float* xv = x.val
+        cdef const float* y = self.val
+        cdef const float* dy = self.grad
+        cdef float* dx = x.grad
+        cdef int op = self.op
+        cdef float a = self.alpha, b = self.beta
+        with nogil:
+            if op == U_TANH:
+                for i in range(n):
+                    dx[i] += dy[i] * (1 - y[i] * y[i])
+            elif op == U_AFFINE:
+                for i in range(n):
+                    dx[i] += a * dy[i]
+            else:
+                for i in range(n):
+                    dx[i] += dy[i] * unary_derivative(op, xv[i], y[i], a, b)
+        return 0
+
+    cdef str describe(self):
+        cdef Expression x = <Expression>self.args[0]
+        if self.op == U_AFFINE:
+            return f"{self.alpha:g} * v{x.index} + {self.beta:g}"
+        return Expression.describe(self)
+
+
+cdef Expression unary(object x, int op, float alpha=0, float beta=0):
+    cdef Expression ex = as_expr(x, UNARY_NAMES[op])
+    cdef Unary node = Unary.__new__(Unary)
+    node.op = op
+    node.alpha = alpha
+    node.beta = beta
+    return add_node(node, (ex,), ex.d)
+
+
+# ---- binary maps with broadcasting ---------------------------------------------------------
+
+cdef inline float binary_value(int op, float a, float b) noexcept nogil:
+    if op == B_ADD: return a + b
+    if op == B_SUB: return a - b
+    if op == B_MUL: return a * b
+    if op == B_DIV: return a / b
+    if op == B_MIN: return fminf(a, b)
+    if op == B_MAX: return fmaxf(a, b)
+    return powf(a, b)
+
+
+cdef inline float binary_da(int op, float a, float b, float y) noexcept nogil:
+    if op == B_ADD or op == B_SUB: return 1
+    if op == B_MUL: return b
+    if op == B_DIV: return 1 / b
+    if op == B_MIN: return 1.0 if a <= b else 0.0
+    if op == B_MAX: return 1.0 if a >= b else 0.0
+    return b * powf(a, b - 1)
+
+
+cdef inline float binary_db(int op, float a, float b, float y) noexcept nogil:
+    if op == B_ADD: return 1
+    if op == B_SUB: return -1
+    if op == B_MUL: return a
+    if op == B_DIV: return -y / b
+    if op == B_MIN: return 0.0 if a <= b else 1.0
+    if op == B_MAX: return 0.0 if a >= b else 1.0
+    return y * logf(a)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(256)
+cdef class Binary(Expression):
+    cpdef str op_name(self):
+        return BINARY_NAMES[self.op]
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression ea = <Expression>self.args[0]
+        cdef Expression eb = <Expression>self.args[1]
+        cdef const float* a = ea.val
+        cdef const float* b = eb.val
+        cdef float* y = self.val
+        cdef int op = self.op
+        cdef Py_ssize_t i, k, n, per
+        if self.mode == 0:
+            n = total_size(&self.d)
+            with nogil:
+                if op == B_ADD:
+                    for i in range(n):
+                        y[i] = a[i] + b[i]
+                elif op == B_MUL:
+                    for i in range(n):
+                        y[i] = a[i] * b[i]
+                else:
+                    for i in range(n):
+                        y[i] = binary_value(op, a[i], b[i])
+            return 0
+        if self.mode == 1:
+            per = batch_size(&self.d)
+            with nogil:
+                for k in range(self.d.bd):
+                    for i in range(per):
+                        y[k * per + i] = binary_value(op, a[self.sa[7] * k + i], b[self.sb[7] * k + i])
+            return 0
+        self._general(0)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression ea = <Expression>self.args[0]
+        cdef Expression eb = <Expression>self.args[1]
+        cdef const float* a = ea.val
+        cdef const float* b = eb.val
+        cdef float* da = ea.grad
+        cdef float* db = eb.grad
+        cdef const float* y = self.val
+        cdef const float* dy = self.grad
+        cdef int op = self.op
+        cdef Py_ssize_t i, k, n, per, ia, ib
+        if self.mode == 0:
+            n = total_size(&self.d)
+            with nogil:
+                if da != NULL:
+                    if op == B_ADD or op == B_SUB:
+                        for i in range(n):
+                            da[i] += dy[i]
+                    else:
+                        for i in range(n):
+                            da[i] += dy[i] * binary_da(op, a[i], b[i], y[i])
+                if db != NULL:
+                    if op == B_ADD:
+                        for i in range(n):
+                            db[i] += dy[i]
+                    else:
+                        for i in range(n):
+                            db[i] += dy[i] * binary_db(op, a[i], b[i], y[i])
+            return 0
+        if self.mode == 1:
+            per = batch_size(&self.d)
+            with nogil:
+                for k in range(self.d.bd):
+                    for i in range(per):
+                        ia = self.sa[7] * k + i
+                        ib = self.sb[7] * k + i
+                        if da != NULL:
+                            da[ia] += dy[k * per + i] * binary_da(op, a[ia], b[ib], y[k * per + i])
+                        if db != NULL:
+                            db[ib] += dy[k * per + i] * binary_db(op, a[ia], b[ib], y[k * per + i])
+            return 0
+        self._general(1)
+        return 0
+
+    cdef void _general(self, bint backward) noexcept:
+        """Odometer over the 8 (7 + batch) output axes with per-axis argument strides (0 = broadcast)."""
+        cdef Expression ea = <Expression>self.args[0]
+        cdef Expression eb = <Expression>self.args[1]
+        cdef const float* a = ea.val
+        cdef const float* b = eb.val
+        cdef float* y = self.val
+        cdef float* da = ea.grad
+        cdef float* db = eb.grad
+        cdef const float* dy = self.grad
+        cdef int op = self.op
+        cdef int idx[8]
+        cdef int ax
+        cdef Py_ssize_t oa = 0, ob = 0, o = 0, i, n0 = self.sizes[0]
+        cdef Py_ssize_t sa0 = self.sa[0], sb0 = self.sb[0]
+        cdef Py_ssize_t total = total_size(&self.d)
+        for ax in range(8):
+            idx[ax] = 0
+        while o < total:
+            if backward:
+                for i in range(n0):
+                    if da != NULL:
+                        da[oa + i * sa0] += dy[o + i] * binary_da(op, a[oa + i * sa0], b[ob + i * sb0], y[o + i])
+                    if db != NULL:
+                        db[ob + i * sb0] += dy[o + i] * binary_db(op, a[oa + i * sa0], b[ob + i * sb0], y[o + i])
+            else:
+                for i in range(n0):
+                    y[o + i] = binary_value(op, a[oa + i * sa0], b[ob + i * sb0])
+            o += n0
+            ax = 1
+            while ax < 8:
+                idx[ax] += 1
+                oa += self.sa[ax]
+                ob += self.sb[ax]
+                if idx[ax] < self.sizes[ax]:
+                    break
+                oa -= self.sa[ax] * self.sizes[ax]
+                ob -= self.sb[ax] * self.sizes[ax]
+                idx[ax] = 0
+                ax += 1
+
+
+cdef inline Py_ssize_t _axis(const Dim* d, int ax) noexcept:
+    if ax == 7:
+        return d.bd
+    return d.d[ax] if ax < d.nd else 1
+
+
+cdef Expression binary(object a, object b, int op):
+    name = BINARY_NAMES[op]
+    cdef Expression ea = as_expr(a, name)
+    cdef Expression eb = as_expr(b, name)
+    cdef Binary node = Binary.__new__(Binary)
+    node.op = op
+    cdef Dim out
+    cdef int ax
+    cdef Py_ssize_t na, nb, stride_a = 1, stride_b = 1
+    cdef bint same = True
+    out.nd = ea.d.nd if ea.d.nd > eb.d.nd else eb.d.nd
+    for ax in range(8):
+        na = _axis(&ea.d, ax)
+        nb = _axis(&eb.d, ax)
+        if na != nb and na != 1 and nb != 1:
+            raise ValueError(f"{name}: for each dimension (and the batch) the sizes must match or be 1, "
+                             f"got {dim_str(&ea.d)} and {dim_str(&eb.d)}")
+        node.sizes[ax] = na if na > nb else nb
+        node.sa[ax] = stride_a if na == node.sizes[ax] else 0
+        node.sb[ax] = stride_b if nb == node.sizes[ax] else 0
+        stride_a *= na
+        stride_b *= nb
+        if ax < 7:
+            if ax < MAX_DIMS:
+                out.d[ax] = node.sizes[ax]
+            if ax < 7 and na != nb:
+                same = False
+    out.bd = node.sizes[7]
+    for ax in range(out.nd, MAX_DIMS):
+        out.d[ax] = 1
+    if same and ea.d.bd == eb.d.bd:
+        node.mode = 0
+    elif same:
+        node.mode = 1
+        # batch strides: one batch element's size, or 0 for a broadcast batch-1 argument
+        node.sa[7] = batch_size(&ea.d) if ea.d.bd > 1 else 0
+        node.sb[7] = batch_size(&eb.d) if eb.d.bd > 1 else 0
+    else:
+        node.mode = 2
+    return add_node(node, (ea, eb), out)
+
+
+# ---- the public functions ------------------------------------------------------------------
+
+def tanh(x):
+    """Elementwise hyperbolic tangent."""
+    return unary(x, U_TANH)
+
+def logistic(x):
+    """Elementwise sigmoid 1 / (1 + exp(-x))."""
+    return unary(x, U_LOGISTIC)
+
+def rectify(x):
+    """Elementwise ReLU max(x, 0)."""
+    return unary(x, U_RECTIFY)
+
+def exp(x):
+    return unary(x, U_EXP)
+
+def log(x):
+    return unary(x, U_LOG)
+
+def square(x):
+    return unary(x, U_SQUARE)
+
+def sqrt(x):
+    return unary(x, U_SQRT)
+
+def cube(x):
+    return unary(x, U_CUBE)
+
+def abs(x):
+    return unary(x, U_ABS)
+
+def sin(x):
+    return unary(x, U_SIN)
+
+def cos(x):
+    return unary(x, U_COS)
+
+def tan(x):
+    return unary(x, U_TAN)
+
+def asin(x):
+    return unary(x, U_ASIN)
+
+def acos(x):
+    return unary(x, U_ACOS)
+
+def atan(x):
+    return unary(x, U_ATAN)
+
+def sinh(x):
+    return unary(x, U_SINH)
+
+def cosh(x):
+    return unary(x, U_COSH)
+
+def asinh(x):
+    return unary(x, U_ASINH)
+
+def acosh(x):
+    return unary(x, U_ACOSH)
+
+def atanh(x):
+    return unary(x, U_ATANH)
+
+def erf(x):
+    return unary(x, U_ERF)
+
+def lgamma(x):
+    return unary(x, U_LGAMMA)
+
+def log_sigmoid(x):
+    return unary(x, U_LOG_SIGMOID)
+
+def elu(x, alpha=1.0):
+    return unary(x, U_ELU, alpha)
+
+def selu(x):
+    return unary(x, U_SELU)
+
+def silu(x, beta=1.0):
+    return unary(x, U_SILU, beta)
+
+def softsign(x):
+    return unary(x, U_SOFTSIGN)
+
+
+cdef float _gradient_mode(str op, object mode) except? -1:
+    if mode in ("zero_gradient", 0, None):
+        return 0.0
+    if mode in ("straight_through_gradient", 1):
+        return 1.0
+    raise ValueError(f"{op}: gradient_mode must be 'zero_gradient' or 'straight_through_gradient', got {mode!r}")
+
+def round(x, gradient_mode="zero_gradient"):
+    return unary(x, U_ROUND, _gradient_mode("round", gradient_mode))
+
+def ceil(x, gradient_mode="zero_gradient"):
+    return unary(x, U_CEIL, _gradient_mode("ceil", gradient_mode))
+
+def floor(x, gradient_mode="zero_gradient"):
+    return unary(x, U_FLOOR, _gradient_mode("floor", gradient_mode))
+
+def cmult(x, y):
+    """Componentwise product (with broadcasting of size-1 dimensions and batches)."""
+    return binary(x, y, B_MUL)
+
+def cdiv(x, y):
+    """Componentwise quotient (with broadcasting of size-1 dimensions and batches)."""
+    return binary(x, y, B_DIV)
+
+def bmin(x, y):
+    return binary(x, y, B_MIN)
+
+def bmax(x, y):
+    return binary(x, y, B_MAX)
+
+def pow(x, y):
+    """x ** y elementwise; y may be an expression or a number."""
+    if isinstance(y, (int, float)):
+        return unary(x, U_POWC, y)
+    return binary(x, y, B_POW)
+
+def scalar_affine(x, float alpha, float beta):
+    """alpha * x + beta (what `2 * x`, `x + 1`, `1 - x` and `-x` build)."""
+    return unary(x, U_AFFINE, alpha, beta)
+
+def scalar_div(float alpha, x):
+    """alpha / x elementwise."""
+    return unary(x, U_RDIV, alpha)
+
+
+def colwise_add(x, y):
+    """Add the column vector y to each column of the matrix x."""
+    cdef Expression ex = as_expr(x, "colwise_add")
+    cdef Expression ey = as_expr(y, "colwise_add")
+    if ex.d.nd > 2 or not (ey.d.nd == 1 or (ey.d.nd == 2 and ey.d.d[1] == 1)) or ey.d.d[0] != ex.d.d[0]:
+        raise ValueError(f"colwise_add: needs a matrix and a column vector with as many rows, got "
+                         f"{dim_str(&ex.d)} and {dim_str(&ey.d)}")
+    return binary(ex, ey, B_ADD)

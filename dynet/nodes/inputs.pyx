@@ -1,0 +1,200 @@
+"""Input nodes: values from Python (inputTensor, inputVector, ...), constants, and random inputs.
+
+An input node keeps its own float32 copy of the data and copies it into the graph at forward time,
+so `set()` can change it and a static graph can be re-run (the graph recomputes from that node on).
+"""
+cimport cython
+from libc.string cimport memcpy
+cimport numpy as cnp
+import numpy as np
+
+from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape
+from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view
+from dynet.core import config
+from dynet.kernels.cpu cimport fill
+
+cnp.import_array()
+
+
+@cython.final
+@cython.no_gc
+cdef class InputNode(Expression):
+    cdef object data        # float32, 1-D, column-major
+    cdef str kind
+
+    cpdef str op_name(self):
+        return self.kind
+
+    cdef int forward_impl(self) except -1:
+        cdef cnp.ndarray a = self.data
+        memcpy(self.val, cnp.PyArray_DATA(a), total_size(&self.d) * sizeof(float))
+        return 0
+
+    def set(self, values):
+        """New values for this input (same size); the graph recomputes from here on next use."""
+        check_live(self, "set")
+        a = np.ravel(np.asarray(values, dtype=np.float32), order="F")
+        if a.size != total_size(&self.d):
+            raise ValueError(f"set: {a.size} values for an input of dimension {dim_str(&self.d)}")
+        self.data = np.ascontiguousarray(a)
+        the_cg().invalidate_from(self.index)
+
+
+cdef Expression new_input(object flat, Dim d, str kind):
+    cdef InputNode node = InputNode.__new__(InputNode)
+    node.data = np.ascontiguousarray(flat, dtype=np.float32)
+    node.kind = kind
+    if node.data.size != total_size(&d):
+        raise ValueError(f"{kind}: {node.data.size} values for dimension {dim_str(&d)}")
+    return add_node(node, (), d)
+
+
+cdef object _to_array(object arr, str op):
+    if isinstance(arr, np.ndarray):
+        a = arr
+    else:
+        try:
+            a = np.array(arr, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{op}: expected a numpy array or (nested) lists of numbers ({e})")
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TypeError(f"{op}: expected numbers, got an array of {a.dtype}")
+    return a
+
+
+def inputTensor(arr, batched=False, device=None):
+    """An input from a numpy array or nested lists; with batched=True the last axis is the batch.
+    A list of numpy arrays is a batch whose elements are the arrays."""
+    if isinstance(arr, (list, tuple)) and arr and all(isinstance(x, np.ndarray) for x in arr):
+        shapes = {x.shape for x in arr}
+        if len(shapes) != 1:
+            raise ValueError(f"inputTensor: the batch elements have different shapes {sorted(shapes)}")
+        a = np.stack([np.asarray(x, dtype=np.float64) for x in arr], axis=-1)
+        batched = True
+    else:
+        a = _to_array(arr, "inputTensor")
+    if a.ndim == 0:
+        a = a.reshape(1)
+    cdef Dim d
+    if batched:
+        if a.ndim < 1:
+            raise ValueError("inputTensor: a batched input needs at least one axis")
+        shape = a.shape[:-1] or (1,)
+        d = make_dim(shape, a.shape[-1])
+    else:
+        d = make_dim(a.shape)
+    return new_input(np.ravel(a, order="F"), d, "inputTensor")
+
+
+def scalarInput(s, device=None):
+    try:
+        v = float(s)
+    except (TypeError, ValueError):
+        raise TypeError(f"scalarInput: expected a number, got {type(s).__name__}")
+    return new_input(np.array([v]), make_dim((1,)), "scalarInput")
+
+
+def vecInput(dim, device=None):
+    return new_input(np.zeros(dim), make_dim((dim,)), "vecInput")
+
+
+def inputVector(v, device=None):
+    a = _to_array(v, "inputVector")
+    if a.ndim != 1:
+        raise ValueError(f"inputVector: expected a flat list of numbers, got shape {a.shape}")
+    return new_input(a, make_dim(a.shape), "inputVector")
+
+
+def matInput(d1, d2):
+    return new_input(np.zeros(d1 * d2), make_dim((d1, d2)), "matInput")
+
+
+def inputMatrix(v, d):
+    """A matrix of dimension d from a flat list of values in column-major order."""
+    a = _to_array(v, "inputMatrix").ravel()
+    cdef Dim dd = make_dim(d)
+    if a.size != total_size(&dd):
+        raise ValueError(f"inputMatrix: {a.size} values for dimension {dim_str(&dd)}")
+    return new_input(a, dd, "inputMatrix")
+
+
+# ---- constants and random inputs ------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class ConstantNode(Expression):
+    cdef float value
+
+    cpdef str op_name(self):
+        return f"constant({self.value:g})"
+
+    cdef int forward_impl(self) except -1:
+        fill(total_size(&self.d), self.value, self.val)
+        return 0
+
+
+def constant(dim, val, batch_size=1):
+    cdef ConstantNode node = ConstantNode.__new__(ConstantNode)
+    node.value = float(val)
+    return add_node(node, (), make_dim(dim, batch_size))
+
+
+def zeroes(dim, batch_size=1):
+    return constant(dim, 0.0, batch_size)
+
+
+def zeros(dim, batch_size=1):
+    return constant(dim, 0.0, batch_size)
+
+
+def ones(dim, batch_size=1):
+    return constant(dim, 1.0, batch_size)
+
+
+@cython.final
+@cython.no_gc
+cdef class RandomNode(Expression):
+    """Samples at forward time from the library's generator: `sampler(rng, n)` -> n floats."""
+    cdef object sampler
+    cdef str kind
+
+    cpdef str op_name(self):
+        return self.kind
+
+    cdef int forward_impl(self) except -1:
+        cdef Py_ssize_t n = total_size(&self.d)
+        np_view(self.val, n)[:] = self.sampler(config.rng(), n)
+        return 0
+
+
+cdef Expression new_random(object sampler, Dim d, str kind):
+    cdef RandomNode node = RandomNode.__new__(RandomNode)
+    node.sampler = sampler
+    node.kind = kind
+    return add_node(node, (), d)
+
+
+def random_normal(dim, mean=0.0, stddev=1.0, batch_size=1):
+    """Gaussian noise N(mean, stddev^2) of the given dimension."""
+    if stddev < 0:
+        raise ValueError(f"random_normal: stddev must be >= 0, got {stddev}")
+    return new_random(lambda r, n: r.normal(mean, stddev, n), make_dim(dim, batch_size), "random_normal")
+
+
+def random_bernoulli(dim, p, scale=1.0, batch_size=1):
+    """scale * Bernoulli(p) values."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"random_bernoulli: p must be in [0, 1], got {p}")
+    return new_random(lambda r, n: (r.random(n) < p) * scale, make_dim(dim, batch_size), "random_bernoulli")
+
+
+def random_uniform(dim, left, right, batch_size=1):
+    if left > right:
+        raise ValueError(f"random_uniform: left {left} > right {right}")
+    return new_random(lambda r, n: r.uniform(left, right, n), make_dim(dim, batch_size), "random_uniform")
+
+
+def random_gumbel(dim, mu=0.0, beta=1.0, batch_size=1):
+    if beta <= 0:
+        raise ValueError(f"random_gumbel: beta must be > 0, got {beta}")
+    return new_random(lambda r, n: r.gumbel(mu, beta, n), make_dim(dim, batch_size), "random_gumbel")

@@ -1,0 +1,150 @@
+"""Matrix products: `x * y` and affine_transform([b, W1, x1, W2, x2, ...]), through BLAS.
+
+A batch-1 matrix times a batched argument is one GEMM over all batch columns at once (the batch is
+the last, contiguous axis), which is what makes minibatching pay off.
+"""
+cimport cython
+from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
+from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple
+from dynet.kernels.cpu cimport gemm, add_to, copy
+
+
+cdef int mm_forward(float* C, const Dim* dc, Expression A, Expression B, float beta) except -1:
+    """C = A * B + beta * C; a batch-1 side is used for every batch element of C."""
+    cdef int m = rows(&A.d), k = cols(&A.d), n = cols(&B.d), b
+    cdef Py_ssize_t sa = m * k, sb = k * n, sc = m * n
+    if A.d.bd == 1 and B.d.bd == dc.bd:
+        gemm(False, False, m, n * dc.bd, k, 1.0, A.val, m, B.val, k, beta, C, m)
+    else:
+        for b in range(dc.bd):
+            gemm(False, False, m, n, k, 1.0, A.val + (sa * b if A.d.bd > 1 else 0), m,
+                 B.val + (sb * b if B.d.bd > 1 else 0), k, beta, C + sc * b, m)
+    return 0
+
+
+cdef int mm_backward(const float* dC, const Dim* dc, Expression A, Expression B) except -1:
+    """dA += dC B^T and dB += A^T dC, summing over the batch into a batch-1 side."""
+    cdef int m = rows(&A.d), k = cols(&A.d), n = cols(&B.d), b
+    cdef Py_ssize_t sa = m * k, sb = k * n, sc = m * n
+    cdef bint one_gemm = A.d.bd == 1 and B.d.bd == dc.bd
+    if A.grad != NULL:
+        if one_gemm:   # the GEMM over all batch columns sums the batch for us
+            gemm(False, True, m, k, n * dc.bd, 1.0, dC, m, B.val, k, 1.0, A.grad, m)
+        else:
+            for b in range(dc.bd):
+                gemm(False, True, m, k, n, 1.0, dC + sc * b, m, B.val + (sb * b if B.d.bd > 1 else 0), k,
+                     1.0, A.grad + (sa * b if A.d.bd > 1 else 0), m)
+    if B.grad != NULL:
+        if one_gemm:
+            gemm(True, False, k, n * dc.bd, m, 1.0, A.val, m, dC, m, 1.0, B.grad, k)
+        else:
+            for b in range(dc.bd):
+                gemm(True, False, k, n, m, 1.0, A.val + (sa * b if A.d.bd > 1 else 0), m, dC + sc * b, m,
+                     1.0, B.grad + (sb * b if B.d.bd > 1 else 0), k)
+    return 0
+
+
+cdef Dim product_dim(str op, Expression A, Expression B) except *:
+    if A.d.nd > 2 or B.d.nd > 2 or cols(&A.d) != rows(&B.d):
+        raise ValueError(f"{op}: cannot multiply {dim_str(&A.d)} by {dim_str(&B.d)} "
+                         f"(the columns of the first must equal the rows of the second)")
+    if A.d.bd != B.d.bd and A.d.bd != 1 and B.d.bd != 1:
+        raise ValueError(f"{op}: batch sizes {A.d.bd} and {B.d.bd} differ and neither is 1 "
+                         f"({dim_str(&A.d)} * {dim_str(&B.d)})")
+    cdef int bd = A.d.bd if A.d.bd > B.d.bd else B.d.bd
+    if B.d.nd == 2:
+        return make_dim2(rows(&A.d), cols(&B.d), bd)
+    return make_dim1(rows(&A.d), bd)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(256)
+cdef class MatMul(Expression):
+    cpdef str op_name(self):
+        return "matmul"
+
+    cdef str describe(self):
+        cdef Expression a = <Expression>self.args[0], b = <Expression>self.args[1]
+        return f"v{a.index} * v{b.index}"
+
+    cdef int forward_impl(self) except -1:
+        return mm_forward(self.val, &self.d, <Expression>self.args[0], <Expression>self.args[1], 0.0)
+
+    cdef int backward_impl(self) except -1:
+        return mm_backward(self.grad, &self.d, <Expression>self.args[0], <Expression>self.args[1])
+
+
+cdef Expression matmul(object a, object b):
+    cdef Expression A = as_expr(a, "matmul")
+    cdef Expression B = as_expr(b, "matmul")
+    cdef Dim d = product_dim("matmul", A, B)
+    return add_node(MatMul.__new__(MatMul), (A, B), d)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class AffineTransform(Expression):
+    """b + W1 x1 + W2 x2 + ...; b is broadcast over columns and over the batch when smaller."""
+    cpdef str op_name(self):
+        return "affine_transform"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression bias = <Expression>self.args[0]
+        cdef Py_ssize_t i, per = batch_size(&self.d), nbias = batch_size(&bias.d)
+        cdef Py_ssize_t out_b, reps = per // nbias
+        cdef const float* src
+        for out_b in range(self.d.bd):
+            src = bias.val + (nbias * out_b if bias.d.bd > 1 else 0)
+            for i in range(reps):
+                copy(nbias, src, self.val + out_b * per + i * nbias)
+        for i in range(1, len(self.args), 2):
+            mm_forward(self.val, &self.d, <Expression>self.args[i], <Expression>self.args[i + 1], 1.0)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression bias = <Expression>self.args[0]
+        cdef Py_ssize_t i, per = batch_size(&self.d), nbias = batch_size(&bias.d)
+        cdef Py_ssize_t out_b, reps = per // nbias
+        if bias.grad != NULL:
+            for out_b in range(self.d.bd):
+                for i in range(reps):
+                    add_to(nbias, self.grad + out_b * per + i * nbias,
+                           bias.grad + (nbias * out_b if bias.d.bd > 1 else 0))
+        for i in range(1, len(self.args), 2):
+            mm_backward(self.grad, &self.d, <Expression>self.args[i], <Expression>self.args[i + 1])
+        return 0
+
+
+def affine_transform(exprs):
+    """exprs[0] + exprs[1] * exprs[2] + exprs[3] * exprs[4] + ... (an odd number of expressions)."""
+    cdef tuple xs = as_expr_tuple(exprs, "affine_transform")
+    if len(xs) % 2 != 1:
+        raise ValueError(f"affine_transform: needs an odd number of expressions (bias, then "
+                         f"matrix/input pairs), got {len(xs)}")
+    cdef Expression bias = <Expression>xs[0]
+    if len(xs) == 1:
+        return bias
+    cdef Dim d = product_dim("affine_transform", <Expression>xs[1], <Expression>xs[2])
+    cdef Dim di
+    cdef int i
+    for i in range(3, len(xs), 2):
+        di = product_dim("affine_transform", <Expression>xs[i], <Expression>xs[i + 1])
+        if rows(&di) != rows(&d) or cols(&di) != cols(&d) or (di.bd != d.bd and di.bd != 1 and d.bd != 1):
+            raise ValueError(f"affine_transform: product {i // 2 + 1} is {dim_str(&di)}, "
+                             f"but the first is {dim_str(&d)}")
+        if di.bd > d.bd:
+            d.bd = di.bd
+    if bias.d.bd > d.bd:
+        d.bd = bias.d.bd
+    cdef Expression w
+    for i in range(1, len(xs), 2):
+        w = <Expression>xs[i]
+        if w.d.bd > 1 and w.d.bd != d.bd:
+            raise ValueError(f"affine_transform: batched matrix {dim_str(&w.d)} with output batch {d.bd}")
+    if not (rows(&bias.d) == rows(&d) and (cols(&bias.d) == cols(&d) or cols(&bias.d) == 1)
+            and bias.d.nd <= 2 and (bias.d.bd == 1 or bias.d.bd == d.bd)):
+        raise ValueError(f"affine_transform: bias {dim_str(&bias.d)} does not fit the product "
+                         f"{dim_str(&d)}")
+    return add_node(AffineTransform.__new__(AffineTransform), xs, d)

@@ -1,0 +1,194 @@
+"""Sums and norms: esum, sum_elems, sum_batches, squared_norm, squared_distance."""
+cimport cython
+from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
+from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple
+from dynet.kernels.cpu cimport add_to, copy, fill, dot, sum_of
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class Sum(Expression):
+    """esum: x1 + x2 + ...; batch-1 arguments are broadcast over the batch."""
+    cpdef str op_name(self):
+        return "esum"
+
+    cdef int forward_impl(self) except -1:
+        cdef Py_ssize_t per = batch_size(&self.d), n = total_size(&self.d), b
+        cdef Expression x
+        fill(n, 0.0, self.val)
+        for x in self.args:
+            if x.d.bd == self.d.bd:
+                add_to(n, x.val, self.val)
+            else:
+                for b in range(self.d.bd):
+                    add_to(per, x.val, self.val + b * per)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Py_ssize_t per = batch_size(&self.d), n = total_size(&self.d), b
+        cdef Expression x
+        for x in self.args:
+            if x.grad == NULL:
+                continue
+            if x.d.bd == self.d.bd:
+                add_to(n, self.grad, x.grad)
+            else:
+                for b in range(self.d.bd):
+                    add_to(per, self.grad + b * per, x.grad)
+        return 0
+
+
+cdef Dim common_dim(tuple xs, str op) except *:
+    """The shape shared by all of xs, with the largest batch (each batch must be 1 or that)."""
+    cdef Expression first = <Expression>xs[0], x
+    cdef Dim d = first.d
+    for x in xs:
+        if not same_shape(&x.d, &first.d):
+            raise ValueError(f"{op}: all expressions must have the same dimensions, got "
+                             + ", ".join([dim_str(&(<Expression>y).d) for y in xs]))
+        if x.d.bd > d.bd:
+            d.bd = x.d.bd
+    for x in xs:
+        if x.d.bd != 1 and x.d.bd != d.bd:
+            raise ValueError(f"{op}: batch sizes must be 1 or equal, got "
+                             + ", ".join([dim_str(&(<Expression>y).d) for y in xs]))
+    return d
+
+
+def esum(xs):
+    """The sum of a list of expressions of the same dimension."""
+    cdef tuple args = as_expr_tuple(xs, "esum")
+    cdef Dim d = common_dim(args, "esum")
+    return add_node(Sum.__new__(Sum), args, d)
+
+
+cdef enum ReduceKind:
+    R_SUM_ELEMS, R_SQUARED_NORM, R_SUM_BATCHES
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class Reduce(Expression):
+    """Per-batch-element sum (or sum of squares) of all values, or the sum over the batch."""
+    cdef int kind
+
+    cpdef str op_name(self):
+        return ("sum_elems", "squared_norm", "sum_batches")[self.kind]
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t per = batch_size(&x.d), b
+        if self.kind == R_SUM_BATCHES:
+            copy(per, x.val, self.val)
+            for b in range(1, x.d.bd):
+                add_to(per, x.val + b * per, self.val)
+            return 0
+        for b in range(x.d.bd):
+            if self.kind == R_SUM_ELEMS:
+                self.val[b] = sum_of(per, x.val + b * per)
+            else:
+                self.val[b] = dot(per, x.val + b * per, x.val + b * per)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad == NULL:
+            return 0
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef float g
+        cdef const float* xv
+        cdef float* dx
+        for b in range(x.d.bd):
+            dx = x.grad + b * per
+            if self.kind == R_SUM_BATCHES:
+                add_to(per, self.grad, dx)
+            elif self.kind == R_SUM_ELEMS:
+                g = self.grad[b]
+                for i in range(per):
+                    dx[i] += g
+            else:
+                g = 2 * self.grad[b]
+                xv = x.val + b * per
+                for i in range(per):
+                    dx[i] += g * xv[i]
+        return 0
+
+
+cdef Expression reduce(object x, int kind, str op):
+    cdef Expression ex = as_expr(x, op)
+    cdef Reduce node = Reduce.__new__(Reduce)
+    node.kind = kind
+    cdef Dim d
+    if kind == R_SUM_BATCHES:
+        d = ex.d
+        d.bd = 1
+    else:
+        d = make_dim1(1, ex.d.bd)
+    return add_node(node, (ex,), d)
+
+
+def sum_elems(x):
+    """The sum of all values of each batch element."""
+    return reduce(x, R_SUM_ELEMS, "sum_elems")
+
+
+def sum_batches(x):
+    """The sum over the batch."""
+    return reduce(x, R_SUM_BATCHES, "sum_batches")
+
+
+def squared_norm(x):
+    """sum_i x_i^2, per batch element."""
+    return reduce(x, R_SQUARED_NORM, "squared_norm")
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(32)
+cdef class SquaredDistance(Expression):
+    """sum_i (x_i - y_i)^2 per batch element (a batch-1 side is broadcast)."""
+    cpdef str op_name(self):
+        return "squared_distance"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef const float* xv
+        cdef const float* yv
+        cdef float s, t
+        for b in range(self.d.bd):
+            xv = x.val + (b * per if x.d.bd > 1 else 0)
+            yv = y.val + (b * per if y.d.bd > 1 else 0)
+            s = 0
+            for i in range(per):
+                t = xv[i] - yv[i]
+                s += t * t
+            self.val[b] = s
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef const float* xv
+        cdef const float* yv
+        cdef float g, t
+        for b in range(self.d.bd):
+            xv = x.val + (b * per if x.d.bd > 1 else 0)
+            yv = y.val + (b * per if y.d.bd > 1 else 0)
+            g = 2 * self.grad[b]
+            for i in range(per):
+                t = g * (xv[i] - yv[i])
+                if x.grad != NULL:
+                    x.grad[(b * per if x.d.bd > 1 else 0) + i] += t
+                if y.grad != NULL:
+                    y.grad[(b * per if y.d.bd > 1 else 0) + i] -= t
+        return 0
+
+
+def squared_distance(x, y):
+    """||x - y||^2 per batch element."""
+    cdef tuple args = (as_expr(x, "squared_distance"), as_expr(y, "squared_distance"))
+    cdef Dim d = common_dim(args, "squared_distance")
+    return add_node(SquaredDistance.__new__(SquaredDistance), args, make_dim1(1, d.bd))

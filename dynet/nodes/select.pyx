@@ -1,0 +1,344 @@
+"""Selecting and rearranging values: pick, pick_batch, reshape, transpose, concatenate.
+
+Most of these view a tensor as [pre, n, post] around one axis (column-major: `pre` values are
+contiguous), which turns every one of them into a few block copies.
+"""
+cimport cython
+from libc.string cimport memset
+from dynet.core.dim cimport (Dim, MAX_DIMS, make_dim, total_size, batch_size, dim_str, dim_at,
+                             same_shape)
+from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
+from dynet.kernels.cpu cimport copy, add_to
+
+
+cdef inline Py_ssize_t prod_before(const Dim* d, int axis) noexcept:
+    cdef Py_ssize_t p = 1
+    cdef int i
+    for i in range(axis):
+        p *= dim_at(d, i)
+    return p
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class Pick(Expression):
+    """Element `index[b]` along `axis` of each batch element (that axis is removed)."""
+    cdef int axis
+    cdef int* index
+
+    cpdef str op_name(self):
+        return "pick"
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t pre = prod_before(&x.d, self.axis), n = dim_at(&x.d, self.axis)
+        cdef Py_ssize_t post = batch_size(&x.d) // (pre * n), per = batch_size(&x.d), b, p
+        cdef Py_ssize_t src
+        for b in range(self.d.bd):
+            for p in range(post):
+                src = (b * per if x.d.bd > 1 else 0) + p * pre * n + self.index[b] * pre
+                if backward:
+                    add_to(pre, self.grad + (b * post + p) * pre, x.grad + src)
+                else:
+                    copy(pre, x.val + src, self.val + (b * post + p) * pre)
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad != NULL:
+            self._run(True)
+        return 0
+
+
+cdef Expression make_pick(object e, object indices, int axis, bint batched, str op):
+    cdef Expression x = as_expr(e, op)
+    axis = to_index(axis, op)
+    if axis < 0 or axis >= MAX_DIMS:
+        raise ValueError(f"{op}: dimension {axis} is out of range")
+    cdef int n = dim_at(&x.d, axis), b
+    if batched:
+        indices = list(indices)
+        if len(indices) != x.d.bd and x.d.bd != 1:
+            raise ValueError(f"{op}: {len(indices)} indices for a batch of {x.d.bd} ({dim_str(&x.d)})")
+    else:
+        indices = [indices] * x.d.bd
+    if not indices:
+        raise ValueError(f"{op}: the list of indices is empty")
+    cdef Pick node = Pick.__new__(Pick)
+    node.axis = axis
+    node.index = <int*>fwd_scratch(len(indices))
+    for b in range(len(indices)):
+        v = to_index(indices[b], op)
+        if v < 0 or v >= n:
+            raise IndexError(f"{op}: index {v} is out of range for dimension {axis} of size {n} "
+                             f"in {dim_str(&x.d)}")
+        node.index[b] = v
+    cdef Dim d = x.d
+    cdef int i
+    d.bd = len(indices)
+    if axis < d.nd:
+        if d.nd == 1:
+            d.d[0] = 1
+        else:
+            for i in range(axis, d.nd - 1):
+                d.d[i] = d.d[i + 1]
+            d.nd -= 1
+    return add_node(node, (x,), d)
+
+
+def pick(e, index=0, dim=0):
+    """Element `index` along dimension `dim` (of every batch element)."""
+    return make_pick(e, index, dim, False, "pick")
+
+
+def pick_batch(e, indices, dim=0):
+    """Element indices[b] along dimension `dim` of batch element b."""
+    return make_pick(e, indices, dim, True, "pick_batch")
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(32)
+cdef class Reshape(Expression):
+    cpdef str op_name(self):
+        return "reshape"
+
+    cdef int forward_impl(self) except -1:
+        copy(total_size(&self.d), (<Expression>self.args[0]).val, self.val)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad != NULL:
+            add_to(total_size(&self.d), self.grad, x.grad)
+        return 0
+
+
+def reshape(x, d, batch_size=1):
+    """The same values (column-major) with dimension d; a batched x keeps its batch when the new
+    shape is the size of one batch element."""
+    cdef Expression ex = as_expr(x, "reshape")
+    cdef Dim to = make_dim(d, batch_size)
+    if total_size(&to) != total_size(&ex.d):
+        if to.bd == 1 and total_size(&to) == total_size(&ex.d) // ex.d.bd and \
+                total_size(&to) * ex.d.bd == total_size(&ex.d):
+            to.bd = ex.d.bd
+        else:
+            raise ValueError(f"reshape: cannot reshape {dim_str(&ex.d)} to {dim_str(&to)} "
+                             f"(the number of values differs)")
+    return add_node(Reshape.__new__(Reshape), (ex,), to)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(32)
+cdef class Transpose(Expression):
+    """Permutes the axes of each batch element: output axis i is input axis perm[i]."""
+    cdef int perm[7]
+
+    cpdef str op_name(self):
+        return "transpose"
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t in_stride[7]
+        cdef Py_ssize_t stride[7]      # input stride of each output axis
+        cdef int idx[7]
+        cdef int nd = self.d.nd, i
+        cdef Py_ssize_t s = 1, per = batch_size(&self.d), b, o, off
+        for i in range(MAX_DIMS):
+            in_stride[i] = s
+            s *= dim_at(&x.d, i)
+        for i in range(nd):
+            stride[i] = in_stride[self.perm[i]]
+            idx[i] = 0
+        cdef const float* src
+        cdef float* dst
+        for b in range(self.d.bd):
+            off = 0
+            for i in range(nd):
+                idx[i] = 0
+            for o in range(per):
+                if backward:
+                    x.grad[b * per + off] += self.grad[b * per + o]
+                else:
+                    self.val[b * per + o] = x.val[b * per + off]
+                i = 0
+                while i < nd:
+                    idx[i] += 1
+                    off += stride[i]
+                    if idx[i] < self.d.d[i]:
+                        break
+                    off -= stride[i] * self.d.d[i]
+                    idx[i] = 0
+                    i += 1
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        if (<Expression>self.args[0]).grad != NULL:
+            self._run(True)
+        return 0
+
+
+def transpose(x, dims=[1, 0]):
+    """Swap rows and columns (or permute the axes by `dims`) of each batch element."""
+    cdef Expression ex = as_expr(x, "transpose")
+    perm = [to_index(i, "transpose") for i in dims]
+    cdef int nd = max(len(perm), ex.d.nd), i
+    if sorted(perm) != list(range(len(perm))):
+        raise ValueError(f"transpose: dims {list(dims)} is not a permutation of 0..{len(perm) - 1}")
+    if ex.d.nd > len(perm):
+        raise ValueError(f"transpose: dims {list(dims)} does not cover the {ex.d.nd} dimensions "
+                         f"of {dim_str(&ex.d)}")
+    cdef Transpose node = Transpose.__new__(Transpose)
+    cdef Dim d = ex.d
+    d.nd = len(perm)
+    for i in range(d.nd):
+        node.perm[i] = perm[i]
+        d.d[i] = dim_at(&ex.d, perm[i])
+    return add_node(node, (ex,), d)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class Concatenate(Expression):
+    """The arguments side by side along `axis`; batch-1 arguments are broadcast."""
+    cdef int axis
+
+    cpdef str op_name(self):
+        return "concatenate" if self.axis != 1 else "concatenate_cols"
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Py_ssize_t pre = prod_before(&self.d, self.axis), N = dim_at(&self.d, self.axis)
+        cdef Py_ssize_t post = batch_size(&self.d) // (pre * N), per = batch_size(&self.d)
+        cdef Py_ssize_t offset = 0, n, b, p, xper, src
+        cdef Expression x
+        for x in self.args:
+            n = dim_at(&x.d, self.axis)
+            xper = batch_size(&x.d)
+            if not backward or x.grad != NULL:
+                for b in range(self.d.bd):
+                    for p in range(post):
+                        src = (b * xper if x.d.bd > 1 else 0) + p * pre * n
+                        if backward:
+                            add_to(pre * n, self.grad + b * per + p * pre * N + offset * pre, x.grad + src)
+                        else:
+                            copy(pre * n, x.val + src, self.val + b * per + p * pre * N + offset * pre)
+            offset += n
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        return self._run(True)
+
+
+cdef Expression make_concat(object xs, int axis, str op):
+    cdef tuple args = as_expr_tuple(xs, op)
+    if axis < 0 or axis >= MAX_DIMS:
+        raise ValueError(f"{op}: dimension {axis} is out of range")
+    cdef Expression first = <Expression>args[0], x
+    cdef Dim d = first.d
+    cdef int i, total = 0
+    if d.nd <= axis:
+        for i in range(d.nd, axis + 1):
+            d.d[i] = 1
+        d.nd = axis + 1
+    for x in args:
+        for i in range(MAX_DIMS):
+            if i != axis and dim_at(&x.d, i) != dim_at(&first.d, i):
+                raise ValueError(f"{op}: all dimensions except {axis} must agree, got "
+                                 + ", ".join([dim_str(&(<Expression>y).d) for y in args]))
+        if x.d.bd != 1 and d.bd != 1 and x.d.bd != d.bd:
+            raise ValueError(f"{op}: batch sizes must be 1 or equal, got "
+                             + ", ".join([dim_str(&(<Expression>y).d) for y in args]))
+        if x.d.bd > d.bd:
+            d.bd = x.d.bd
+        total += dim_at(&x.d, axis)
+    d.d[axis] = total
+    cdef Concatenate node = Concatenate.__new__(Concatenate)
+    node.axis = axis
+    return add_node(node, args, d)
+
+
+def concatenate(xs, d=0):
+    """Concatenate along dimension d (rows by default)."""
+    return make_concat(xs, to_index(d, "concatenate"), "concatenate")
+
+
+def concatenate_cols(xs):
+    """Put column vectors (or matrices) side by side."""
+    return make_concat(xs, 1, "concatenate_cols")
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(32)
+cdef class PickRange(Expression):
+    """Elements start..start+len-1 along `axis` of each batch element."""
+    cdef int axis, start
+
+    cpdef str op_name(self):
+        return "pick_range"
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t pre = prod_before(&x.d, self.axis), n = dim_at(&x.d, self.axis)
+        cdef Py_ssize_t m = dim_at(&self.d, self.axis)
+        cdef Py_ssize_t post = batch_size(&x.d) // (pre * n), per = batch_size(&x.d), b, p
+        cdef Py_ssize_t src, dst
+        for b in range(self.d.bd):
+            for p in range(post):
+                src = b * per + p * pre * n + self.start * pre
+                dst = (b * post + p) * pre * m
+                if backward:
+                    add_to(pre * m, self.grad + dst, x.grad + src)
+                else:
+                    copy(pre * m, x.val + src, self.val + dst)
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        if (<Expression>self.args[0]).grad != NULL:
+            self._run(True)
+        return 0
+
+
+def pick_range(x, s, e, d=0):
+    """Elements s..e-1 along dimension d."""
+    cdef Expression ex = as_expr(x, "pick_range")
+    s = to_index(s, "pick_range")
+    e = to_index(e, "pick_range")
+    d = to_index(d, "pick_range")
+    if d < 0 or d >= MAX_DIMS:
+        raise ValueError(f"pick_range: dimension {d} is out of range")
+    cdef int n = dim_at(&ex.d, d)
+    if not (0 <= s < e <= n):
+        raise IndexError(f"pick_range: range [{s}, {e}) is not inside dimension {d} of size {n} "
+                         f"in {dim_str(&ex.d)}")
+    cdef PickRange node = PickRange.__new__(PickRange)
+    node.axis = d
+    node.start = s
+    cdef Dim out = ex.d
+    cdef int i
+    if out.nd <= d:
+        for i in range(out.nd, d + 1):
+            out.d[i] = 1
+        out.nd = d + 1
+    out.d[d] = e - s
+    return add_node(node, (ex,), out)
+
+
+def pickrange(x, s, e, d=0):
+    return pick_range(x, s, e, d)

@@ -1,0 +1,197 @@
+"""Softmaxes: softmax and log_softmax over each column (with `restrict`), and the fused
+pickneglogsoftmax loss (one node: log-sum-exp minus the picked score)."""
+cimport cython
+from libc.math cimport expf, logf, INFINITY
+from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
+
+
+cdef inline float log_sum_exp(const float* x, Py_ssize_t n) noexcept nogil:
+    cdef float m = x[0], s = 0
+    cdef Py_ssize_t i
+    for i in range(1, n):
+        if x[i] > m:
+            m = x[i]
+    for i in range(n):
+        s += expf(x[i] - m)
+    return m + logf(s)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class Softmax(Expression):
+    """softmax (log=False) or log_softmax (log=True) of each column; columns outside `keep` are
+    excluded (their output is 0 for softmax, -inf for log_softmax) when restricted."""
+    cdef bint log
+    cdef unsigned char* keep      # NULL, or a 0/1 mask over the rows (restrict=)
+
+    cpdef str op_name(self):
+        return "log_softmax" if self.log else "softmax"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t r = rows(&x.d), ncol = total_size(&x.d) // r, c, i
+        cdef const float* xc
+        cdef float* yc
+        cdef float m, s
+        for c in range(ncol):
+            xc = x.val + c * r
+            yc = self.val + c * r
+            m = -INFINITY
+            for i in range(r):
+                if (self.keep == NULL or self.keep[i]) and xc[i] > m:
+                    m = xc[i]
+            s = 0
+            for i in range(r):
+                if self.keep == NULL or self.keep[i]:
+                    s += expf(xc[i] - m)
+            if self.log:
+                s = m + logf(s)
+                for i in range(r):
+                    yc[i] = xc[i] - s if (self.keep == NULL or self.keep[i]) else -INFINITY
+            else:
+                for i in range(r):
+                    yc[i] = expf(xc[i] - m) / s if (self.keep == NULL or self.keep[i]) else 0
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad == NULL:
+            return 0
+        cdef Py_ssize_t r = rows(&x.d), ncol = total_size(&x.d) // r, c, i
+        cdef const float* yc
+        cdef const float* gc
+        cdef float* dx
+        cdef float s
+        for c in range(ncol):
+            yc = self.val + c * r
+            gc = self.grad + c * r
+            dx = x.grad + c * r
+            s = 0
+            if self.log:
+                # d/dx_i = g_i - softmax_i * sum_j g_j
+                for i in range(r):
+                    if self.keep == NULL or self.keep[i]:
+                        s += gc[i]
+                for i in range(r):
+                    if self.keep == NULL or self.keep[i]:
+                        dx[i] += gc[i] - expf(yc[i]) * s
+            else:
+                # d/dx_i = y_i (g_i - sum_j g_j y_j)
+                for i in range(r):
+                    s += gc[i] * yc[i]
+                for i in range(r):
+                    dx[i] += yc[i] * (gc[i] - s)
+        return 0
+
+
+cdef Expression make_softmax(object x, bint log, object restrict):
+    name = "log_softmax" if log else "softmax"
+    cdef Expression ex = as_expr(x, name)
+    if ex.d.nd > 2:
+        raise ValueError(f"{name}: expects a vector or a matrix (softmax over each column), "
+                         f"got {dim_str(&ex.d)}")
+    cdef Softmax node = Softmax.__new__(Softmax)
+    node.log = log
+    node.keep = NULL
+    cdef int r = rows(&ex.d), i
+    if restrict is not None:
+        idx = list(restrict)
+        if not idx:
+            raise ValueError(f"{name}: restrict must name at least one row")
+        node.keep = <unsigned char*>fwd_scratch(r // 4 + 1)
+        for i in range(r):
+            node.keep[i] = 0
+        for j in idx:
+            j = to_index(j, name)
+            if j < 0 or j >= r:
+                raise IndexError(f"{name}: restrict index {j!r} is out of range for {dim_str(&ex.d)}")
+            node.keep[<int>j] = 1
+    return add_node(node, (ex,), ex.d)
+
+
+def softmax(x, d=0):
+    """exp(x_i) / sum_j exp(x_j) over each column."""
+    if d != 0:
+        raise ValueError(f"softmax: only d=0 (over each column) is supported, got d={d}")
+    return make_softmax(x, False, None)
+
+
+def log_softmax(x, restrict=None):
+    """log(softmax(x)) over each column; with `restrict`, only over those rows."""
+    return make_softmax(x, True, restrict)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class PickNegLogSoftmax(Expression):
+    """-log softmax(x)[v] for each batch element, in one node."""
+    cdef int* index       # one per output batch element (forward pool)
+    cdef float* logz      # per batch element, kept for backward
+
+    cpdef str op_name(self):
+        return "pickneglogsoftmax"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t n = rows(&x.d), b
+        cdef const float* xb
+        for b in range(self.d.bd):
+            xb = x.val + (b * n if x.d.bd > 1 else 0)
+            self.logz[b] = log_sum_exp(xb, n)
+            self.val[b] = self.logz[b] - xb[self.index[b]]
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad == NULL:
+            return 0
+        cdef Py_ssize_t n = rows(&x.d), b, i
+        cdef const float* xb
+        cdef float* dx
+        cdef float g, lz
+        for b in range(self.d.bd):
+            xb = x.val + (b * n if x.d.bd > 1 else 0)
+            dx = x.grad + (b * n if x.d.bd > 1 else 0)
+            g = self.grad[b]
+            lz = self.logz[b]
+            for i in range(n):
+                dx[i] += g * expf(xb[i] - lz)
+            dx[self.index[b]] -= g
+        return 0
+
+
+cdef Expression make_pnls(object x, object indices, str op):
+    cdef Expression ex = as_expr(x, op)
+    if ex.d.nd != 1 and not (ex.d.nd == 2 and ex.d.d[1] == 1):
+        raise ValueError(f"{op}: expects a vector of scores, got {dim_str(&ex.d)}")
+    cdef int n = rows(&ex.d), bd, b
+    if hasattr(indices, "__index__"):
+        indices = [indices] * ex.d.bd
+    else:
+        indices = list(indices)
+    bd = len(indices)
+    if bd != ex.d.bd and ex.d.bd != 1:
+        raise ValueError(f"{op}: {bd} indices for a batch of {ex.d.bd} ({dim_str(&ex.d)})")
+    cdef PickNegLogSoftmax node = PickNegLogSoftmax.__new__(PickNegLogSoftmax)
+    node.index = <int*>fwd_scratch(bd)
+    node.logz = fwd_scratch(bd)
+    for b in range(bd):
+        v = to_index(indices[b], op)
+        if v < 0 or v >= n:
+            raise IndexError(f"{op}: index {v} is out of range for a vector of {n} scores "
+                             f"({dim_str(&ex.d)})")
+        node.index[b] = v
+    return add_node(node, (ex,), make_dim1(1, bd))
+
+
+def pickneglogsoftmax(x, v):
+    """-log(softmax(x)[v]); for a batched x, the same v for every element."""
+    return make_pnls(x, v, "pickneglogsoftmax")
+
+
+def pickneglogsoftmax_batch(x, vs):
+    """-log(softmax(x_b)[vs[b]]) for each batch element b."""
+    return make_pnls(x, vs, "pickneglogsoftmax_batch")

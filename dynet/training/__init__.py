@@ -1,0 +1,1 @@
+"""Trainers: DyNet's update rules as fused typed kernels over each parameter's float32 storage."""
