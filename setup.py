@@ -31,7 +31,9 @@ setup(
         extensions(),
         language_level=3,
         nthreads=os.cpu_count() or 1,
-        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True,
+        # Python-object indexing stays checked (a wrong index must raise, not crash); the hot loops index
+        # raw pointers, which these directives do not touch.
+        compiler_directives={"boundscheck": True, "wraparound": True, "cdivision": True,
                              "initializedcheck": False, "embedsignature": True},
     ),
     zip_safe=False,

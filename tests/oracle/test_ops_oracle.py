@@ -1,0 +1,35 @@
+"""Every operation of tests/optable.py against the reference DyNet: same inputs, same values and
+the same gradients for every input."""
+import numpy as np
+import pytest
+
+import dynet as dy
+from tests.optable import CASES
+
+PARAMS = [(c, m) for c in CASES if c.oracle for m in c.modes() if m in c.oracle_modes]
+
+
+def run(module, build, args, proj_seed=3):
+    module.renew_cg()
+    xs = [module.inputTensor(a, batched=b) for a, b in args]
+    out = build(module, *xs)
+    value = out.npvalue()
+    proj = np.random.default_rng(proj_seed).uniform(-1, 1, value.shape)
+    loss = module.sum_batches(module.sum_elems(module.cmult(out, module.inputTensor(proj, batched=out.dim()[1] > 1))))
+    loss.value()
+    loss.backward(full=True)
+    return out.dim(), value, [x.gradient() for x in xs]
+
+
+@pytest.mark.parametrize("case,mode", PARAMS, ids=[f"{c.name}-{m}" for c, m in PARAMS])
+def test_against_reference(ref, case, mode):
+    args = case.make_inputs(np.random.default_rng(11), mode)
+    ours = run(dy, case.build, args)
+    theirs = run(ref, case.oracle_build or case.build, args)
+    assert ours[0] == theirs[0], f"dimension: ours {ours[0]}, reference {theirs[0]}"
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-4, atol=1e-5, err_msg="value")
+    for i, (g, h) in enumerate(zip(ours[2], theirs[2])):
+        if case.oracle_grads is not None and i not in case.oracle_grads:
+            continue
+        np.testing.assert_allclose(np.asarray(g).reshape(np.shape(h)), h, rtol=1e-3, atol=1e-5,
+                                   err_msg=f"gradient of argument {i}")
