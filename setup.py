@@ -12,7 +12,9 @@ from setuptools import Extension, setup
 
 COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function",
                 "-Wno-maybe-uninitialized"]
-if os.environ.get("DYNET_NATIVE", "0") == "1":  # opt-in: the wheel must run on any x86-64
+# The package is compiled where it is installed (pip builds it from source), so the kernels may use
+# every vector instruction of this machine. Set DYNET_PORTABLE=1 when building a wheel to ship.
+if os.environ.get("DYNET_PORTABLE", "0") != "1":
     COMPILE_ARGS.append("-march=native")
 
 

@@ -45,7 +45,18 @@ cdef Expression add_node(Expression node, tuple args, Dim d)
 cdef Expression add_node_noalloc(Expression node, tuple args, Dim d)
 cdef int check_live(Expression e, str op) except -1
 cdef float* fwd_scratch(size_t n) except NULL
-cdef Expression as_expr(object x, str op)
+cdef Expression as_expr_slow(object x, str op)
+
+cdef inline Expression as_expr(object x, str op):
+    """An operation's argument as an Expression (Parameters are accepted, as in DyNet 2.1)."""
+    if isinstance(x, Expression):
+        return <Expression>x
+    return as_expr_slow(x, op)
 cdef tuple as_expr_tuple(object xs, str op)
 cdef object np_view(float* p, Py_ssize_t n)
 cdef long to_index(object v, str op) except? -1
+
+ctypedef object (*binary_operator)(object, object)
+ctypedef object (*unary_operator)(object)
+cdef void set_operators(binary_operator add, binary_operator sub, binary_operator mul,
+                        binary_operator div, unary_operator neg) noexcept

@@ -137,32 +137,34 @@ cdef class Expression:
         return self.d.d[0] if self.d.nd else 1
 
     # Operators: implemented by the node modules, which register them below (they import us).
+    # The arithmetic operators are C function pointers set by dynet/nodes/operators.pyx (which
+    # imports this module): a direct C call keeps `W * x + b` as cheap as dy.tanh(x).
     def __add__(self, other):
-        return _operators["add"](self, other)
+        return _op_add(self, other)
 
     def __radd__(self, other):
-        return _operators["add"](other, self)
+        return _op_add(other, self)
 
     def __sub__(self, other):
-        return _operators["sub"](self, other)
+        return _op_sub(self, other)
 
     def __rsub__(self, other):
-        return _operators["sub"](other, self)
+        return _op_sub(other, self)
 
     def __mul__(self, other):
-        return _operators["mul"](self, other)
+        return _op_mul(self, other)
 
     def __rmul__(self, other):
-        return _operators["mul"](other, self)
+        return _op_mul(other, self)
 
     def __truediv__(self, other):
-        return _operators["div"](self, other)
+        return _op_div(self, other)
 
     def __rtruediv__(self, other):
-        return _operators["div"](other, self)
+        return _op_div(other, self)
 
     def __neg__(self):
-        return _operators["neg"](self)
+        return _op_neg(self)
 
     def __pos__(self):
         return self
@@ -175,6 +177,17 @@ cdef class Expression:
 
 
 cdef dict _operators = {}
+cdef binary_operator _op_add = NULL
+cdef binary_operator _op_sub = NULL
+cdef binary_operator _op_mul = NULL
+cdef binary_operator _op_div = NULL
+cdef unary_operator _op_neg = NULL
+
+
+cdef void set_operators(binary_operator add, binary_operator sub, binary_operator mul,
+                        binary_operator div, unary_operator neg) noexcept:
+    global _op_add, _op_sub, _op_mul, _op_div, _op_neg
+    _op_add, _op_sub, _op_mul, _op_div, _op_neg = add, sub, mul, div, neg
 
 
 def register_operators(**fns):
@@ -413,11 +426,9 @@ cdef float* fwd_scratch(size_t n) except NULL:
     return _cg.fwd.alloc(n)
 
 
-cdef Expression as_expr(object x, str op):
-    """An operation's argument as an Expression: Parameters and LookupParameters are accepted as
-    DyNet 2.1 does (their expression in the current graph); anything else is a TypeError."""
-    if isinstance(x, Expression):
-        return <Expression>x
+cdef Expression as_expr_slow(object x, str op):
+    """Parameters and LookupParameters stand for their expression in the current graph, as in
+    DyNet 2.1; anything else is a TypeError."""
     expr = getattr(x, "expr", None)
     if expr is not None and callable(expr):
         return <Expression?>expr()

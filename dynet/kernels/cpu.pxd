@@ -4,24 +4,6 @@ from scipy.linalg.cython_blas cimport sgemm, sgemv, sger, saxpy, sdot, sscal
 from libc.string cimport memcpy, memset
 
 
-cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
-                      const float* A, int lda, const float* B, int ldb,
-                      float beta, float* C, int ldc) noexcept nogil:
-    """C = alpha * op(A) * op(B) + beta * C, with C m x n and the inner dimension k."""
-    cdef char ta = b'T' if trans_a else b'N'
-    cdef char tb = b'T' if trans_b else b'N'
-    cdef int one = 1, rows_a, cols_a
-    if m == 0 or n == 0:
-        return
-    if n == 1 and not trans_b:
-        # matrix-vector: sgemv is markedly cheaper than a degenerate sgemm
-        rows_a = k if trans_a else m
-        cols_a = m if trans_a else k
-        sgemv(&ta, &rows_a, &cols_a, &alpha, <float*>A, &lda, <float*>B, &one, &beta, C, &one)
-        return
-    sgemm(&ta, &tb, &m, &n, &k, &alpha, <float*>A, &lda, <float*>B, &ldb, &beta, C, &ldc)
-
-
 cdef inline void axpy(Py_ssize_t n, float a, const float* x, float* y) noexcept nogil:
     """y += a * x"""
     cdef Py_ssize_t i
@@ -78,3 +60,117 @@ cdef inline float sum_of(Py_ssize_t n, const float* x) noexcept nogil:
         s0 += x[i]
         i += 1
     return (s0 + s1) + (s2 + s3)
+
+
+# ---- small matrix products: below this many multiply-adds a typed loop beats a BLAS call ----
+cdef enum:
+    SMALL_GEMM = 4096
+
+
+cdef inline void gemv_small(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil:
+    """y = A x + beta y for a column-major m x k matrix A (axpy per column: vectorises along m)."""
+    cdef int i, j
+    cdef float xj
+    cdef const float* col
+    if beta == 0:
+        for i in range(m):
+            y[i] = 0
+    for j in range(k):
+        xj = x[j]
+        col = A + <Py_ssize_t>j * m
+        for i in range(m):
+            y[i] += col[i] * xj
+
+
+cdef inline void gemv_t_small(int m, int k, const float* A, const float* x, float* y) noexcept nogil:
+    """y += A^T x for a column-major m x k matrix A (a dot product per column)."""
+    cdef int j
+    for j in range(k):
+        y[j] += dot(m, A + <Py_ssize_t>j * m, x)
+
+
+cdef inline void ger_small(int m, int k, const float* u, const float* v, float* A) noexcept nogil:
+    """A += u v^T (m x k, column-major)."""
+    cdef int i, j
+    cdef float vj
+    cdef float* col
+    for j in range(k):
+        vj = v[j]
+        col = A + <Py_ssize_t>j * m
+        for i in range(m):
+            col[i] += u[i] * vj
+
+
+# ---- exp and tanh written out so that loops over them vectorise (libm calls do not) ----------
+cdef union FloatBits:
+    float f
+    int i
+
+
+cdef inline float fast_exp(float x) noexcept nogil:
+    """e^x to about 2 ulp: x = n ln2 + r, |r| <= ln2/2, a degree-7 polynomial for e^r, 2^n in the
+    exponent bits."""
+    cdef FloatBits scale
+    cdef float n, r, p
+    cdef int ni
+    if x > 88.0:
+        x = 88.0
+    if x < -87.0:
+        x = -87.0
+    ni = <int>(x * 1.4426950408889634 + (0.5 if x >= 0 else -0.5))
+    n = <float>ni
+    r = (x - n * 0.693145751953125) - n * 1.428606765330187e-06
+    p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664
+        + r * (0.008333333333333333 + r * (0.001388888888888889 + r * 0.0001984126984126984))))))
+    scale.i = (ni + 127) << 23
+    return p * scale.f
+
+
+cdef inline float fast_tanh(float x) noexcept nogil:
+    """tanh: an odd Taylor polynomial near 0 (no cancellation), 1 - 2/(e^2|x| + 1) elsewhere."""
+    cdef float a = x if x >= 0 else -x
+    cdef float s = x * x
+    cdef float small = x + x * s * (-0.3333333333333333 + s * (0.13333333333333333 + s * (
+        -0.05396825396825397 + s * (0.021869488536155203 + s * (-0.008863235529902197
+        + s * 0.003592128036572481)))))
+    cdef float e = fast_exp(2 * (a if a < 9 else 9))
+    cdef float big = 1 - 2 / (e + 1)
+    if x < 0:
+        big = -big
+    return small if a < 0.55 else big
+
+
+cdef inline float fast_sigmoid(float x) noexcept nogil:
+    return 1.0 / (1.0 + fast_exp(-x))
+
+
+cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
+                      const float* A, int lda, const float* B, int ldb,
+                      float beta, float* C, int ldc) noexcept nogil:
+    """C = alpha * op(A) * op(B) + beta * C, with C m x n and the inner dimension k."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef int one = 1, rows_a, cols_a
+    if m == 0 or n == 0:
+        return
+    if alpha == 1 and k == 1 and trans_b and not trans_a and beta == 1 and m * n <= SMALL_GEMM:
+        ger_small(m, n, A, B, C)       # rank-1 update (e.g. dW += dy x^T)
+        return
+    if alpha == 1 and n == 1 and not trans_b and m * k <= SMALL_GEMM and lda == (k if trans_a else m):
+        if trans_a:   # y = beta y + A^T x, A stored k x m
+            if beta == 0:
+                fill(m, 0.0, C)
+            elif beta != 1:
+                for rows_a in range(m):
+                    C[rows_a] *= beta
+            gemv_t_small(k, m, A, B, C)
+        else:
+            gemv_small(m, k, A, B, beta, C)
+        return
+    if n == 1 and not trans_b:
+        # matrix-vector: sgemv is markedly cheaper than a degenerate sgemm
+        rows_a = k if trans_a else m
+        cols_a = m if trans_a else k
+        sgemv(&ta, &rows_a, &cols_a, &alpha, <float*>A, &lda, <float*>B, &one, &beta, C, &one)
+        return
+    sgemm(&ta, &tb, &m, &n, &k, &alpha, <float*>A, &lda, <float*>B, &ldb, &beta, C, &ldc)

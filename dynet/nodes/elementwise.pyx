@@ -11,6 +11,7 @@ from libc.math cimport (tanhf, expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf
 from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
+from dynet.kernels.cpu cimport fast_exp, fast_tanh, fast_sigmoid
 
 cdef float SELU_LAMBDA = 1.0507009873554805
 cdef float SELU_ALPHA = 1.6732632423543772
@@ -42,10 +43,10 @@ cdef inline float digamma(float xf) noexcept nogil:
 
 
 cdef inline float unary_value(int op, float x, float a, float b) noexcept nogil:
-    if op == U_TANH: return tanhf(x)
-    if op == U_LOGISTIC: return 1.0 / (1.0 + expf(-x))
+    if op == U_TANH: return fast_tanh(x)
+    if op == U_LOGISTIC: return fast_sigmoid(x)
     if op == U_RECTIFY: return x if x > 0 else 0.0
-    if op == U_EXP: return expf(x)
+    if op == U_EXP: return fast_exp(x)
     if op == U_LOG: return logf(x)
     if op == U_SQUARE: return x * x
     if op == U_SQRT: return sqrtf(x)
@@ -135,7 +136,10 @@ cdef class Unary(Expression):
             # the hottest maps get their own loops so that they vectorise
             if op == U_TANH:
                 for i in range(n):
-                    y[i] = tanhf(xv[i])
+                    y[i] = fast_tanh(xv[i])
+            elif op == U_LOGISTIC:
+                for i in range(n):
+                    y[i] = fast_sigmoid(xv[i])
             elif op == U_RECTIFY:
                 for i in range(n):
                     y[i] = xv[i] if xv[i] > 0 else 0.0
@@ -178,7 +182,7 @@ cdef class Unary(Expression):
 
 
 cdef Expression unary(object x, int op, float alpha=0, float beta=0):
-    cdef Expression ex = as_expr(x, UNARY_NAMES[op])
+    cdef Expression ex = <Expression>x if isinstance(x, Expression) else as_expr(x, UNARY_NAMES[op])
     cdef Unary node = Unary.__new__(Unary)
     node.op = op
     node.alpha = alpha
@@ -348,9 +352,8 @@ cdef inline Py_ssize_t _axis(const Dim* d, int ax) noexcept:
 
 
 cdef Expression binary(object a, object b, int op):
-    name = BINARY_NAMES[op]
-    cdef Expression ea = as_expr(a, name)
-    cdef Expression eb = as_expr(b, name)
+    cdef Expression ea = <Expression>a if isinstance(a, Expression) else as_expr(a, BINARY_NAMES[op])
+    cdef Expression eb = <Expression>b if isinstance(b, Expression) else as_expr(b, BINARY_NAMES[op])
     cdef Binary node = Binary.__new__(Binary)
     node.op = op
     cdef Dim out
@@ -362,7 +365,7 @@ cdef Expression binary(object a, object b, int op):
         na = _axis(&ea.d, ax)
         nb = _axis(&eb.d, ax)
         if na != nb and na != 1 and nb != 1:
-            raise ValueError(f"{name}: for each dimension (and the batch) the sizes must match or be 1, "
+            raise ValueError(f"{BINARY_NAMES[op]}: for each dimension (and the batch) the sizes must match or be 1, "
                              f"got {dim_str(&ea.d)} and {dim_str(&eb.d)}")
         node.sizes[ax] = na if na > nb else nb
         node.sa[ax] = stride_a if na == node.sizes[ax] else 0

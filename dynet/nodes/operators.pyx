@@ -1,17 +1,20 @@
 """Expression's arithmetic operators, as DyNet defines them: `*` of two expressions is the matrix
 product; with a number on either side, `+ - * /` are elementwise scalar operations."""
 import numbers
-from dynet.core.graph cimport Expression
+from dynet.core.graph cimport Expression, set_operators
 from dynet.core.graph import register_operators
 from dynet.nodes.elementwise cimport unary, binary, U_AFFINE, U_RDIV, U_POWC, B_ADD, B_SUB, B_DIV, B_POW
 from dynet.nodes.matmul cimport matmul
 
 
 cdef inline bint is_number(object x):
+    # Expressions first: the ABC check of numbers.Real is slow, and this is on every `W * x + b`
+    if isinstance(x, Expression):
+        return False
     return isinstance(x, (float, int)) or (isinstance(x, numbers.Real) and not isinstance(x, bool))
 
 
-def add(a, b):
+cdef object add(object a, object b):
     if is_number(b):
         return unary(a, U_AFFINE, 1.0, b)
     if is_number(a):
@@ -19,7 +22,7 @@ def add(a, b):
     return binary(a, b, B_ADD)
 
 
-def sub(a, b):
+cdef object sub(object a, object b):
     if is_number(b):
         return unary(a, U_AFFINE, 1.0, -b)
     if is_number(a):
@@ -27,7 +30,7 @@ def sub(a, b):
     return binary(a, b, B_SUB)
 
 
-def mul(a, b):
+cdef object mul(object a, object b):
     if is_number(b):
         return unary(a, U_AFFINE, b, 0.0)
     if is_number(a):
@@ -35,7 +38,7 @@ def mul(a, b):
     return matmul(a, b)
 
 
-def div(a, b):
+cdef object div(object a, object b):
     if is_number(b):
         if b == 0:
             raise ZeroDivisionError("expression / 0")
@@ -45,7 +48,7 @@ def div(a, b):
     return binary(a, b, B_DIV)
 
 
-def neg(a):
+cdef object neg(object a):
     return unary(a, U_AFFINE, -1.0, 0.0)
 
 
@@ -65,4 +68,10 @@ def getitem(e, key):
     return select.pick(e, key)
 
 
-register_operators(add=add, sub=sub, mul=mul, div=div, neg=neg, pow=power, getitem=getitem)
+set_operators(add, sub, mul, div, neg)
+register_operators(pow=power, getitem=getitem)
+
+
+def add_(a, b):
+    """The `+` of expressions (for code that wants it as a function)."""
+    return add(a, b)

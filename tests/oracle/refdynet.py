@@ -39,7 +39,7 @@ def load(seed=1):
             sys.modules["_dynet"] = saved
     params = module.DynetParams()
     params.set_random_seed(seed)
-    params.set_mem(256)
+    params.set_mem(1024)
     params.init()
     _cached.append(module)
     return module

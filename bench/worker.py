@@ -1,0 +1,48 @@
+"""Time one workload config with one implementation, in its own process; prints one JSON line.
+
+python -m bench.worker IMPL WORKLOAD CONFIG_JSON SECONDS   (IMPL: ours | ref)
+"""
+import importlib
+import json
+import sys
+import time
+
+
+def load(impl):
+    if impl == "ref":
+        from tests.oracle.refdynet import load as load_ref
+        module = load_ref()
+        if module is None:
+            raise SystemExit("the reference DyNet is not installed: python -m tests.oracle.install")
+        return module
+    import _dynet as dy
+    params = dy.DynetParams()
+    params.set_random_seed(1)
+    params.set_mem(1024)
+    params.init()
+    return dy
+
+
+def main():
+    impl, name, config, seconds = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4])
+    dy = load(impl)
+    workload = importlib.import_module(f"bench.workloads.{name}")
+    step = workload.make(dy, **config)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < min(1.0, seconds / 4):   # warm up
+        step()
+    # best of several rounds: the machines are shared and noisy
+    rounds = []
+    for _ in range(3):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            n += step()
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds / 3:
+                break
+        rounds.append(n / elapsed)
+    print(json.dumps({"impl": impl, "throughput": max(rounds), "rounds": rounds}))
+
+
+if __name__ == "__main__":
+    main()

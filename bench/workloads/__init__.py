@@ -1,0 +1,1 @@
+"""Benchmark workloads: each module defines UNIT, CONFIGS and make(dy, **config) -> step()."""
