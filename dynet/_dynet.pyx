@@ -149,6 +149,17 @@ from dynet.nodes.select import (pick, pick_batch, pick_range, pickrange, reshape
                                 concatenate, concatenate_cols)
 from dynet.nodes.noise import dropout, noise
 from dynet.nodes.losses import binary_log_loss
+from dynet.nodes.flow import nobackprop, flip_gradient, scale_gradient, argmax
+from dynet.nodes.norms import (dot_product, trace_of_product, l1_distance, huber_distance, l2_norm,
+                               layer_norm, weight_norm)
+from dynet.nodes.linalg import (inverse, logdet, circ_conv, circ_corr, contract3d_1d,
+                                contract3d_1d_bias, contract3d_1d_1d, contract3d_1d_1d_bias)
+from dynet.nodes.losses2 import (sparsemax, constrained_softmax, pairwise_rank_loss, poisson_loss,
+                                 hinge, hinge_batch, hinge_dim)
+from dynet.nodes.reductions import (sum_dim, sum_cols, cumsum, mean_elems, mean_dim, mean_batches,
+                                    std_elems, std_dim, std_batches, moment_elems, moment_dim,
+                                    moment_batches, average, emax, logsumexp, logsumexp_dim,
+                                    max_dim, min_dim, fold_rows, kmh_ngram)
 from dynet.nodes import operators as _operators   # registers Expression's + - * /
 from dynet.nodes.pyop import pyop
 

@@ -28,6 +28,7 @@ class Case:
     atol: float = 2e-3
     eps: float = 1e-3
     inputs: Callable = None         # custom input maker: rng, batch -> list of (array, batched)
+    gradcheck: bool = True          # False where backward is not d(forward) by design (gradient flow ops)
 
     def make_inputs(self, rng, mode):
         """mode: 'single', 'batched' or 'mixed'."""
@@ -109,4 +110,150 @@ CASES = [
     Case("transpose", lambda dy, a: dy.transpose(a), [(2, 3)]),
     Case("transpose_vector", lambda dy, a: dy.transpose(a), [(3,)]),
     Case("pick_range", lambda dy, a: dy.pickrange(a, 1, 3), [(4,)]),
+]
+
+# ---- part A (issue 3) ----
+
+
+def _inputs_of(*makers):
+    """inputs= for Case: each maker(rng, batched) gives one input; batching follows the mode."""
+    def make(rng, mode):
+        return [(mk(rng, mode == "batched" or (mode == "mixed" and i == 0)),
+                 mode == "batched" or (mode == "mixed" and i == 0)) for i, mk in enumerate(makers)]
+    return make
+
+
+def _matrix(n, diag):
+    """Well-conditioned n x n matrices: diag * I + small noise (invertible, positive determinant)."""
+    def mk(rng, batched):
+        m = diag * np.eye(n) + rng.uniform(-0.3, 0.3, (n, n))
+        return np.stack([m + rng.uniform(-0.1, 0.1, (n, n)) for _ in range(3)], -1) if batched else m
+    return mk
+
+
+def _uniform(shape, low, high):
+    return lambda rng, batched: rng.uniform(low, high, tuple(shape) + ((3,) if batched else ()))
+
+
+def _batch_only(shape):
+    """A batch of 3 in every mode (ops whose arguments name one target per batch element)."""
+    return lambda rng, mode: [(rng.uniform(-1, 1, tuple(shape) + (3,)), True)]
+
+
+# the reference (dynet38) has no batched form of these operations ("does not support batching")
+REF_UNBATCHED = ("single",)
+
+CASES += [
+    # gradient flow: backward is deliberately not d(forward), so only the reference checks it
+    Case("nobackprop", lambda dy, a, b: dy.cmult(a, dy.nobackprop(b)), [(4,), (4,)], gradcheck=False),
+    Case("flip_gradient", lambda dy, a, b: dy.cmult(a, dy.flip_gradient(b)), [(4,), (4,)], gradcheck=False),
+    Case("scale_gradient", lambda dy, a, b: dy.cmult(a, dy.scale_gradient(b, 0.3)), [(4,), (4,)],
+         gradcheck=False),
+    Case("scale_gradient_default", lambda dy, a: dy.scale_gradient(a), [(4,)]),
+    Case("argmax", lambda dy, a: dy.argmax(a, "zero_gradient"), [(5,)]),
+    Case("argmax_straight_through", lambda dy, a: dy.argmax(a, "straight_through_gradient"), [(5,)],
+         gradcheck=False),
+    # linear algebra
+    Case("dot_product", lambda dy, a, b: dy.dot_product(a, b), [(4,), (4,)]),
+    Case("inverse", lambda dy, a: dy.inverse(a), [(3, 3)], inputs=_inputs_of(_matrix(3, 1.0)),
+         oracle_modes=REF_UNBATCHED),
+    Case("logdet", lambda dy, a: dy.logdet(a), [(3, 3)], inputs=_inputs_of(_matrix(3, 2.0)),
+         oracle_modes=REF_UNBATCHED),
+    Case("trace_of_product", lambda dy, a, b: dy.trace_of_product(a, b), [(3, 2), (3, 2)],
+         oracle_modes=REF_UNBATCHED),
+    Case("circ_conv", lambda dy, a, b: dy.circ_conv(a, b), [(4,), (4,)],
+         oracle_modes=REF_UNBATCHED),
+    Case("circ_corr", lambda dy, a, b: dy.circ_corr(a, b), [(4,), (4,)],
+         oracle_modes=REF_UNBATCHED),
+    # the reference's value is wrong in some entries without a bias (with a bias it agrees:
+    # contract3d_1d_bias below); ours is checked against the formula by finite differences
+    Case("contract3d_1d", lambda dy, x, y: dy.contract3d_1d(x, y), [(2, 3, 4), (4,)],
+         oracle=False),
+    Case("contract3d_1d_bias", lambda dy, x, y, b: dy.contract3d_1d_bias(x, y, b), [(2, 3, 4), (4,), (2, 3)]),
+    Case("contract3d_1d_1d", lambda dy, x, y, z: dy.contract3d_1d_1d(x, y, z), [(2, 3, 4), (4,), (3,)],
+         oracle_modes=REF_UNBATCHED),
+    Case("contract3d_1d_1d_bias", lambda dy, x, y, z, b: dy.contract3d_1d_1d_bias(x, y, z, b),
+         [(2, 3, 4), (4,), (3,), (2,)],
+         oracle_modes=REF_UNBATCHED),
+    # norms and distances
+    Case("l2_norm", lambda dy, a: dy.l2_norm(a), [(4,)]),
+    Case("l2_norm_matrix", lambda dy, a: dy.l2_norm(a), [(3, 2)]),
+    Case("l1_distance", lambda dy, a, b: dy.l1_distance(a, b), [(4,), (4,)],
+         oracle_modes=REF_UNBATCHED),
+    Case("huber_distance", lambda dy, a, b: dy.huber_distance(a, b), [(6,), (6,)], low=-2.0, high=2.0,
+         oracle_modes=REF_UNBATCHED),
+    Case("huber_distance_c", lambda dy, a, b: dy.huber_distance(a, b, c=0.5), [(6,), (6,)],
+         oracle_modes=REF_UNBATCHED),
+    Case("layer_norm", lambda dy, x, g, b: dy.layer_norm(x, g, b), [(5,), (5,), (5,)]),
+    Case("weight_norm", lambda dy, w, g: dy.weight_norm(w, g), [(3, 2), (1,)],
+         oracle_modes=REF_UNBATCHED),
+    # softmaxes and losses
+    Case("sparsemax", lambda dy, a: dy.sparsemax(a), [(5,)], low=-2.0, high=2.0,
+         oracle_modes=REF_UNBATCHED),
+    Case("constrained_softmax", lambda dy, a, u: dy.constrained_softmax(a, u), [(4,), (4,)],
+         inputs=_inputs_of(_uniform((4,), -2.0, 2.0), _uniform((4,), 0.3, 0.7)),
+         oracle_modes=REF_UNBATCHED),
+    # the reference does not broadcast a batch-1 argument here
+    Case("pairwise_rank_loss", lambda dy, a, b: dy.pairwise_rank_loss(a, b), [(1, 3), (1, 3)],
+         oracle_modes=("single", "batched")),
+    # the reference does not broadcast a batch-1 argument here
+    Case("pairwise_rank_loss_m", lambda dy, a, b: dy.pairwise_rank_loss(a, b, m=0.5), [(1,), (1,)],
+         oracle_modes=("single", "batched")),
+    # the reference's gradient ignores the incoming gradient (it is exp(ll) - x
+    # whatever the loss is multiplied by), and it has no batched form; values are compared
+    Case("poisson_loss", lambda dy, a: dy.poisson_loss(a, 3), [(1,)],
+         oracle_modes=("single",), oracle_grads=()),
+    # the reference refuses one index for a batch; we use it for every batch element
+    Case("hinge", lambda dy, a: dy.hinge(a, 2), [(5,)],
+         oracle_modes=("single",)),
+    # the reference refuses one index for a batch; we use it for every batch element
+    Case("hinge_m", lambda dy, a: dy.hinge(a, 0, m=0.5), [(5,)],
+         oracle_modes=("single",)),
+    Case("hinge_batch", lambda dy, a: dy.hinge_batch(a, [0, 3, 1]), [(5,)], inputs=_batch_only((5,))),
+    Case("hinge_dim", lambda dy, a: dy.hinge_dim(a, [0, 2, 1, 2]), [(3, 4)]),
+    Case("hinge_dim_d1", lambda dy, a: dy.hinge_dim(a, [1, 0, 2], d=1, m=0.5), [(3, 4)]),
+    Case("kmh_ngram", lambda dy, a: dy.kmh_ngram(a, 2), [(3, 4)],
+         oracle_modes=REF_UNBATCHED),
+    # reductions
+    Case("sum_dim", lambda dy, a: dy.sum_dim(a, [0]), [(3, 4)]),
+    Case("sum_dim_01", lambda dy, a: dy.sum_dim(a, [0, 1]), [(3, 4)]),
+    Case("sum_dim_b", lambda dy, a: dy.sum_dim(a, [1], True), [(3, 4)]),
+    Case("sum_cols", lambda dy, a: dy.sum_cols(a), [(3, 4)],    # not in the wheel: sum_dim(x, [1])
+         oracle_build=lambda dy, a: dy.sum_dim(a, [1])),
+    Case("cumsum", lambda dy, a: dy.cumsum(a), [(3, 4)]),
+    Case("cumsum_d1", lambda dy, a: dy.cumsum(a, 1), [(3, 4)]),
+    Case("mean_elems", lambda dy, a: dy.mean_elems(a), [(3, 4)]),
+    Case("mean_dim", lambda dy, a: dy.mean_dim(a, [1], False), [(3, 4)]),
+    Case("mean_dim_b", lambda dy, a: dy.mean_dim(a, [0], True), [(3, 4)]),
+    Case("mean_dim_n", lambda dy, a: dy.mean_dim(a, [0], False, 5), [(3, 4)]),
+    Case("mean_batches", lambda dy, a: dy.mean_batches(a), [(3,)]),
+    Case("std_elems", lambda dy, a: dy.std_elems(a), [(3, 4)]),
+    Case("std_dim", lambda dy, a: dy.std_dim(a, [1], False), [(3, 4)]),
+    Case("std_dim_b", lambda dy, a: dy.std_dim(a, [0], True), [(3, 4)]),
+    # the reference ignores n in std_dim; ours uses it as mean_dim does (masked std)
+    Case("std_dim_n", lambda dy, a: dy.std_dim(a, [0], False, 5), [(3, 4)], oracle=False),
+    # std over a batch of 1 is 0: the reference's gradient is NaN there, ours 0
+    Case("std_batches", lambda dy, a: dy.std_batches(a), [(3,)], batched=True,
+         oracle_modes=("batched",)),
+    Case("moment_elems", lambda dy, a: dy.moment_elems(a, 3), [(3, 4)]),
+    Case("moment_dim", lambda dy, a: dy.moment_dim(a, [0], 2, False), [(3, 4)]),
+    Case("moment_dim_n", lambda dy, a: dy.moment_dim(a, [1], 3, False, 6), [(3, 4)]),
+    Case("moment_batches", lambda dy, a: dy.moment_batches(a, 2), [(3,)]),
+    # with a broadcast argument the reference's gradient is wrong (finite differences confirm ours)
+    Case("average", lambda dy, a, b, c: dy.average([a, b, c]), [(3, 2), (3, 2), (3, 2)],
+         oracle_modes=("single", "batched")),
+    # the reference refuses mixed batch sizes here
+    Case("emax", lambda dy, a, b, c: dy.emax([a, b, c]), [(3, 2), (3, 2), (3, 2)],
+         oracle_modes=("single", "batched")),
+    Case("logsumexp", lambda dy, a, b, c: dy.logsumexp([a, b, c]), [(3, 2), (3, 2), (3, 2)]),
+    Case("logsumexp_dim", lambda dy, a: dy.logsumexp_dim(a), [(3, 4)]),
+    Case("logsumexp_dim_d1", lambda dy, a: dy.logsumexp_dim(a, 1), [(3, 4)]),
+    Case("max_dim", lambda dy, a: dy.max_dim(a), [(3, 4)]),
+    Case("max_dim_d1", lambda dy, a: dy.max_dim(a, 1), [(3, 4)]),
+    Case("min_dim", lambda dy, a: dy.min_dim(a), [(3, 4)]),
+    Case("min_dim_d1", lambda dy, a: dy.min_dim(a, 1), [(3, 4)]),
+    Case("fold_rows", lambda dy, a: dy.fold_rows(a), [(4, 3)],
+         oracle_modes=REF_UNBATCHED),
+    Case("fold_rows_3", lambda dy, a: dy.fold_rows(a, nrows=3), [(6,)],
+         oracle_modes=REF_UNBATCHED),
 ]

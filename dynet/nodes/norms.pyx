@@ -1,0 +1,305 @@
+"""Norms, similarities and normalisation: dot_product, l1_distance, huber_distance (one node type,
+a per-element term summed per batch element), l2_norm, layer_norm (typed) and weight_norm (NumPy
+path). A batch-1 argument is broadcast over the batch; its gradient sums over the batch."""
+cimport cython
+from libc.math cimport fabsf, sqrtf
+from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
+from dynet.kernels.cpu cimport dot
+
+import numpy as np
+from dynet.nodes.pyop import pyop
+from dynet.nodes.npbase import fmt, strip, batch_of, acc
+
+cdef enum PairKind:
+    P_DOT, P_TRACE, P_L1, P_HUBER        # trace_of_product(x, y) = Tr(x^T y) is the dot product
+
+cdef float LAYER_NORM_EPS = 1e-8     # added to sigma, as the reference's layer_norm does
+
+
+cdef inline float pair_term(int kind, float x, float y, float c) noexcept nogil:
+    cdef float t = x - y, a
+    if kind <= P_TRACE:
+        return x * y
+    a = fabsf(t)
+    if kind == P_L1:
+        return a
+    return 0.5 * t * t if a <= c else c * a - 0.5 * c * c
+
+
+cdef inline float pair_dx(int kind, float x, float y, float c) noexcept nogil:
+    """d term / dx; for the distances d term / dy is its negation."""
+    cdef float t = x - y
+    if kind <= P_TRACE:
+        return y
+    if kind == P_L1:
+        return 1.0 if t > 0 else (-1.0 if t < 0 else 0.0)
+    if fabsf(t) <= c:
+        return t
+    return c if t > 0 else -c
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(32)
+cdef class PairReduce(Expression):
+    """sum_i f(x_i, y_i) per batch element: dot_product, l1_distance, huber_distance."""
+    cdef int kind
+    cdef float c
+
+    cpdef str op_name(self):
+        return ("dot_product", "trace_of_product", "l1_distance", "huber_distance")[self.kind]
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef const float* xv
+        cdef const float* yv
+        cdef float s
+        for b in range(self.d.bd):
+            xv = x.val + (b * per if x.d.bd > 1 else 0)
+            yv = y.val + (b * per if y.d.bd > 1 else 0)
+            if self.kind <= P_TRACE:
+                self.val[b] = dot(per, xv, yv)
+            else:
+                s = 0
+                for i in range(per):
+                    s += pair_term(self.kind, xv[i], yv[i], self.c)
+                self.val[b] = s
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef const float* xv
+        cdef const float* yv
+        cdef float* dx
+        cdef float* dy
+        cdef float g
+        for b in range(self.d.bd):
+            xv = x.val + (b * per if x.d.bd > 1 else 0)
+            yv = y.val + (b * per if y.d.bd > 1 else 0)
+            g = self.grad[b]
+            if x.grad != NULL:
+                dx = x.grad + (b * per if x.d.bd > 1 else 0)
+                for i in range(per):
+                    dx[i] += g * pair_dx(self.kind, xv[i], yv[i], self.c)
+            if y.grad != NULL:
+                dy = y.grad + (b * per if y.d.bd > 1 else 0)
+                if self.kind <= P_TRACE:
+                    for i in range(per):
+                        dy[i] += g * xv[i]
+                else:
+                    for i in range(per):
+                        dy[i] -= g * pair_dx(self.kind, xv[i], yv[i], self.c)
+        return 0
+
+
+cdef int out_batch(Expression a, Expression b, str op) except -1:
+    if not same_shape(&a.d, &b.d) or (a.d.bd != b.d.bd and a.d.bd != 1 and b.d.bd != 1):
+        raise ValueError(f"{op}: arguments must have the same dimensions (batch sizes 1 or equal), "
+                         f"got {dim_str(&a.d)} and {dim_str(&b.d)}")
+    return max(a.d.bd, b.d.bd)
+
+
+cdef Expression pair_reduce(object x, object y, int kind, float c, str op):
+    cdef Expression ex = as_expr(x, op), ey = as_expr(y, op)
+    cdef int bd = out_batch(ex, ey, op)
+    cdef PairReduce node = PairReduce.__new__(PairReduce)
+    node.kind = kind
+    node.c = c
+    return add_node(node, (ex, ey), make_dim1(1, bd))
+
+
+def dot_product(x, y):
+    """x^T y = sum_i x_i y_i (per batch element)."""
+    return pair_reduce(x, y, P_DOT, 0, "dot_product")
+
+
+def trace_of_product(x, y):
+    """Tr(x^T y) = sum_ij x_ij y_ij for matrices of the same dimensions (as the reference)."""
+    cdef Expression ex = as_expr(x, "trace_of_product")
+    if ex.d.nd > 2:
+        raise ValueError(f"trace_of_product: expects matrices, got {dim_str(&ex.d)}")
+    return pair_reduce(ex, y, P_TRACE, 0, "trace_of_product")
+
+
+def l1_distance(x, y):
+    """sum_i |x_i - y_i| (per batch element)."""
+    return pair_reduce(x, y, P_L1, 0, "l1_distance")
+
+
+def huber_distance(x, y, c=1.345):
+    """sum_i L_c(x_i - y_i) with L_c(t) = t^2/2 for |t| <= c, c|t| - c^2/2 otherwise."""
+    if not c > 0:
+        raise ValueError(f"huber_distance: c must be positive, got {c}")
+    return pair_reduce(x, y, P_HUBER, c, "huber_distance")
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(32)
+cdef class L2Norm(Expression):
+    """sqrt(sum_i x_i^2) per batch element."""
+    cpdef str op_name(self):
+        return "l2_norm"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t per = batch_size(&x.d), b
+        for b in range(x.d.bd):
+            self.val[b] = sqrtf(dot(per, x.val + b * per, x.val + b * per))
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad == NULL:
+            return 0
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef float s
+        for b in range(x.d.bd):
+            if self.val[b] > 0:            # the gradient at 0 is taken as 0
+                s = self.grad[b] / self.val[b]
+                for i in range(per):
+                    x.grad[b * per + i] += s * x.val[b * per + i]
+        return 0
+
+
+def l2_norm(x):
+    """||x||_2 (per batch element)."""
+    cdef Expression ex = as_expr(x, "l2_norm")
+    return add_node(L2Norm.__new__(L2Norm), (ex,), make_dim1(1, ex.d.bd))
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(16)
+cdef class LayerNorm(Expression):
+    """y = g * (x - mean(x)) / (std(x) + eps) + b over all values of each batch element."""
+    cdef float* stats          # per output batch element: mean, then std
+
+    cpdef str op_name(self):
+        return "layer_norm"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], g = <Expression>self.args[1]
+        cdef Expression bias = <Expression>self.args[2]
+        cdef Py_ssize_t n = batch_size(&self.d), b, i
+        cdef const float* xv
+        cdef const float* gv
+        cdef const float* bv
+        cdef float* y
+        cdef float mu, var, t, s
+        for b in range(self.d.bd):
+            xv = x.val + (b * n if x.d.bd > 1 else 0)
+            gv = g.val + (b * n if g.d.bd > 1 else 0)
+            bv = bias.val + (b * n if bias.d.bd > 1 else 0)
+            y = self.val + b * n
+            mu = 0
+            for i in range(n):
+                mu += xv[i]
+            mu /= n
+            var = 0
+            for i in range(n):
+                t = xv[i] - mu
+                var += t * t
+            self.stats[2 * b] = mu
+            self.stats[2 * b + 1] = sqrtf(var / n)
+            s = self.stats[2 * b + 1] + LAYER_NORM_EPS
+            for i in range(n):
+                y[i] = gv[i] * (xv[i] - mu) / s + bv[i]
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], g = <Expression>self.args[1]
+        cdef Expression bias = <Expression>self.args[2]
+        cdef Py_ssize_t n = batch_size(&self.d), b, i
+        cdef const float* xv
+        cdef const float* gv
+        cdef const float* dy
+        cdef float* d
+        cdef float mu, sigma, s, mh, hc, h
+        for b in range(self.d.bd):
+            xv = x.val + (b * n if x.d.bd > 1 else 0)
+            gv = g.val + (b * n if g.d.bd > 1 else 0)
+            dy = self.grad + b * n
+            mu = self.stats[2 * b]
+            sigma = self.stats[2 * b + 1]
+            s = sigma + LAYER_NORM_EPS
+            if bias.grad != NULL:
+                d = bias.grad + (b * n if bias.d.bd > 1 else 0)
+                for i in range(n):
+                    d[i] += dy[i]
+            if g.grad != NULL:
+                d = g.grad + (b * n if g.d.bd > 1 else 0)
+                for i in range(n):
+                    d[i] += dy[i] * (xv[i] - mu) / s
+            if x.grad != NULL:
+                # h = g * dy; dx_j = (h_j - mean h) / s - (sum_i h_i c_i) c_j / (n sigma s^2)
+                mh = 0
+                hc = 0
+                for i in range(n):
+                    h = gv[i] * dy[i]
+                    mh += h
+                    hc += h * (xv[i] - mu)
+                mh /= n
+                hc = hc / (n * sigma * s * s) if sigma > 0 else 0
+                d = x.grad + (b * n if x.d.bd > 1 else 0)
+                for i in range(n):
+                    d[i] += (gv[i] * dy[i] - mh) / s - hc * (xv[i] - mu)
+        return 0
+
+
+def layer_norm(x, g, b):
+    """Layer normalisation (Ba et al., 2016): g * (x - mean(x)) / std(x) + b, with the mean and
+    the standard deviation (1/n) taken over all values of each batch element."""
+    cdef Expression ex = as_expr(x, "layer_norm"), eg = as_expr(g, "layer_norm")
+    cdef Expression eb = as_expr(b, "layer_norm")
+    cdef Expression a
+    cdef int bd = ex.d.bd
+    for a in (eg, eb):
+        if a.d.bd > bd:
+            bd = a.d.bd
+    for a in (ex, eg, eb):
+        if not same_shape(&a.d, &ex.d) or (a.d.bd != 1 and a.d.bd != bd):
+            raise ValueError(f"layer_norm: x, g and b must have the same dimensions (batch sizes 1 "
+                             f"or equal), got {dim_str(&ex.d)}, {dim_str(&eg.d)} and {dim_str(&eb.d)}")
+    cdef LayerNorm node = LayerNorm.__new__(LayerNorm)
+    node.stats = fwd_scratch(2 * bd)
+    cdef Dim d = ex.d
+    d.bd = bd
+    return add_node(node, (ex, eg, eb), d)
+
+
+class WeightNorm:
+    """w_hat = g * w / ||w|| (Salimans and Kingma, 2016), per batch element."""
+    name = "weight_norm"
+
+    def dim(self, dims):
+        (sw, bw), (sg, bg) = dims
+        if strip(sg) != (1,):
+            raise ValueError(f"weight_norm: the gain g must be a scalar, got {fmt(sg, bg)} "
+                             f"(w is {fmt(sw, bw)})")
+        return sw, batch_of(self.name, dims)
+
+    @staticmethod
+    def _flat(a):
+        return a.reshape(-1, a.shape[-1], order="F")
+
+    def forward(self, xs, out):
+        w, g = self._flat(xs[0]), self._flat(xs[1])
+        self._flat(out)[...] = g * w / np.sqrt((w * w).sum(axis=0, keepdims=True))
+
+    def backward(self, xs, out, dout, i, dxi):
+        w, g, dy = self._flat(xs[0]), self._flat(xs[1]), self._flat(dout)
+        norm = np.sqrt((w * w).sum(axis=0, keepdims=True))
+        u = w / norm
+        if i == 0:
+            acc(dxi, g / norm * (dy - u * (u * dy).sum(axis=0, keepdims=True)))
+        else:
+            acc(dxi, (u * dy).sum(axis=0, keepdims=True))
+
+
+def weight_norm(w, g):
+    """Weight normalisation: g * w / ||w|| (g a scalar expression)."""
+    return pyop(WeightNorm(), (w, g))
