@@ -286,11 +286,21 @@ cdef class ComputationGraph:
             return 0                             # the loss does not depend on any parameter
         for k in range(total_size(&root.d)):
             root.grad[k] += 1.0
+        # Only nodes that the loss depends on are visited (a side branch built before the loss
+        # must not mark lookup rows as updated).
+        cdef bytearray reached = bytearray(n)
+        cdef unsigned char* seen = reached
+        cdef Expression a
+        seen[n - 1] = 1
         for i in range(n - 1, -1, -1):
+            if not seen[i]:
+                continue
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             # leaves have nothing to propagate, except lookups (which scatter into their table)
             if node.grad != NULL and (node.args or (node.needs_grad and not node.external_grad)):
                 node.backward_impl()
+                for a in node.args:
+                    seen[a.index] = 1
         return 0
 
     # ---- Python API -----------------------------------------------------------------------

@@ -1,0 +1,222 @@
+"""The computation graph: values, lazy forward, backward, renewal, checkpoints, inputs, errors."""
+import numpy as np
+import pytest
+
+import dynet as dy
+
+
+def test_value_kinds_follow_dynet():
+    s = dy.squared_norm(dy.inputVector([1, 2, 3]))
+    assert s.value() == 14.0 and isinstance(s.value(), float)
+    assert s.dim() == ((1,), 1)
+    v = dy.inputVector([1, 2, 3])
+    assert v.value() == [1.0, 2.0, 3.0]
+    m = dy.inputTensor(np.arange(6.).reshape(2, 3))
+    assert m.dim() == ((2, 3), 1)
+    np.testing.assert_array_equal(m.value(), np.arange(6.).reshape(2, 3))
+    b = dy.inputTensor(np.arange(6.).reshape(2, 3), batched=True)
+    assert b.dim() == ((2,), 3) and b.npvalue().shape == (2, 3)
+    assert dy.sum_elems(b).value() == [3.0, 5.0, 7.0]
+    assert dy.inputMatrix([1, 2, 3, 4, 5, 6], (2, 3)).npvalue().tolist() == [[1, 3, 5], [2, 4, 6]]
+    assert v.tensor_value().as_numpy().tolist() == [1, 2, 3]
+
+
+def test_inputs_of_every_kind():
+    assert dy.scalarInput(3).value() == 3.0
+    assert dy.vecInput(4).value() == [0.0] * 4
+    assert dy.matInput(2, 2).npvalue().tolist() == [[0, 0], [0, 0]]
+    assert dy.zeroes((2,), batch_size=3).dim() == ((2,), 3)
+    assert dy.zeros(3).value() == [0, 0, 0] and dy.ones(2).value() == [1, 1]
+    assert dy.constant((2,), 1.5).value() == [1.5, 1.5]
+    lst = dy.inputTensor([np.ones(2), np.zeros(2)])
+    assert lst.dim() == ((2,), 2)
+    assert dy.inputTensor([[1, 2], [3, 4]]).npvalue().tolist() == [[1, 2], [3, 4]]
+    r = dy.random_normal((1000,)).npvalue()
+    assert abs(r.mean()) < 0.15 and 0.8 < r.std() < 1.2
+    u = dy.random_uniform((1000,), -2, 2).npvalue()
+    assert u.min() >= -2 and u.max() <= 2
+    bern = dy.random_bernoulli((1000,), 0.3, 2.0).npvalue()
+    assert set(np.unique(bern)) <= {0.0, 2.0} and 0.2 < np.mean(bern > 0) < 0.4
+
+
+def test_set_and_recalculate_static_graph():
+    x = dy.vecInput(2)
+    y = dy.squared_norm(x)
+    x.set([1, 2])
+    assert y.scalar_value() == 5.0
+    x.set([3, 4])
+    assert y.scalar_value(recalculate=True) == 25.0
+    s = dy.scalarInput(1)
+    z = s * 2
+    s.set(5)
+    assert z.scalar_value() == 10.0
+
+
+def test_lazy_forward_and_backward_full():
+    x = dy.inputVector([1.0, -2.0])
+    y = dy.squared_norm(x)
+    y.backward(full=True)
+    assert x.gradient().tolist() == [2.0, -4.0]
+    y.backward()                       # not full: constants get no gradient
+    assert x.gradient().tolist() == [0.0, 0.0]
+
+
+def test_parameter_gradients_and_update_flags():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((1, 2), init=dy.NumpyInitializer(np.array([[1.0, 2.0]])))
+    x = dy.inputVector([3.0, 4.0])
+    loss = W * x
+    loss.backward()
+    np.testing.assert_allclose(W.grad_as_array(), [[3.0, 4.0]])
+    dy.renew_cg()
+    W.scale_gradient(0)
+    (dy.parameter(W, update=False) * dy.inputVector([3.0, 4.0])).backward()
+    np.testing.assert_allclose(W.grad_as_array(), [[0.0, 0.0]])
+    dy.renew_cg()
+    (dy.const_parameter(W) * dy.inputVector([3.0, 4.0])).backward()
+    np.testing.assert_allclose(W.grad_as_array(), [[0.0, 0.0]])
+    dy.renew_cg()
+    (W.expr() * dy.inputVector([3.0, 4.0])).backward()       # the text's default: update=True
+    np.testing.assert_allclose(W.grad_as_array(), [[3.0, 4.0]])
+
+
+def test_lookup_and_batched_lookup():
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((4, 2), init=dy.NumpyInitializer(np.arange(8.).reshape(4, 2)))
+    assert dy.lookup(E, 2).value() == [4.0, 5.0]
+    assert E[1].value() == [2.0, 3.0]
+    b = dy.lookup_batch(E, [3, 0])
+    assert b.dim() == ((2,), 2) and b.npvalue().tolist() == [[6, 0], [7, 1]]
+    assert E.batch([1]).dim() == ((2,), 1)
+    dy.sum_batches(dy.sum_elems(b)).backward()
+    assert E.grad_as_array().tolist() == [[1, 1], [0, 0], [0, 0], [1, 1]]
+    assert sorted(E.touched_rows().tolist()) == [0, 3]
+    with pytest.raises(IndexError, match="lookup: index 9 is out of range .* 4 rows"):
+        dy.lookup(E, 9)
+    with pytest.raises(IndexError, match="lookup_batch"):
+        dy.lookup_batch(E, [0, -1])
+
+
+def test_stale_expressions_are_errors_not_crashes():
+    x = dy.inputVector([1, 2])
+    dy.renew_cg()
+    for f in (lambda: x.value(), lambda: x.npvalue(), lambda: dy.tanh(x), lambda: x + x,
+              lambda: x.backward(), lambda: x.gradient(), lambda: x * 2, lambda: dy.esum([x])):
+        with pytest.raises(RuntimeError, match="stale expression from computation graph version"):
+            f()
+
+
+def test_checkpoint_and_revert():
+    a = dy.inputVector([1, 2])
+    dy.cg_checkpoint()
+    b = a * 3
+    assert b.value() == [3, 6]
+    dy.cg_revert()
+    with pytest.raises(RuntimeError, match="removed by cg_revert"):
+        b.value()
+    c = a + a
+    assert c.value() == [2, 4]
+    with pytest.raises(RuntimeError, match="no checkpoint"):
+        dy.cg_revert()
+
+
+def test_cg_api_and_graphviz(capsys):
+    v = dy.cg_version()
+    dy.renew_cg()
+    assert dy.cg_version() == v + 1 == dy.cg().version()
+    x = dy.inputVector([1, 2])
+    dy.tanh(x)
+    dy.print_text_graphviz()
+    out = capsys.readouterr().out
+    assert "digraph G" in out and "tanh(v0)" in out and "N0 -> N1" in out
+    dy.renew_cg(immediate_compute=True, check_validity=True)
+    with pytest.raises(RuntimeError, match="non-finite"):
+        dy.log(dy.inputVector([-1.0]))
+
+
+def test_pools_grow_instead_of_failing():
+    dy.renew_cg()
+    big = dy.inputTensor(np.ones((2000, 2000)))        # 16 MB, larger than a small pool
+    xs = [big * 2.0 for _ in range(3)]
+    assert dy.esum(xs).npvalue()[0, 0] == 6.0
+    dy.renew_cg()
+    assert dy.inputVector([1]).value() == 1.0
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: dy.cmult(dy.inputVector([1, 2, 3]), dy.inputVector([1, 2, 3, 4])), r"cmult: .*\{3\} and \{4\}"),
+    (lambda: dy.inputTensor(np.ones((2, 3))) * dy.inputVector([1, 2]), r"matmul: cannot multiply \{2,3\} by \{2\}"),
+    (lambda: dy.pick(dy.inputVector([1, 2, 3, 4, 5]), 7), r"pick: index 7 is out of range .* size 5"),
+    (lambda: dy.inputVector([1, 2]).scalar_value(), r"scalar_value: expression \{2\} is not a scalar"),
+    (lambda: dy.inputVector([1, 2]).backward(), r"backward: .*scalar.*\{2\}"),
+    (lambda: dy.concatenate([]), r"concatenate: the list of expressions is empty"),
+    (lambda: dy.esum([dy.inputVector([1]), dy.inputVector([1, 2])]), r"esum: .*\{1\}, \{2\}"),
+    (lambda: dy.tanh("x"), r"tanh: expected an Expression, got str"),
+    (lambda: dy.affine_transform([dy.inputVector([1])]*2), r"affine_transform: needs an odd number"),
+    (lambda: dy.reshape(dy.inputVector([1, 2, 3]), (2, 2)), r"reshape: cannot reshape \{3\} to \{2,2\}"),
+    (lambda: dy.pickneglogsoftmax(dy.inputVector([1, 2]), 2), r"pickneglogsoftmax: index 2 is out of range"),
+    (lambda: dy.pickneglogsoftmax_batch(dy.inputTensor(np.ones((2, 3)), True), [0, 1]), r"2 indices for a batch of 3"),
+    (lambda: dy.inputVector([[1, 2]]), r"inputVector: expected a flat list"),
+    (lambda: dy.inputTensor("abc"), r"inputTensor"),
+    (lambda: dy.dropout(dy.inputVector([1]), 1.5), r"dropout: p must be in \[0, 1\)"),
+    (lambda: dy.ParameterCollection().add_parameters((2, -1)), r"dimension sizes must be positive"),
+    (lambda: dy.SimpleSGDTrainer("model"), r"must be a ParameterCollection"),
+    (lambda: dy.SimpleSGDTrainer(dy.ParameterCollection(), -1), r"learning rate must be >= 0"),
+])
+def test_bad_input_raises_named_errors(make, message):
+    with pytest.raises((ValueError, TypeError, IndexError, RuntimeError), match=message):
+        make()
+
+
+def test_sgd_trainer_and_clipping():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((1,), init=dy.ConstInitializer(1.0))
+    t = dy.SimpleSGDTrainer(m, e0=0.1)
+    (W * 100.0).backward()                # gradient 100: clipped to norm 5
+    t.update()
+    np.testing.assert_allclose(W.as_array(), [1.0 - 0.1 * 5], rtol=1e-6)
+    assert t.clips == 1
+    t.set_clip_threshold(0)               # <= 0 turns clipping off
+    dy.renew_cg()
+    (W * 100.0).backward()
+    t.update()
+    np.testing.assert_allclose(W.as_array(), [0.5 - 10.0], rtol=1e-6)
+    t2 = dy.SimpleSGDTrainer(m, learning_rate=0.5, edecay=1.0)
+    t2.update_epoch()
+    assert t2.learning_rate == pytest.approx(0.25)
+
+
+def test_parameters_api():
+    m = dy.Model()
+    W = m.add_parameters((2, 3), name="w")
+    assert W.name() == "/w" and W.shape() == (2, 3)
+    W.set_value(np.arange(6).reshape(2, 3))
+    assert W.as_array().tolist() == [[0, 1, 2], [3, 4, 5]]
+    W.scale(2)
+    W.clip_inplace(0, 6)
+    assert W.as_array().tolist() == [[0, 2, 4], [6, 6, 6]]
+    W.zero()
+    assert not W.as_array().any()
+    E = m.add_lookup_parameters((3, 2))
+    E.init_row(1, [7, 8])
+    assert E.row_as_array(1).tolist() == [7, 8] and E.rows_as_array([1]).tolist() == [[7, 8]]
+    E.init_from_array(np.ones((3, 2)))
+    assert E.as_array().sum() == 6
+    sub = m.add_subcollection("enc")
+    P = sub.add_parameters(4)
+    assert P.name() == "/enc/_0"
+    assert [p.name() for p in m.parameters_list()] == ["/w", "/enc/_0"]
+    assert sub.parameters_list() == [P] and m.lookup_parameters_list() == [E]
+    P2 = m.parameters_from_numpy(np.eye(2))
+    assert P2.as_array().tolist() == [[1, 0], [0, 1]]
+    I = m.add_parameters((3, 3), init=dy.IdentityInitializer())
+    assert np.allclose(I.as_array(), np.eye(3))
+    S = m.add_parameters((4, 4), init=dy.SaxeInitializer())
+    assert np.allclose(S.as_array() @ S.as_array().T, np.eye(4), atol=1e-5)
+    G = m.add_parameters((100, 100), init=dy.GlorotInitializer(gain=2.0))
+    assert np.abs(G.as_array()).max() <= 2.0 * np.sqrt(6 / 200) + 1e-6
+    N = m.add_parameters((1000,), init=dy.NormalInitializer(1.0, 4.0))
+    assert abs(N.as_array().mean() - 1.0) < 0.2 and abs(N.as_array().std() - 2.0) < 0.2
+    U = m.add_parameters((1000,), init=dy.UniformInitializer(0.5))
+    assert np.abs(U.as_array()).max() <= 0.5
+    assert W * dy.inputVector([1, 1, 1]) is not None    # Parameters used directly (DyNet 2.1)

@@ -1,0 +1,118 @@
+"""Initialisation: --dynet-* flags (consumed from sys.argv), DynetParams, dynet_config, seeds, GPUs.
+Each case runs in a fresh interpreter, since initialisation happens at import."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(code, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_import_dynet_consumes_flags():
+    out = run("""
+        import sys, dynet as dy
+        from dynet.core import config
+        print(sys.argv[1:], config.state['seed'], config.state['mem'], config.state['weight_decay'])
+        """, "--dynet-mem", "128", "--dynet-seed", "7", "--user-flag", "--dynet_weight_decay", "1e-5")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["['--user-flag']", "7", "128", "1e-05"]
+
+
+def test_fwd_bwd_param_memory_and_equals_form():
+    out = run("""
+        import sys, dynet as dy
+        from dynet.core import config
+        print(config.state['mem'], config.state['autobatch'], sys.argv[1:])
+        """, "--dynet-mem=64,32,16", "--dynet-autobatch", "1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["64,32,16", "1", "[]"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dynet-mem"], "--dynet-mem needs a value"),
+    (["--dynet-mem", "lots"], "--dynet-mem"),
+    (["--dynet-seed", "x"], "--dynet-seed: expected an integer"),
+    (["--dynet-mem", "1,2"], "one or three"),
+    (["--dynet-bogus", "1"], "unknown DyNet flag"),
+])
+def test_bad_flags_are_clear_errors(args, message):
+    out = run("import dynet", *args)
+    assert out.returncode != 0
+    assert message in out.stderr and "Traceback" in out.stderr
+
+
+def test_gpu_request_without_gpu_is_runtime_error():
+    for args in (["--dynet-gpus", "1"], ["--dynet-gpu"], ["--dynet-devices", "GPU:0"]):
+        out = run("import dynet", *args)
+        assert out.returncode != 0
+        assert "RuntimeError" in out.stderr and "GPU" in out.stderr
+    out = run("import _gdynet")
+    assert "RuntimeError" in out.stderr
+
+
+def test_raw_module_with_dynetparams():
+    out = run("""
+        import sys, _dynet as dy
+        p = dy.DynetParams(); p.from_args(); p.set_mem(1024); p.set_random_seed(3); p.init()
+        from dynet.core import config
+        m = dy.ParameterCollection(); W = m.add_parameters((2, 2))
+        print(config.state['seed'], config.state['mem'], sys.argv[1:], W.as_array().ravel().tolist())
+        """, "--dynet-seed", "5", "keep")
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split(maxsplit=3)
+    assert words[:3] == ["3", "1024", "['keep']"]
+
+
+def test_dynet_config_notebook_way():
+    out = run("""
+        import dynet_config
+        dynet_config.set(mem=256, random_seed=11, autobatch=1, weight_decay=1e-6)
+        import dynet as dy
+        from dynet.core import config
+        print(config.state['seed'], config.state['mem'], config.state['autobatch'], config.state['weight_decay'])
+        """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["11", "256", "1", "1e-06"]
+    out = run("import dynet_config; dynet_config.set_gpu(); import dynet")
+    assert "RuntimeError" in out.stderr
+
+
+def test_same_seed_same_parameters_and_training():
+    code = """
+        import _dynet as dy
+        p = dy.DynetParams(); p.set_random_seed(42); p.init()
+        m = dy.ParameterCollection(); W = m.add_parameters((4, 3)); E = m.add_lookup_parameters((5, 2))
+        t = dy.SimpleSGDTrainer(m)
+        for i in range(3):
+            dy.renew_cg()
+            l = dy.squared_norm(dy.dropout(W * dy.lookup(E, i) if False else W * dy.inputVector([1, 2, 3]), 0.3))
+            l.backward(); t.update()
+        print(W.as_array().round(6).tolist(), E.as_array().round(6).tolist())
+        """
+    a, b = run(code), run(code)
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout
+    c = run(code.replace("set_random_seed(42)", "set_random_seed(43)"))
+    assert c.stdout != a.stdout
+
+
+def test_init_functions_and_setters():
+    out = run("""
+        import _dynet as dy
+        p = dy.DynetParams()
+        p.set_mem(64); p.set_random_seed(1); p.set_weight_decay(1e-4); p.set_shared_parameters(False)
+        p.set_autobatch(0); p.set_profiling(0); p.set_requested_gpus(0)
+        dy.init_from_params(p)
+        dy.init()
+        print('ok')
+        """)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
