@@ -90,3 +90,27 @@ def test_kmax_pooling_keeps_order_and_first_ties():
     e = dy.inputTensor(np.array([[1.0, 5.0, 3.0, 5.0, 4.0]]))
     np.testing.assert_array_equal(dy.kmax_pooling(e, 3).npvalue(), [[5.0, 5.0, 4.0]])
     np.testing.assert_array_equal(dy.kmax_pooling(e, 1).npvalue(), [[5.0]])
+
+
+def test_conv2d_backward_without_kept_columns():
+    """Large convolutions recompute im2col in backward instead of keeping it: same gradients."""
+    from dynet.nodes import conv
+    rng = np.random.default_rng(4)
+    x, f, b = rng.uniform(-1, 1, (6, 5, 2, 3)), rng.uniform(-1, 1, (3, 2, 2, 4)), rng.uniform(-1, 1, 4)
+
+    def grads():
+        dy.renew_cg()
+        xs = [dy.inputTensor(x, batched=True), dy.inputTensor(f), dy.inputTensor(b)]
+        y = dy.conv2d_bias(*xs, [2, 1], is_valid=False)
+        loss = dy.sum_batches(dy.sum_elems(dy.square(y)))
+        loss.backward(full=True)
+        return [y.npvalue()] + [e.gradient() for e in xs]
+
+    kept = grads()
+    old = conv._set_keep_col_limit(0)
+    try:
+        recomputed = grads()
+    finally:
+        conv._set_keep_col_limit(old)
+    for a, c in zip(kept, recomputed):
+        np.testing.assert_allclose(a, c, rtol=1e-6, atol=1e-6)

@@ -36,6 +36,14 @@ cdef float* tmp_buffer(size_t n) except NULL:
 cdef size_t KEEP_COL_LIMIT = 8 * 1024 * 1024
 
 
+def _set_keep_col_limit(n):
+    """For tests: the Col size kept from forward (0 makes backward always recompute it)."""
+    global KEEP_COL_LIMIT
+    old = KEEP_COL_LIMIT
+    KEEP_COL_LIMIT = n
+    return old
+
+
 cdef tuple two_positive(object v, str what, str op):
     try:
         vals = [to_index(s, op) for s in v]
