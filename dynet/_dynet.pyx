@@ -163,6 +163,36 @@ from dynet.nodes.reductions import (sum_dim, sum_cols, cumsum, mean_elems, mean_
 from dynet.nodes import operators as _operators   # registers Expression's + - * /
 from dynet.nodes.pyop import pyop
 
+# part B: inputs, dropout variants, selection, convolution and pooling, multi-expression helpers
+from dynet.nodes.inputs import one_hot, sparse_inputTensor
+from dynet.nodes.noise import dropout_dim, dropout_batch, block_dropout
+from dynet.nodes.select import (select_rows, select_cols, pick_batch_elem, pick_batch_elems,
+                                strided_select, concatenate_to_batch)
+from dynet.nodes.conv import conv2d, conv2d_bias, maxpooling2d, filter1d_narrow, kmax_pooling
+
+
+def forward(exps, recalculate=False):
+    """Compute several expressions at once (the graph up to the newest of them)."""
+    exps = list(exps)
+    if not exps:
+        return
+    last = max(exps, key=lambda e: e.vindex)
+    last.forward(recalculate)
+
+
+def npvalues(exps, recalculate=False):
+    """The values of several expressions as numpy arrays (one forward pass)."""
+    exps = list(exps)
+    forward(exps, recalculate)
+    return [e.npvalue() for e in exps]
+
+
+def values(exps, recalculate=False):
+    """The values of several expressions, as Expression.value() gives them (one forward pass)."""
+    exps = list(exps)
+    forward(exps, recalculate)
+    return [e.value() for e in exps]
+
 # ---- RNN builders (dynet/builders) ------------------------------------------------------------
 
 # ---- Trainers ---------------------------------------------------------------------------------

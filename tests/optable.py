@@ -110,6 +110,93 @@ CASES = [
     Case("transpose", lambda dy, a: dy.transpose(a), [(2, 3)]),
     Case("transpose_vector", lambda dy, a: dy.transpose(a), [(3,)]),
     Case("pick_range", lambda dy, a: dy.pickrange(a, 1, 3), [(4,)]),
+    # ---- part B (issue 3) ----
+    # inputs (their layout is checked through an elementwise product with a varying input)
+    Case("one_hot", lambda dy, a: dy.cmult(a, dy.one_hot(4, 2)), [(4,)]),
+    Case("one_hot_batch", lambda dy, a: dy.cmult(a, dy.one_hot(4, [2, 0, 3])), [(4,)]),
+    Case("sparse_inputTensor", lambda dy, a: dy.cmult(a, dy.sparse_inputTensor(([0, 2], [1, 0]), [5.0, -2.0], (3, 2))),
+         [(3, 2)]),
+    Case("sparse_inputTensor_batched",
+         lambda dy, a: dy.cmult(a, dy.sparse_inputTensor(([0, 2, 1], [1, 0, 1], [0, 2, 2]), [5.0, -2.0, 3.0],
+                                                         (3, 2, 3), batched=True, defval=0.5)), [(3, 2)]),
+    Case("inputTensor_3d", lambda dy, a: a * 2.0, [(2, 3, 4)]),
+    Case("inputTensor_4d", lambda dy, a: dy.cmult(a, dy.inputTensor(np.arange(24.0).reshape(2, 3, 2, 2))),
+         [(2, 3, 2, 2)]),
+    # random ops at p = 0 are the identity (the random behaviour is in tests/test_random_ops.py)
+    Case("dropout_p0", lambda dy, a: dy.dropout(a, 0.0), [(3, 2)]),
+    Case("dropout_dim_p0", lambda dy, a: dy.dropout_dim(a, 1, 0.0), [(3, 2)]),
+    Case("dropout_batch_p0", lambda dy, a: dy.dropout_batch(a, 0.0), [(3, 2)]),
+    # the reference's block_dropout refuses batches; ours decides once for the whole expression
+    Case("block_dropout_p0", lambda dy, a: dy.block_dropout(a, 0.0), [(3, 2)], oracle_modes=("single",)),
+    Case("block_dropout_p1", lambda dy, a: dy.block_dropout(a, 1.0), [(3, 2)], oracle_modes=("single",)),
+    # selection
+    Case("select_rows", lambda dy, a: dy.select_rows(a, [3, 0, 3]), [(4, 3)]),
+    Case("select_rows_vector", lambda dy, a: dy.select_rows(a, [4, 1]), [(5,)]),
+    Case("select_rows_3d", lambda dy, a: dy.select_rows(a, [2, 0]), [(3, 2, 2)]),
+    Case("select_cols", lambda dy, a: dy.select_cols(a, [2, 0, 2]), [(3, 4)]),
+    Case("pick_batch_elem", lambda dy, a: dy.pick_batch_elem(a, 1), [(2, 3)], batched=False,
+         inputs=lambda rng, mode: [(rng.uniform(-1, 1, (2, 3, 3)), True)]),
+    Case("pick_batch_elems", lambda dy, a: dy.pick_batch_elems(a, [2, 0]), [(2, 3)], batched=False,
+         inputs=lambda rng, mode: [(rng.uniform(-1, 1, (2, 3, 3)), True)]),
+    Case("pick_batch_elems_repeat", lambda dy, a: dy.pick_batch_elems(a, [1, 1, 0, 2]), [(4,)], batched=False,
+         inputs=lambda rng, mode: [(rng.uniform(-1, 1, (4, 3)), True)]),
+    Case("strided_select", lambda dy, a: dy.strided_select(a, [2, 2], [1, 0], [4, 5]), [(4, 5)]),
+    Case("strided_select_batch", lambda dy, a: dy.strided_select(a, [1, 1, 2], [0, 1], [3, 3]), [(3, 3)]),
+    Case("strided_select_3d", lambda dy, a: dy.strided_select(a, [1, 2, 3], [1, 0, 1], [3, 3, 5]), [(3, 3, 5)]),
+    Case("strided_select_defaults", lambda dy, a: dy.strided_select(a, [2]), [(5, 2)],
+         oracle_build=lambda dy, a: dy.strided_select(a, [2], [], [])),
+    Case("concatenate_to_batch", lambda dy, a, b, c: dy.concatenate_to_batch([a, b, c]), [(3, 2), (3, 2), (3, 2)]),
+    Case("reshape_batch_size", lambda dy, a: dy.reshape(a, (3,), batch_size=2 * a.dim()[1]), [(6,)]),
+    Case("reshape_batch_to_cols", lambda dy, a: dy.reshape(a, (6, a.dim()[1])), [(6,)]),
+    Case("transpose_3d", lambda dy, a: dy.transpose(a, [2, 0, 1]), [(2, 3, 4)]),
+    Case("transpose_3d_swap", lambda dy, a: dy.transpose(a, [1, 0, 2]), [(2, 3, 2)]),
+    Case("concatenate_d2", lambda dy, a, b: dy.concatenate([a, b], d=2), [(2, 3, 2), (2, 3, 1)]),
+    Case("concatenate_d2_matrices", lambda dy, a, b: dy.concatenate([a, b], d=2), [(2, 3), (2, 3)]),
+    Case("slice_range", lambda dy, a: a[1:3], [(5,)]),
+    Case("slice_open", lambda dy, a: a[2:], [(5,)]),
+    Case("slice_step", lambda dy, a: a[0:5:2], [(5,)]),
+    Case("slice_negative", lambda dy, a: a[-2:], [(5,)], oracle_build=lambda dy, a: a[3:]),  # the reference refuses it
+    Case("index", lambda dy, a: a[2], [(5,)]),
+    Case("index_negative", lambda dy, a: a[-1], [(5,)]),
+    Case("index_matrix_row", lambda dy, a: a[1], [(3, 4)]),
+    Case("slice_matrix_rows", lambda dy, a: a[0:2], [(3, 4)]),
+    Case("slice_tuple", lambda dy, a: a[0:2, 1:4:2], [(3, 4)]),
+    Case("index_tuple", lambda dy, a: a[1, 0:3], [(3, 4)],     # the reference only takes slices in tuples
+         oracle_build=lambda dy, a: dy.pick(a[1:2, 0:3], 0, 0)),
+    # convolution and pooling: x (H x W x Ci) batched or not, filters and bias never batched
+    Case("conv2d_valid", lambda dy, x, f: dy.conv2d(x, f, [1, 1]), [(5, 6, 2), (3, 2, 2, 3)], eps=1e-2,
+         mixed=False, inputs=lambda rng, mode: _first_batched(rng, mode, [(5, 6, 2), (3, 2, 2, 3)])),
+    Case("conv2d_valid_stride", lambda dy, x, f: dy.conv2d(x, f, [2, 3]), [(7, 8, 2), (3, 3, 2, 2)], eps=1e-2,
+         mixed=False, inputs=lambda rng, mode: _first_batched(rng, mode, [(7, 8, 2), (3, 3, 2, 2)])),
+    Case("conv2d_same", lambda dy, x, f: dy.conv2d(x, f, [1, 1], is_valid=False), [(5, 6, 2), (3, 4, 2, 2)],
+         eps=1e-2, mixed=False, inputs=lambda rng, mode: _first_batched(rng, mode, [(5, 6, 2), (3, 4, 2, 2)])),
+    Case("conv2d_same_stride", lambda dy, x, f: dy.conv2d(x, f, [2, 2], is_valid=False), [(7, 5, 1), (2, 3, 1, 2)],
+         eps=1e-2, mixed=False, inputs=lambda rng, mode: _first_batched(rng, mode, [(7, 5, 1), (2, 3, 1, 2)])),
+    Case("conv2d_bias", lambda dy, x, f, b: dy.conv2d_bias(x, f, b, [1, 1]), [(5, 5, 2), (3, 3, 2, 3), (3,)],
+         eps=1e-2, mixed=False, inputs=lambda rng, mode: _first_batched(rng, mode, [(5, 5, 2), (3, 3, 2, 3), (3,)])),
+    Case("conv2d_bias_same_stride", lambda dy, x, f, b: dy.conv2d_bias(x, f, b, [2, 1], is_valid=False),
+         [(6, 5, 3), (4, 3, 3, 2), (2,)], eps=1e-2, mixed=False,
+         inputs=lambda rng, mode: _first_batched(rng, mode, [(6, 5, 3), (4, 3, 3, 2), (2,)])),
+    Case("maxpooling2d", lambda dy, x: dy.maxpooling2d(x, [2, 2], [2, 2]), [(6, 5, 2)],
+         inputs=lambda rng, mode: _distinct(rng, mode, [(6, 5, 2)])),
+    Case("maxpooling2d_same", lambda dy, x: dy.maxpooling2d(x, [3, 2], [2, 2], is_valid=False), [(5, 5, 2)],
+         inputs=lambda rng, mode: _distinct(rng, mode, [(5, 5, 2)])),
+    # SAME with a stride larger than the window: the reference's backward pads by a negative
+    # amount its forward does not use, so its gradient lands beside the maximum; values agree
+    Case("maxpooling2d_same_wide_stride", lambda dy, x: dy.maxpooling2d(x, [1, 2], [2, 4], is_valid=False),
+         [(5, 8, 1)], oracle_grads=(), inputs=lambda rng, mode: _distinct(rng, mode, [(5, 8, 1)])),
+    Case("maxpooling2d_overlap_2d", lambda dy, x: dy.maxpooling2d(x, [2, 3], [1, 2]), [(4, 6)],
+         inputs=lambda rng, mode: _distinct(rng, mode, [(4, 6)])),
+    # the reference computes filter1d_narrow on the first batch element only
+    Case("filter1d_narrow", lambda dy, x, f: dy.filter1d_narrow(x, f), [(3, 6), (3, 2)], oracle_modes=("single",)),
+    Case("filter1d_narrow_multi", lambda dy, x, f: dy.filter1d_narrow(x, f), [(3, 6), (3, 2, 4)],
+         oracle_modes=("single",)),
+    Case("kmax_pooling", lambda dy, x: dy.kmax_pooling(x, 2), [(3, 6)],
+         inputs=lambda rng, mode: _distinct(rng, mode, [(3, 6)])),
+    Case("kmax_pooling_d0", lambda dy, x: dy.kmax_pooling(x, 3, 0), [(5, 3)],
+         inputs=lambda rng, mode: _distinct(rng, mode, [(5, 3)])),
+    Case("kmax_pooling_k1", lambda dy, x: dy.kmax_pooling(x, 1), [(4, 5)],
+         inputs=lambda rng, mode: _distinct(rng, mode, [(4, 5)])),
 ]
 
 # ---- part A (issue 3) ----
@@ -257,3 +344,19 @@ CASES += [
     Case("fold_rows_3", lambda dy, a: dy.fold_rows(a, nrows=3), [(6,)],
          oracle_modes=REF_UNBATCHED),
 ]
+
+def _first_batched(rng, mode, shapes):
+    """Inputs where only the first (the data) is batched outside 'single' mode: filters and biases
+    of convolutions cannot be batched."""
+    return [(rng.uniform(-1, 1, tuple(s) + ((3,) if i == 0 and mode != "single" else ())),
+             i == 0 and mode != "single") for i, s in enumerate(shapes)]
+
+
+def _distinct(rng, mode, shapes):
+    """Inputs whose values are at least 0.05 apart, so finite differences never cross a max/argmax."""
+    out = []
+    for i, s in enumerate(shapes):
+        batched = mode == "batched" or (mode == "mixed" and i == 0)
+        full = tuple(s) + ((3,) if batched else ())
+        out.append((rng.permutation(int(np.prod(full))).reshape(full) * 0.05 - 1.0, batched))
+    return out

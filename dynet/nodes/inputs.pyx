@@ -9,7 +9,7 @@ cimport numpy as cnp
 import numpy as np
 
 from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape
-from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view
+from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index
 from dynet.core import config
 from dynet.kernels.cpu cimport fill
 
@@ -198,3 +198,54 @@ def random_gumbel(dim, mu=0.0, beta=1.0, batch_size=1):
     if beta <= 0:
         raise ValueError(f"random_gumbel: beta must be > 0, got {beta}")
     return new_random(lambda r, n: r.gumbel(mu, beta, n), make_dim(dim, batch_size), "random_gumbel")
+
+
+def one_hot(d, idx, device=None):
+    """A vector of dimension d that is 1 at idx and 0 elsewhere; with a list idx, a batch whose
+    element b is one hot at idx[b]."""
+    cdef long n = to_index(d, "one_hot")
+    if n < 1:
+        raise ValueError(f"one_hot: the dimension must be positive, got {n}")
+    indices = [idx] if not isinstance(idx, (list, tuple, np.ndarray)) else list(np.ravel(idx))
+    if not indices:
+        raise ValueError("one_hot: the list of indices is empty")
+    flat = np.zeros(n * len(indices))
+    for b, i in enumerate(indices):
+        i = to_index(i, "one_hot")
+        if not 0 <= i < n:
+            raise IndexError(f"one_hot: index {i} is out of range for dimension {n}")
+        flat[b * n + i] = 1.0
+    return new_input(flat, make_dim((n,), len(indices)), "one_hot")
+
+
+def sparse_inputTensor(idxs, values, shape, batched=False, defval=0, device=None):
+    """An input of the given shape that is `defval` everywhere except at the coordinates
+    idxs = (indices along axis 0, indices along axis 1, ...), which take `values`; with
+    batched=True the last axis of shape (and of idxs) is the batch."""
+    try:
+        shape = tuple(int(s) for s in ((shape,) if isinstance(shape, int) else shape))
+    except (TypeError, ValueError):
+        raise TypeError(f"sparse_inputTensor: shape must be a tuple of integers, got {shape!r:.60}")
+    vals = _to_array(values, "sparse_inputTensor")
+    if vals.ndim != 1:
+        raise ValueError(f"sparse_inputTensor: values must be a 1-d list, got shape {vals.shape}")
+    if len(idxs) != len(shape):
+        raise ValueError(f"sparse_inputTensor: {len(idxs)} index arrays for a shape of "
+                         f"{len(shape)} dimensions {shape}")
+    coords = [np.asarray(ix, dtype=np.int64).ravel() for ix in idxs]
+    for axis, ix in enumerate(coords):
+        if ix.size != vals.size:
+            raise ValueError(f"sparse_inputTensor: {ix.size} indices along axis {axis} for "
+                             f"{vals.size} values")
+        if ix.size and (ix.min() < 0 or ix.max() >= shape[axis]):
+            raise IndexError(f"sparse_inputTensor: index {int(ix.max() if ix.max() >= shape[axis] else ix.min())} "
+                             f"is out of range for axis {axis} of shape {shape}")
+    cdef Dim d
+    if batched:
+        d = make_dim(shape[:-1] or (1,), shape[-1])
+    else:
+        d = make_dim(shape)
+    flat = np.full(total_size(&d), float(defval))
+    if vals.size:
+        flat[np.ravel_multi_index(coords, shape, order="F")] = vals
+    return new_input(flat, d, "sparse_inputTensor")

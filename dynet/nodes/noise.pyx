@@ -1,8 +1,14 @@
 """Dropout and additive noise: a random mask or noise is drawn once per forward pass and kept in
-the forward pool for the backward pass."""
+the forward pool for the backward pass.
+
+The dropout variants differ only in how many values share one mask entry: viewing the value as
+[pre, rep, rest] (column-major), the mask has pre * rest entries and entry (q, r) scales the `rep`
+values (q, 0..rep-1, r). dropout: rep = 1; dropout_dim(d): pre = the sizes before d, rep = size of
+d; dropout_batch: rep = one batch element; block_dropout: rep = everything.
+"""
 cimport cython
-from dynet.core.dim cimport Dim, total_size, dim_str
-from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view
+from dynet.core.dim cimport Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view, to_index
 from dynet.core import config
 from dynet.kernels.cpu cimport add_to, copy
 
@@ -14,48 +20,98 @@ cdef class Dropout(Expression):
     """y = x * mask, mask = Bernoulli(1 - p) / (1 - p) (inverted dropout); noise: y = x + N(0, s)."""
     cdef float p
     cdef bint additive        # noise() rather than dropout()
+    cdef Py_ssize_t pre, rep  # mask sharing (see the module docstring)
     cdef float* mask
+    cdef str kind
 
     cpdef str op_name(self):
-        return "noise" if self.additive else "dropout"
+        return self.kind
+
+    cdef inline Py_ssize_t n_mask(self) noexcept:
+        return total_size(&self.d) // self.rep
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t i, n = total_size(&self.d)
+        cdef Py_ssize_t i, n = total_size(&self.d), m = self.n_mask()
         r = config.rng()
         if self.additive:
             np_view(self.mask, n)[:] = r.normal(0.0, self.p, n)
             for i in range(n):
                 self.val[i] = x.val[i] + self.mask[i]
-        else:
-            np_view(self.mask, n)[:] = (r.random(n) >= self.p) * (1.0 / (1.0 - self.p))
-            for i in range(n):
-                self.val[i] = x.val[i] * self.mask[i]
+            return 0
+        np_view(self.mask, m)[:] = (r.random(m) >= self.p) * (1.0 / (1.0 - self.p) if self.p < 1 else 0.0)
+        self._scale(x.val, self.val, False)
         return 0
+
+    cdef void _scale(self, const float* src, float* dst, bint accumulate) noexcept:
+        """dst (+)= src * mask, the mask broadcast over `rep`."""
+        cdef Py_ssize_t i, n = total_size(&self.d), pre = self.pre, block = self.pre * self.rep
+        cdef float v
+        for i in range(n):
+            v = src[i] * (self.mask[i] if self.rep == 1 else self.mask[(i // block) * pre + i % pre])
+            if accumulate:
+                dst[i] += v
+            else:
+                dst[i] = v
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t i, n = total_size(&self.d)
         if x.grad == NULL:
             return 0
         if self.additive:
-            add_to(n, self.grad, x.grad)
+            add_to(total_size(&self.d), self.grad, x.grad)
         else:
-            for i in range(n):
-                x.grad[i] += self.grad[i] * self.mask[i]
+            self._scale(self.grad, x.grad, True)
         return 0
+
+
+cdef Expression make_dropout(object x, object p, Py_ssize_t pre, Py_ssize_t rep, str op):
+    cdef Expression ex = as_expr(x, op)
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: the probability must be a number, got {p!r:.40}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"{op}: p must be in [0, 1], got {p}")
+    cdef Dropout node = Dropout.__new__(Dropout)
+    node.p = p
+    node.additive = False
+    node.kind = op
+    node.pre = pre
+    node.rep = rep
+    node.mask = fwd_scratch(total_size(&ex.d) // rep)
+    return add_node(node, (ex,), ex.d)
 
 
 def dropout(x, p):
     """Inverted dropout: zero each value with probability p and scale the rest by 1/(1-p)."""
-    cdef Expression ex = as_expr(x, "dropout")
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    cdef Dropout node = Dropout.__new__(Dropout)
-    node.p = p
-    node.additive = False
-    node.mask = fwd_scratch(total_size(&ex.d))
-    return add_node(node, (ex,), ex.d)
+    return make_dropout(x, p, 1, 1, "dropout")
+
+
+def dropout_dim(x, d, p):
+    """Dropout with one decision shared by all the values along dimension d (for instance,
+    d=1 on a matrix keeps or drops whole rows); each batch element gets its own mask."""
+    cdef Expression ex = as_expr(x, "dropout_dim")
+    d = to_index(d, "dropout_dim")
+    if d < 0 or d >= ex.d.nd:
+        raise ValueError(f"dropout_dim: dimension {d} is out of range for {dim_str(&ex.d)}")
+    cdef Py_ssize_t pre = 1
+    cdef int i
+    for i in range(d):
+        pre *= ex.d.d[i]
+    return make_dropout(ex, p, pre, ex.d.d[d], "dropout_dim")
+
+
+def dropout_batch(x, p):
+    """Dropout of whole batch elements: each is kept (scaled by 1/(1-p)) or zeroed."""
+    cdef Expression ex = as_expr(x, "dropout_batch")
+    return make_dropout(ex, p, 1, batch_size(&ex.d), "dropout_batch")
+
+
+def block_dropout(x, p):
+    """Dropout of the whole expression at once: all values kept (scaled by 1/(1-p)) or all zeroed."""
+    cdef Expression ex = as_expr(x, "block_dropout")
+    return make_dropout(ex, p, 1, total_size(&ex.d), "block_dropout")
 
 
 def noise(x, stddev):
@@ -66,5 +122,8 @@ def noise(x, stddev):
     cdef Dropout node = Dropout.__new__(Dropout)
     node.p = stddev
     node.additive = True
+    node.kind = "noise"
+    node.pre = 1
+    node.rep = 1
     node.mask = fwd_scratch(total_size(&ex.d))
     return add_node(node, (ex,), ex.d)

@@ -58,14 +58,59 @@ def power(a, b):
     return binary(a, b, B_POW)
 
 
+def _slice_range(key, n, what):
+    """(start, stop, step) of a slice over n entries (negative bounds count from the end)."""
+    if key.step is not None and key.step <= 0:
+        raise ValueError(f"expression slicing: the step must be positive, got {key.step} for {what}")
+    start, stop, step = key.indices(n)
+    if start >= stop:
+        raise IndexError(f"expression slicing: [{key.start}:{key.stop}] selects nothing from {what} "
+                         f"of size {n}")
+    return start, stop, step
+
+
+def _int_key(key, n, what):
+    i = key.__index__()
+    if not -n <= i < n:
+        raise IndexError(f"expression index {i} is out of range for {what} of size {n}")
+    return i + n if i < 0 else i
+
+
 def getitem(e, key):
+    """e[i] picks row i (dimension 0); e[a:b:s] selects rows a, a+s, ... < b; a tuple indexes
+    dimension 0, 1, ... in turn, one entry more indexing the batch (as DyNet 2.1)."""
     from dynet.nodes import select
+    shape, bd = e.dim()
     if isinstance(key, slice):
-        if key.step not in (None, 1):
-            raise ValueError(f"expression slicing supports a step of 1 only, got {key.step}")
-        start, stop, _ = key.indices(len(e))
-        return select.pick_range(e, start, stop)
-    return select.pick(e, key)
+        a, b, s = _slice_range(key, shape[0] if shape else 1, "dimension 0")
+        return select.strided_select(e, [s], [a], [b])
+    if not isinstance(key, tuple):
+        if isinstance(key, bool) or not hasattr(key, "__index__"):
+            raise TypeError(f"expression index must be an int, a slice or a tuple of them, got "
+                            f"{type(key).__name__}")
+        return select.pick(e, _int_key(key, shape[0] if shape else 1, "dimension 0"))
+    sizes = list(shape) + [bd]
+    if len(key) > len(sizes):
+        raise IndexError(f"expression index {key} has {len(key)} entries, but the expression has "
+                         f"{len(shape)} dimensions and a batch")
+    strides, starts, stops, picks = [], [], [], []
+    for i, k in enumerate(key):
+        what = f"dimension {i}" if i < len(shape) else "the batch"
+        if isinstance(k, slice):
+            a, b, s = _slice_range(k, sizes[i], what)
+        elif not isinstance(k, bool) and hasattr(k, "__index__"):
+            a = _int_key(k, sizes[i], what)
+            b, s = a + 1, 1
+            picks.append(i)
+        else:
+            raise TypeError(f"expression index entries must be ints or slices, got {type(k).__name__}")
+        strides.append(s)
+        starts.append(a)
+        stops.append(b)
+    out = select.strided_select(e, strides, starts, stops)
+    for i in reversed(picks):       # highest first, so the lower dimensions keep their numbers
+        out = select.pick_batch_elem(out, 0) if i == len(shape) else select.pick(out, 0, i)
+    return out
 
 
 set_operators(add, sub, mul, div, neg)

@@ -342,3 +342,276 @@ def pick_range(x, s, e, d=0):
 
 def pickrange(x, s, e, d=0):
     return pick_range(x, s, e, d)
+
+
+# ---- selecting rows, columns and batch elements ----------------------------------------------
+
+cdef int* index_list(object idxs, int n, str what, str op, const Dim* d) except NULL:
+    """The indices as int* in the forward pool, each checked against the size n."""
+    try:
+        vals = [to_index(v, op) for v in idxs]
+    except TypeError:
+        raise TypeError(f"{op}: expected a list of integer indices, got {idxs!r:.60}")
+    if not vals:
+        raise ValueError(f"{op}: the list of {what} is empty")
+    cdef int* out = <int*>fwd_scratch(len(vals))
+    cdef int i
+    for i, v in enumerate(vals):
+        if v < 0 or v >= n:
+            raise IndexError(f"{op}: index {v} is out of range for {n} {what} in {dim_str(d)}")
+        out[i] = v
+    return out
+
+
+@cython.final
+@cython.no_gc
+cdef class Gather(Expression):
+    """Entries index[0..m-1] along `axis` of each batch element (select_rows, select_cols)."""
+    cdef int axis
+    cdef int* index
+
+    cpdef str op_name(self):
+        return "select_rows" if self.axis == 0 else "select_cols"
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t pre = prod_before(&x.d, self.axis), n = dim_at(&x.d, self.axis)
+        cdef Py_ssize_t m = dim_at(&self.d, self.axis)
+        cdef Py_ssize_t post = total_size(&x.d) // (pre * n), p, i, src, dst
+        for p in range(post):                # the batch is folded into post
+            for i in range(m):
+                src = (p * n + self.index[i]) * pre
+                dst = (p * m + i) * pre
+                if backward:
+                    add_to(pre, self.grad + dst, x.grad + src)
+                else:
+                    copy(pre, x.val + src, self.val + dst)
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        if (<Expression>self.args[0]).grad != NULL:
+            self._run(True)
+        return 0
+
+
+cdef Expression make_gather(object x, object idxs, int axis, str op):
+    cdef Expression ex = as_expr(x, op)
+    if isinstance(idxs, (str, bytes)) or not hasattr(idxs, "__iter__"):
+        raise TypeError(f"{op}: expected a list of indices, got {idxs!r:.40}")
+    idxs = list(idxs)
+    cdef Gather node = Gather.__new__(Gather)
+    node.axis = axis
+    node.index = index_list(idxs, dim_at(&ex.d, axis), "rows" if axis == 0 else "columns", op, &ex.d)
+    cdef Dim d = ex.d
+    if d.nd <= axis:
+        d.d[1] = 1
+        d.nd = 2
+    d.d[axis] = len(idxs)
+    return add_node(node, (ex,), d)
+
+
+def select_rows(x, rs):
+    """The rows rs (a list of indices, repeats allowed) of x, in that order."""
+    return make_gather(x, rs, 0, "select_rows")
+
+
+def select_cols(x, cs):
+    """The columns cs (a list of indices, repeats allowed) of the matrix x, in that order."""
+    cdef Expression ex = as_expr(x, "select_cols")
+    if ex.d.nd > 2:
+        raise ValueError(f"select_cols: expected a matrix, got {dim_str(&ex.d)}")
+    return make_gather(ex, cs, 1, "select_cols")
+
+
+@cython.final
+@cython.no_gc
+cdef class PickBatchElems(Expression):
+    """Batch element b of the result is batch element index[b] of the argument."""
+    cdef int* index
+
+    cpdef str op_name(self):
+        return "pick_batch_elems"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t per = batch_size(&x.d), b
+        for b in range(self.d.bd):
+            copy(per, x.val + self.index[b] * per, self.val + b * per)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t per = batch_size(&x.d), b
+        if x.grad != NULL:
+            for b in range(self.d.bd):
+                add_to(per, self.grad + b * per, x.grad + self.index[b] * per)
+        return 0
+
+
+cdef Expression make_pick_batch_elems(object x, list vs, str op):
+    cdef Expression ex = as_expr(x, op)
+    cdef PickBatchElems node = PickBatchElems.__new__(PickBatchElems)
+    node.index = index_list(vs, ex.d.bd, "batch elements", op, &ex.d)
+    cdef Dim d = ex.d
+    d.bd = len(vs)
+    return add_node(node, (ex,), d)
+
+
+def pick_batch_elem(x, v):
+    """Batch element v of x (a batch-1 expression)."""
+    return make_pick_batch_elems(x, [v], "pick_batch_elem")
+
+
+def pick_batch_elems(x, vs):
+    """The batch elements vs of x, as a batch of len(vs)."""
+    if isinstance(vs, (str, bytes)) or not hasattr(vs, "__iter__"):
+        raise TypeError(f"pick_batch_elems: expected a list of batch indices, got {vs!r:.40}")
+    return make_pick_batch_elems(x, list(vs), "pick_batch_elems")
+
+
+@cython.final
+@cython.no_gc
+cdef class ConcatenateToBatch(Expression):
+    """The arguments' batch elements one after another."""
+    cpdef str op_name(self):
+        return "concatenate_to_batch"
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Py_ssize_t offset = 0, n
+        cdef Expression x
+        for x in self.args:
+            n = total_size(&x.d)
+            if backward:
+                if x.grad != NULL:
+                    add_to(n, self.grad + offset, x.grad)
+            else:
+                copy(n, x.val, self.val + offset)
+            offset += n
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        return self._run(True)
+
+
+def concatenate_to_batch(xs):
+    """One batched expression from expressions of the same shape (their batches in order)."""
+    cdef tuple args = as_expr_tuple(xs, "concatenate_to_batch")
+    cdef Expression first = <Expression>args[0], x
+    cdef Dim d = first.d
+    d.bd = 0
+    for x in args:
+        if not same_shape(&x.d, &first.d):
+            raise ValueError("concatenate_to_batch: all expressions must have the same dimensions "
+                             "(except the batch), got " + ", ".join([dim_str(&(<Expression>y).d) for y in args]))
+        d.bd += x.d.bd
+    return add_node(ConcatenateToBatch.__new__(ConcatenateToBatch), args, d)
+
+
+# ---- strided selection -------------------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class StridedSelect(Expression):
+    """x[from[0]:to[0]:stride[0], from[1]:..., ...] over the dimensions and the batch (the last
+    entry). Axis MAX_DIMS is the batch; `start` is the input offset of the first element and
+    `step[i]` the input distance between neighbours along output axis i."""
+    cdef Py_ssize_t start
+    cdef Py_ssize_t step[8]
+    cdef int extent[8]
+
+    cpdef str op_name(self):
+        return "strided_select"
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef int idx[8]
+        cdef int i
+        cdef Py_ssize_t off = self.start, o, n0 = self.extent[0], s0 = self.step[0], k
+        cdef Py_ssize_t n = total_size(&self.d)
+        for i in range(MAX_DIMS + 1):
+            idx[i] = 0
+        o = 0
+        while o < n:
+            # innermost axis as a typed loop, the others as an odometer
+            if backward:
+                for k in range(n0):
+                    x.grad[off + k * s0] += self.grad[o + k]
+            else:
+                for k in range(n0):
+                    self.val[o + k] = x.val[off + k * s0]
+            o += n0
+            i = 1
+            while i <= MAX_DIMS:
+                idx[i] += 1
+                off += self.step[i]
+                if idx[i] < self.extent[i]:
+                    break
+                off -= self.step[i] * self.extent[i]
+                idx[i] = 0
+                i += 1
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        if (<Expression>self.args[0]).grad != NULL:
+            self._run(True)
+        return 0
+
+
+cdef list int_list(object v, str what, str op):
+    if v is None:
+        return []
+    try:
+        return [to_index(s, op) for s in v]
+    except TypeError:
+        raise TypeError(f"{op}: {what} must be a list of integers, got {v!r:.60}")
+
+
+def strided_select(x, strides, range_from=[], range_to=[]):
+    """x[range_from[0]:range_to[0]:strides[0], ...] (numpy semantics, positive strides); missing
+    entries select everything; one entry more than x has dimensions applies to the batch."""
+    cdef Expression ex = as_expr(x, "strided_select")
+    cdef list st = int_list(strides, "strides", "strided_select")
+    cdef list fr = int_list(range_from, "range_from", "strided_select")
+    cdef list to = int_list(range_to, "range_to", "strided_select")
+    cdef int nd = ex.d.nd, i
+    if max(len(st), len(fr), len(to)) > nd + 1:
+        raise ValueError(f"strided_select: at most {nd + 1} entries (the {nd} dimensions of "
+                         f"{dim_str(&ex.d)} and its batch), got strides {st}, from {fr}, to {to}")
+    cdef StridedSelect node = StridedSelect.__new__(StridedSelect)
+    cdef Dim d = ex.d
+    cdef Py_ssize_t in_stride = 1
+    node.start = 0
+    for i in range(MAX_DIMS + 1):
+        node.step[i] = 0
+        node.extent[i] = 1
+    cdef int axis, size, a, b, s
+    for i in range(nd + 1):
+        size = ex.d.d[i] if i < nd else ex.d.bd
+        s = st[i] if i < len(st) else 1
+        a = fr[i] if i < len(fr) else 0
+        b = to[i] if i < len(to) else size
+        what = f"dimension {i}" if i < nd else "the batch"
+        if s < 1:
+            raise ValueError(f"strided_select: strides must be >= 1, got {s} for {what} of {dim_str(&ex.d)}")
+        if not (0 <= a < b <= size):
+            raise IndexError(f"strided_select: range [{a}, {b}) is not a non-empty range inside "
+                             f"{what} (size {size}) of {dim_str(&ex.d)}")
+        axis = i if i < nd else MAX_DIMS
+        node.extent[axis] = (b - a + s - 1) // s
+        node.step[axis] = in_stride * s
+        node.start += in_stride * a
+        in_stride *= size
+        if i < nd:
+            d.d[i] = node.extent[axis]
+        else:
+            d.bd = node.extent[axis]
+    return add_node(node, (ex,), d)
