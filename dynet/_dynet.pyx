@@ -151,8 +151,16 @@ from dynet.nodes.noise import dropout, noise
 from dynet.nodes.losses import binary_log_loss
 from dynet.nodes import operators as _operators   # registers Expression's + - * /
 from dynet.nodes.pyop import pyop
+from dynet.nodes.lstm import (vanilla_lstm_gates, vanilla_lstm_gates_concat, vanilla_lstm_gates_dropout,
+                              vanilla_lstm_gates_dropout_concat, vanilla_lstm_c, vanilla_lstm_h)
 
 # ---- RNN builders (dynet/builders) ------------------------------------------------------------
+
+from dynet.builders.rnn import (_RNNBuilder, RNNState, StackedRNNState, SimpleRNNBuilder, GRUBuilder,
+                                LSTMBuilder, CoupledLSTMBuilder, FastLSTMBuilder, VanillaLSTMBuilder,
+                                CompactVanillaLSTMBuilder, SparseLSTMBuilder, BiRNNBuilder)
+from dynet.builders.softmax import (SoftmaxBuilder, StandardSoftmaxBuilder,
+                                    ClassFactoredSoftmaxBuilder)
 
 # ---- Trainers ---------------------------------------------------------------------------------
 
