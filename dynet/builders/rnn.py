@@ -135,7 +135,7 @@ class _RNNBuilder:
         self.layers = layers
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
-        self.model = model.add_subcollection(self._collection_name)
+        self.model = subcollection(model, self._collection_name)
         self.dropout_rate = 0.0
         self._params = []
         self._vars = None
@@ -232,6 +232,19 @@ class _RNNBuilder:
     def whoami(self):
         return type(self).__name__
 
+
+
+def subcollection(model, base):
+    """A subcollection named as DyNet names them: base, then base_1, base_2, ... when taken."""
+    k = 0
+    while True:
+        name = base if k == 0 else f"{base}_{k}"
+        try:
+            return model.add_subcollection(name)
+        except ValueError:
+            if k > 100000:
+                raise
+            k += 1
 
 
 def _zero_bias():

@@ -10,6 +10,7 @@ from dynet.nodes.softmax import softmax, log_softmax, pickneglogsoftmax, pickneg
 from dynet.nodes.select import pick, concatenate
 from dynet.nodes.elementwise import cmult
 from dynet.nodes.inputs import inputTensor
+from dynet.builders.rnn import subcollection
 
 
 def _draw(dist):
@@ -60,7 +61,7 @@ class StandardSoftmaxBuilder(SoftmaxBuilder):
                              f"{rep_dim}, num_labels {num_labels}")
         self.rep_dim = rep_dim
         self.num_labels = num_labels
-        self.pc = model.add_subcollection("standard-softmax-builder")
+        self.pc = subcollection(model, "standard-softmax-builder")
         self.layer = _Layer(self.pc, num_labels, rep_dim, bias)
 
     def _check_class(self, c, op):
@@ -125,7 +126,7 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
         if not cdict:
             raise ValueError(f"ClassFactoredSoftmaxBuilder: no clusters in {cluster_file}")
         self.cdict = cdict
-        self.pc = model.add_subcollection("class-factored-softmax-builder")
+        self.pc = subcollection(model, "class-factored-softmax-builder")
         self.cluster_layer = _Layer(self.pc, len(cdict), rep_dim, bias)
         # singleton clusters need no word layer
         self.word_layers = [_Layer(self.pc, len(ws), rep_dim, bias) if len(ws) > 1 else None
