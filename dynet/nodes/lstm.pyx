@@ -8,7 +8,6 @@ The builders also use two internal variants: no previous h (the first step of a 
 DyNet drops the recurrent term) and no previous c.
 """
 cimport cython
-from libc.math cimport expf, tanhf
 from libc.stdlib cimport realloc
 from dynet.core.dim cimport Dim, make_dim1, total_size, rows, cols, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, np_view
@@ -33,8 +32,43 @@ cdef float* work(Py_ssize_t n) except NULL:
     return _work
 
 
-cdef inline float sigmoid(float x) noexcept nogil:
-    return 1.0 / (1.0 + expf(-x))
+cdef extern from *:
+    """
+    /* tanh by the rational approximation Eigen (hence DyNet) uses, in float arithmetic only and
+       without libm calls, so that loops over a gate column vectorise (error ~1e-7). */
+    static inline float dy_fast_tanh(float x) {
+        const float c = 7.90531110763549805f;
+        x = x > c ? c : x;
+        x = x < -c ? -c : x;
+        float x2 = x * x;
+        float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+        p = p * x2 + -8.60467152213735e-11f;
+        p = p * x2 + 5.12229709037114e-08f;
+        p = p * x2 + 1.48572235717979e-05f;
+        p = p * x2 + 6.37261928875436e-04f;
+        p = p * x2 + 4.89352455891786e-03f;
+        p = p * x;
+        float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+        q = q * x2 + 2.26843463243900e-03f;
+        q = q * x2 + 4.89352518554385e-03f;
+        return p / q;
+    }
+    /* 1 / (1 + e^-x) = (1 + tanh(x / 2)) / 2 */
+    static inline float dy_fast_sigmoid(float x) { return 0.5f + 0.5f * dy_fast_tanh(0.5f * x); }
+    /* the gate non-linearities of one column [i; f; o; g] in place */
+    static void dy_lstm_activate(float* col, long H) {
+        long i;
+        for (i = 0; i < 3 * H; ++i) col[i] = dy_fast_sigmoid(col[i]);
+        for (i = 3 * H; i < 4 * H; ++i) col[i] = dy_fast_tanh(col[i]);
+    }
+    static void dy_lstm_h(const float* o, const float* c, float* out, long H) {
+        long i;
+        for (i = 0; i < H; ++i) out[i] = o[i] * dy_fast_tanh(c[i]);
+    }
+    """
+    float fast_tanh "dy_fast_tanh"(float x) noexcept nogil
+    void lstm_activate "dy_lstm_activate"(float* col, long H) noexcept nogil
+    void lstm_h "dy_lstm_h"(const float* o, const float* c, float* out, long H) noexcept nogil
 
 
 cdef inline const float* bat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
@@ -138,11 +172,7 @@ cdef class VanillaLSTMGates(Expression):
         if self.has_h:
             gemm(False, False, H4, B, H, 1.0, wh, H4, hp, H, 1.0, self.val, H4)
         for b in range(B):
-            col = self.val + b * H4
-            for i in range(3 * H):
-                col[i] = sigmoid(col[i])
-            for i in range(3 * H, H4):
-                col[i] = tanhf(col[i])
+            lstm_activate(self.val + b * H4, H)
         return 0
 
     cdef int scatter(self, const float* dbuf, int first, int count, int dim, Expression mask,
@@ -372,9 +402,7 @@ cdef class VanillaLSTMH(Expression):
         for b in range(self.d.bd):
             gt = bat(gates, 4 * H, b) + 2 * H
             cp = bat(c, H, b)
-            out = self.val + b * H
-            for i in range(H):
-                out[i] = gt[i] * tanhf(cp[i])
+            lstm_h(gt, cp, self.val + b * H, H)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -393,7 +421,7 @@ cdef class VanillaLSTMH(Expression):
             dg = gbat(gates, 4 * H, b) + 2 * H if gates.grad != NULL else NULL
             dc = gbat(c, H, b) if c.grad != NULL else NULL
             for i in range(H):
-                t = tanhf(cp[i])
+                t = fast_tanh(cp[i])
                 if dg != NULL:
                     dg[i] += d[i] * t
                 if dc != NULL:
