@@ -162,6 +162,8 @@ from dynet.nodes.reductions import (sum_dim, sum_cols, cumsum, mean_elems, mean_
                                     max_dim, min_dim, fold_rows, kmh_ngram)
 from dynet.nodes import operators as _operators   # registers Expression's + - * /
 from dynet.nodes.pyop import pyop
+from dynet.nodes.lstm import (vanilla_lstm_gates, vanilla_lstm_gates_concat, vanilla_lstm_gates_dropout,
+                              vanilla_lstm_gates_dropout_concat, vanilla_lstm_c, vanilla_lstm_h)
 
 # part B: inputs, dropout variants, selection, convolution and pooling, multi-expression helpers
 from dynet.nodes.inputs import one_hot, sparse_inputTensor
@@ -194,6 +196,12 @@ def values(exps, recalculate=False):
     return [e.value() for e in exps]
 
 # ---- RNN builders (dynet/builders) ------------------------------------------------------------
+
+from dynet.builders.rnn import (_RNNBuilder, RNNState, StackedRNNState, SimpleRNNBuilder, GRUBuilder,
+                                LSTMBuilder, CoupledLSTMBuilder, FastLSTMBuilder, VanillaLSTMBuilder,
+                                CompactVanillaLSTMBuilder, SparseLSTMBuilder, BiRNNBuilder)
+from dynet.builders.softmax import (SoftmaxBuilder, StandardSoftmaxBuilder,
+                                    ClassFactoredSoftmaxBuilder)
 
 # ---- Trainers ---------------------------------------------------------------------------------
 

@@ -360,3 +360,53 @@ def _distinct(rng, mode, shapes):
         full = tuple(s) + ((3,) if batched else ())
         out.append((rng.permutation(int(np.prod(full))).reshape(full) * 0.05 - 1.0, batched))
     return out
+
+
+CASES += [
+    # ---- LSTM ops (issue 4) ----
+    # x_t and h_tm1 (and masks, c) can be batched; the matrices and the bias cannot. The reference
+    # refuses most mixed batch sizes (its checks compare sizes that include the batch), so "mixed"
+    # (only the first argument batched, the rest broadcast) is checked by finite differences only.
+    Case("vanilla_lstm_gates", lambda dy, x, h, Wx, Wh, b: dy.vanilla_lstm_gates(x, h, Wx, Wh, b),
+         [(3,), (2,), (8, 3), (8, 2), (8,)], inputs=lambda rng, mode: _lstm_inputs(
+             rng, mode, [(3,), (2,), (8, 3), (8, 2), (8,)], 2)),
+    Case("vanilla_lstm_gates_concat",
+         lambda dy, x1, x2, h, Wx, Wh, b: dy.vanilla_lstm_gates_concat([x1, x2], h, Wx, Wh, b),
+         [(2,), (1,), (2,), (8, 3), (8, 2), (8,)], inputs=lambda rng, mode: _lstm_inputs(
+             rng, mode, [(2,), (1,), (2,), (8, 3), (8, 2), (8,)], 3), oracle_modes=("single", "batched")),
+    # the reference gives no gradient for the masks (constants in its builders); ours does
+    Case("vanilla_lstm_gates_dropout",
+         lambda dy, x, h, Wx, Wh, b, mx, mh: dy.vanilla_lstm_gates_dropout(x, h, Wx, Wh, b, mx, mh),
+         [(3,), (2,), (8, 3), (8, 2), (8,), (3,), (2,)], oracle_grads=(0, 1, 2, 3, 4),
+         oracle_modes=("single", "batched"),
+         inputs=lambda rng, mode: _lstm_inputs(
+             rng, mode, [(3,), (2,), (8, 3), (8, 2), (8,), (3,), (2,)], 2, masks=True)),
+    Case("vanilla_lstm_gates_dropout_concat",
+         lambda dy, x1, x2, h, Wx, Wh, b, mx, mh: dy.vanilla_lstm_gates_dropout_concat(
+             [x1, x2], h, Wx, Wh, b, mx, mh),
+         [(2,), (1,), (2,), (8, 3), (8, 2), (8,), (3,), (2,)], oracle_grads=(0, 1, 2, 3, 4, 5),
+         oracle_modes=("single", "batched"),
+         inputs=lambda rng, mode: _lstm_inputs(
+             rng, mode, [(2,), (1,), (2,), (8, 3), (8, 2), (8,), (3,), (2,)], 3, masks=True)),
+    Case("vanilla_lstm_c", lambda dy, c, g: dy.vanilla_lstm_c(c, g), [(3,), (12,)],
+         oracle_modes=("single", "batched")),
+    Case("vanilla_lstm_h", lambda dy, c, g: dy.vanilla_lstm_h(c, g), [(3,), (12,)],
+         oracle_modes=("single", "batched")),
+]
+
+
+def _lstm_inputs(rng, mode, shapes, n_vectors, masks=False):
+    """Inputs of the fused LSTM gates: the first n_vectors (x's and h) and the masks may be batched
+    (all of them in 'batched' mode, the first in 'mixed'); Wx, Wh and b never are. Masks are
+    scaled 0/1 draws, as dropout makes them."""
+    out = []
+    for i, shape in enumerate(shapes):
+        is_mask = masks and i >= len(shapes) - 2
+        batchable = i < n_vectors or is_mask
+        batched = batchable and (mode == "batched" or (mode == "mixed" and i == 0))
+        full = tuple(shape) + ((3,) if batched else ())
+        if is_mask:
+            out.append(((rng.random(full) < 0.7) / 0.7, batched))
+        else:
+            out.append((rng.uniform(-1, 1, full), batched))
+    return out

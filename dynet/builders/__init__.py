@@ -1,0 +1,1 @@
+"""RNN builders and their states, BiRNN, and softmax builders."""

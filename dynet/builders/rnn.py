@@ -1,0 +1,640 @@
+"""Recurrent builders (DyNet's RNNBuilder family) and RNNState.
+
+A builder owns its parameters (one list per layer, in the order the reference documents) and knows
+one step: `_step(s, x) -> (s', output)`, where `s` is the state in DyNet's s() layout (for LSTMs
+[c_1..c_L, h_1..h_L], otherwise [h_1..h_L]) or None at the start of a sequence with no initial
+state (DyNet then drops the recurrent terms, which is the same as zeros). RNNState is an immutable
+node in the tree of states a user walks with add_input/prev.
+
+The LSTM cells are built from the fused vanilla_lstm_gates/_c/_h nodes (dynet/nodes/lstm.pyx):
+three nodes per layer and step.
+"""
+from dynet.core import graph as _graph
+from dynet.core.params import ConstInitializer, UniformInitializer
+from dynet.nodes.elementwise import tanh, logistic, cmult, sqrt
+from dynet.nodes.matmul import affine_transform
+from dynet.nodes.select import pick_range, concatenate, reshape
+from dynet.nodes.reduce import sum_elems
+from dynet.nodes.noise import dropout
+from dynet.nodes.inputs import inputTensor, random_bernoulli, zeros
+from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h
+from dynet.nodes import operators as _ops
+
+_cg = _graph.cg
+
+
+class RNNState:
+    """A state of an RNN: request one with builder.initial_state(), then add inputs."""
+    __slots__ = ("builder", "_s", "_prev", "_out")
+
+    def __init__(self, builder, s, prev=None, out=None):
+        self.builder = builder
+        self._s = s
+        self._prev = prev
+        self._out = out
+
+    def add_input(self, x):
+        """h_t = RNN(x_t): the new state."""
+        s, out = self.builder._step(self._s, x)
+        return RNNState(self.builder, s, self, out)
+
+    def add_inputs(self, xs):
+        """The list of states obtained by adding the inputs one by one."""
+        states = []
+        cur = self
+        for x in xs:
+            cur = cur.add_input(x)
+            states.append(cur)
+        return states
+
+    def transduce(self, xs):
+        """The list of outputs obtained by adding the inputs one by one (no states kept)."""
+        step = self.builder._step
+        s = self._s
+        outs = []
+        for x in xs:
+            s, out = step(s, x)
+            outs.append(out)
+        return outs
+
+    def output(self):
+        return self._out
+
+    def h(self):
+        """The output of each layer at this step (the network's output is h()[-1])."""
+        return tuple(self.builder._h_of(self._s)) if self._s is not None else ()
+
+    def s(self):
+        """The full state: for LSTMs the cells of every layer, then the outputs."""
+        return tuple(self._s) if self._s is not None else ()
+
+    def prev(self):
+        return self._prev
+
+    def b(self):
+        return self.builder
+
+    def set_h(self, es=None):
+        """A new state (child of this one) whose outputs h are `es`, one per layer."""
+        s = self.builder._set_h(self._s, list(es) if es is not None else None)
+        return RNNState(self.builder, s, self, s[-1])
+
+    def set_s(self, es=None):
+        """A new state from the full state `es` (LSTMs: [c_1..c_L, h_1..h_L] or just the cells)."""
+        s = self.builder._set_s(self._s, list(es) if es is not None else None)
+        return RNNState(self.builder, s, self, s[-1])
+
+
+class StackedRNNState:
+    """States of several single-layer builders stacked on each other."""
+
+    def __init__(self, states, prev=None):
+        self.states = states
+        self._prev = prev
+
+    def add_input(self, x):
+        next_states = []
+        for s in self.states:
+            next_states.append(s.add_input(x))
+            x = next_states[-1].output()
+        return StackedRNNState(next_states, self)
+
+    def add_inputs(self, xs):
+        """The list of states obtained by adding the inputs one by one."""
+        states = []
+        cur = self
+        for x in xs:
+            cur = cur.add_input(x)
+            states.append(cur)
+        return states
+
+    def output(self):
+        return self.states[-1].output()
+
+    def prev(self):
+        return self._prev
+
+    def h(self):
+        return [s.h() for s in self.states]
+
+    def s(self):
+        return [s.s() for s in self.states]
+
+
+class _RNNBuilder:
+    """The common part of the builders: parameters per layer, loading them into the graph,
+    initial states and standard dropout."""
+    _collection_name = "rnn-builder"
+    _state_factor = 1         # expressions per layer in s(): 2 for LSTMs (c and h)
+
+    def __init__(self, layers, input_dim, hidden_dim, model):
+        name = type(self).__name__
+        for what, v in (("layers", layers), ("input_dim", input_dim), ("hidden_dim", hidden_dim)):
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name}: {what} must be a positive integer, got {v!r}")
+        self.layers = layers
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim
+        self.model = subcollection(model, self._collection_name)
+        self.dropout_rate = 0.0
+        self._params = []
+        self._vars = None
+        self._vars_version = -1
+        self._vars_update = True
+        for i in range(layers):
+            self._params.append(self._make_layer(input_dim if i == 0 else hidden_dim))
+
+    # ---- parameters ----
+    def _make_layer(self, in_dim):
+        raise TypeError("_RNNBuilder is abstract: use one of the builders (e.g. VanillaLSTMBuilder)")
+
+    def param_collection(self):
+        return self.model
+
+    def get_parameters(self):
+        """The parameters, one list per layer (see the class for the order)."""
+        return [list(layer) for layer in self._params]
+
+    def get_parameter_expressions(self):
+        """The parameters' expressions in the current graph, one list per layer; initial_state()
+        must have been called in this graph."""
+        if self._vars is None or self._vars_version != _cg().version():
+            raise ValueError(f"{type(self).__name__}: attempt to use a stale expression: renew the "
+                             f"computation graph and/or call initial_state() before accessing the "
+                             f"builder's parameter expressions")
+        return [list(layer) for layer in self._vars]
+
+    def _load(self, update):
+        v = _cg().version()
+        if self._vars is None or v != self._vars_version or update != self._vars_update:
+            self._vars = [[p.expr(update) for p in layer] for layer in self._params]
+            self._vars_version = v
+            self._vars_update = update
+            self._new_graph()
+
+    def _new_graph(self):
+        pass
+
+    def _new_sequence(self):
+        pass
+
+    # ---- states ----
+    def initial_state(self, vecs=None, update=True):
+        """An RNNState at the start of a sequence; vecs: the initial state in s() layout."""
+        self._load(bool(update))
+        self._new_sequence()
+        s = None
+        if vecs is not None:
+            s = list(vecs)
+            n = self.layers * self._state_factor
+            if len(s) != n:
+                raise ValueError(f"{type(self).__name__}.initial_state: expected {n} expressions "
+                                 f"({self._state_factor} per layer, {self.layers} layers), got {len(s)}")
+            for e in s:
+                self._check_state_expr(e, "initial_state")
+        return RNNState(self, s, None, s[-1] if s else None)
+
+    def initial_state_from_raw_vectors(self, vecs=None, update=True):
+        """initial_state with the initial state given as numpy arrays."""
+        if vecs is None:
+            return self.initial_state(None, update)
+        return self.initial_state([inputTensor(v) for v in vecs], update)
+
+    def _check_state_expr(self, e, op):
+        d = e.dim()[0]
+        if tuple(d) not in ((self.hidden_dim,), (self.hidden_dim, 1)):
+            raise ValueError(f"{type(self).__name__}.{op}: state vectors must have dimension "
+                             f"{{{self.hidden_dim}}}, got {e.dim()}")
+
+    def _h_of(self, s):
+        return s[(self._state_factor - 1) * self.layers:]
+
+    def _set_h(self, s, es):
+        if es is None or len(es) != self.layers:
+            raise ValueError(f"{type(self).__name__}.set_h: expected {self.layers} expressions (one per "
+                             f"layer), got {0 if es is None else len(es)}")
+        for e in es:
+            self._check_state_expr(e, "set_h")
+        return es
+
+    def _set_s(self, s, es):
+        return self._set_h(s, es)
+
+    # ---- dropout ----
+    def set_dropout(self, p):
+        if not 0 <= p < 1:
+            raise ValueError(f"{type(self).__name__}.set_dropout: rate must be in [0, 1), got {p}")
+        self.dropout_rate = float(p)
+
+    def disable_dropout(self):
+        self.dropout_rate = 0.0
+
+    def whoami(self):
+        return type(self).__name__
+
+
+
+def subcollection(model, base):
+    """A subcollection named as DyNet names them: base, then base_1, base_2, ... when taken."""
+    k = 0
+    while True:
+        name = base if k == 0 else f"{base}_{k}"
+        try:
+            return model.add_subcollection(name)
+        except ValueError:
+            if k > 100000:
+                raise
+            k += 1
+
+
+def _zero_bias():
+    return ConstInitializer(0.0)
+
+
+class SimpleRNNBuilder(_RNNBuilder):
+    """h_t = tanh(W_hx x_t + W_hh h_{t-1} + b_h); parameters per layer: W_hx, W_hh, b_h.
+    Dropout (set_dropout) applies to each layer's input."""
+    _collection_name = "simple-rnn-builder"
+
+    def _make_layer(self, in_dim):
+        m, H = self.model, self.hidden_dim
+        return [m.add_parameters((H, in_dim)), m.add_parameters((H, H)),
+                m.add_parameters((H,), init=_zero_bias())]
+
+    def _step(self, s, x):
+        out = []
+        p = self.dropout_rate
+        for i, (W, U, b) in enumerate(self._vars):
+            if p:
+                x = dropout(x, p)
+            if s is None:
+                x = tanh(affine_transform([b, W, x]))
+            else:
+                x = tanh(affine_transform([b, W, x, U, s[i]]))
+            out.append(x)
+        return out, x
+
+
+class GRUBuilder(_RNNBuilder):
+    """Gated recurrent unit; parameters per layer: W_zx, W_zh, b_z, W_rx, W_rh, b_r, W_hx, W_hh, b_h.
+        z = sigmoid(W_zx x + W_zh h + b_z), r = sigmoid(W_rx x + W_rh h + b_r),
+        h' = (1 - z) * h + z * tanh(W_hx x + W_hh (r * h) + b_h)."""
+    _collection_name = "gru-builder"
+
+    def _make_layer(self, in_dim):
+        m, H = self.model, self.hidden_dim
+        ps = []
+        for _ in range(3):
+            ps += [m.add_parameters((H, in_dim)), m.add_parameters((H, H)),
+                   m.add_parameters((H,), init=_zero_bias())]
+        return ps
+
+    def _step(self, s, x):
+        out = []
+        p = self.dropout_rate
+        for i, (xz, hz, bz, xr, hr, br, xh, hh, bh) in enumerate(self._vars):
+            if p:
+                x = dropout(x, p)
+            if s is None:
+                z = logistic(affine_transform([bz, xz, x]))
+                x = cmult(z, tanh(affine_transform([bh, xh, x])))
+            else:
+                h = s[i]
+                z = logistic(affine_transform([bz, xz, x, hz, h]))
+                r = logistic(affine_transform([br, xr, x, hr, h]))
+                c = tanh(affine_transform([bh, xh, x, hh, cmult(r, h)]))
+                x = cmult(_ops.sub(1.0, z), h) + cmult(z, c)
+            out.append(x)
+        return out, (dropout(x, p) if p else x)
+
+
+class _LSTMState(_RNNBuilder):
+    """State handling common to the LSTMs: s() is [c_1..c_L, h_1..h_L]."""
+    _state_factor = 2
+
+    def _set_h(self, s, es):
+        L = self.layers
+        if es is None or len(es) != L:
+            raise ValueError(f"{type(self).__name__}.set_h: expected {L} expressions (one per layer), "
+                             f"got {0 if es is None else len(es)}")
+        for e in es:
+            self._check_state_expr(e, "set_h")
+        cs = s[:L] if s is not None else [zeros((self.hidden_dim,)) for _ in range(L)]
+        return list(cs) + es
+
+    def _set_s(self, s, es):
+        L = self.layers
+        if es is None or len(es) not in (L, 2 * L):
+            raise ValueError(f"{type(self).__name__}.set_s: expected {L} cells or {2 * L} expressions "
+                             f"(cells then outputs), got {0 if es is None else len(es)}")
+        for e in es:
+            self._check_state_expr(e, "set_s")
+        if len(es) == L:
+            hs = s[L:] if s is not None else [zeros((self.hidden_dim,)) for _ in range(L)]
+            return es + list(hs)
+        return es
+
+
+class CoupledLSTMBuilder(_LSTMState):
+    """The LSTM with peephole connections and coupled input/forget gates (the 2.0 text's
+    LSTMBuilder); parameters per layer: W_ix, W_ih, W_ic, b_i, W_ox, W_oh, W_oc, b_o, W_cx, W_ch, b_c.
+        i = sigmoid(W_ix x + W_ih h + W_ic c + b_i),  f = 1 - i
+        c' = f * c + i * tanh(W_cx x + W_ch h + b_c)
+        o = sigmoid(W_ox x + W_oh h + W_oc c' + b_o),  h' = o * tanh(c')
+    Dropout (set_dropout) applies to each layer's input and to the output."""
+    _collection_name = "lstm-builder"
+
+    def _make_layer(self, in_dim):
+        m, H = self.model, self.hidden_dim
+        ps = []
+        for gate in range(3):
+            ps += [m.add_parameters((H, in_dim)), m.add_parameters((H, H))]
+            if gate < 2:
+                ps.append(self._peephole(m, H))
+            ps.append(m.add_parameters((H,), init=_zero_bias()))
+        return ps
+
+    def _peephole(self, m, H):
+        return m.add_parameters((H, H))
+
+    def _peep(self, W, c):
+        return (W, c)
+
+    def _step(self, s, x):
+        L = self.layers
+        cs, hs = [], []
+        p = self.dropout_rate
+        for i, (x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc) in enumerate(self._vars):
+            if p:
+                x = dropout(x, p)
+            if s is None:
+                it = self._gate(logistic, [bi, x2i, x], None)
+                c = cmult(it, tanh(affine_transform([bc, x2c, x])))
+                ot = self._gate(logistic, [bo, x2o, x], (c2o, c))
+            else:
+                c_prev, h_prev = s[i], s[L + i]
+                it = self._gate(logistic, [bi, x2i, x, h2i, h_prev], (c2i, c_prev))
+                wt = tanh(affine_transform([bc, x2c, x, h2c, h_prev]))
+                c = cmult(_ops.sub(1.0, it), c_prev) + cmult(it, wt)
+                ot = self._gate(logistic, [bo, x2o, x, h2o, h_prev], (c2o, c))
+            x = cmult(ot, tanh(c))
+            cs.append(c)
+            hs.append(x)
+        return cs + hs, (dropout(x, p) if p else x)
+
+    def _gate(self, f, terms, peep):
+        if peep is not None:
+            terms = terms + list(peep)
+        return f(affine_transform(terms))
+
+
+LSTMBuilder = CoupledLSTMBuilder
+
+
+class FastLSTMBuilder(CoupledLSTMBuilder):
+    """CoupledLSTM with diagonal peepholes: W_ic and W_oc are {H,1} vectors multiplied elementwise
+    with the cell. (The reference wheel creates these vectors but leaves them out of the equations,
+    a TODO in its source; we use them, as the builder's documentation describes.)"""
+    _collection_name = "fast-lstm-builder"
+
+    def _peephole(self, m, H):
+        return m.add_parameters((H, 1))
+
+    def _gate(self, f, terms, peep):
+        a = affine_transform(terms)
+        if peep is not None:
+            W, c = peep
+            a = a + cmult(reshape(W, (self.hidden_dim,)), c)
+        return f(a)
+
+
+class VanillaLSTMBuilder(_LSTMState):
+    """The standard LSTM (separate input and forget gates, no peepholes); parameters per layer:
+    W_x, W_h, b, the four gates (i, f, o, g) stacked. forget_bias is added to the forget gate's
+    pre-activation; ln_lstm adds layer normalisation of W_x x, W_h h and c.
+    Dropout is variational (Gal, 2016): masks on x and h drawn once per sequence."""
+    _collection_name = "vanilla-lstm-builder"
+
+    def __init__(self, layers, input_dim, hidden_dim, model, ln_lstm=False, forget_bias=1.0):
+        self.ln_lstm = bool(ln_lstm)
+        self.forget_bias = float(forget_bias)
+        self.dropout_rate_h = 0.0
+        self.weightnoise_std = 0.0
+        self._masks = None
+        self._ln = []
+        _RNNBuilder.__init__(self, layers, input_dim, hidden_dim, model)
+
+    def _make_layer(self, in_dim):
+        m, H = self.model, self.hidden_dim
+        ps = [m.add_parameters((4 * H, in_dim)), m.add_parameters((4 * H, H)),
+              m.add_parameters((4 * H,), init=_zero_bias())]
+        if self.ln_lstm:   # gains 1 and biases 0 for W_h h, W_x x and c
+            one, zero = ConstInitializer(1.0), ConstInitializer(0.0)
+            self._ln.append([m.add_parameters((4 * H,), init=one), m.add_parameters((4 * H,), init=zero),
+                             m.add_parameters((4 * H,), init=one), m.add_parameters((4 * H,), init=zero),
+                             m.add_parameters((H,), init=one), m.add_parameters((H,), init=zero)])
+        return ps
+
+    def _new_graph(self):
+        self._ln_vars = [[p.expr(self._vars_update) for p in layer] for layer in self._ln]
+
+    def _new_sequence(self):
+        self._masks = None
+
+    def set_dropout(self, d):
+        """Variational dropout with rate d on both the input and the recurrent state."""
+        self.set_dropouts(d, d)
+
+    def set_dropouts(self, d, d_r):
+        for v in (d, d_r):
+            if not 0 <= v < 1:
+                raise ValueError(f"{type(self).__name__}.set_dropouts: rates must be in [0, 1), got {v}")
+        self.dropout_rate = float(d)
+        self.dropout_rate_h = float(d_r)
+
+    def disable_dropout(self):
+        self.dropout_rate = 0.0
+        self.dropout_rate_h = 0.0
+
+    def set_dropout_masks(self, batch_size=1):
+        """Draw the dropout masks of this sequence (call after initial_state)."""
+        rx, rh = 1.0 - self.dropout_rate, 1.0 - self.dropout_rate_h
+        self._masks = []
+        for i in range(self.layers):
+            idim = self.input_dim if i == 0 else self.hidden_dim
+            self._masks.append((random_bernoulli((idim,), rx, 1.0 / rx, batch_size),
+                                random_bernoulli((self.hidden_dim,), rh, 1.0 / rh, batch_size)))
+
+    def _dropout_masks(self, x):
+        if self._masks is None:
+            self.set_dropout_masks(x.dim()[1])
+        return self._masks
+
+    def _step(self, s, x):
+        if self.ln_lstm:
+            return self._step_ln(s, x)
+        L = self.layers
+        masks = self._dropout_masks(x) if (self.dropout_rate or self.dropout_rate_h) else None
+        cs, hs = [], []
+        fb, wn = self.forget_bias, self.weightnoise_std
+        for i, (Wx, Wh, b) in enumerate(self._vars):
+            mx, mh = masks[i] if masks is not None else (None, None)
+            if s is None:
+                g = _gates([x], None, Wx, Wh, b, mx, mh, fb, wn)
+                c = vanilla_lstm_c(None, g)
+            else:
+                g = _gates([x], s[L + i], Wx, Wh, b, mx, mh, fb, wn)
+                c = vanilla_lstm_c(s[i], g)
+            x = vanilla_lstm_h(c, g)
+            cs.append(c)
+            hs.append(x)
+        return cs + hs, x
+
+    def _step_ln(self, s, x):
+        L, H = self.layers, self.hidden_dim
+        masks = self._dropout_masks(x) if (self.dropout_rate or self.dropout_rate_h) else None
+        cs, hs = [], []
+        for i, (Wx, Wh, b) in enumerate(self._vars):
+            gh, bh, gx, bx, gc, bcn = self._ln_vars[i]
+            if masks is not None:
+                x = cmult(x, masks[i][0])
+            a = b + _layer_norm(Wx * x, gx, bx)
+            if s is not None:
+                h_prev = s[L + i]
+                if masks is not None:
+                    h_prev = cmult(h_prev, masks[i][1])
+                a = a + _layer_norm(Wh * h_prev, gh, bh)
+            it = logistic(pick_range(a, 0, H))
+            ft = logistic(_ops.add(pick_range(a, H, 2 * H), self.forget_bias))
+            ot = logistic(pick_range(a, 2 * H, 3 * H))
+            gt = tanh(pick_range(a, 3 * H, 4 * H))
+            c = cmult(it, gt) if s is None else cmult(ft, s[i]) + cmult(it, gt)
+            x = cmult(ot, tanh(_layer_norm(c, gc, bcn)))
+            cs.append(c)
+            hs.append(x)
+        return cs + hs, x
+
+
+def _layer_norm(x, g, b):
+    """DyNet's layer_norm: g * (x - mean) / (std + 1e-8) + b, over the elements of x."""
+    n = x.dim()[0][0]
+    xc = x - _ops.mul(sum_elems(x), 1.0 / n)
+    std = sqrt(_ops.mul(sum_elems(cmult(xc, xc)), 1.0 / n))
+    return cmult(g, _ops.div(xc, _ops.add(std, 1e-8))) + b
+
+
+class CompactVanillaLSTMBuilder(VanillaLSTMBuilder):
+    """VanillaLSTMBuilder without layer normalisation, with optional Gaussian weight noise."""
+    _collection_name = "compact-vanilla-lstm-builder"
+
+    def __init__(self, layers, input_dim, hidden_dim, model):
+        VanillaLSTMBuilder.__init__(self, layers, input_dim, hidden_dim, model)
+
+    def set_weightnoise(self, std):
+        if std < 0:
+            raise ValueError(f"CompactVanillaLSTMBuilder.set_weightnoise: std must be >= 0, got {std}")
+        self.weightnoise_std = float(std)
+
+
+class SparseLSTMBuilder(VanillaLSTMBuilder):
+    """VanillaLSTM whose W_x and W_h are multiplied by 0/1 masks (parameters 4 and 5 of each
+    layer, never trained); set_sparsity(p) masks the fraction p of the weights with the smallest
+    magnitude (Narang et al., 2017)."""
+    _collection_name = "sparse-lstm-builder"
+
+    def _make_layer(self, in_dim):
+        ps = VanillaLSTMBuilder._make_layer(self, in_dim)
+        one = ConstInitializer(1.0)
+        for W in ps[:2]:
+            mask = self.model.add_parameters(W.shape(), init=one)
+            mask.set_updated(False)
+            ps.append(mask)
+        return ps
+
+    def set_sparsity(self, percent):
+        if not 0 <= percent <= 1:
+            raise ValueError(f"SparseLSTMBuilder.set_sparsity: expected a fraction in [0, 1], got {percent}")
+        import numpy as np
+        for layer in self._params:
+            for W, M in ((layer[0], layer[3]), (layer[1], layer[4])):
+                w = np.abs(W.as_array()).ravel(order="F")
+                k = int(percent * w.size)
+                m = np.ones(w.size, dtype=np.float32)
+                if k > 0:
+                    m[np.argsort(w, kind="stable")[:k]] = 0
+                M.set_value(m.reshape(W.shape(), order="F"))
+
+    def _new_graph(self):
+        VanillaLSTMBuilder._new_graph(self)
+        self._masked = [[cmult(l[0], l[3]), cmult(l[1], l[4]), l[2]] for l in self._vars]
+
+    def _step(self, s, x):
+        full = self._vars
+        self._vars = self._masked
+        try:
+            return VanillaLSTMBuilder._step(self, s, x)
+        finally:
+            self._vars = full
+
+
+class BiRNNBuilder:
+    """A bidirectional RNN: forward and backward builders per layer, their outputs concatenated.
+
+        builder = BiRNNBuilder(1, 128, 100, model, LSTMBuilder)
+        [o1, o2, o3] = builder.transduce([i1, i2, i3])
+    """
+
+    def __init__(self, num_layers, input_dim, hidden_dim, model, rnn_builder_factory, builder_layers=None):
+        if builder_layers is None:
+            if num_layers <= 0:
+                raise ValueError(f"BiRNNBuilder: num_layers must be positive, got {num_layers}")
+            if hidden_dim % 2 != 0:
+                raise ValueError(f"BiRNNBuilder: hidden_dim must be even (half each way), got {hidden_dim}")
+            half = hidden_dim // 2
+            self.builder_layers = []
+            for i in range(num_layers):
+                d = input_dim if i == 0 else hidden_dim
+                self.builder_layers.append((rnn_builder_factory(1, d, half, model),
+                                            rnn_builder_factory(1, d, half, model)))
+        else:
+            self.builder_layers = list(builder_layers)
+        self.model = model
+
+    def whoami(self):
+        return "BiRNNBuilder"
+
+    def param_collection(self):
+        return self.model
+
+    def set_dropout(self, p):
+        for fb, bb in self.builder_layers:
+            fb.set_dropout(p)
+            bb.set_dropout(p)
+
+    def disable_dropout(self):
+        for fb, bb in self.builder_layers:
+            fb.disable_dropout()
+            bb.disable_dropout()
+
+    def _lower(self, es):
+        for fb, bb in self.builder_layers[:-1]:
+            fs = fb.initial_state().transduce(es)
+            bs = bb.initial_state().transduce(es[::-1])
+            es = [concatenate([f, b]) for f, b in zip(fs, bs[::-1])]
+        return es
+
+    def add_inputs(self, es):
+        """The list of (forward state, backward state) pairs for the inputs."""
+        es = self._lower(list(es))
+        fb, bb = self.builder_layers[-1]
+        fs = fb.initial_state().add_inputs(es)
+        bs = bb.initial_state().add_inputs(es[::-1])
+        return list(zip(fs, bs[::-1]))
+
+    def transduce(self, es):
+        """The outputs: forward and backward outputs concatenated, for each input."""
+        es = self._lower(list(es))
+        fb, bb = self.builder_layers[-1]
+        fs = fb.initial_state().transduce(es)
+        bs = bb.initial_state().transduce(es[::-1])
+        return [concatenate([f, b]) for f, b in zip(fs, bs[::-1])]

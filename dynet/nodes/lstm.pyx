@@ -1,0 +1,499 @@
+"""DyNet 2.1's fused LSTM cell: vanilla_lstm_gates (both affine maps, the forget bias and the four
+non-linearities in one node), vanilla_lstm_c and vanilla_lstm_h.
+
+The gates vector is [i; f; o; g] (each H rows): sigmoid on the first 3H rows (the forget rows get a
+constant bias added first), tanh on the last H. One node per step instead of DyNet's dozen
+(affine, four pick_ranges, four activations, cmults) is what makes the LSTM builders fast.
+The builders also use two internal variants: no previous h (the first step of a sequence, where
+DyNet drops the recurrent term) and no previous c.
+"""
+cimport cython
+from libc.stdlib cimport realloc
+from dynet.core.dim cimport Dim, make_dim1, total_size, rows, cols, dim_str
+from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, np_view
+from dynet.core import config
+from dynet.kernels.cpu cimport gemm, copy, fill
+
+# Backward work space (pre-activation gradients, input gradients), reused across nodes: the
+# backward pass runs one node at a time.
+cdef float* _work = NULL
+cdef Py_ssize_t _work_size = 0
+
+
+cdef float* work(Py_ssize_t n) except NULL:
+    global _work, _work_size
+    cdef float* p
+    if n > _work_size:
+        p = <float*>realloc(_work, n * sizeof(float))
+        if p == NULL:
+            raise MemoryError(f"vanilla_lstm_gates: cannot allocate {n} floats of work space")
+        _work = p
+        _work_size = n
+    return _work
+
+
+cdef extern from *:
+    """
+    /* tanh by the rational approximation Eigen (hence DyNet) uses, in float arithmetic only and
+       without libm calls, so that loops over a gate column vectorise (error ~1e-7). */
+    static inline float dy_fast_tanh(float x) {
+        const float c = 7.90531110763549805f;
+        x = x > c ? c : x;
+        x = x < -c ? -c : x;
+        float x2 = x * x;
+        float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+        p = p * x2 + -8.60467152213735e-11f;
+        p = p * x2 + 5.12229709037114e-08f;
+        p = p * x2 + 1.48572235717979e-05f;
+        p = p * x2 + 6.37261928875436e-04f;
+        p = p * x2 + 4.89352455891786e-03f;
+        p = p * x;
+        float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+        q = q * x2 + 2.26843463243900e-03f;
+        q = q * x2 + 4.89352518554385e-03f;
+        return p / q;
+    }
+    /* 1 / (1 + e^-x) = (1 + tanh(x / 2)) / 2 */
+    static inline float dy_fast_sigmoid(float x) { return 0.5f + 0.5f * dy_fast_tanh(0.5f * x); }
+    /* the gate non-linearities of one column [i; f; o; g] in place */
+    static void dy_lstm_activate(float* col, long H) {
+        long i;
+        for (i = 0; i < 3 * H; ++i) col[i] = dy_fast_sigmoid(col[i]);
+        for (i = 3 * H; i < 4 * H; ++i) col[i] = dy_fast_tanh(col[i]);
+    }
+    static void dy_lstm_h(const float* o, const float* c, float* out, long H) {
+        long i;
+        for (i = 0; i < H; ++i) out[i] = o[i] * dy_fast_tanh(c[i]);
+    }
+    """
+    float fast_tanh "dy_fast_tanh"(float x) noexcept nogil
+    void lstm_activate "dy_lstm_activate"(float* col, long H) noexcept nogil
+    void lstm_h "dy_lstm_h"(const float* o, const float* c, float* out, long H) noexcept nogil
+
+
+cdef inline const float* bat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
+    """Batch element b of e's value (element 0 when e is not batched), n values per element."""
+    return e.val + (n * b if e.d.bd > 1 else 0)
+
+
+cdef inline float* gbat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
+    return e.grad + (n * b if e.d.bd > 1 else 0)
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(128)
+cdef class VanillaLSTMGates(Expression):
+    # args: x_1..x_nx, [h_tm1 if has_h], Wx, Wh, b, [mask_x, mask_h if dropout]
+    cdef int nx
+    cdef bint has_h
+    cdef bint dropout
+    cdef float forget_bias
+    cdef float noise_std
+    cdef float* xbuf       # the (concatenated, masked, batch-expanded) input, or NULL: x_1's value
+    cdef float* hbuf       # the same for h_tm1
+    cdef float* wnoisy     # noisy Wx, Wh, b (weightnoise_std > 0), else NULL
+
+    cpdef str op_name(self):
+        return "vanilla_lstm_gates"
+
+    cdef inline Expression Wx(self):
+        return <Expression>self.args[self.nx + self.has_h]
+
+    cdef inline Expression Wh(self):
+        return <Expression>self.args[self.nx + self.has_h + 1]
+
+    cdef inline Expression bias(self):
+        return <Expression>self.args[self.nx + self.has_h + 2]
+
+    cdef inline Expression mask(self, int k):
+        return <Expression>self.args[self.nx + self.has_h + 3 + k]
+
+    cdef int gather(self, float* buf, int first, int count, int dim, Expression mask) except -1:
+        """buf (dim x B) = concatenation of args[first:first+count] for each batch element, times
+        the mask when given."""
+        cdef Py_ssize_t b, k, off, n, i
+        cdef Expression e
+        cdef const float* m
+        for b in range(self.d.bd):
+            off = 0
+            for k in range(first, first + count):
+                e = <Expression>self.args[k]
+                n = rows(&e.d)
+                copy(n, bat(e, n, b), buf + b * dim + off)
+                off += n
+            if mask is not None:
+                m = bat(mask, dim, b)
+                for i in range(dim):
+                    buf[b * dim + i] *= m[i]
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression Wx = self.Wx(), Wh = self.Wh(), bias = self.bias()
+        cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d), B = self.d.bd
+        cdef Py_ssize_t b, i
+        cdef const float* xp
+        cdef const float* hp = NULL
+        cdef const float* wx = Wx.val
+        cdef const float* wh = Wh.val
+        cdef const float* bv = bias.val
+        cdef float* col
+        cdef Py_ssize_t n_all
+        if self.xbuf != NULL:
+            self.gather(self.xbuf, 0, self.nx, I, self.mask(0) if self.dropout else None)
+            xp = self.xbuf
+        else:
+            xp = (<Expression>self.args[0]).val
+        if self.has_h:
+            if self.hbuf != NULL:
+                self.gather(self.hbuf, self.nx, 1, H, self.mask(1) if self.dropout else None)
+                hp = self.hbuf
+            else:
+                hp = (<Expression>self.args[self.nx]).val
+        if self.wnoisy != NULL:
+            # noise drawn once per forward pass and kept for the backward pass
+            n_all = H4 * I + H4 * H + H4
+            np_view(self.wnoisy, n_all)[:] = config.rng().normal(0.0, self.noise_std, n_all)
+            for i in range(H4 * I):
+                self.wnoisy[i] += wx[i]
+            for i in range(H4 * H):
+                self.wnoisy[H4 * I + i] += wh[i]
+            for i in range(H4):
+                self.wnoisy[H4 * I + H4 * H + i] += bv[i]
+            wx = self.wnoisy
+            wh = self.wnoisy + H4 * I
+            bv = self.wnoisy + H4 * I + H4 * H
+        for b in range(B):
+            col = self.val + b * H4
+            copy(H4, bv, col)
+            for i in range(H, 2 * H):
+                col[i] += self.forget_bias
+        gemm(False, False, H4, B, I, 1.0, wx, H4, xp, I, 1.0, self.val, H4)
+        if self.has_h:
+            gemm(False, False, H4, B, H, 1.0, wh, H4, hp, H, 1.0, self.val, H4)
+        for b in range(B):
+            lstm_activate(self.val + b * H4, H)
+        return 0
+
+    cdef int scatter(self, const float* dbuf, int first, int count, int dim, Expression mask,
+                     const float* dropped) except -1:
+        """Add dbuf (d loss / d the gathered vector) into args[first:first+count] and the mask."""
+        cdef Py_ssize_t b, k, off, n, i
+        cdef Expression e
+        cdef const float* m = NULL
+        cdef const float* src
+        cdef float* dst
+        cdef float* mg
+        for b in range(self.d.bd):
+            if mask is not None:
+                m = bat(mask, dim, b)
+                if mask.grad != NULL:   # d/dmask = d/d(dropped) * the undropped input
+                    mg = gbat(mask, dim, b)
+                    off = 0
+                    for k in range(first, first + count):
+                        e = <Expression>self.args[k]
+                        n = rows(&e.d)
+                        src = bat(e, n, b)
+                        for i in range(n):
+                            mg[off + i] += dbuf[b * dim + off + i] * src[i]
+                        off += n
+            off = 0
+            for k in range(first, first + count):
+                e = <Expression>self.args[k]
+                n = rows(&e.d)
+                if e.grad != NULL:
+                    dst = gbat(e, n, b)
+                    if m != NULL:
+                        for i in range(n):
+                            dst[i] += dbuf[b * dim + off + i] * m[off + i]
+                    else:
+                        for i in range(n):
+                            dst[i] += dbuf[b * dim + off + i]
+                off += n
+        return 0
+
+    cdef bint wants(self, int first, int count, Expression mask):
+        cdef int k
+        if mask is not None and mask.grad != NULL:
+            return True
+        for k in range(first, first + count):
+            if (<Expression>self.args[k]).grad != NULL:
+                return True
+        return False
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression Wx = self.Wx(), Wh = self.Wh(), bias = self.bias()
+        cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d), B = self.d.bd
+        cdef int D = I if I > H else H
+        cdef Py_ssize_t b, i
+        cdef float* dpre = work(<Py_ssize_t>H4 * B + <Py_ssize_t>D * B)
+        cdef float* dio = dpre + <Py_ssize_t>H4 * B
+        cdef const float* y
+        cdef const float* g
+        cdef float* dp
+        cdef const float* xp = self.xbuf if self.xbuf != NULL else (<Expression>self.args[0]).val
+        cdef const float* hp = NULL
+        cdef const float* wx = self.wnoisy if self.wnoisy != NULL else Wx.val
+        cdef const float* wh = self.wnoisy + H4 * I if self.wnoisy != NULL else Wh.val
+        cdef Expression mx = self.mask(0) if self.dropout else None
+        cdef Expression mh = self.mask(1) if self.dropout else None
+        if self.has_h:
+            hp = self.hbuf if self.hbuf != NULL else (<Expression>self.args[self.nx]).val
+        for b in range(B):
+            y = self.val + b * H4
+            g = self.grad + b * H4
+            dp = dpre + b * H4
+            for i in range(3 * H):
+                dp[i] = g[i] * y[i] * (1 - y[i])
+            for i in range(3 * H, H4):
+                dp[i] = g[i] * (1 - y[i] * y[i])
+        if bias.grad != NULL:
+            for b in range(B):
+                dp = dpre + b * H4
+                for i in range(H4):
+                    bias.grad[i] += dp[i]
+        if Wx.grad != NULL:
+            gemm(False, True, H4, I, B, 1.0, dpre, H4, xp, I, 1.0, Wx.grad, H4)
+        if self.has_h and Wh.grad != NULL:
+            gemm(False, True, H4, H, B, 1.0, dpre, H4, hp, H, 1.0, Wh.grad, H4)
+        if self.wants(0, self.nx, mx):
+            gemm(True, False, I, B, H4, 1.0, wx, H4, dpre, H4, 0.0, dio, I)
+            self.scatter(dio, 0, self.nx, I, mx, xp)
+        if self.has_h and self.wants(self.nx, 1, mh):
+            gemm(True, False, H, B, H4, 1.0, wh, H4, dpre, H4, 0.0, dio, H)
+            self.scatter(dio, self.nx, 1, H, mh, hp)
+        return 0
+
+
+cdef Expression make_gates(list xs, object h_tm1, object Wx, object Wh, object b, object mask_x,
+                           object mask_h, float weightnoise_std, float forget_bias, str op):
+    """Checks the shapes and builds the node (h_tm1 None: no recurrent term)."""
+    if not xs:
+        raise ValueError(f"{op}: the list of inputs x_t is empty")
+    cdef tuple xe = tuple([as_expr(x, op) for x in xs])
+    cdef Expression ewx = as_expr(Wx, op), ewh = as_expr(Wh, op), eb = as_expr(b, op)
+    cdef Expression eh = as_expr(h_tm1, op) if h_tm1 is not None else None
+    cdef bint dropout = mask_x is not None
+    cdef Expression emx = as_expr(mask_x, op) if dropout else None
+    cdef Expression emh = as_expr(mask_h, op) if dropout else None
+    cdef Expression e
+    if weightnoise_std < 0:
+        raise ValueError(f"{op}: weightnoise_std must be >= 0, got {weightnoise_std}")
+    if ewx.d.nd != 2 or ewh.d.nd != 2 or ewx.d.bd != 1 or ewh.d.bd != 1 or eb.d.bd != 1:
+        raise ValueError(f"{op}: Wx and Wh must be unbatched matrices and b an unbatched vector, got "
+                         f"Wx {dim_str(&ewx.d)}, Wh {dim_str(&ewh.d)}, b {dim_str(&eb.d)}")
+    cdef int H4 = rows(&ewx.d), H = H4 // 4, I = cols(&ewx.d), B = 1, isum = 0
+    if H4 % 4 != 0 or H4 == 0 or rows(&ewh.d) != H4 or cols(&ewh.d) != H or eb.d.nd > 2 \
+            or rows(&eb.d) != H4 or cols(&eb.d) != 1:
+        raise ValueError(f"{op}: expected Wx {{4H,I}}, Wh {{4H,H}} and b {{4H}}, got Wx "
+                         f"{dim_str(&ewx.d)}, Wh {dim_str(&ewh.d)}, b {dim_str(&eb.d)}")
+    for e in xe + ((eh,) if eh is not None else ()):
+        if e.d.bd > 1:
+            if B > 1 and e.d.bd != B:
+                raise ValueError(f"{op}: inconsistent batch sizes {B} and {e.d.bd} among x_t and h_tm1")
+            B = e.d.bd
+    for e in xe:
+        if e.d.nd > 1 and cols(&e.d) != 1 or e.d.nd > 2:
+            raise ValueError(f"{op}: x_t must be vectors, got {dim_str(&e.d)}")
+        isum += rows(&e.d)
+    if isum != I:
+        raise ValueError(f"{op}: the inputs x_t have {isum} values in all but Wx {dim_str(&ewx.d)} "
+                         f"expects {I}")
+    if eh is not None and (eh.d.nd > 2 or cols(&eh.d) != 1 or rows(&eh.d) != H):
+        raise ValueError(f"{op}: h_tm1 must be a vector of size {H} (Wh {dim_str(&ewh.d)}), got "
+                         f"{dim_str(&eh.d)}")
+    if dropout:
+        if emh is None:
+            raise ValueError(f"{op}: both dropout masks are needed")
+        if emx.d.nd > 1 and cols(&emx.d) != 1 or rows(&emx.d) != I or (emx.d.bd != 1 and emx.d.bd != B):
+            raise ValueError(f"{op}: dropout_mask_x must be {{{I}}} with batch 1 or {B}, got {dim_str(&emx.d)}")
+        if emh.d.nd > 1 and cols(&emh.d) != 1 or rows(&emh.d) != H or (emh.d.bd != 1 and emh.d.bd != B):
+            raise ValueError(f"{op}: dropout_mask_h must be {{{H}}} with batch 1 or {B}, got {dim_str(&emh.d)}")
+    cdef VanillaLSTMGates node = VanillaLSTMGates.__new__(VanillaLSTMGates)
+    node.nx = len(xe)
+    node.has_h = eh is not None
+    node.dropout = dropout
+    node.forget_bias = forget_bias
+    node.noise_std = weightnoise_std
+    cdef Expression x0 = <Expression>xe[0]
+    node.xbuf = NULL
+    node.hbuf = NULL
+    node.wnoisy = NULL
+    if len(xe) > 1 or dropout or x0.d.bd != B:
+        node.xbuf = fwd_scratch(<size_t>I * B)
+    if eh is not None and (dropout or eh.d.bd != B):
+        node.hbuf = fwd_scratch(<size_t>H * B)
+    if weightnoise_std > 0:
+        node.wnoisy = fwd_scratch(<size_t>H4 * (I + H + 1))
+    cdef tuple args = xe + ((eh,) if eh is not None else ()) + (ewx, ewh, eb)
+    if dropout:
+        args = args + (emx, emh)
+    return add_node(node, args, make_dim1(H4, B))
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(128)
+cdef class VanillaLSTMC(Expression):
+    """c_t = c_tm1 * f + i * g (args: gates, [c_tm1])."""
+    cpdef str op_name(self):
+        return "vanilla_lstm_c"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression gates = <Expression>self.args[0]
+        cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
+        cdef Py_ssize_t H = rows(&self.d), b, i
+        cdef const float* gt
+        cdef const float* cp
+        cdef float* out
+        for b in range(self.d.bd):
+            gt = bat(gates, 4 * H, b)
+            out = self.val + b * H
+            for i in range(H):
+                out[i] = gt[i] * gt[3 * H + i]
+            if c is not None:
+                cp = bat(c, H, b)
+                for i in range(H):
+                    out[i] += cp[i] * gt[H + i]
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression gates = <Expression>self.args[0]
+        cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
+        cdef Py_ssize_t H = rows(&self.d), b, i
+        cdef const float* gt
+        cdef const float* d
+        cdef const float* cp
+        cdef float* dg
+        cdef float* dc
+        for b in range(self.d.bd):
+            gt = bat(gates, 4 * H, b)
+            d = self.grad + b * H
+            if gates.grad != NULL:
+                dg = gbat(gates, 4 * H, b)
+                for i in range(H):
+                    dg[i] += d[i] * gt[3 * H + i]
+                    dg[3 * H + i] += d[i] * gt[i]
+                if c is not None:
+                    cp = bat(c, H, b)
+                    for i in range(H):
+                        dg[H + i] += d[i] * cp[i]
+            if c is not None and c.grad != NULL:
+                dc = gbat(c, H, b)
+                for i in range(H):
+                    dc[i] += d[i] * gt[H + i]
+        return 0
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(128)
+cdef class VanillaLSTMH(Expression):
+    """h_t = o * tanh(c_t) (args: c_t, gates)."""
+    cpdef str op_name(self):
+        return "vanilla_lstm_h"
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
+        cdef Py_ssize_t H = rows(&self.d), b, i
+        cdef const float* gt
+        cdef const float* cp
+        cdef float* out
+        for b in range(self.d.bd):
+            gt = bat(gates, 4 * H, b) + 2 * H
+            cp = bat(c, H, b)
+            lstm_h(gt, cp, self.val + b * H, H)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
+        cdef Py_ssize_t H = rows(&self.d), b, i
+        cdef const float* gt
+        cdef const float* cp
+        cdef const float* d
+        cdef float t
+        cdef float* dg
+        cdef float* dc
+        for b in range(self.d.bd):
+            gt = bat(gates, 4 * H, b) + 2 * H
+            cp = bat(c, H, b)
+            d = self.grad + b * H
+            dg = gbat(gates, 4 * H, b) + 2 * H if gates.grad != NULL else NULL
+            dc = gbat(c, H, b) if c.grad != NULL else NULL
+            for i in range(H):
+                t = fast_tanh(cp[i])
+                if dg != NULL:
+                    dg[i] += d[i] * t
+                if dc != NULL:
+                    dc[i] += d[i] * gt[i] * (1 - t * t)
+        return 0
+
+
+cdef int check_cell(Expression c, Expression gates, str op, str cname) except -1:
+    cdef int H = rows(&c.d)
+    if gates.d.nd > 2 or cols(&gates.d) != 1 or c.d.nd > 2 or cols(&c.d) != 1 or rows(&gates.d) != 4 * H:
+        raise ValueError(f"{op}: {cname} {dim_str(&c.d)} needs gates_t of size 4 x {H}, got "
+                         f"{dim_str(&gates.d)}")
+    if c.d.bd != gates.d.bd and c.d.bd != 1 and gates.d.bd != 1:
+        raise ValueError(f"{op}: batch sizes differ: {cname} {dim_str(&c.d)}, gates_t {dim_str(&gates.d)}")
+    return 0
+
+
+cdef Expression make_c(object c_tm1, object gates_t):
+    cdef Expression g = as_expr(gates_t, "vanilla_lstm_c"), c
+    if c_tm1 is None:      # the first step of a sequence: c_t = i * g
+        if g.d.nd > 2 or cols(&g.d) != 1 or rows(&g.d) % 4 != 0:
+            raise ValueError(f"vanilla_lstm_c: gates_t must be a vector of size 4H, got {dim_str(&g.d)}")
+        return add_node(VanillaLSTMC.__new__(VanillaLSTMC), (g,), make_dim1(rows(&g.d) // 4, g.d.bd))
+    c = as_expr(c_tm1, "vanilla_lstm_c")
+    check_cell(c, g, "vanilla_lstm_c", "c_tm1")
+    return add_node(VanillaLSTMC.__new__(VanillaLSTMC), (g, c),
+                    make_dim1(rows(&c.d), c.d.bd if c.d.bd > g.d.bd else g.d.bd))
+
+
+cdef Expression make_h(object c_t, object gates_t):
+    cdef Expression g = as_expr(gates_t, "vanilla_lstm_h"), c = as_expr(c_t, "vanilla_lstm_h")
+    check_cell(c, g, "vanilla_lstm_h", "c_t")
+    return add_node(VanillaLSTMH.__new__(VanillaLSTMH), (c, g),
+                    make_dim1(rows(&c.d), c.d.bd if c.d.bd > g.d.bd else g.d.bd))
+
+
+# ---- public operations (DyNet 2.1) ----
+
+def vanilla_lstm_gates(x_t, h_tm1, Wx, Wh, b, weightnoise_std=0.0):
+    """[i; f; o; g] = [sigmoid; sigmoid; sigmoid; tanh](Wx x_t + Wh h_tm1 + b), with 1 added to the
+    forget rows before the sigmoid."""
+    return make_gates([x_t], h_tm1, Wx, Wh, b, None, None, weightnoise_std, 1.0, "vanilla_lstm_gates")
+
+
+def vanilla_lstm_gates_concat(x_ts, h_tm1, Wx, Wh, b, weightnoise_std=0.0):
+    """vanilla_lstm_gates of the concatenation of the inputs x_ts."""
+    return make_gates(list(x_ts), h_tm1, Wx, Wh, b, None, None, weightnoise_std, 1.0,
+                      "vanilla_lstm_gates_concat")
+
+
+def vanilla_lstm_gates_dropout(x_t, h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h, weightnoise_std=0.0):
+    """vanilla_lstm_gates with x_t and h_tm1 multiplied by the masks first."""
+    return make_gates([x_t], h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h, weightnoise_std, 1.0,
+                      "vanilla_lstm_gates_dropout")
+
+
+def vanilla_lstm_gates_dropout_concat(x_ts, h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h,
+                                      weightnoise_std=0.0):
+    return make_gates(list(x_ts), h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h, weightnoise_std,
+                      1.0, "vanilla_lstm_gates_dropout_concat")
+
+
+def vanilla_lstm_c(c_tm1, gates_t):
+    """c_t = c_tm1 * f_t + i_t * g_t."""
+    return make_c(c_tm1, gates_t)
+
+
+def vanilla_lstm_h(c_t, gates_t):
+    """h_t = o_t * tanh(c_t)."""
+    return make_h(c_t, gates_t)
+
+
+def _gates(xs, h_tm1, Wx, Wh, b, mask_x=None, mask_h=None, float forget_bias=1.0, float weightnoise_std=0.0):
+    """For the builders: h_tm1 may be None (no recurrent term), the forget bias is free."""
+    return make_gates(xs, h_tm1, Wx, Wh, b, mask_x, mask_h, weightnoise_std, forget_bias, "lstm")
