@@ -156,4 +156,6 @@ from dynet.nodes.pyop import pyop
 
 # ---- Trainers ---------------------------------------------------------------------------------
 
-from dynet.training.trainers import Trainer, SimpleSGDTrainer
+from dynet.training.trainers import (Trainer, SimpleSGDTrainer, CyclicalSGDTrainer, MomentumSGDTrainer,
+                                     AdagradTrainer, AdadeltaTrainer, RMSPropTrainer, AdamTrainer,
+                                     AmsgradTrainer)
