@@ -340,6 +340,30 @@ def test_weight_decay_gradient_step_is_on_real_values():
     assert dy.parameter(p).value() == pytest.approx(real, rel=1e-5)
 
 
+def test_weight_decay_frozen_parameters_decay_smoothly():
+    """DyNet folds the factor only into updated parameters, so a frozen one jumps back up at the
+    rescale; here all parameters are folded, so the frozen one's real value decays steadily."""
+    m = dy.ParameterCollection()
+    m.set_weight_decay_lambda(0.5)
+    p = m.add_parameters((1,), init=dy.ConstInitializer(1.0))
+    p.set_updated(False)
+    t = dy.SimpleSGDTrainer(m, 0.1)
+    for k in range(1, 5):
+        t.update()
+        dy.renew_cg()
+        assert dy.parameter(p).value() == pytest.approx(0.5 ** k)
+
+
+def test_weight_decay_with_update_subset():
+    m = dy.ParameterCollection()
+    m.set_weight_decay_lambda(0.5)
+    p = m.add_parameters((1,), init=dy.ConstInitializer(1.0))
+    t = dy.SimpleSGDTrainer(m, 0.1)
+    t.update_subset([], [])
+    dy.renew_cg()
+    assert dy.parameter(p).value() == pytest.approx(0.5)
+
+
 def test_weight_decay_from_global_setting(monkeypatch):
     params = dy.DynetParams()
     params.set_weight_decay(0.01)
