@@ -205,4 +205,6 @@ from dynet.builders.softmax import (SoftmaxBuilder, StandardSoftmaxBuilder,
 
 # ---- Trainers ---------------------------------------------------------------------------------
 
-from dynet.training.trainers import Trainer, SimpleSGDTrainer
+from dynet.training.trainers import (Trainer, SimpleSGDTrainer, CyclicalSGDTrainer, MomentumSGDTrainer,
+                                     AdagradTrainer, AdadeltaTrainer, RMSPropTrainer, AdamTrainer,
+                                     AmsgradTrainer)

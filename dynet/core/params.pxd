@@ -3,6 +3,13 @@ from dynet.core.dim cimport Dim
 from dynet.core.graph cimport Expression
 
 
+cdef class WeightDecay:
+    # DyNet's lazy L2 weight decay, one per root collection: the real value of a parameter is
+    # `scale` times its stored value; each update multiplies `scale` by (1 - lam).
+    cdef public float lam
+    cdef public float scale
+
+
 cdef class Parameters:
     cdef readonly object values    # float32, 1-D, column-major contents; never replaced (nodes point in)
     cdef readonly object grads     # same layout
@@ -15,6 +22,7 @@ cdef class Parameters:
     cdef bint has_grad             # a backward pass wrote into grads since the last update
     cdef Expression _expr_update   # this graph's expression (cached per graph, as DyNet 2.1)
     cdef Expression _expr_const
+    cdef WeightDecay wd            # the collection's weight-decay factor (shared)
     cdef Expression node(self, bint update)
 
 
@@ -33,6 +41,7 @@ cdef class LookupParameters:
     cdef unsigned char* touched    # per row: got a gradient since the last update
     cdef int* touched_list
     cdef int n_touched, touched_cap
+    cdef WeightDecay wd
     cdef int mark_touched(self, int row) except -1
     cdef int _check_row(self, object index, str op) except -1
     cdef Expression lookup_rows(self, object indices, bint update, bint batched, str op)

@@ -112,14 +112,35 @@ class FromFileInitializer(PyInitializer):
         array[...] = dyio.read_first_tensor(self.fname, array.shape, is_lookup)
 
 
+# ---- weight decay ---------------------------------------------------------------------------
+
+cdef class WeightDecay:
+    """DyNet's lazy global L2 weight decay. Instead of shrinking every weight at every update, a
+    collection keeps one factor `scale` (real value = scale * stored value); a trainer update
+    multiplies it by (1 - lam), and once it falls below 0.25 the stored values are multiplied by
+    it and it is reset to 1 (Trainer does that)."""
+
+    def __init__(self, lam=0.0):
+        self.lam = lam
+        self.scale = 1.0
+
+
+cdef inline void scaled_copy(float* dst, const float* src, Py_ssize_t n, float c) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] = src[i] * c
+
+
 # ---- graph nodes for parameters -------------------------------------------------------------
 
 @cython.final
 @cython.no_gc
 @cython.freelist(128)
 cdef class ParameterNode(Expression):
-    """A parameter in the graph: its value *is* the parameter's storage (no copy)."""
+    """A parameter in the graph: its value *is* the parameter's storage (no copy), except under
+    weight decay, where it is the stored value times the collection's factor."""
     cdef Parameters param
+    cdef float wscale
 
     cpdef str op_name(self):
         return "parameter"
@@ -128,6 +149,8 @@ cdef class ParameterNode(Expression):
         return f"parameter({self.param._name}, {dim_str(&self.d)})"
 
     cdef int forward_impl(self) except -1:
+        if self.val != self.param.vptr:
+            scaled_copy(self.val, self.param.vptr, total_size(&self.d), self.wscale)
         return 0
 
 
@@ -139,6 +162,7 @@ cdef class LookupNode(Expression):
     cdef LookupParameters table
     cdef int* rows        # in the forward pool
     cdef int nrows
+    cdef float wscale     # weight-decay factor when the node was made
 
     cpdef str op_name(self):
         return "lookup"
@@ -149,7 +173,10 @@ cdef class LookupNode(Expression):
     cdef int forward_impl(self) except -1:
         cdef Py_ssize_t i, n = self.table.row_size
         for i in range(self.nrows):
-            memcpy(self.val + i * n, self.table.vptr + self.rows[i] * n, n * sizeof(float))
+            if self.wscale == 1:
+                memcpy(self.val + i * n, self.table.vptr + self.rows[i] * n, n * sizeof(float))
+            else:
+                scaled_copy(self.val + i * n, self.table.vptr + self.rows[i] * n, n, self.wscale)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -161,11 +188,14 @@ cdef class LookupNode(Expression):
 cdef class LookupTableNode(Expression):
     """A whole lookup table as one {d, N} expression (dy.parameter(lookup_parameters))."""
     cdef LookupParameters table
+    cdef float wscale
 
     cpdef str op_name(self):
         return "lookup_table"
 
     cdef int forward_impl(self) except -1:
+        if self.val != self.table.vptr:
+            scaled_copy(self.val, self.table.vptr, total_size(&self.d), self.wscale)
         return 0
 
 
@@ -202,7 +232,10 @@ cdef class Parameters:
             return cached
         cdef ParameterNode node = ParameterNode.__new__(ParameterNode)
         node.param = self
-        node.val = self.vptr
+        node.wscale = self.wd.scale
+        # under weight decay the value is a scaled copy; the gradient still goes to the storage's
+        # grad unscaled (it is d loss / d real value, which is what the trainers expect)
+        node.val = self.vptr if node.wscale == 1 else fwd_scratch(total_size(&self.d))
         node.grad = NULL
         node.external_grad = True
         node.needs_grad = update and self.updated
@@ -221,7 +254,9 @@ cdef class Parameters:
         return self.node(update)
 
     def as_array(self):
-        """The values as a numpy array (a copy) shaped like the parameter."""
+        """The stored values as a numpy array (a copy) shaped like the parameter. Under weight decay
+        these are, as in DyNet, the values before the collection's pending decay factor (the
+        expression's value is this times the factor, until the trainer folds the factor in)."""
         return np.asarray(self.values, dtype=np.float64).reshape(dim_shape(&self.d), order="F")
 
     def grad_as_array(self):
@@ -341,6 +376,7 @@ cdef Parameters new_parameters(object owner, str name, Dim d):
     p._name = name
     p._owner = owner
     p.updated = True
+    p.wd = owner._root._wd if owner is not None else WeightDecay()
     return p
 
 
@@ -405,6 +441,7 @@ cdef class LookupParameters:
             self._check_row(i, op)
         cdef LookupNode node = LookupNode.__new__(LookupNode)
         node.table = self
+        node.wscale = self.wd.scale
         node.nrows = len(indices)
         node.rows = <int*>fwd_scratch(node.nrows)
         cdef int k
@@ -428,7 +465,8 @@ cdef class LookupParameters:
                              f"{dim_str(&self.d)}")
         cdef LookupTableNode node = LookupTableNode.__new__(LookupTableNode)
         node.table = self
-        node.val = self.vptr
+        node.wscale = self.wd.scale
+        node.val = self.vptr if node.wscale == 1 else fwd_scratch(self.row_size * self.n)
         node.external_grad = True
         node.needs_grad = update and self.updated
         cdef Dim d = self.d
@@ -441,7 +479,8 @@ cdef class LookupParameters:
         return node
 
     def as_array(self):
-        """Shape (N,) + embedding shape, each embedding in its own row."""
+        """Shape (N,) + embedding shape, each embedding in its own row (stored values: see
+        Parameters.as_array about weight decay)."""
         shape = dim_shape(&self.d)
         flat = np.asarray(self.values, dtype=np.float64)
         return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
@@ -528,6 +567,7 @@ cdef LookupParameters new_lookup(object owner, str name, int n, Dim d):
     p._name = name
     p._owner = owner
     p.updated = True
+    p.wd = owner._root._wd if owner is not None else WeightDecay()
     p.touched = <unsigned char*>calloc(n, 1)
     if p.touched == NULL:
         raise MemoryError()
@@ -549,7 +589,8 @@ class ParameterCollection:
         if _parent is None:
             self._params = []
             self._lookups = []
-            self.weight_decay = 0.0
+            # lambda from --dynet-weight-decay / DynetParams.set_weight_decay, as DyNet does
+            self._wd = WeightDecay(float(config.state.get("weight_decay", 0.0)))
         self._own_params = []
         self._own_lookups = []
         self._children = []
@@ -662,12 +703,27 @@ class ParameterCollection:
         return self._prefix
 
     def get_weight_decay(self):
-        return self._root.weight_decay
+        """The weight-decay lambda (shared by the whole collection tree)."""
+        return self._root._wd.lam
 
     def set_weight_decay_lambda(self, lam):
-        if lam < 0:
-            raise ValueError(f"set_weight_decay_lambda: lambda must be >= 0, got {lam}")
-        self._root.weight_decay = float(lam)
+        """Each trainer update multiplies every parameter by (1 - lam) (lazily: see WeightDecay)."""
+        lam = float(lam)
+        if not 0 <= lam < 1:
+            raise ValueError(f"set_weight_decay_lambda: lambda must be in [0, 1), got {lam}")
+        (<WeightDecay>self._root._wd).lam = lam
+
+    def set_weight_decay(self, lam):
+        """Alias of set_weight_decay_lambda (DyNet 2.1)."""
+        self.set_weight_decay_lambda(lam)
+
+    @property
+    def weight_decay(self):
+        return self._root._wd.lam
+
+    @weight_decay.setter
+    def weight_decay(self, lam):
+        self.set_weight_decay_lambda(lam)
 
     def __repr__(self):
         return f"<ParameterCollection {self._prefix}: {len(self.parameters_list())} parameters, " \

@@ -1,60 +1,157 @@
-"""Trainers. `Trainer.update` computes the global gradient norm (for clipping), applies the rule to
-each parameter with one fused loop, and clears the gradients. Lookup parameters are updated only on
-the rows that received gradients (sparse updates, DyNet's default) unless set_sparse_updates(False).
+"""Trainers: DyNet's update rules, gradient clipping, sparse lookup updates and global weight decay.
 
-A new rule subclasses Trainer and overrides `_update_block(values, grads, n, scale, state_key)`, which
-updates n contiguous floats (a whole parameter, or one row of a lookup table).
+One `update()`:
+  1. with clipping on (the default, threshold 5), computes the L2 norm of the gradient of the whole
+     model; if s * norm > threshold the gradient is scaled by threshold / (s * norm), so the step
+     uses s * that = threshold / norm;
+  2. applies the rule to every parameter whose `is_updated()` is true -- also to those that got no
+     gradient this time (momentum and the adaptive rules still move them, as DyNet does); lookup
+     parameters are updated only on the rows that got gradients (sparse updates, the default) unless
+     set_sparse_updates(False) or the whole table was used as one expression;
+  3. clears the gradients, counts the update, and advances the collection's weight decay.
+Each parameter (or lookup row) is updated by one fused loop (scale, moments, step, clear) on raw
+pointers; the moments live in float32 arrays owned by the trainer, made at the first update that
+sees the parameter.
+
+Bad gradients: with clipping on, a NaN or infinite gradient norm raises RuntimeError ("Magnitude of
+gradient is bad", as DyNet) before anything is changed, so the model is never destroyed. Unlike
+DyNet, which leaves the bad gradient in place (so every later update fails too), the gradients are
+then cleared: the bad batch is dropped and training can go on. With clipping off nothing is checked
+(as in DyNet): the bad values go into the model.
+
+Weight decay (--dynet-weight-decay, DynetParams.set_weight_decay, or
+ParameterCollection.set_weight_decay_lambda) is DyNet's lazy L2 decay: a factor c per collection
+(real weights = c * stored values) is multiplied by (1 - lambda) after each update; the rules divide
+their step by c, and when c drops below 0.25 the stored values are multiplied by c and c is reset to
+1. as_array() shows the stored values, as in DyNet. (DyNet folds c only into the parameters that are
+updated, so frozen ones jump back up; here every parameter is folded, so all decay alike.)
+
+A new rule subclasses Trainer, sets `nstate` (moment buffers per parameter value) and overrides
+`rule` (and `prepare` for per-update constants).
 """
 cimport cython
-from libc.math cimport sqrt, isfinite
+from libc.math cimport sqrt, sqrtf, isfinite, pow, floor, fabs
 from libc.string cimport memset
 cimport numpy as cnp
+import sys
 import numpy as np
 
-from dynet.core.params cimport Parameters, LookupParameters
+from dynet.core.params cimport Parameters, LookupParameters, WeightDecay
 from dynet.core.params import ParameterCollection
 
 cnp.import_array()
 
 
-cdef double sum_squares(const float* g, Py_ssize_t n) noexcept nogil:
-    cdef double s = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        s += <double>g[i] * g[i]
-    return s
+cdef extern from *:
+    """
+    #include <string.h>
+    /* Squared L2 norm of n floats: four 4-float vector accumulators (GCC/Clang vector extensions,
+       plain SSE on any x86-64), folded into a double every 4096 values. */
+    typedef float dn_v4sf __attribute__((vector_size(16)));
+    static double dn_sum_squares(const float* g, Py_ssize_t n) {
+        double total = 0;
+        Py_ssize_t start = 0;
+        while (start < n) {
+            Py_ssize_t end = start + 4096 < n ? start + 4096 : n, i = start;
+            dn_v4sf a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0, x0, x1, x2, x3;
+            float tail = 0;
+            for (; i + 16 <= end; i += 16) {
+                memcpy(&x0, g + i, 16); memcpy(&x1, g + i + 4, 16);
+                memcpy(&x2, g + i + 8, 16); memcpy(&x3, g + i + 12, 16);
+                a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3;
+            }
+            for (; i < end; i++) tail += g[i] * g[i];
+            a0 = (a0 + a1) + (a2 + a3);
+            total += (double)a0[0] + (double)a0[1] + (double)a0[2] + (double)a0[3] + (double)tail;
+            start = end;
+        }
+        return total;
+    }
+    """
+    double sum_squares "dn_sum_squares"(const float* g, Py_ssize_t n) nogil
+
+
+cdef inline float* state_ptr(object arr):
+    return NULL if arr is None else <float*>cnp.PyArray_DATA(arr)
+
+
+cdef inline int check_nonneg(str who, str name, double v) except -1:
+    if not v >= 0:
+        raise ValueError(f"{who}: {name} must be >= 0, got {v}")
+    return 0
+
+
+cdef inline int check_unit(str who, str name, double v, bint one_ok=True) except -1:
+    if not (0 <= v <= 1 if one_ok else 0 <= v < 1):
+        raise ValueError(f"{who}: {name} must be in [0, 1{']' if one_ok else ')'}, got {v}")
+    return 0
+
+
+cdef object pick_rate(str who, str old_name, object old_value, object new_value):
+    """DyNet 2.0 calls the learning rate e0 (alpha...), 2.1 learning_rate: accept either, not both."""
+    if new_value is not None:
+        if old_value is not None:
+            raise TypeError(f"{who}: give either {old_name} or learning_rate, not both")
+        return new_value
+    return old_value
 
 
 cdef class Trainer:
-    """Base of all trainers: clipping, sparse updates, learning-rate schedule and status."""
-    cdef public object model
-    cdef public double learning_rate
-    cdef public double eta0
+    """Base of all trainers: clipping, sparse updates, learning-rate schedule, weight decay, status."""
+    cdef readonly object model
+    cdef WeightDecay wd
+    cdef double lr, eta0
     cdef public double eta_decay
     cdef public double epoch
-    cdef public bint clipping_enabled
-    cdef public double clip_threshold
-    cdef public long clips, clips_since_status, updates, updates_since_status
-    cdef public bint sparse_updates_enabled
+    cdef bint clipping_enabled
+    cdef double clip_threshold
+    cdef bint sparse_updates_enabled
+    cdef readonly long clips, clips_since_status, updates, updates_since_status
+    cdef int nstate                # moment buffers per parameter value
+    cdef dict state                # Parameters / LookupParameters -> float32 array (nstate * size)
+    cdef tuple _lists_key
+    cdef list _plist, _llist
 
     def __init__(self, m, learning_rate):
         if not isinstance(m, ParameterCollection):
             raise TypeError(f"{type(self).__name__}: the first argument must be a ParameterCollection "
                             f"(Model), got {type(m).__name__}")
-        if learning_rate < 0:
-            raise ValueError(f"{type(self).__name__}: the learning rate must be >= 0, got {learning_rate}")
         self.model = m
-        self.learning_rate = learning_rate
-        self.eta0 = learning_rate
+        self.wd = m._root._wd
+        self._set_rate(float(learning_rate), "learning rate")
+        self.eta0 = self.lr
         self.eta_decay = 0.0
         self.epoch = 0
         self.clipping_enabled = True
         self.clip_threshold = 5.0
         self.sparse_updates_enabled = True
+        self.state = {}
+
+    cdef int _set_rate(self, double lr, str what) except -1:
+        if not lr >= 0 or not isfinite(lr):
+            raise ValueError(f"{type(self).__name__}: the {what} must be a finite number >= 0, got {lr}")
+        self.lr = lr
+        return 0
 
     # ---- configuration ------------------------------------------------------------------
+    @property
+    def learning_rate(self):
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.set_learning_rate(value)
+
+    def set_learning_rate(self, lr):
+        """Set the current learning rate; a later update_epoch decays from it (not from e0)."""
+        self._set_rate(float(lr), "learning rate")
+        self.eta0 = self.lr * (1 + self.epoch * self.eta_decay)
+
     def set_clip_threshold(self, thr):
         """Clip gradients whose global L2 norm exceeds thr; thr <= 0 turns clipping off."""
+        thr = float(thr)
+        if thr != thr:
+            raise ValueError(f"set_clip_threshold: the threshold is NaN")
         if thr <= 0:
             self.clipping_enabled = False
             self.clip_threshold = 0.0
@@ -66,123 +163,447 @@ cdef class Trainer:
         return self.clip_threshold
 
     def set_sparse_updates(self, su):
+        """True (default): lookup parameters are updated only on the rows that got gradients."""
         self.sparse_updates_enabled = bool(su)
 
     def get_sparse_updates(self):
         return self.sparse_updates_enabled
 
     def status(self):
-        """Print the epoch, learning rate and clip count, then restart the counts."""
-        print(f"[epoch={self.epoch:g} eta={self.learning_rate:g} clips={self.clips_since_status} "
-              f"updates={self.updates_since_status}] ", end="")
+        """Print the epoch, learning rate, clips and updates since the last status to stderr."""
+        sys.stderr.write(f"[epoch={self.epoch:g} eta={self.lr:g} clips={self.clips_since_status} "
+                         f"updates={self.updates_since_status}] ")
+        sys.stderr.flush()
         self.clips_since_status = 0
         self.updates_since_status = 0
 
     def update_epoch(self, r=1.0):
-        """Advance the epoch count; the learning rate becomes e0 / (1 + epoch * edecay)."""
-        self.epoch += r
-        self.learning_rate = self.eta0 / (1 + self.epoch * self.eta_decay)
+        """Advance the epoch count by r; the learning rate becomes e0 / (1 + epoch * edecay)."""
+        self.epoch += float(r)
+        self.lr = self.eta0 / (1 + self.epoch * self.eta_decay)
 
     def restart(self, learning_rate=None):
+        """Clear the moments (momentum, averages); optionally set a new learning rate."""
         if learning_rate is not None:
-            self.learning_rate = self.eta0 = learning_rate
-        self._restart_state()
+            self.set_learning_rate(learning_rate)
+        for arr in self.state.values():
+            arr[...] = 0
 
-    def _restart_state(self):
-        pass
+    def whoami(self):
+        return type(self).__name__
 
     # ---- the update -------------------------------------------------------------------------
+    cdef tuple _lists(self):
+        """The parameters this trainer owns: the collection's, subcollections included."""
+        root = self.model._root
+        if root is self.model:
+            return root._params, root._lookups
+        key = (len(root._params), len(root._lookups))
+        if key != self._lists_key:
+            self._plist = self.model.parameters_list()
+            self._llist = self.model.lookup_parameters_list()
+            self._lists_key = key
+        return self._plist, self._llist
+
+    cdef object _state_of(self, object p, Py_ssize_t size):
+        if self.nstate == 0:
+            return None
+        arr = self.state.get(p)
+        if arr is None:
+            arr = np.zeros(self.nstate * size, dtype=np.float32)
+            self.state[p] = arr
+        return arr
+
     cdef double _grad_norm_squared(self, list params, list lookups):
         cdef Parameters p
         cdef LookupParameters lp
         cdef double total = 0
-        cdef cnp.ndarray g
-        cdef Py_ssize_t i, n
+        cdef Py_ssize_t i
         for p in params:
             if p.has_grad:
                 total += sum_squares(p.gptr, cnp.PyArray_SIZE(p.grads))
         for lp in lookups:
-            if lp.all_rows_touched or not self.sparse_updates_enabled:
+            if lp.all_rows_touched:
                 total += sum_squares(lp.gptr, cnp.PyArray_SIZE(lp.grads))
-            else:
+            else:   # the other rows are zero
                 for i in range(lp.n_touched):
-                    total += sum_squares(lp.gptr + lp.touched_list[i] * lp.row_size, lp.row_size)
+                    total += sum_squares(lp.gptr + <Py_ssize_t>lp.touched_list[i] * lp.row_size,
+                                         lp.row_size)
         return total
 
-    cpdef _update_params(self, list params, list lookups, double s):
-        cdef double scale = s, norm
-        if self.clipping_enabled:
-            norm = sqrt(self._grad_norm_squared(params, lookups))
-            if not isfinite(norm):
-                raise RuntimeError(f"{type(self).__name__}.update: the gradient norm is {norm}; "
-                                   f"refusing to update (the model would be destroyed)")
-            if s * norm > self.clip_threshold:
-                self.clips += 1
-                self.clips_since_status += 1
-                scale = self.clip_threshold / norm
+    cdef int _clear_all(self, list params, list lookups) except -1:
         cdef Parameters p
         cdef LookupParameters lp
-        cdef Py_ssize_t i, row
         for p in params:
-            if p.updated:
-                self._update_block(p, 0, p.vptr, p.gptr, cnp.PyArray_SIZE(p.values), scale)
             if p.has_grad:
                 memset(p.gptr, 0, cnp.PyArray_SIZE(p.grads) * sizeof(float))
                 p.has_grad = False
         for lp in lookups:
+            _clear_lookup_grads(lp)
+        return 0
+
+    cdef int _update_params(self, list params, list lookups, double s) except -1:
+        if not isfinite(s):
+            raise ValueError(f"{type(self).__name__}.update: the scale s must be finite, got {s}")
+        cdef double gscale = s, norm
+        all_params, all_lookups = self._lists()
+        if self.clipping_enabled:
+            norm = sqrt(self._grad_norm_squared(all_params, all_lookups))
+            if not isfinite(norm):
+                self._clear_all(all_params, all_lookups)
+                raise RuntimeError(f"{type(self).__name__}.update: Magnitude of gradient is bad: "
+                                   f"{norm}; no parameter was changed, and the gradients were cleared")
+            if s * norm > self.clip_threshold:
+                self.clips += 1
+                self.clips_since_status += 1
+                gscale = self.clip_threshold / norm
+        self.prepare()
+        cdef float gs = <float>gscale
+        cdef float inv_c = <float>(1.0 / self.wd.scale)
+        cdef bint skip_no_grad = self.nstate == 0   # a stateless rule does nothing without gradient
+        cdef Parameters p
+        cdef LookupParameters lp
+        cdef Py_ssize_t i, row, n, rs
+        cdef float* st
+        for p in params:
+            n = cnp.PyArray_SIZE(p.values)
+            if p.updated and not (skip_no_grad and not p.has_grad):
+                st = state_ptr(self._state_of(p, n))
+                self.rule(p.vptr, p.gptr, st, n, n, gs, inv_c)   # also clears the gradient
+            elif p.has_grad:
+                memset(p.gptr, 0, n * sizeof(float))
+            p.has_grad = False
+        for lp in lookups:
+            n = cnp.PyArray_SIZE(lp.values)
             if lp.updated:
-                if self.sparse_updates_enabled and not lp.all_rows_touched:
-                    for i in range(lp.n_touched):
-                        row = lp.touched_list[i]
-                        self._update_block(lp, row, lp.vptr + row * lp.row_size,
-                                           lp.gptr + row * lp.row_size, lp.row_size, scale)
+                st = state_ptr(self._state_of(lp, n))
+                if lp.all_rows_touched or not self.sparse_updates_enabled:
+                    if not (skip_no_grad and not lp.all_rows_touched and lp.n_touched == 0):
+                        self.rule(lp.vptr, lp.gptr, st, n, n, gs, inv_c)
                 else:
-                    self._update_block(lp, -1, lp.vptr, lp.gptr, cnp.PyArray_SIZE(lp.values), scale)
-            if lp.all_rows_touched or not self.sparse_updates_enabled:
-                memset(lp.gptr, 0, cnp.PyArray_SIZE(lp.grads) * sizeof(float))
+                    rs = lp.row_size
+                    for i in range(lp.n_touched):
+                        row = <Py_ssize_t>lp.touched_list[i] * rs
+                        self.rule(lp.vptr + row, lp.gptr + row, st + row if st != NULL else NULL,
+                                  rs, n, gs, inv_c)
+                lp.clear_touched()
             else:
-                for i in range(lp.n_touched):
-                    memset(lp.gptr + lp.touched_list[i] * lp.row_size, 0, lp.row_size * sizeof(float))
-            lp.clear_touched()
+                _clear_lookup_grads(lp)
         self.updates += 1
         self.updates_since_status += 1
+        self._advance_weight_decay()
+        return 0
 
-    cdef int _update_block(self, object owner, Py_ssize_t row, float* w, float* g, Py_ssize_t n,
-                           double scale) except -1:
-        raise TypeError(f"{type(self).__name__} does not define an update rule")
+    cdef int _advance_weight_decay(self) except -1:
+        cdef WeightDecay wd = self.wd
+        if wd.lam == 0:
+            return 0
+        cdef float keep = <float>(1 - wd.lam)
+        wd.scale = wd.scale * keep     # float32 product, as DyNet
+        if wd.scale < 0.25:   # fold the factor into the stored values before precision suffers
+            root = self.model._root
+            for p in root._params:
+                _scale_values(p.values, wd.scale)
+            for lp in root._lookups:
+                _scale_values(lp.values, wd.scale)
+            wd.scale = 1.0
+        return 0
+
+    cdef int prepare(self) except -1:
+        """Per-update constants of the rule (before `updates` is incremented)."""
+        return 0
+
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        """Update n values w from gradients g (to be multiplied by gs), and set g to 0. Moment k of
+        w[i] is st[k * stride + i]. inv_c is 1 / the weight-decay factor."""
+        pass
 
     def update(self, s=1.0):
         """Apply one update from the accumulated gradients (scaled by s), then clear them."""
-        root = self.model._root
-        self._update_params(root._params, root._lookups, s)
+        params, lookups = self._lists()
+        self._update_params(params, lookups, float(s))
+        self.after_update()
+
+    cdef int after_update(self) except -1:
+        return 0
 
     def update_subset(self, updated_params, updated_lookups, s=1.0):
-        """Update only the parameters (and lookup parameters) with these indices."""
-        root = self.model._root
-        params, lookups = root._params, root._lookups
-        for i in updated_params:
-            if not isinstance(i, (int, np.integer)) or not 0 <= i < len(params):
-                raise IndexError(f"update_subset: parameter index {i!r} is out of range "
-                                 f"(the model has {len(params)} parameters)")
-        for i in updated_lookups:
-            if not isinstance(i, (int, np.integer)) or not 0 <= i < len(lookups):
-                raise IndexError(f"update_subset: lookup parameter index {i!r} is out of range "
-                                 f"(the model has {len(lookups)} lookup parameters)")
-        self._update_params([params[i] for i in updated_params], [lookups[i] for i in updated_lookups], s)
+        """Update only the parameters and lookup parameters with these indices (positions in the
+        collection's parameters_list() / lookup_parameters_list()). Clipping still uses the norm of
+        the whole model's gradient; the other parameters keep their gradients."""
+        params, lookups = self._lists()
+        sel_p = _select(params, updated_params, "parameter", "parameters")
+        sel_l = _select(lookups, updated_lookups, "lookup parameter", "lookup parameters")
+        self._update_params(sel_p, sel_l, float(s))
 
+
+cdef list _select(list items, object indices, str what, str plural):
+    try:
+        indices = list(indices)
+    except TypeError:
+        raise TypeError(f"update_subset: the {what} indices must be a list of integers, got "
+                        f"{type(indices).__name__}")
+    out = []
+    seen = set()
+    for i in indices:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"update_subset: {what} index {i!r} is not an integer")
+        if not 0 <= i < len(items):
+            raise IndexError(f"update_subset: {what} index {i} is out of range (the model has "
+                             f"{len(items)} {plural})")
+        if i not in seen:
+            seen.add(i)
+            out.append(items[i])
+    return out
+
+
+cdef int _clear_lookup_grads(LookupParameters lp) except -1:
+    cdef Py_ssize_t i
+    if lp.all_rows_touched:
+        memset(lp.gptr, 0, cnp.PyArray_SIZE(lp.grads) * sizeof(float))
+    else:
+        for i in range(lp.n_touched):
+            memset(lp.gptr + <Py_ssize_t>lp.touched_list[i] * lp.row_size, 0, lp.row_size * sizeof(float))
+    lp.clear_touched()
+    return 0
+
+
+cdef void _scale_values(cnp.ndarray values, float c) noexcept:
+    cdef float* w = <float*>cnp.PyArray_DATA(values)
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(values)
+    for i in range(n):
+        w[i] *= c
+
+
+# ---- the rules ------------------------------------------------------------------------------
+# Each `rule` follows DyNet's equations (training.cc), with gg = g * gs the (clipped, scaled)
+# gradient and c the weight-decay factor; the arithmetic is float32 as in DyNet.
 
 cdef class SimpleSGDTrainer(Trainer):
-    """w -= learning_rate * g"""
+    """w -= learning_rate * gg / c"""
+    cdef float step
 
-    def __init__(self, m, e0=0.1, edecay=0.0, learning_rate=None):
-        Trainer.__init__(self, m, e0 if learning_rate is None else learning_rate)
+    def __init__(self, m, e0=None, edecay=0.0, learning_rate=None):
+        rate = pick_rate("SimpleSGDTrainer", "e0", e0, learning_rate)
+        Trainer.__init__(self, m, 0.1 if rate is None else rate)
+        check_nonneg("SimpleSGDTrainer", "edecay", edecay)
         self.eta_decay = edecay
 
-    cdef int _update_block(self, object owner, Py_ssize_t row, float* w, float* g, Py_ssize_t n,
-                           double scale) except -1:
-        cdef float step = <float>(self.learning_rate * scale)
+    @cython.boundscheck(False)
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        cdef float step = <float>(self.lr * gs) * inv_c
         cdef Py_ssize_t i
-        with nogil:
-            for i in range(n):
-                w[i] -= step * g[i]
+        for i in range(n):
+            w[i] -= g[i] * step
+            g[i] = 0
+
+
+cdef class CyclicalSGDTrainer(SimpleSGDTrainer):
+    """SGD whose learning rate follows Smith's (2015) triangular cycle, recomputed after each
+    update(): it = number of updates so far, cycle = floor(1 + it / (2 step_size)),
+    x = |it / step_size - 2 cycle + 1|, eta = e_min + (e_max - e_min) max(0, 1 - x) gamma^it.
+    The first two updates use e_min. DyNet 2.0's default gamma is 0.0 (kept here), which makes
+    gamma^it = 0 after the first update: pass gamma=1.0 for an undecayed cycle."""
+    cdef public double e_min, e_max, step_size, gamma
+    cdef public long it
+
+    def __init__(self, m, e0_min=None, e0_max=None, step_size=2000, gamma=0.0, edecay=0.0,
+                 learning_rate_min=None, learning_rate_max=None):
+        lo = pick_rate("CyclicalSGDTrainer", "e0_min", e0_min, learning_rate_min)
+        hi = pick_rate("CyclicalSGDTrainer", "e0_max", e0_max, learning_rate_max)
+        lo = 0.01 if lo is None else float(lo)
+        hi = 0.1 if hi is None else float(hi)
+        SimpleSGDTrainer.__init__(self, m, learning_rate=lo, edecay=edecay)
+        if not hi >= lo:
+            raise ValueError(f"CyclicalSGDTrainer: the upper learning rate {hi} is below the lower {lo}")
+        if not step_size > 0:
+            raise ValueError(f"CyclicalSGDTrainer: step_size must be > 0, got {step_size}")
+        check_nonneg("CyclicalSGDTrainer", "gamma", gamma)
+        self.e_min, self.e_max, self.step_size, self.gamma = lo, hi, step_size, gamma
+        self.it = 0
+
+    cdef int after_update(self) except -1:
+        cdef double cycle = floor(1 + self.it / (2 * self.step_size))
+        cdef double x = fabs(self.it / self.step_size - 2 * cycle + 1)
+        self.lr = self.e_min + (self.e_max - self.e_min) * max(0.0, 1 - x) * pow(self.gamma, self.it)
+        self.it += 1
         return 0
+
+
+cdef class MomentumSGDTrainer(Trainer):
+    """v = mom * v - learning_rate * gg;  w += v / c"""
+    cdef public float momentum
+
+    def __init__(self, m, e0=None, mom=0.9, edecay=0.0, learning_rate=None):
+        rate = pick_rate("MomentumSGDTrainer", "e0", e0, learning_rate)
+        Trainer.__init__(self, m, 0.1 if rate is None else rate)
+        check_nonneg("MomentumSGDTrainer", "mom", mom)
+        check_nonneg("MomentumSGDTrainer", "edecay", edecay)
+        self.momentum = mom
+        self.eta_decay = edecay
+        self.nstate = 1
+
+    @cython.boundscheck(False)
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        cdef float step = <float>(self.lr * gs), mom = self.momentum, v
+        cdef Py_ssize_t i
+        for i in range(n):
+            v = st[i] * mom - g[i] * step
+            st[i] = v
+            w[i] += v * inv_c
+            g[i] = 0
+
+
+cdef class AdagradTrainer(Trainer):
+    """s += gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c"""
+    cdef public float eps
+
+    def __init__(self, m, e0=None, eps=1e-20, edecay=0.0, learning_rate=None):
+        rate = pick_rate("AdagradTrainer", "e0", e0, learning_rate)
+        Trainer.__init__(self, m, 0.1 if rate is None else rate)
+        check_nonneg("AdagradTrainer", "eps", eps)
+        check_nonneg("AdagradTrainer", "edecay", edecay)
+        self.eps = eps
+        self.eta_decay = edecay
+        self.nstate = 1
+
+    @cython.boundscheck(False)
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        cdef float step = -<float>self.lr * inv_c, eps = self.eps, gg, s
+        cdef Py_ssize_t i
+        for i in range(n):
+            gg = g[i] * gs
+            s = st[i] + gg * gg
+            st[i] = s
+            w[i] += gg / sqrtf(s + eps) * step
+            g[i] = 0
+
+
+cdef class AdadeltaTrainer(Trainer):
+    """hg = rho hg + (1 - rho) gg^2;  d = -gg sqrt(hd + eps) / sqrt(hg + eps);
+    hd = rho hd + (1 - rho) d^2;  w += d / c   (no learning rate, as in DyNet)"""
+    cdef public float eps, rho
+
+    def __init__(self, m, eps=1e-6, rho=0.95, edecay=0.0):
+        Trainer.__init__(self, m, 1.0)
+        check_nonneg("AdadeltaTrainer", "eps", eps)
+        check_unit("AdadeltaTrainer", "rho", rho)
+        check_nonneg("AdadeltaTrainer", "edecay", edecay)
+        self.eps, self.rho = eps, rho
+        self.eta_decay = edecay
+        self.nstate = 2
+
+    @cython.boundscheck(False)
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        cdef float eps = self.eps, rho = self.rho, rho1 = 1.0 - self.rho, gg, hg, d
+        cdef float* hd = st + stride
+        cdef Py_ssize_t i
+        for i in range(n):
+            gg = g[i] * gs
+            hg = st[i] * rho + gg * gg * rho1
+            st[i] = hg
+            d = -gg * sqrtf(hd[i] + eps) / sqrtf(hg + eps)
+            hd[i] = hd[i] * rho + d * d * rho1
+            w[i] += d * inv_c
+            g[i] = 0
+
+
+cdef class RMSPropTrainer(Trainer):
+    """s = rho s + (1 - rho) gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c"""
+    cdef public float eps, rho
+
+    def __init__(self, m, e0=None, eps=1e-8, rho=0.9, edecay=0.0, learning_rate=None):
+        rate = pick_rate("RMSPropTrainer", "e0", e0, learning_rate)
+        Trainer.__init__(self, m, 0.001 if rate is None else rate)
+        check_nonneg("RMSPropTrainer", "eps", eps)
+        check_unit("RMSPropTrainer", "rho", rho)
+        check_nonneg("RMSPropTrainer", "edecay", edecay)
+        self.eps, self.rho = eps, rho
+        self.eta_decay = edecay
+        self.nstate = 1
+
+    @cython.boundscheck(False)
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        cdef float lr = <float>self.lr, eps = self.eps, rho = self.rho, rho1 = 1.0 - self.rho, gg, s
+        cdef Py_ssize_t i
+        for i in range(n):
+            gg = g[i] * gs
+            s = st[i] * rho + gg * gg * rho1
+            st[i] = s
+            w[i] += lr * (-gg / sqrtf(s + eps)) * inv_c
+            g[i] = 0
+
+
+cdef class AdamTrainer(Trainer):
+    """m = b1 m + (1 - b1) gg;  v = b2 v + (1 - b2) gg^2;
+    w -= m / (sqrt(v) + eps) * alpha sqrt(1 - b2^t) / (1 - b1^t) / c,  t = the trainer's update
+    count (as DyNet, also for lookup rows that were not touched for a while)."""
+    cdef public float beta_1, beta_2, eps
+    cdef float lr_t
+
+    def __init__(self, m, alpha=None, beta_1=0.9, beta_2=0.999, eps=1e-8, edecay=0.0, learning_rate=None):
+        rate = pick_rate(type(self).__name__, "alpha", alpha, learning_rate)
+        Trainer.__init__(self, m, 0.001 if rate is None else rate)
+        who = type(self).__name__
+        check_unit(who, "beta_1", beta_1, False)
+        check_unit(who, "beta_2", beta_2, False)
+        check_nonneg(who, "eps", eps)
+        check_nonneg(who, "edecay", edecay)
+        self.beta_1, self.beta_2, self.eps = beta_1, beta_2, eps
+        self.eta_decay = edecay
+        self.nstate = 2
+
+    cdef int prepare(self) except -1:
+        cdef double t = self.updates + 1
+        cdef double b1 = self.beta_1, b2 = self.beta_2
+        self.lr_t = <float>(self.lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t)) / self.wd.scale)
+        return 0
+
+    @cython.boundscheck(False)
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        cdef float b1 = self.beta_1, b2 = self.beta_2, b1c = 1.0 - self.beta_1
+        cdef float b2c = 1.0 - self.beta_2, eps = self.eps, lr_t = self.lr_t, gg, mm, vv
+        cdef float* v = st + stride
+        cdef Py_ssize_t i
+        for i in range(n):
+            gg = g[i] * gs
+            mm = st[i] * b1 + gg * b1c
+            vv = v[i] * b2 + gg * gg * b2c
+            st[i] = mm
+            v[i] = vv
+            w[i] -= mm / (sqrtf(vv) + eps) * lr_t
+            g[i] = 0
+
+
+cdef class AmsgradTrainer(AdamTrainer):
+    """Adam with v_hat = max(v_hat, v) in place of v in the step (Reddi et al. 2018)."""
+
+    def __init__(self, m, alpha=None, beta_1=0.9, beta_2=0.999, eps=1e-8, edecay=0.0, learning_rate=None):
+        AdamTrainer.__init__(self, m, alpha, beta_1, beta_2, eps, edecay, learning_rate)
+        self.nstate = 3
+
+    @cython.boundscheck(False)
+    cdef void rule(self, float* w, float* g, float* st, Py_ssize_t n, Py_ssize_t stride, float gs,
+                   float inv_c) noexcept nogil:
+        cdef float b1 = self.beta_1, b2 = self.beta_2, b1c = 1.0 - self.beta_1
+        cdef float b2c = 1.0 - self.beta_2, eps = self.eps, lr_t = self.lr_t, gg, mm, vv, vh
+        cdef float* v = st + stride
+        cdef float* vhat = st + 2 * stride
+        cdef Py_ssize_t i
+        for i in range(n):
+            gg = g[i] * gs
+            mm = st[i] * b1 + gg * b1c
+            vv = v[i] * b2 + gg * gg * b2c
+            vh = vhat[i] if vhat[i] > vv else vv
+            st[i] = mm
+            v[i] = vv
+            vhat[i] = vh
+            w[i] -= mm / (sqrtf(vh) + eps) * lr_t
+            g[i] = 0
