@@ -158,10 +158,10 @@ def test_pools_grow_instead_of_failing():
     (lambda: dy.pickneglogsoftmax_batch(dy.inputTensor(np.ones((2, 3)), True), [0, 1]), r"2 indices for a batch of 3"),
     (lambda: dy.inputVector([[1, 2]]), r"inputVector: expected a flat list"),
     (lambda: dy.inputTensor("abc"), r"inputTensor"),
-    (lambda: dy.dropout(dy.inputVector([1]), 1.5), r"dropout: p must be in \[0, 1\)"),
+    (lambda: dy.dropout(dy.inputVector([1]), 1.5), r"dropout: p must be in \[0, 1\], got 1.5"),
     (lambda: dy.ParameterCollection().add_parameters((2, -1)), r"dimension sizes must be positive"),
     (lambda: dy.SimpleSGDTrainer("model"), r"must be a ParameterCollection"),
-    (lambda: dy.SimpleSGDTrainer(dy.ParameterCollection(), -1), r"learning rate must be >= 0"),
+    (lambda: dy.SimpleSGDTrainer(dy.ParameterCollection(), -1), r"learning rate must be a finite number >= 0"),
 ])
 def test_bad_input_raises_named_errors(make, message):
     with pytest.raises((ValueError, TypeError, IndexError, RuntimeError), match=message):

@@ -11,14 +11,13 @@ three nodes per layer and step.
 """
 from dynet.core import graph as _graph
 from dynet.core.params import ConstInitializer, UniformInitializer
-from dynet.nodes.elementwise import tanh, logistic, cmult, sqrt
+from dynet.nodes.elementwise import tanh, logistic, cmult, cdiv, sqrt
 from dynet.nodes.matmul import affine_transform
 from dynet.nodes.select import pick_range, concatenate, reshape
 from dynet.nodes.reduce import sum_elems
 from dynet.nodes.noise import dropout
 from dynet.nodes.inputs import inputTensor, random_bernoulli, zeros
 from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h
-from dynet.nodes import operators as _ops
 
 _cg = _graph.cg
 
@@ -303,7 +302,7 @@ class GRUBuilder(_RNNBuilder):
                 z = logistic(affine_transform([bz, xz, x, hz, h]))
                 r = logistic(affine_transform([br, xr, x, hr, h]))
                 c = tanh(affine_transform([bh, xh, x, hh, cmult(r, h)]))
-                x = cmult(_ops.sub(1.0, z), h) + cmult(z, c)
+                x = cmult((1.0 - z), h) + cmult(z, c)
             out.append(x)
         return out, (dropout(x, p) if p else x)
 
@@ -375,7 +374,7 @@ class CoupledLSTMBuilder(_LSTMState):
                 c_prev, h_prev = s[i], s[L + i]
                 it = self._gate(logistic, [bi, x2i, x, h2i, h_prev], (c2i, c_prev))
                 wt = tanh(affine_transform([bc, x2c, x, h2c, h_prev]))
-                c = cmult(_ops.sub(1.0, it), c_prev) + cmult(it, wt)
+                c = cmult((1.0 - it), c_prev) + cmult(it, wt)
                 ot = self._gate(logistic, [bo, x2o, x, h2o, h_prev], (c2o, c))
             x = cmult(ot, tanh(c))
             cs.append(c)
@@ -505,7 +504,7 @@ class VanillaLSTMBuilder(_LSTMState):
                     h_prev = cmult(h_prev, masks[i][1])
                 a = a + _layer_norm(Wh * h_prev, gh, bh)
             it = logistic(pick_range(a, 0, H))
-            ft = logistic(_ops.add(pick_range(a, H, 2 * H), self.forget_bias))
+            ft = logistic(pick_range(a, H, 2 * H) + self.forget_bias)
             ot = logistic(pick_range(a, 2 * H, 3 * H))
             gt = tanh(pick_range(a, 3 * H, 4 * H))
             c = cmult(it, gt) if s is None else cmult(ft, s[i]) + cmult(it, gt)
@@ -518,9 +517,9 @@ class VanillaLSTMBuilder(_LSTMState):
 def _layer_norm(x, g, b):
     """DyNet's layer_norm: g * (x - mean) / (std + 1e-8) + b, over the elements of x."""
     n = x.dim()[0][0]
-    xc = x - _ops.mul(sum_elems(x), 1.0 / n)
-    std = sqrt(_ops.mul(sum_elems(cmult(xc, xc)), 1.0 / n))
-    return cmult(g, _ops.div(xc, _ops.add(std, 1e-8))) + b
+    xc = x - sum_elems(x) * (1.0 / n)
+    std = sqrt(sum_elems(cmult(xc, xc)) * (1.0 / n))
+    return cmult(g, cdiv(xc, std + 1e-8)) + b
 
 
 class CompactVanillaLSTMBuilder(VanillaLSTMBuilder):
