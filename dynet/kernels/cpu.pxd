@@ -2,6 +2,7 @@
 # Column-major throughout (DyNet's layout), so BLAS is called without transposing anything.
 from scipy.linalg.cython_blas cimport sgemm, sgemv, sger, saxpy, sdot, sscal
 from libc.string cimport memcpy, memset
+from libc.math cimport logf
 
 
 cdef inline void axpy(Py_ssize_t n, float a, const float* x, float* y) noexcept nogil:
@@ -62,45 +63,6 @@ cdef inline float sum_of(Py_ssize_t n, const float* x) noexcept nogil:
     return (s0 + s1) + (s2 + s3)
 
 
-# ---- small matrix products: below this many multiply-adds a typed loop beats a BLAS call ----
-cdef enum:
-    SMALL_GEMM = 4096
-
-
-cdef inline void gemv_small(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil:
-    """y = A x + beta y for a column-major m x k matrix A (axpy per column: vectorises along m)."""
-    cdef int i, j
-    cdef float xj
-    cdef const float* col
-    if beta == 0:
-        for i in range(m):
-            y[i] = 0
-    for j in range(k):
-        xj = x[j]
-        col = A + <Py_ssize_t>j * m
-        for i in range(m):
-            y[i] += col[i] * xj
-
-
-cdef inline void gemv_t_small(int m, int k, const float* A, const float* x, float* y) noexcept nogil:
-    """y += A^T x for a column-major m x k matrix A (a dot product per column)."""
-    cdef int j
-    for j in range(k):
-        y[j] += dot(m, A + <Py_ssize_t>j * m, x)
-
-
-cdef inline void ger_small(int m, int k, const float* u, const float* v, float* A) noexcept nogil:
-    """A += u v^T (m x k, column-major)."""
-    cdef int i, j
-    cdef float vj
-    cdef float* col
-    for j in range(k):
-        vj = v[j]
-        col = A + <Py_ssize_t>j * m
-        for i in range(m):
-            col[i] += u[i] * vj
-
-
 # ---- exp and tanh written out so that loops over them vectorise (libm calls do not) ----------
 cdef union FloatBits:
     float f
@@ -142,6 +104,77 @@ cdef inline float fast_tanh(float x) noexcept nogil:
 
 cdef inline float fast_sigmoid(float x) noexcept nogil:
     return 1.0 / (1.0 + fast_exp(-x))
+
+
+cdef inline float max_of(Py_ssize_t n, const float* x) noexcept nogil:
+    cdef float m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0]
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        m0 = x[i] if x[i] > m0 else m0
+        m1 = x[i + 1] if x[i + 1] > m1 else m1
+        m2 = x[i + 2] if x[i + 2] > m2 else m2
+        m3 = x[i + 3] if x[i + 3] > m3 else m3
+        i += 4
+    while i < n:
+        m0 = x[i] if x[i] > m0 else m0
+        i += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
+cdef inline float softmax_into(Py_ssize_t n, const float* x, float* p) noexcept nogil:
+    """p = softmax(x) (n values); returns log(sum(exp(x))), the log-normaliser. Written as separate
+    max / exp / sum / scale passes so that each one vectorises."""
+    cdef float m = max_of(n, x), s, inv
+    cdef Py_ssize_t i
+    for i in range(n):
+        p[i] = fast_exp(x[i] - m)
+    s = sum_of(n, p)
+    inv = 1.0 / s
+    for i in range(n):
+        p[i] *= inv
+    return m + logf(s)
+
+
+# ---- small matrix products: below this many multiply-adds a typed loop beats a BLAS call ----
+cdef enum:
+    SMALL_GEMM = 4096
+
+
+cdef inline void gemv_small(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil:
+    """y = A x + beta y for a column-major m x k matrix A (axpy per column: vectorises along m)."""
+    cdef int i, j
+    cdef float xj
+    cdef const float* col
+    if beta == 0:
+        for i in range(m):
+            y[i] = 0
+    for j in range(k):
+        xj = x[j]
+        col = A + <Py_ssize_t>j * m
+        for i in range(m):
+            y[i] += col[i] * xj
+
+
+cdef inline void gemv_t_small(int m, int k, const float* A, const float* x, float* y) noexcept nogil:
+    """y += A^T x for a column-major m x k matrix A (a dot product per column)."""
+    cdef int j
+    for j in range(k):
+        y[j] += dot(m, A + <Py_ssize_t>j * m, x)
+
+
+cdef inline void ger_small(int m, int k, const float* u, const float* v, float* A) noexcept nogil:
+    """A += u v^T (m x k, column-major)."""
+    cdef int i, j
+    cdef float vj
+    cdef float* col
+    for j in range(k):
+        vj = v[j]
+        col = A + <Py_ssize_t>j * m
+        for i in range(m):
+            col[i] += u[i] * vj
+
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,

@@ -1,20 +1,10 @@
 """Softmaxes: softmax and log_softmax over each column (with `restrict`), and the fused
 pickneglogsoftmax loss (one node: log-sum-exp minus the picked score)."""
 cimport cython
-from libc.math cimport expf, logf, INFINITY
+from libc.math cimport logf, INFINITY
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
-
-
-cdef inline float log_sum_exp(const float* x, Py_ssize_t n) noexcept nogil:
-    cdef float m = x[0], s = 0
-    cdef Py_ssize_t i
-    for i in range(1, n):
-        if x[i] > m:
-            m = x[i]
-    for i in range(n):
-        s += expf(x[i] - m)
-    return m + logf(s)
+from dynet.kernels.cpu cimport fast_exp, softmax_into
 
 
 @cython.final
@@ -38,6 +28,12 @@ cdef class Softmax(Expression):
         for c in range(ncol):
             xc = x.val + c * r
             yc = self.val + c * r
+            if self.keep == NULL:
+                s = softmax_into(r, xc, yc)
+                if self.log:
+                    for i in range(r):
+                        yc[i] = xc[i] - s
+                continue
             m = -INFINITY
             for i in range(r):
                 if (self.keep == NULL or self.keep[i]) and xc[i] > m:
@@ -45,14 +41,14 @@ cdef class Softmax(Expression):
             s = 0
             for i in range(r):
                 if self.keep == NULL or self.keep[i]:
-                    s += expf(xc[i] - m)
+                    s += fast_exp(xc[i] - m)
             if self.log:
                 s = m + logf(s)
                 for i in range(r):
                     yc[i] = xc[i] - s if (self.keep == NULL or self.keep[i]) else -INFINITY
             else:
                 for i in range(r):
-                    yc[i] = expf(xc[i] - m) / s if (self.keep == NULL or self.keep[i]) else 0
+                    yc[i] = fast_exp(xc[i] - m) / s if (self.keep == NULL or self.keep[i]) else 0
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -76,7 +72,7 @@ cdef class Softmax(Expression):
                         s += gc[i]
                 for i in range(r):
                     if self.keep == NULL or self.keep[i]:
-                        dx[i] += gc[i] - expf(yc[i]) * s
+                        dx[i] += gc[i] - fast_exp(yc[i]) * s
             else:
                 # d/dx_i = y_i (g_i - sum_j g_j y_j)
                 for i in range(r):
@@ -129,7 +125,7 @@ def log_softmax(x, restrict=None):
 cdef class PickNegLogSoftmax(Expression):
     """-log softmax(x)[v] for each batch element, in one node."""
     cdef int* index       # one per output batch element (forward pool)
-    cdef float* logz      # per batch element, kept for backward
+    cdef float* probs     # softmax of each batch element, kept for backward
 
     cpdef str op_name(self):
         return "pickneglogsoftmax"
@@ -140,8 +136,7 @@ cdef class PickNegLogSoftmax(Expression):
         cdef const float* xb
         for b in range(self.d.bd):
             xb = x.val + (b * n if x.d.bd > 1 else 0)
-            self.logz[b] = log_sum_exp(xb, n)
-            self.val[b] = self.logz[b] - xb[self.index[b]]
+            self.val[b] = softmax_into(n, xb, self.probs + b * n) - xb[self.index[b]]
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -149,16 +144,15 @@ cdef class PickNegLogSoftmax(Expression):
         if x.grad == NULL:
             return 0
         cdef Py_ssize_t n = rows(&x.d), b, i
-        cdef const float* xb
+        cdef const float* p
         cdef float* dx
-        cdef float g, lz
+        cdef float g
         for b in range(self.d.bd):
-            xb = x.val + (b * n if x.d.bd > 1 else 0)
+            p = self.probs + b * n
             dx = x.grad + (b * n if x.d.bd > 1 else 0)
             g = self.grad[b]
-            lz = self.logz[b]
             for i in range(n):
-                dx[i] += g * expf(xb[i] - lz)
+                dx[i] += g * p[i]
             dx[self.index[b]] -= g
         return 0
 
@@ -177,7 +171,7 @@ cdef Expression make_pnls(object x, object indices, str op):
         raise ValueError(f"{op}: {bd} indices for a batch of {ex.d.bd} ({dim_str(&ex.d)})")
     cdef PickNegLogSoftmax node = PickNegLogSoftmax.__new__(PickNegLogSoftmax)
     node.index = <int*>fwd_scratch(bd)
-    node.logz = fwd_scratch(bd)
+    node.probs = fwd_scratch(<size_t>n * bd)
     for b in range(bd):
         v = to_index(indices[b], op)
         if v < 0 or v >= n:
