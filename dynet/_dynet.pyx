@@ -154,6 +154,10 @@ from dynet.nodes.pyop import pyop
 
 # ---- RNN builders (dynet/builders) ------------------------------------------------------------
 
+# ---- Saving and loading ----------------------------------------------------------------------
+
+from dynet.io import save, load, load_generator, ModelFileError
+
 # ---- Trainers ---------------------------------------------------------------------------------
 
 from dynet.training.trainers import Trainer, SimpleSGDTrainer
