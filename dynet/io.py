@@ -25,6 +25,7 @@ as it was. Loading reads into temporary arrays and touches the model only when e
 a bad file (missing, truncated, wrong dimensions, unknown key, garbage) raises ModelFileError (or
 FileNotFoundError) naming the file, the line and the parameter, and changes nothing.
 """
+import io as _pyio
 import os
 import pickle
 import pickletools
@@ -202,7 +203,7 @@ class _Reader:
         try:
             self.f = open(self.fname, "rb")
         except FileNotFoundError:
-            raise FileNotFoundError(2, f"no such model file: {self.fname!r}", self.fname) from None
+            raise FileNotFoundError(2, "no such model file", self.fname) from None
         except IsADirectoryError:
             raise ModelFileError(self.fname, None, None, "is a directory, not a model file") from None
         self.file_size = os.fstat(self.f.fileno()).st_size
@@ -236,14 +237,11 @@ class _Reader:
 
     def _parse_header(self, raw, line, terminated):
         try:
-            text = raw.decode("ascii")
+            text = raw.decode("utf-8")         # names may be any text, but not binary data
         except UnicodeDecodeError:
-            try:
-                text = raw.decode("utf-8")     # names may be any text but not binary data
-            except UnicodeDecodeError:
-                raise self.error("not a parameter header (binary data)", line) from None
-            if not text.isprintable():
-                raise self.error("not a parameter header (binary data)", line)
+            raise self.error("not a parameter header (binary data)", line) from None
+        if not text.replace("\t", " ").replace("\r", " ").isprintable():
+            raise self.error("not a parameter header (binary data)", line)
         parts = text.split()
         if not parts or parts[0] not in _KINDS:
             raise self.error(f"expected a '#Parameter#' or '#LookupParameter#' header, found "
@@ -576,7 +574,6 @@ def _save_objects(datafile, metafile, objects):
             for p, key in entries:
                 _write_entry(f, p, key)
     # the meta is pickled into memory first: an unpicklable spec fails before any file changes
-    import io as _pyio
     buf = _pyio.BytesIO()
     write_meta(buf)
     _atomic_write(datafile, write_data)
@@ -596,19 +593,21 @@ def load_generator(basename, params):
                         f"{type(params).__name__}")
     for f in (base + ".meta", base + ".data"):
         if not os.path.exists(f):
-            raise FileNotFoundError(2, f"no such model file: {f!r}", f)
+            raise FileNotFoundError(2, "no such model file", f)
     return _load_objects(base + ".data", base + ".meta", params)
 
 
 def _load_objects(datafile, metafile, pc):
-    with open(metafile, "rb") as fh:
-        index = 0
-        while True:
-            rec = _read_meta_record(fh, metafile, index)
-            if rec is _END:
-                return
-            yield _load_one(datafile, metafile, index, rec, pc)
-            index += 1
+    with open(metafile, "rb") as f:
+        # in memory: a corrupt length in a record must not make a file read allocate that much
+        fh = _pyio.BytesIO(f.read())
+    index = 0
+    while True:
+        rec = _read_meta_record(fh, metafile, index)
+        if rec is _END:
+            return
+        yield _load_one(datafile, metafile, index, rec, pc)
+        index += 1
 
 
 def _load_one(datafile, metafile, index, rec, pc):
@@ -625,7 +624,11 @@ def _load_one(datafile, metafile, index, rec, pc):
         if not callable(getattr(cls, "from_spec", None)):
             raise ModelFileError(metafile, None, name, f"object {index}: class {cls.__qualname__} "
                                  f"has no from_spec(spec, model)")
-        obj = cls.from_spec(spec, pc)
+        try:
+            obj = cls.from_spec(spec, pc)
+        except Exception as e:      # a spec from a damaged file, most likely: say where it came from
+            raise ModelFileError(metafile, None, name, f"object {index}: {cls.__qualname__}.from_spec"
+                                 f"({_shorten(repr(spec), 60)}) failed: {type(e).__name__}: {e}") from e
         populate_collection(obj.param_collection(), datafile, name)
         return obj
     raise ModelFileError(metafile, None, None, f"object {index}: not a record dy.save writes "

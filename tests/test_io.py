@@ -91,7 +91,13 @@ def test_float_formatting_matches_printf():
         np.float32([0, 1, 0.1, 1e8, 1e9, 99999999.5, 3.4028235e38, 1e-45, np.inf, -np.inf])])
     vals = vals[~np.isnan(vals)]      # glibc writes "-nan" for negative NaNs, Python "+nan"
     ours = textio.format_floats(vals).decode()
-    assert ours == "".join("%+.8e " % float(v) for v in vals)
+    # exact doubles of the floats, made without the FPU (a loaded reference DyNet sets
+    # flush-to-zero, and then converting a denormal float gives 0)
+    bits = vals.view(np.uint32).astype(np.int64)
+    mant = np.where(bits >> 23 & 0xFF, (bits & 0x7FFFFF) | 0x800000, bits & 0x7FFFFF)
+    exact = [(-1) ** int(b >> 31) * float(m) * 2.0 ** (max(int(b >> 23 & 0xFF), 1) - 150)
+             if (b >> 23 & 0xFF) != 0xFF else float(v) for b, m, v in zip(bits, mant, vals)]
+    assert ours == "".join("%+.8e " % x for x in exact)
     rd = textio.TextReader(__import__("io").BytesIO(ours.encode() + b"\n"))
     back = np.empty_like(vals)
     assert rd.read_floats(back, 0, len(vals)) == (len(vals), textio.OK)
@@ -474,7 +480,9 @@ def _independent_parse(data):
         vals = [float(t) for t in lines[i + 1].split()]
         grads = [float(t) for t in lines[i + 2].split()] if full else None
         assert len(vals) == n
-        out.append((parts[0], parts[1], dims, np.float32(vals), None if grads is None else np.float32(grads)))
+        with np.errstate(over="ignore"):        # 1e39 is inf as a float32, for strtof as well
+            out.append((parts[0], parts[1], dims, np.float32(vals),
+                        None if grads is None else np.float32(grads)))
         i += 3 if full else 2
     return out
 
@@ -490,6 +498,8 @@ def test_fuzz_corrupted_files(tmp_path):
     for trial in range(400):
         data = bytearray(good)
         for _ in range(rng.integers(1, 4)):
+            if not data:
+                break
             kind = rng.integers(0, 5)
             pos = int(rng.integers(0, len(data)))
             if kind == 0:
@@ -540,5 +550,5 @@ def test_fuzz_corrupted_meta(tmp_path):
         open(base + ".meta", "wb").write(bytes(data))
         try:
             dy.load(base, dy.ParameterCollection())
-        except (dyio.ModelFileError, TypeError, ValueError):
-            pass          # Affine.from_spec may reject a corrupted spec with a TypeError itself
+        except dyio.ModelFileError as e:
+            assert "m.meta" in str(e) or "m.data" in str(e)

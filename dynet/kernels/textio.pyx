@@ -6,9 +6,10 @@ value; here the common case is done with double arithmetic on exact powers of te
 where that could differ from the correctly rounded result falls back to snprintf/strtof.
 """
 cimport cython
-from libc.math cimport floor, fabs, isfinite, frexp, signbit
+from libc.math cimport fabs, rint
+from libc.float cimport FLT_MIN
 from libc.stdio cimport snprintf
-from libc.stdlib cimport strtof, malloc, free
+from libc.stdlib cimport strtof, strtod, malloc, free
 from libc.string cimport memmove, memchr, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
 import numpy as np
@@ -20,25 +21,50 @@ for _k in range(23):
 
 # ---- formatting ---------------------------------------------------------------------------------
 
+cdef double TWO_M149 = 2.0 ** -149       # the smallest denormal float32
+
+
 cdef inline Py_ssize_t _fmt_slow(float v, char* out) noexcept nogil:
     # glibc's printf is correctly rounded (ties to even), as is the reference's iostream output.
     return snprintf(out, 32, "%+.8e ", <double>v)
 
 
+cdef inline Py_ssize_t _fmt_denormal(unsigned int bits, char* out) noexcept nogil:
+    # Built from the bits, not by converting the float: a process whose FPU treats denormals as
+    # zero (the reference DyNet sets that mode when it is loaded) would print 0.
+    cdef double d = <double>(bits & 0x7FFFFF) * TWO_M149
+    return snprintf(out, 32, "%+.8e ", -d if bits >> 31 else d)
+
+
+cdef char DIGIT_PAIRS[200]
+for _k in range(100):
+    DIGIT_PAIRS[2 * _k] = 48 + _k // 10
+    DIGIT_PAIRS[2 * _k + 1] = 48 + _k % 10
+
+
+cdef inline void _two(char* out, unsigned int k) noexcept nogil:
+    out[0] = DIGIT_PAIRS[2 * k]
+    out[1] = DIGIT_PAIRS[2 * k + 1]
+
+
 cdef inline Py_ssize_t _fmt_one(float v, char* out) noexcept nogil:
     """Write v as "%+.8e " into out (at most 32 bytes); returns the number of bytes written."""
-    cdef double d = fabs(<double>v), scaled, frac
-    cdef int e2, E, p, i
-    cdef long long digits
-    if not isfinite(d):
-        return _fmt_slow(v, out)
-    if d == 0.0:                       # common (zero gradients, biases): no printf
-        memcpy(out, b"+0.00000000e+00 ", 16)
-        if signbit(v):
+    cdef double d, scaled, frac
+    cdef int E, p, i, e
+    cdef unsigned int bits, digits, hi, lo
+    memcpy(&bits, &v, 4)
+    e = (bits >> 23) & 0xFF
+    if e == 0xFF:
+        return _fmt_slow(v, out)       # inf, nan
+    if e == 0:
+        if bits & 0x7FFFFFFF:
+            return _fmt_denormal(bits, out)
+        memcpy(out, b"+0.00000000e+00 ", 16)    # zero: common (gradients, biases)
+        if bits >> 31:
             out[0] = c'-'
         return 16
-    frexp(d, &e2)                     # d = m * 2^e2, m in [0.5, 1)
-    E = <int>floor((e2 - 1) * 0.30102999566398120)
+    d = fabs(<double>v)
+    E = ((e - 127) * 78913) >> 18      # floor(log10(2^(e-127))): log10(d) is E or E+1
     for i in range(3):
         p = 8 - E
         if p > 44 or p < -22:
@@ -57,7 +83,7 @@ cdef inline Py_ssize_t _fmt_one(float v, char* out) noexcept nogil:
             break
     else:
         return _fmt_slow(v, out)
-    digits = <long long>scaled
+    digits = <unsigned int>scaled
     frac = scaled - <double>digits
     # `scaled` is within ~3e-7 of the exact product: near a tie the rounding must be decided exactly
     if fabs(frac - 0.5) < 1e-5:
@@ -67,11 +93,15 @@ cdef inline Py_ssize_t _fmt_one(float v, char* out) noexcept nogil:
     if digits >= 1000000000:
         digits = 100000000
         E += 1
-    out[0] = c'-' if v < 0 else c'+'
-    for i in range(10, 2, -1):
-        out[i] = <char>(c'0' + digits % 10)
-        digits //= 10
-    out[1] = <char>(c'0' + digits)
+    out[0] = c'-' if bits >> 31 else c'+'
+    hi = digits // 10000               # 5 leading digits, then 4
+    lo = digits - hi * 10000
+    _two(out + 9, lo % 100)
+    _two(out + 7, lo // 100)
+    _two(out + 5, hi % 100)
+    hi //= 100
+    _two(out + 3, hi % 100)
+    out[1] = <char>(48 + hi // 100)
     out[2] = c'.'
     out[11] = c'e'
     if E < 0:
@@ -79,8 +109,7 @@ cdef inline Py_ssize_t _fmt_one(float v, char* out) noexcept nogil:
         E = -E
     else:
         out[12] = c'+'
-    out[13] = <char>(c'0' + E // 10)
-    out[14] = <char>(c'0' + E % 10)
+    _two(out + 13, E)
     out[15] = c' '
     return 16
 
@@ -145,10 +174,24 @@ cdef inline bint _parse_slow(const char* s, Py_ssize_t n, float* out) noexcept n
     cdef char* end
     if n >= 64 or n == 0:
         return False
+    cdef float f
+    cdef double d
+    cdef unsigned int bits
     memmove(tmp, s, n)
     tmp[n] = 0
-    out[0] = strtof(tmp, &end)
-    return end == tmp + n
+    f = strtof(tmp, &end)
+    if end != tmp + n:
+        return False
+    if fabs(f) < FLT_MIN:
+        # zero or a denormal: made from the bits, as a flush-to-zero FPU mode would give 0
+        d = strtod(tmp, NULL)
+        if d != 0.0 and fabs(d) < FLT_MIN:
+            bits = <unsigned int>rint(fabs(d) / TWO_M149)     # ties to even, as strtof
+            if d < 0:
+                bits |= 0x80000000u
+            memcpy(&f, &bits, 4)
+    out[0] = f
+    return True
 
 
 cdef inline bint _is_space(char c) noexcept nogil:
