@@ -762,8 +762,10 @@ class ParameterCollection:
         if components is None and key is not None and not isinstance(key, str):
             components, key = key, ""
         if components is not None:
+            components = list(components)
+        if components:
             dyio._save_objects(fname, str(fname) + ".meta", components)
-        else:
+        else:                                   # (2.0: no components means the whole model)
             dyio.save_collection(self, fname, key or "", append)
 
     def populate(self, fname, key=""):
