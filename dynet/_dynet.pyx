@@ -203,6 +203,10 @@ from dynet.builders.rnn import (_RNNBuilder, RNNState, StackedRNNState, SimpleRN
 from dynet.builders.softmax import (SoftmaxBuilder, StandardSoftmaxBuilder,
                                     ClassFactoredSoftmaxBuilder)
 
+# ---- Saving and loading ----------------------------------------------------------------------
+
+from dynet.io import save, load, load_generator, ModelFileError
+
 # ---- Trainers ---------------------------------------------------------------------------------
 
 from dynet.training.trainers import (Trainer, SimpleSGDTrainer, CyclicalSGDTrainer, MomentumSGDTrainer,

@@ -353,6 +353,40 @@ cdef class Parameters:
     def __repr__(self):
         return f"<Parameters {self._name} {dim_str(&self.d)}>"
 
+    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
+
+    def save(self, fname, key="", append=False):
+        """Write this parameter to `fname` under `key` (default: its own name)."""
+        from dynet import io as dyio
+        dyio.save_parameters(fname, self, key, append, "Parameters.save")
+
+    def populate(self, fname, key=""):
+        """Read this parameter's values from the entry named `key` (default: its own name)."""
+        from dynet import io as dyio
+        dyio.populate_parameter(self, fname, key)
+
+    def write_to_textfile(self, fname, key="", append=False):
+        self.save(fname, key, append)
+
+    def populate_from_textfile(self, fname, key=""):
+        self.populate(fname, key)
+
+    def _io_state(self):
+        return self._owner, self.has_grad
+
+    def _io_rename(self, name):
+        self._name = str(name)
+
+    def _io_assign(self, values, grads):
+        """Set values and gradients (None: zero) in place, as loading does."""
+        self.values[...] = values
+        if grads is None:
+            self.grads[...] = 0
+            self.has_grad = False
+        else:
+            self.grads[...] = grads
+            self.has_grad = bool(np.any(self.grads))
+
 
 cdef object _as_column_major(object arr, tuple shape, str what):
     a = np.asarray(arr, dtype=np.float32)
@@ -551,6 +585,45 @@ cdef class LookupParameters:
     def __repr__(self):
         return f"<LookupParameters {self._name} {self.n} x {dim_str(&self.d)}>"
 
+    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
+
+    def save(self, fname, key="", append=False):
+        """Write this table to `fname` under `key` (default: its own name)."""
+        from dynet import io as dyio
+        dyio.save_parameters(fname, self, key, append, "LookupParameters.save")
+
+    def populate(self, fname, key=""):
+        """Read this table's values from the entry named `key` (default: its own name)."""
+        from dynet import io as dyio
+        dyio.populate_parameter(self, fname, key)
+
+    def write_to_textfile(self, fname, key="", append=False):
+        self.save(fname, key, append)
+
+    def populate_from_textfile(self, fname, key=""):
+        self.populate(fname, key)
+
+    def _io_state(self):
+        return self._owner, self.all_rows_touched or self.n_touched > 0
+
+    def _io_rename(self, name):
+        self._name = str(name)
+
+    def _io_assign(self, values, grads):
+        """Set values and gradients (None: zero) in place; rows with a loaded gradient count as
+        touched, so a sparse update sees them."""
+        self.values[...] = values
+        self.clear_touched()
+        if grads is None:
+            self.grads[...] = 0
+            return
+        self.grads[...] = grads
+        cdef cnp.int64_t[:] rows = np.flatnonzero(
+            np.asarray(self.grads).reshape(self.n, self.row_size).any(axis=1)).astype(np.int64)
+        cdef Py_ssize_t i
+        for i in range(rows.shape[0]):
+            self.mark_touched(<int>rows[i])
+
 
 cdef LookupParameters new_lookup(object owner, str name, int n, Dim d):
     cdef LookupParameters p = LookupParameters.__new__(LookupParameters)
@@ -602,11 +675,18 @@ class ParameterCollection:
         else:
             if not isinstance(name, str) or not name or "/" in name:
                 raise ValueError(f"{what}: a name must be a non-empty string without '/', got {name!r}")
-        full = self._prefix + name
-        if full in self._names:
-            raise ValueError(f"{what}: the name {full!r} is already used in this collection")
-        self._names.add(full)
-        return full
+        return self._unique(self._prefix + name, "")
+
+    def _unique(self, full, tail):
+        # DyNet appends a running index to a name already taken: /x, /x_1, /x_2 (so that, e.g.,
+        # dy.load can rebuild two builders that name their subcollections alike)
+        if full + tail in self._names:
+            k = 1
+            while f"{full}_{k}{tail}" in self._names:
+                k += 1
+            full = f"{full}_{k}"
+        self._names.add(full + tail)
+        return full + tail
 
     def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
         """A new Parameters of shape `dim`, initialised by `init` (default: Glorot)."""
@@ -664,10 +744,7 @@ class ParameterCollection:
             self._sub_counter += 1
         elif not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"add_subcollection: a name must be a non-empty string without '/', got {name!r}")
-        full = self._prefix + name + "/"
-        if full in self._names:
-            raise ValueError(f"add_subcollection: the name {full!r} is already used")
-        self._names.add(full)
+        full = self._unique(self._prefix + name, "/")
         child = ParameterCollection(self, full)
         child._names = self._names
         self._children.append(child)
@@ -721,6 +798,11 @@ class ParameterCollection:
     def weight_decay(self):
         return self._root._wd.lam
 
+    @property
+    def current_weight_decay(self):
+        """The lazy weight-decay factor: real values are this times the stored ones (io uses it)."""
+        return (<WeightDecay>self._root._wd).scale
+
     @weight_decay.setter
     def weight_decay(self, lam):
         self.set_weight_decay_lambda(lam)
@@ -728,6 +810,66 @@ class ParameterCollection:
     def __repr__(self):
         return f"<ParameterCollection {self._prefix}: {len(self.parameters_list())} parameters, " \
                f"{len(self.lookup_parameters_list())} lookup parameters>"
+
+    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
+
+    def save(self, fname, key="", append=False, components=None, name=None):
+        """DyNet 2.1: save(fname, key="", append=False) writes every parameter of the collection,
+        its prefix replaced by `key` if given. DyNet 2.0: save(fname, components) writes those
+        components (parameters, lookup parameters, builders) and fname.meta to rebuild them."""
+        from dynet import io as dyio
+        if name is not None:
+            key = name
+        if components is None and key is not None and not isinstance(key, str):
+            components, key = key, ""
+        if components is not None:
+            components = list(components)
+        if components:
+            dyio._save_objects(fname, str(fname) + ".meta", components)
+        else:                                   # (2.0: no components means the whole model)
+            dyio.save_collection(self, fname, key or "", append)
+
+    def populate(self, fname, key=""):
+        """Read the values of all parameters of the collection (those saved under `key` if given),
+        matched by order: the collection must hold the same parameters as when it was saved."""
+        from dynet import io as dyio
+        dyio.populate_collection(self, fname, key)
+
+    def write_to_textfile(self, fname, key="", append=False):
+        self.save(fname, key, append)
+
+    def populate_from_textfile(self, fname, key=""):
+        self.populate(fname, key)
+
+    def load_param(self, fname, key):
+        """A new Parameters in this collection from the entry named `key` (a full name)."""
+        from dynet import io as dyio
+        return dyio.load_param(self, fname, key)
+
+    def load_lookup_param(self, fname, key):
+        """A new LookupParameters in this collection from the entry named `key`."""
+        from dynet import io as dyio
+        return dyio.load_lookup_param(self, fname, key)
+
+    def save_all(self, fname):
+        """DyNet 2.0: save every parameter of the model to `fname`."""
+        self.save(fname)
+
+    def load_all(self, fname):
+        """DyNet 2.0: populate every parameter of the model from `fname`."""
+        self.populate(fname)
+
+    def load(self, fname):
+        """DyNet 2.0: the components saved with save(fname, components), added to this model; for a
+        file saved without components, populate the whole model and return its parameters."""
+        from dynet import io as dyio
+        return dyio.model_load(self, fname)
+
+    @staticmethod
+    def from_file(fname):
+        """DyNet 2.0: a new model holding every parameter of the file, with the file's names."""
+        from dynet import io as dyio
+        return dyio.model_from_file(fname)
 
 
 Model = ParameterCollection
