@@ -8,6 +8,9 @@ import numpy as _np
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
+from dynet.kernels.blas_threads import set_blas_threads, configure_default as _configure_blas
+
+_configure_blas()
 
 # ---- Initialisation: DynetParams, init, init_from_params --------------------------------------
 

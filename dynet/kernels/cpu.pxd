@@ -123,18 +123,26 @@ cdef inline float max_of(Py_ssize_t n, const float* x) noexcept nogil:
     return m2 if m2 > m0 else m0
 
 
-cdef inline float softmax_into(Py_ssize_t n, const float* x, float* p) noexcept nogil:
-    """p = softmax(x) (n values); returns log(sum(exp(x))), the log-normaliser. Written as separate
-    max / exp / sum / scale passes so that each one vectorises."""
-    cdef float m = max_of(n, x), s, inv
+cdef inline float exp_shifted(Py_ssize_t n, const float* x, float* e, float* inv_sum) noexcept nogil:
+    """e = exp(x - max(x)) and *inv_sum = 1 / sum(e), so softmax(x) = e * inv_sum; returns
+    log(sum(exp(x))). Separate max / exp / sum passes, so that each one vectorises."""
+    cdef float m = max_of(n, x), s
     cdef Py_ssize_t i
     for i in range(n):
-        p[i] = fast_exp(x[i] - m)
-    s = sum_of(n, p)
-    inv = 1.0 / s
+        e[i] = fast_exp(x[i] - m)
+    s = sum_of(n, e)
+    inv_sum[0] = 1.0 / s
+    return m + logf(s)
+
+
+cdef inline float softmax_into(Py_ssize_t n, const float* x, float* p) noexcept nogil:
+    """p = softmax(x); returns log(sum(exp(x)))."""
+    cdef float inv
+    cdef float lse = exp_shifted(n, x, p, &inv)
+    cdef Py_ssize_t i
     for i in range(n):
         p[i] *= inv
-    return m + logf(s)
+    return lse
 
 
 # ---- small matrix products: below this many multiply-adds a typed loop beats a BLAS call ----

@@ -4,7 +4,7 @@ cimport cython
 from libc.math cimport logf, INFINITY
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fast_exp, softmax_into
+from dynet.kernels.cpu cimport fast_exp, softmax_into, exp_shifted
 
 
 @cython.final
@@ -125,7 +125,8 @@ def log_softmax(x, restrict=None):
 cdef class PickNegLogSoftmax(Expression):
     """-log softmax(x)[v] for each batch element, in one node."""
     cdef int* index       # one per output batch element (forward pool)
-    cdef float* probs     # softmax of each batch element, kept for backward
+    cdef float* probs     # exp(x - max) of each batch element, kept for backward ...
+    cdef float* inv_sum   # ... and 1 / its sum: softmax = probs * inv_sum
 
     cpdef str op_name(self):
         return "pickneglogsoftmax"
@@ -136,7 +137,7 @@ cdef class PickNegLogSoftmax(Expression):
         cdef const float* xb
         for b in range(self.d.bd):
             xb = x.val + (b * n if x.d.bd > 1 else 0)
-            self.val[b] = softmax_into(n, xb, self.probs + b * n) - xb[self.index[b]]
+            self.val[b] = exp_shifted(n, xb, self.probs + b * n, self.inv_sum + b) - xb[self.index[b]]
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -146,13 +147,14 @@ cdef class PickNegLogSoftmax(Expression):
         cdef Py_ssize_t n = rows(&x.d), b, i
         cdef const float* p
         cdef float* dx
-        cdef float g
+        cdef float g, gs
         for b in range(self.d.bd):
             p = self.probs + b * n
             dx = x.grad + (b * n if x.d.bd > 1 else 0)
             g = self.grad[b]
+            gs = g * self.inv_sum[b]
             for i in range(n):
-                dx[i] += g * p[i]
+                dx[i] += gs * p[i]
             dx[self.index[b]] -= g
         return 0
 
@@ -172,6 +174,7 @@ cdef Expression make_pnls(object x, object indices, str op):
     cdef PickNegLogSoftmax node = PickNegLogSoftmax.__new__(PickNegLogSoftmax)
     node.index = <int*>fwd_scratch(bd)
     node.probs = fwd_scratch(<size_t>n * bd)
+    node.inv_sum = fwd_scratch(bd)
     for b in range(bd):
         v = to_index(indices[b], op)
         if v < 0 or v >= n:
