@@ -106,6 +106,9 @@ def _write_entry(f, p, key):
     kind = "#LookupParameter#" if isinstance(p, LookupParameters) else "#Parameter#"
     dims = _dims_of(p)
     values, grads = p.values, p.grads
+    # DyNet writes gradients once a backward pass reached the parameter; ours is marked as soon
+    # as it enters a graph, so a forward-only use would write zeros that DyNet leaves out
+    has_grad = has_grad and bool(grads.any())
     size = values.shape[0] * _FLOAT_WIDTH + 1
     if has_grad:
         head = f"{kind} {key or p.name()} {_dim_text(dims)} {2 * size} FULL_GRAD\n"
@@ -537,6 +540,7 @@ def save(basename, objects):
 
 
 def _save_objects(datafile, metafile, objects):
+    objects = list(objects)
     records, writers = [], []
     for obj in objects:
         if isinstance(obj, Parameters):
@@ -565,8 +569,12 @@ def _save_objects(datafile, metafile, objects):
 
     def write_meta(f):
         pickler = _MetaPickler(f, protocol=2)
-        for rec in records:
-            pickler.dump(rec)
+        for obj, rec in zip(objects, records):
+            try:
+                pickler.dump(rec)
+            except (pickle.PicklingError, TypeError, AttributeError) as e:
+                raise TypeError(f"save: cannot save the {type(obj).__name__}: its spec "
+                                f"{_shorten(repr(rec[1]), 80)} cannot be written ({e})") from None
             pickler.clear_memo()
 
     def write_data(f):
@@ -659,8 +667,20 @@ _READ_NAMES = {"LSTMBuilder": "VanillaLSTMBuilder", "CoupledLSTMBuilder": "LSTMB
 _OUR_MODULES = ("_dynet", "_gdynet", "dynet")
 
 
+# what a record may hold: what _read_meta_record reads back from a protocol-2 pickle
+_PLAIN_TYPES = (type(None), bool, int, float, str, tuple, list, dict, type)
+
+
 class _MetaPickler(pickle._Pickler):
-    """The standard pickler, except that classes of this package are named as DyNet names them."""
+    """The standard pickler, except that classes of this package are named as DyNet names them,
+    and that it refuses objects the loader would not read back (anything but plain data and
+    classes, e.g. the builders in the spec of a BiRNNBuilder built from builder_layers)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, _PLAIN_TYPES):
+            return NotImplemented
+        raise pickle.PicklingError(f"a spec may hold only plain data (numbers, strings, tuples, "
+                                   f"lists, dicts) and classes, not a {type(obj).__name__} object")
 
     def save_global(self, obj, name=None):
         module = getattr(obj, "__module__", "") or ""

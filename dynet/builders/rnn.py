@@ -120,9 +120,22 @@ class StackedRNNState:
         return [s.s() for s in self.states]
 
 
+def _spec_args(cls, spec, needed):
+    """The arguments a from_spec call passes to the constructor, checked (a spec comes from a file)."""
+    if not isinstance(spec, (tuple, list)) or len(spec) < needed:
+        raise ValueError(f"{cls.__name__}.from_spec: expected a tuple of at least {needed} "
+                         f"constructor arguments, got {spec!r}")
+    return tuple(spec)
+
+
 class _RNNBuilder:
     """The common part of the builders: parameters per layer, loading them into the graph,
-    initial states and standard dropout."""
+    initial states and standard dropout.
+
+    Saving (dy.save/dy.load, DyNet 2.1's protocol): `spec` holds the constructor's arguments other
+    than the model, from_spec(spec, model) rebuilds the builder, and every parameter lives in the
+    builder's own subcollection (param_collection()), named and ordered as DyNet's, so that files
+    move between this package and DyNet in both directions."""
     _collection_name = "rnn-builder"
     _state_factor = 1         # expressions per layer in s(): 2 for LSTMs (c and h)
 
@@ -134,6 +147,8 @@ class _RNNBuilder:
         self.layers = layers
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
+        if not hasattr(self, "spec"):
+            self.spec = (layers, input_dim, hidden_dim)
         self.model = subcollection(model, self._collection_name)
         self.dropout_rate = 0.0
         self._params = []
@@ -148,7 +163,14 @@ class _RNNBuilder:
         raise TypeError("_RNNBuilder is abstract: use one of the builders (e.g. VanillaLSTMBuilder)")
 
     def param_collection(self):
+        """The builder's subcollection: every parameter dy.save writes for it."""
         return self.model
+
+    @classmethod
+    def from_spec(cls, spec, model):
+        """The builder described by `spec` (as saved by dy.save), with new parameters in `model`."""
+        args = _spec_args(cls, spec, 3)
+        return cls(*args[:3], model, *args[3:])
 
     def get_parameters(self):
         """The parameters, one list per layer (see the class for the order)."""
@@ -417,6 +439,8 @@ class VanillaLSTMBuilder(_LSTMState):
     def __init__(self, layers, input_dim, hidden_dim, model, ln_lstm=False, forget_bias=1.0):
         self.ln_lstm = bool(ln_lstm)
         self.forget_bias = float(forget_bias)
+        self.spec = (layers, input_dim, hidden_dim, self.ln_lstm, self.forget_bias)
+        self._parent = model
         self.dropout_rate_h = 0.0
         self.weightnoise_std = 0.0
         self._masks = None
@@ -427,12 +451,21 @@ class VanillaLSTMBuilder(_LSTMState):
         m, H = self.model, self.hidden_dim
         ps = [m.add_parameters((4 * H, in_dim)), m.add_parameters((4 * H, H)),
               m.add_parameters((4 * H,), init=_zero_bias())]
-        if self.ln_lstm:   # gains 1 and biases 0 for W_h h, W_x x and c
-            one, zero = ConstInitializer(1.0), ConstInitializer(0.0)
-            self._ln.append([m.add_parameters((4 * H,), init=one), m.add_parameters((4 * H,), init=zero),
-                             m.add_parameters((4 * H,), init=one), m.add_parameters((4 * H,), init=zero),
-                             m.add_parameters((H,), init=one), m.add_parameters((H,), init=zero)])
+        self._make_ln()
         return ps
+
+    def _make_ln(self):
+        """The layer-normalisation gains (1) and biases (0) for W_h h, W_x x and c of one layer.
+        DyNet creates them in the collection given to the constructor, not in the builder's own
+        (so dy.save of the builder leaves them out, and loading recreates them at 1 and 0); we do
+        the same so that builder files and whole-model files match DyNet's."""
+        if not self.ln_lstm:
+            return
+        m, H = self._parent, self.hidden_dim
+        one, zero = ConstInitializer(1.0), ConstInitializer(0.0)
+        self._ln.append([m.add_parameters((4 * H,), init=one), m.add_parameters((4 * H,), init=zero),
+                         m.add_parameters((4 * H,), init=one), m.add_parameters((4 * H,), init=zero),
+                         m.add_parameters((H,), init=one), m.add_parameters((H,), init=zero)])
 
     def _new_graph(self):
         self._ln_vars = [[p.expr(self._vars_update) for p in layer] for layer in self._ln]
@@ -528,6 +561,7 @@ class CompactVanillaLSTMBuilder(VanillaLSTMBuilder):
 
     def __init__(self, layers, input_dim, hidden_dim, model):
         VanillaLSTMBuilder.__init__(self, layers, input_dim, hidden_dim, model)
+        self.spec = (layers, input_dim, hidden_dim)
 
     def set_weightnoise(self, std):
         if std < 0:
@@ -538,17 +572,21 @@ class CompactVanillaLSTMBuilder(VanillaLSTMBuilder):
 class SparseLSTMBuilder(VanillaLSTMBuilder):
     """VanillaLSTM whose W_x and W_h are multiplied by 0/1 masks (parameters 4 and 5 of each
     layer, never trained); set_sparsity(p) masks the fraction p of the weights with the smallest
-    magnitude (Narang et al., 2017)."""
-    _collection_name = "sparse-lstm-builder"
+    magnitude (Narang et al., 2017).
+    As in DyNet, its subcollection is named "vanilla-lstm-builder" and each layer's parameters are
+    created in the order W_x, W_h, mask_x, mask_h, b (get_parameters() lists W_x, W_h, b, the masks)."""
+    _collection_name = "vanilla-lstm-builder"
 
     def _make_layer(self, in_dim):
-        ps = VanillaLSTMBuilder._make_layer(self, in_dim)
+        m, H = self.model, self.hidden_dim
+        Wx, Wh = m.add_parameters((4 * H, in_dim)), m.add_parameters((4 * H, H))
         one = ConstInitializer(1.0)
-        for W in ps[:2]:
-            mask = self.model.add_parameters(W.shape(), init=one)
+        masks = [m.add_parameters(W.shape(), init=one) for W in (Wx, Wh)]
+        for mask in masks:
             mask.set_updated(False)
-            ps.append(mask)
-        return ps
+        b = m.add_parameters((4 * H,), init=_zero_bias())
+        self._make_ln()
+        return [Wx, Wh, b] + masks
 
     def set_sparsity(self, percent):
         if not 0 <= percent <= 1:
@@ -581,23 +619,43 @@ class BiRNNBuilder:
 
         builder = BiRNNBuilder(1, 128, 100, model, LSTMBuilder)
         [o1, o2, o3] = builder.transduce([i1, i2, i3])
+
+    As in DyNet, the builders live in a subcollection "birnn" (param_collection()), created in the
+    order layer 1 forward, layer 1 backward, layer 2 forward, ...; its spec is the constructor's
+    arguments (num_layers, input_dim, hidden_dim, rnn_builder_factory, builder_layers). A BiRNN
+    built from given builder_layers cannot be saved (its spec holds builders; save those instead).
     """
 
     def __init__(self, num_layers, input_dim, hidden_dim, model, rnn_builder_factory, builder_layers=None):
+        self.spec = (num_layers, input_dim, hidden_dim, rnn_builder_factory, builder_layers)
+        self.model = subcollection(model, "birnn")
         if builder_layers is None:
-            if num_layers <= 0:
-                raise ValueError(f"BiRNNBuilder: num_layers must be positive, got {num_layers}")
-            if hidden_dim % 2 != 0:
+            if not isinstance(num_layers, int) or num_layers <= 0:
+                raise ValueError(f"BiRNNBuilder: num_layers must be a positive integer, got {num_layers!r}")
+            if not isinstance(hidden_dim, int) or hidden_dim % 2 != 0:
                 raise ValueError(f"BiRNNBuilder: hidden_dim must be even (half each way), got {hidden_dim}")
             half = hidden_dim // 2
             self.builder_layers = []
             for i in range(num_layers):
                 d = input_dim if i == 0 else hidden_dim
-                self.builder_layers.append((rnn_builder_factory(1, d, half, model),
-                                            rnn_builder_factory(1, d, half, model)))
+                self.builder_layers.append((rnn_builder_factory(1, d, half, self.model),
+                                            rnn_builder_factory(1, d, half, self.model)))
         else:
             self.builder_layers = list(builder_layers)
-        self.model = model
+
+    @staticmethod
+    def from_spec(spec, model):
+        """The BiRNN described by `spec` (as saved by dy.save), with new parameters in `model`."""
+        args = _spec_args(BiRNNBuilder, spec, 4)
+        factory = args[3]
+        # the factory comes from a file: only a builder class (one that follows the save protocol)
+        # is called, never an arbitrary class that happens to be importable
+        if not (isinstance(factory, type) and callable(getattr(factory, "from_spec", None))):
+            raise ValueError(f"BiRNNBuilder.from_spec: the builder factory must be a builder class "
+                             f"(with from_spec), got {factory!r}")
+        if len(args) > 4 and args[4] is not None:
+            raise ValueError("BiRNNBuilder.from_spec: a BiRNN built from builder_layers cannot be loaded")
+        return BiRNNBuilder(*args[:3], model, factory)
 
     def whoami(self):
         return "BiRNNBuilder"

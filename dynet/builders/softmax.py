@@ -1,6 +1,8 @@
 """Softmax builders: the standard softmax over a vocabulary and the class-factored softmax
 p(w | x) = p(c(w) | x) p(w | c(w), x) with clusters read from a file in DyNet's format (one
 "cluster<whitespace>word" per line)."""
+import os
+
 import numpy as np
 
 from dynet.core import config
@@ -10,7 +12,7 @@ from dynet.nodes.softmax import softmax, log_softmax, pickneglogsoftmax, pickneg
 from dynet.nodes.select import pick, concatenate
 from dynet.nodes.elementwise import cmult
 from dynet.nodes.inputs import inputTensor
-from dynet.builders.rnn import subcollection
+from dynet.builders.rnn import subcollection, _spec_args
 
 
 def _draw(dist):
@@ -25,11 +27,21 @@ def _draw(dist):
 
 
 class SoftmaxBuilder:
-    """Base of the softmax builders."""
+    """Base of the softmax builders. For dy.save/dy.load they have DyNet 2.1's protocol: `spec` (the
+    constructor's arguments other than the model), from_spec(spec, model) and param_collection(),
+    a subcollection named and ordered as DyNet's (whose wheel has no spec for them, so only the
+    parameter files, not dy.save's records, move between the two)."""
+    _model_at = 2             # where the model goes among the constructor's arguments
 
     def param_collection(self):
         """The subcollection holding the parameters (the weight matrix first, then the bias)."""
         return self.pc
+
+    @classmethod
+    def from_spec(cls, spec, model):
+        """The builder described by `spec` (as saved by dy.save), with new parameters in `model`."""
+        args = _spec_args(cls, spec, cls._model_at)
+        return cls(*args[:cls._model_at], model, *args[cls._model_at:])
 
 
 class _Layer:
@@ -61,6 +73,7 @@ class StandardSoftmaxBuilder(SoftmaxBuilder):
                              f"{rep_dim}, num_labels {num_labels}")
         self.rep_dim = rep_dim
         self.num_labels = num_labels
+        self.spec = (rep_dim, num_labels, bool(bias))
         self.pc = subcollection(model, "standard-softmax-builder")
         self.layer = _Layer(self.pc, num_labels, rep_dim, bias)
 
@@ -96,7 +109,9 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
 
     cluster_file: lines "cluster_name word" (whitespace separated), in DyNet's format.
     word_dict: dict word -> id; words of the file that are not in it get the next free ids (the
-    dict is updated, as DyNet's Dict is)."""
+    dict is updated, as DyNet's Dict is).
+    Its spec names the cluster file, which must still be there when the builder is loaded."""
+    _model_at = 3
 
     def __init__(self, rep_dim, cluster_file, word_dict, model, bias=True):
         self.rep_dim = rep_dim
@@ -126,6 +141,8 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
         if not cdict:
             raise ValueError(f"ClassFactoredSoftmaxBuilder: no clusters in {cluster_file}")
         self.cdict = cdict
+        # the dict as updated: loading gives every word the id it has now
+        self.spec = (rep_dim, os.fspath(cluster_file), dict(word_dict), bool(bias))
         self.pc = subcollection(model, "class-factored-softmax-builder")
         self.cluster_layer = _Layer(self.pc, len(cdict), rep_dim, bias)
         # singleton clusters need no word layer
