@@ -6,7 +6,10 @@ before the import (the notebook way), else from the --dynet-* flags of sys.argv,
 """
 import sys as _sys
 
-import dynet_config as _dynet_config
+from dynet.kernels import blas_setup as _blas_setup
+_blas_setup.prefer_avx512_kernels()   # before anything loads scipy's OpenBLAS
+
+import dynet_config as _dynet_config  # noqa: E402
 from dynet._dynet import *  # noqa: F401,F403
 from dynet import _dynet as _impl
 

@@ -8,7 +8,7 @@ import numpy as _np
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
-from dynet.kernels.blas_threads import set_blas_threads, configure_default as _configure_blas
+from dynet.kernels.blas_setup import set_blas_threads, configure_default as _configure_blas
 
 _configure_blas()
 
