@@ -220,7 +220,66 @@ cdef object _new_storage(Py_ssize_t n):
     return np.zeros(n, dtype=np.float32)
 
 
-cdef class Parameters:
+cdef class ParameterStorage:
+    """What Parameters and LookupParameters share: float32 values and gradients (never replaced, so
+    graph nodes can point into them), a name, the owning collection, and the update flag."""
+
+    cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size) except -1:
+        cdef cnp.ndarray v = _new_storage(size)
+        cdef cnp.ndarray g = _new_storage(size)
+        self.values = v
+        self.grads = g
+        self.vptr = <float*>cnp.PyArray_DATA(v)
+        self.gptr = <float*>cnp.PyArray_DATA(g)
+        self.d = d
+        self._name = name
+        self._owner = owner
+        self.updated = True
+        self.wd = owner._root._wd if owner is not None else WeightDecay()
+        return 0
+
+    def name(self):
+        return self._name
+
+    def is_updated(self):
+        return self.updated
+
+    def set_updated(self, b):
+        """Whether trainers update this parameter (and whether its expressions get gradients)."""
+        self.updated = bool(b)
+
+    def zero(self):
+        self.values[...] = 0
+
+    def scale(self, s):
+        self.values *= np.float32(s)
+
+    def scale_gradient(self, s):
+        self.grads *= np.float32(s)
+
+    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
+
+    def save(self, fname, key="", append=False):
+        """Write this parameter to `fname` under `key` (default: its own name)."""
+        from dynet import io as dyio
+        dyio.save_parameters(fname, self, key, append, type(self).__name__ + ".save")
+
+    def populate(self, fname, key=""):
+        """Read the values from the entry named `key` (default: this parameter's own name)."""
+        from dynet import io as dyio
+        dyio.populate_parameter(self, fname, key)
+
+    def write_to_textfile(self, fname, key="", append=False):
+        self.save(fname, key, append)
+
+    def populate_from_textfile(self, fname, key=""):
+        self.populate(fname, key)
+
+    def _io_rename(self, name):
+        self._name = str(name)
+
+
+cdef class Parameters(ParameterStorage):
     """A trainable tensor of a ParameterCollection."""
 
     def __init__(self):
@@ -268,26 +327,8 @@ cdef class Parameters:
     def dim(self):
         return (dim_shape(&self.d), 1)
 
-    def name(self):
-        return self._name
-
     def get_index(self):
         return self._owner._index_of(self) if self._owner is not None else 0
-
-    def is_updated(self):
-        return self.updated
-
-    def set_updated(self, b):
-        self.updated = bool(b)
-
-    def zero(self):
-        self.values[...] = 0
-
-    def scale(self, s):
-        self.values *= np.float32(s)
-
-    def scale_gradient(self, s):
-        self.grads *= np.float32(s)
 
     def clip_inplace(self, left, right):
         if left > right:
@@ -353,29 +394,8 @@ cdef class Parameters:
     def __repr__(self):
         return f"<Parameters {self._name} {dim_str(&self.d)}>"
 
-    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
-
-    def save(self, fname, key="", append=False):
-        """Write this parameter to `fname` under `key` (default: its own name)."""
-        from dynet import io as dyio
-        dyio.save_parameters(fname, self, key, append, "Parameters.save")
-
-    def populate(self, fname, key=""):
-        """Read this parameter's values from the entry named `key` (default: its own name)."""
-        from dynet import io as dyio
-        dyio.populate_parameter(self, fname, key)
-
-    def write_to_textfile(self, fname, key="", append=False):
-        self.save(fname, key, append)
-
-    def populate_from_textfile(self, fname, key=""):
-        self.populate(fname, key)
-
     def _io_state(self):
         return self._owner, self.has_grad
-
-    def _io_rename(self, name):
-        self._name = str(name)
 
     def _io_assign(self, values, grads):
         """Set values and gradients (None: zero) in place, as loading does."""
@@ -400,23 +420,13 @@ cdef object _as_column_major(object arr, tuple shape, str what):
 
 cdef Parameters new_parameters(object owner, str name, Dim d):
     cdef Parameters p = Parameters.__new__(Parameters)
-    cdef cnp.ndarray v = _new_storage(total_size(&d))
-    cdef cnp.ndarray g = _new_storage(total_size(&d))
-    p.values = v
-    p.grads = g
-    p.vptr = <float*>cnp.PyArray_DATA(v)
-    p.gptr = <float*>cnp.PyArray_DATA(g)
-    p.d = d
-    p._name = name
-    p._owner = owner
-    p.updated = True
-    p.wd = owner._root._wd if owner is not None else WeightDecay()
+    p.init_storage(owner, name, d, total_size(&d))
     return p
 
 
 # ---- LookupParameters -----------------------------------------------------------------------
 
-cdef class LookupParameters:
+cdef class LookupParameters(ParameterStorage):
     """A table of N embeddings; `lookup` copies rows into the graph, and only the rows that got
     gradients are updated by sparse trainers."""
 
@@ -564,50 +574,11 @@ cdef class LookupParameters:
     def dim(self):
         return ((self.n,) + dim_shape(&self.d), 1)
 
-    def name(self):
-        return self._name
-
-    def is_updated(self):
-        return self.updated
-
-    def set_updated(self, b):
-        self.updated = bool(b)
-
-    def zero(self):
-        self.values[...] = 0
-
-    def scale(self, s):
-        self.values *= np.float32(s)
-
-    def scale_gradient(self, s):
-        self.grads *= np.float32(s)
-
     def __repr__(self):
         return f"<LookupParameters {self._name} {self.n} x {dim_str(&self.d)}>"
 
-    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
-
-    def save(self, fname, key="", append=False):
-        """Write this table to `fname` under `key` (default: its own name)."""
-        from dynet import io as dyio
-        dyio.save_parameters(fname, self, key, append, "LookupParameters.save")
-
-    def populate(self, fname, key=""):
-        """Read this table's values from the entry named `key` (default: its own name)."""
-        from dynet import io as dyio
-        dyio.populate_parameter(self, fname, key)
-
-    def write_to_textfile(self, fname, key="", append=False):
-        self.save(fname, key, append)
-
-    def populate_from_textfile(self, fname, key=""):
-        self.populate(fname, key)
-
     def _io_state(self):
         return self._owner, self.all_rows_touched or self.n_touched > 0
-
-    def _io_rename(self, name):
-        self._name = str(name)
 
     def _io_assign(self, values, grads):
         """Set values and gradients (None: zero) in place; rows with a loaded gradient count as
@@ -628,19 +599,9 @@ cdef class LookupParameters:
 cdef LookupParameters new_lookup(object owner, str name, int n, Dim d):
     cdef LookupParameters p = LookupParameters.__new__(LookupParameters)
     cdef Py_ssize_t size = batch_size(&d)
-    cdef cnp.ndarray v = _new_storage(size * n)
-    cdef cnp.ndarray g = _new_storage(size * n)
-    p.values = v
-    p.grads = g
-    p.vptr = <float*>cnp.PyArray_DATA(v)
-    p.gptr = <float*>cnp.PyArray_DATA(g)
-    p.d = d
+    p.init_storage(owner, name, d, size * n)
     p.n = n
     p.row_size = size
-    p._name = name
-    p._owner = owner
-    p.updated = True
-    p.wd = owner._root._wd if owner is not None else WeightDecay()
     p.touched = <unsigned char*>calloc(n, 1)
     if p.touched == NULL:
         raise MemoryError()
