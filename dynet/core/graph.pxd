@@ -25,6 +25,10 @@ cdef class Expression:
     cdef object _as_numpy(self, float* data)
 
 
+cdef class Mirrored(Expression):
+    cdef int _run(self, bint backward) except -1
+
+
 cdef class ComputationGraph:
     cdef readonly int _version
     cdef list nodes

@@ -176,6 +176,26 @@ cdef class Expression:
         return _operators["pow"](self, other)
 
 
+cdef class Mirrored(Expression):
+    """A node that only moves values around (pick, transpose, concatenate, filter1d, ...): its
+    backward pass is the same index walk as its forward pass with the copy reversed (adding
+    gradients back), so subclasses write that walk once, as `_run(backward)`, handling arguments
+    whose grad is NULL."""
+
+    cdef int _run(self, bint backward) except -1:
+        raise RuntimeError(f"internal error: {type(self).__name__} has no _run")
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression a
+        for a in self.args:
+            if a.grad != NULL:
+                return self._run(True)
+        return 0
+
+
 cdef dict _operators = {}
 cdef binary_operator _op_add = NULL
 cdef binary_operator _op_sub = NULL

@@ -12,7 +12,7 @@ from libc.stdlib cimport malloc, realloc, free, qsort
 from libc.string cimport memset
 from libc.math cimport ceil
 from dynet.core.dim cimport Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
-from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
+from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport gemm, axpy, dot, fill
 
 
@@ -334,7 +334,7 @@ def maxpooling2d(x, ksize, stride, is_valid=True):
 
 @cython.final
 @cython.no_gc
-cdef class Filter1DNarrow(Expression):
+cdef class Filter1DNarrow(Mirrored):
     """y[fid, j] = sum_{r,k} x[r, j+k] * f[r, k, fid]: narrow (valid) 1D filtering of the columns
     of x by each of the (R x FC) filters in f. Columns j..j+FC-1 of x are one contiguous block of
     R*FC values, so each output is a single dot product."""
@@ -362,11 +362,7 @@ cdef class Filter1DNarrow(Expression):
                         axpy(win, g, x.val + xo + R * j, f.grad + fo + win * fid)
         return 0
 
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
 
-    cdef int backward_impl(self) except -1:
-        return self._run(True)
 
 
 def filter1d_narrow(x, y):

@@ -7,7 +7,7 @@ cimport cython
 from libc.string cimport memset
 from dynet.core.dim cimport (Dim, MAX_DIMS, make_dim, total_size, batch_size, dim_str, dim_at,
                              same_shape)
-from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
+from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
 from dynet.kernels.cpu cimport copy, add_to
 
 
@@ -22,7 +22,7 @@ cdef inline Py_ssize_t prod_before(const Dim* d, int axis) noexcept:
 @cython.final
 @cython.no_gc
 @cython.freelist(64)
-cdef class Pick(Expression):
+cdef class Pick(Mirrored):
     """Element `index[b]` along `axis` of each batch element (that axis is removed)."""
     cdef int axis
     cdef int* index
@@ -42,15 +42,6 @@ cdef class Pick(Expression):
                     add_to(pre, self.grad + (b * post + p) * pre, x.grad + src)
                 else:
                     copy(pre, x.val + src, self.val + (b * post + p) * pre)
-        return 0
-
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
-
-    cdef int backward_impl(self) except -1:
-        cdef Expression x = <Expression>self.args[0]
-        if x.grad != NULL:
-            self._run(True)
         return 0
 
 
@@ -136,7 +127,7 @@ def reshape(x, d, batch_size=1):
 @cython.final
 @cython.no_gc
 @cython.freelist(32)
-cdef class Transpose(Expression):
+cdef class Transpose(Mirrored):
     """Permutes the axes of each batch element: output axis i is input axis perm[i]."""
     cdef int perm[7]
 
@@ -178,13 +169,7 @@ cdef class Transpose(Expression):
                     i += 1
         return 0
 
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
 
-    cdef int backward_impl(self) except -1:
-        if (<Expression>self.args[0]).grad != NULL:
-            self._run(True)
-        return 0
 
 
 def transpose(x, dims=[1, 0]):
@@ -209,7 +194,7 @@ def transpose(x, dims=[1, 0]):
 @cython.final
 @cython.no_gc
 @cython.freelist(64)
-cdef class Concatenate(Expression):
+cdef class Concatenate(Mirrored):
     """The arguments side by side along `axis`; batch-1 arguments are broadcast."""
     cdef int axis
 
@@ -235,11 +220,7 @@ cdef class Concatenate(Expression):
             offset += n
         return 0
 
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
 
-    cdef int backward_impl(self) except -1:
-        return self._run(True)
 
 
 cdef Expression make_concat(object xs, int axis, str op):
@@ -283,7 +264,7 @@ def concatenate_cols(xs):
 @cython.final
 @cython.no_gc
 @cython.freelist(32)
-cdef class PickRange(Expression):
+cdef class PickRange(Mirrored):
     """Elements start..start+len-1 along `axis` of each batch element."""
     cdef int axis, start
 
@@ -306,13 +287,7 @@ cdef class PickRange(Expression):
                     copy(pre * m, x.val + src, self.val + dst)
         return 0
 
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
 
-    cdef int backward_impl(self) except -1:
-        if (<Expression>self.args[0]).grad != NULL:
-            self._run(True)
-        return 0
 
 
 def pick_range(x, s, e, d=0):
@@ -365,7 +340,7 @@ cdef int* index_list(object idxs, int n, str what, str op, const Dim* d) except 
 
 @cython.final
 @cython.no_gc
-cdef class Gather(Expression):
+cdef class Gather(Mirrored):
     """Entries index[0..m-1] along `axis` of each batch element (select_rows, select_cols)."""
     cdef int axis
     cdef int* index
@@ -388,13 +363,7 @@ cdef class Gather(Expression):
                     copy(pre, x.val + src, self.val + dst)
         return 0
 
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
 
-    cdef int backward_impl(self) except -1:
-        if (<Expression>self.args[0]).grad != NULL:
-            self._run(True)
-        return 0
 
 
 cdef Expression make_gather(object x, object idxs, int axis, str op):
@@ -428,26 +397,21 @@ def select_cols(x, cs):
 
 @cython.final
 @cython.no_gc
-cdef class PickBatchElems(Expression):
+cdef class PickBatchElems(Mirrored):
     """Batch element b of the result is batch element index[b] of the argument."""
     cdef int* index
 
     cpdef str op_name(self):
         return "pick_batch_elems"
 
-    cdef int forward_impl(self) except -1:
+    cdef int _run(self, bint backward) except -1:
         cdef Expression x = <Expression>self.args[0]
         cdef Py_ssize_t per = batch_size(&x.d), b
         for b in range(self.d.bd):
-            copy(per, x.val + self.index[b] * per, self.val + b * per)
-        return 0
-
-    cdef int backward_impl(self) except -1:
-        cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t per = batch_size(&x.d), b
-        if x.grad != NULL:
-            for b in range(self.d.bd):
+            if backward:
                 add_to(per, self.grad + b * per, x.grad + self.index[b] * per)
+            else:
+                copy(per, x.val + self.index[b] * per, self.val + b * per)
         return 0
 
 
@@ -474,7 +438,7 @@ def pick_batch_elems(x, vs):
 
 @cython.final
 @cython.no_gc
-cdef class ConcatenateToBatch(Expression):
+cdef class ConcatenateToBatch(Mirrored):
     """The arguments' batch elements one after another."""
     cpdef str op_name(self):
         return "concatenate_to_batch"
@@ -492,11 +456,7 @@ cdef class ConcatenateToBatch(Expression):
             offset += n
         return 0
 
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
 
-    cdef int backward_impl(self) except -1:
-        return self._run(True)
 
 
 def concatenate_to_batch(xs):
@@ -517,7 +477,7 @@ def concatenate_to_batch(xs):
 
 @cython.final
 @cython.no_gc
-cdef class StridedSelect(Expression):
+cdef class StridedSelect(Mirrored):
     """x[from[0]:to[0]:stride[0], from[1]:..., ...] over the dimensions and the batch (the last
     entry). Axis MAX_DIMS is the batch; `start` is the input offset of the first element and
     `step[i]` the input distance between neighbours along output axis i."""
@@ -557,13 +517,7 @@ cdef class StridedSelect(Expression):
                 i += 1
         return 0
 
-    cdef int forward_impl(self) except -1:
-        return self._run(False)
 
-    cdef int backward_impl(self) except -1:
-        if (<Expression>self.args[0]).grad != NULL:
-            self._run(True)
-        return 0
 
 
 cdef list int_list(object v, str what, str op):
