@@ -14,3 +14,6 @@ cdef class Arena:
     cdef void reset(self) noexcept
     cdef int reserve(self, size_t n) except -1
     cdef void _free_spill(self) noexcept
+
+
+cdef float* work_buffer(size_t n) except NULL

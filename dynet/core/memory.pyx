@@ -5,7 +5,7 @@ releases all of them with one `reset`. When the main block is full we do not mov
 pointers into it); we take a "spill" block instead, and at the next reset the main block is grown to
 the high-water mark so the spill does not recur.
 """
-from libc.stdlib cimport free
+from libc.stdlib cimport free, realloc
 from libc.stdint cimport uintptr_t
 from posix.stdlib cimport posix_memalign
 
@@ -93,3 +93,23 @@ cdef class Arena:
     @property
     def used_bytes(self):
         return (self.used + self.spill_total) * sizeof(float)
+
+
+# One work buffer for temporaries that live only inside one node's forward or backward call (conv2d's
+# column matrix, the LSTM cell's pre-activation gradients, kmax_pooling's row): nodes run one at a
+# time, so they can all share it.
+cdef float* _scratch = NULL
+cdef size_t _scratch_n = 0
+
+
+cdef float* work_buffer(size_t n) except NULL:
+    """A buffer of at least n floats, valid until the next call (reused, never freed)."""
+    global _scratch, _scratch_n
+    cdef float* p
+    if n > _scratch_n:
+        p = <float*>realloc(_scratch, max(n, <size_t>1) * sizeof(float))
+        if p == NULL:
+            raise MemoryError(f"cannot allocate a work buffer of {n} floats")
+        _scratch = p
+        _scratch_n = n
+    return _scratch

@@ -12,24 +12,12 @@ from libc.stdlib cimport malloc, realloc, free, qsort
 from libc.string cimport memset
 from libc.math cimport ceil
 from dynet.core.dim cimport Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
+from dynet.core.memory cimport work_buffer
 from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport gemm, axpy, dot, fill
 
 
-# Backward-pass temporaries (dCol, or a recomputed Col) live in one buffer reused by every node.
-cdef float* _tmp = NULL
-cdef size_t _tmp_n = 0
-
-cdef float* tmp_buffer(size_t n) except NULL:
-    global _tmp, _tmp_n
-    cdef float* p
-    if n > _tmp_n:
-        p = <float*>realloc(_tmp, n * sizeof(float))
-        if p == NULL:
-            raise MemoryError(f"conv: cannot allocate a {n}-float work buffer")
-        _tmp = p
-        _tmp_n = n
-    return _tmp
+# Temporaries (dCol, or a recomputed Col) use memory.work_buffer.
 
 # Col of every batch element is kept from forward for backward up to this many floats (32 MB);
 # beyond it backward recomputes Col per batch element instead of holding it all.
@@ -133,7 +121,7 @@ cdef class Conv2D(Expression):
         cdef float* col
         cdef float bo
         for b in range(self.d.bd):
-            col = self.cols + b * P * K if self.cols != NULL else tmp_buffer(P * K)
+            col = self.cols + b * P * K if self.cols != NULL else work_buffer(P * K)
             im2col(&self.g, x.val + b * xper, col, False)
             gemm(False, False, <int>P, self.g.CO, <int>K, 1.0, col, <int>P, f.val, <int>K,
                  0.0, self.val + b * yper, <int>P)
@@ -161,13 +149,13 @@ cdef class Conv2D(Expression):
                 if self.cols != NULL:
                     col = self.cols + b * P * K
                 else:
-                    col = tmp_buffer(P * K)
+                    col = work_buffer(P * K)
                     im2col(&self.g, x.val + b * xper, col, False)
                 gemm(True, False, <int>K, self.g.CO, <int>P, 1.0, col, <int>P, self.grad + b * yper,
                      <int>P, 1.0, f.grad, <int>K)
         if x.grad != NULL:
             # dCol = dY F^T, then scattered back onto the input pixels
-            dcol = tmp_buffer(P * K)
+            dcol = work_buffer(P * K)
             for b in range(self.d.bd):
                 gemm(False, True, <int>P, <int>K, self.g.CO, 1.0, self.grad + b * yper, <int>P,
                      f.val, <int>K, 0.0, dcol, <int>P)
@@ -407,7 +395,7 @@ cdef class KMaxPooling(Expression):
         for i in range(self.axis):
             pre *= dim_at(&x.d, i)
         post = total_size(&x.d) // (pre * n)          # the batch is folded into post
-        cdef float* row = tmp_buffer(n)
+        cdef float* row = work_buffer(n)
         cdef float c, v
         for p in range(post):
             for q in range(pre):

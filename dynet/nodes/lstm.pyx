@@ -12,24 +12,10 @@ from libc.stdlib cimport realloc
 from dynet.core.dim cimport Dim, make_dim1, total_size, rows, cols, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, np_view
 from dynet.core import config
+from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, copy, fill
 
-# Backward work space (pre-activation gradients, input gradients), reused across nodes: the
-# backward pass runs one node at a time.
-cdef float* _work = NULL
-cdef Py_ssize_t _work_size = 0
-
-
-cdef float* work(Py_ssize_t n) except NULL:
-    global _work, _work_size
-    cdef float* p
-    if n > _work_size:
-        p = <float*>realloc(_work, n * sizeof(float))
-        if p == NULL:
-            raise MemoryError(f"vanilla_lstm_gates: cannot allocate {n} floats of work space")
-        _work = p
-        _work_size = n
-    return _work
+# Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
 
 
 cdef extern from *:
@@ -226,7 +212,7 @@ cdef class VanillaLSTMGates(Expression):
         cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d), B = self.d.bd
         cdef int D = I if I > H else H
         cdef Py_ssize_t b, i
-        cdef float* dpre = work(<Py_ssize_t>H4 * B + <Py_ssize_t>D * B)
+        cdef float* dpre = work_buffer(<Py_ssize_t>H4 * B + <Py_ssize_t>D * B)
         cdef float* dio = dpre + <Py_ssize_t>H4 * B
         cdef const float* y
         cdef const float* g

@@ -1,5 +1,5 @@
-"""Norms, similarities and normalisation: dot_product, l1_distance, huber_distance (one node type,
-a per-element term summed per batch element), l2_norm, layer_norm (typed) and weight_norm (NumPy
+"""Norms, similarities and normalisation: dot_product, squared_distance, l1_distance, huber_distance
+(one node type, a per-element term summed per batch element), l2_norm, layer_norm (typed) and weight_norm (NumPy
 path). A batch-1 argument is broadcast over the batch; its gradient sums over the batch."""
 cimport cython
 from libc.math cimport fabsf, sqrtf
@@ -12,7 +12,7 @@ from dynet.nodes.pyop import pyop
 from dynet.nodes.npbase import fmt, strip, batch_of, acc
 
 cdef enum PairKind:
-    P_DOT, P_TRACE, P_L1, P_HUBER        # trace_of_product(x, y) = Tr(x^T y) is the dot product
+    P_DOT, P_TRACE, P_SQUARED, P_L1, P_HUBER   # trace_of_product(x, y) = Tr(x^T y) is the dot product
 
 cdef float LAYER_NORM_EPS = 1e-8     # added to sigma, as the reference's layer_norm does
 
@@ -21,6 +21,8 @@ cdef inline float pair_term(int kind, float x, float y, float c) noexcept nogil:
     cdef float t = x - y, a
     if kind <= P_TRACE:
         return x * y
+    if kind == P_SQUARED:
+        return t * t
     a = fabsf(t)
     if kind == P_L1:
         return a
@@ -32,6 +34,8 @@ cdef inline float pair_dx(int kind, float x, float y, float c) noexcept nogil:
     cdef float t = x - y
     if kind <= P_TRACE:
         return y
+    if kind == P_SQUARED:
+        return 2 * t
     if kind == P_L1:
         return 1.0 if t > 0 else (-1.0 if t < 0 else 0.0)
     if fabsf(t) <= c:
@@ -43,12 +47,13 @@ cdef inline float pair_dx(int kind, float x, float y, float c) noexcept nogil:
 @cython.no_gc
 @cython.freelist(32)
 cdef class PairReduce(Expression):
-    """sum_i f(x_i, y_i) per batch element: dot_product, l1_distance, huber_distance."""
+    """sum_i f(x_i, y_i) per batch element: dot_product, squared_distance, l1_distance, huber_distance."""
     cdef int kind
     cdef float c
 
     cpdef str op_name(self):
-        return ("dot_product", "trace_of_product", "l1_distance", "huber_distance")[self.kind]
+        return ("dot_product", "trace_of_product", "squared_distance", "l1_distance",
+                "huber_distance")[self.kind]
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
@@ -122,6 +127,11 @@ def trace_of_product(x, y):
     if ex.d.nd > 2:
         raise ValueError(f"trace_of_product: expects matrices, got {dim_str(&ex.d)}")
     return pair_reduce(ex, y, P_TRACE, 0, "trace_of_product")
+
+
+def squared_distance(x, y):
+    """||x - y||^2 = sum_i (x_i - y_i)^2 (per batch element)."""
+    return pair_reduce(x, y, P_SQUARED, 0, "squared_distance")
 
 
 def l1_distance(x, y):

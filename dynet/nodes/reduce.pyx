@@ -1,4 +1,5 @@
-"""Sums and norms: esum, sum_elems, sum_batches, squared_norm, squared_distance."""
+"""Sums over a list, over all values and over the batch: esum, sum_elems, sum_batches, squared_norm.
+(Reductions along chosen dimensions are in reductions.pyx; distances in norms.pyx.)"""
 cimport cython
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple
@@ -142,53 +143,3 @@ def sum_batches(x):
 def squared_norm(x):
     """sum_i x_i^2, per batch element."""
     return reduce(x, R_SQUARED_NORM, "squared_norm")
-
-
-@cython.final
-@cython.no_gc
-@cython.freelist(32)
-cdef class SquaredDistance(Expression):
-    """sum_i (x_i - y_i)^2 per batch element (a batch-1 side is broadcast)."""
-    cpdef str op_name(self):
-        return "squared_distance"
-
-    cdef int forward_impl(self) except -1:
-        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
-        cdef const float* xv
-        cdef const float* yv
-        cdef float s, t
-        for b in range(self.d.bd):
-            xv = x.val + (b * per if x.d.bd > 1 else 0)
-            yv = y.val + (b * per if y.d.bd > 1 else 0)
-            s = 0
-            for i in range(per):
-                t = xv[i] - yv[i]
-                s += t * t
-            self.val[b] = s
-        return 0
-
-    cdef int backward_impl(self) except -1:
-        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
-        cdef const float* xv
-        cdef const float* yv
-        cdef float g, t
-        for b in range(self.d.bd):
-            xv = x.val + (b * per if x.d.bd > 1 else 0)
-            yv = y.val + (b * per if y.d.bd > 1 else 0)
-            g = 2 * self.grad[b]
-            for i in range(per):
-                t = g * (xv[i] - yv[i])
-                if x.grad != NULL:
-                    x.grad[(b * per if x.d.bd > 1 else 0) + i] += t
-                if y.grad != NULL:
-                    y.grad[(b * per if y.d.bd > 1 else 0) + i] -= t
-        return 0
-
-
-def squared_distance(x, y):
-    """||x - y||^2 per batch element."""
-    cdef tuple args = (as_expr(x, "squared_distance"), as_expr(y, "squared_distance"))
-    cdef Dim d = common_dim(args, "squared_distance")
-    return add_node(SquaredDistance.__new__(SquaredDistance), args, make_dim1(1, d.bd))
