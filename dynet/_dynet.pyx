@@ -146,7 +146,7 @@ from dynet.nodes.elementwise import (tanh, logistic, rectify, exp, log, square, 
                                      round, ceil, floor, cmult, cdiv, bmin, bmax, pow,
                                      colwise_add)
 from dynet.nodes.matmul import affine_transform
-from dynet.nodes.reduce import esum, sum_elems, sum_batches, squared_norm
+from dynet.nodes.reduce import sum_elems, sum_batches, squared_norm
 from dynet.nodes.softmax import softmax, log_softmax, pickneglogsoftmax, pickneglogsoftmax_batch
 from dynet.nodes.select import (pick, pick_batch, pick_range, pickrange, reshape, transpose,
                                 concatenate, concatenate_cols)
@@ -161,7 +161,7 @@ from dynet.nodes.losses2 import (sparsemax, constrained_softmax, pairwise_rank_l
                                  hinge, hinge_batch, hinge_dim)
 from dynet.nodes.reductions import (sum_dim, sum_cols, cumsum, mean_elems, mean_dim, mean_batches,
                                     std_elems, std_dim, std_batches, moment_elems, moment_dim,
-                                    moment_batches, average, emax, logsumexp, logsumexp_dim,
+                                    moment_batches, esum, average, emax, logsumexp, logsumexp_dim,
                                     max_dim, min_dim, fold_rows, kmh_ngram)
 from dynet.nodes import operators as _operators   # registers Expression's + - * /
 from dynet.nodes.pyop import pyop

@@ -1,67 +1,9 @@
-"""Sums over a list, over all values and over the batch: esum, sum_elems, sum_batches, squared_norm.
-(Reductions along chosen dimensions are in reductions.pyx; distances in norms.pyx.)"""
+"""Sums over all values and over the batch: sum_elems, sum_batches, squared_norm. (Sums of lists
+and reductions along chosen dimensions are in reductions.pyx; distances in norms.pyx.)"""
 cimport cython
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple
 from dynet.kernels.cpu cimport add_to, copy, fill, dot, sum_of
-
-
-@cython.final
-@cython.no_gc
-@cython.freelist(64)
-cdef class Sum(Expression):
-    """esum: x1 + x2 + ...; batch-1 arguments are broadcast over the batch."""
-    cpdef str op_name(self):
-        return "esum"
-
-    cdef int forward_impl(self) except -1:
-        cdef Py_ssize_t per = batch_size(&self.d), n = total_size(&self.d), b
-        cdef Expression x
-        fill(n, 0.0, self.val)
-        for x in self.args:
-            if x.d.bd == self.d.bd:
-                add_to(n, x.val, self.val)
-            else:
-                for b in range(self.d.bd):
-                    add_to(per, x.val, self.val + b * per)
-        return 0
-
-    cdef int backward_impl(self) except -1:
-        cdef Py_ssize_t per = batch_size(&self.d), n = total_size(&self.d), b
-        cdef Expression x
-        for x in self.args:
-            if x.grad == NULL:
-                continue
-            if x.d.bd == self.d.bd:
-                add_to(n, self.grad, x.grad)
-            else:
-                for b in range(self.d.bd):
-                    add_to(per, self.grad + b * per, x.grad)
-        return 0
-
-
-cdef Dim common_dim(tuple xs, str op) except *:
-    """The shape shared by all of xs, with the largest batch (each batch must be 1 or that)."""
-    cdef Expression first = <Expression>xs[0], x
-    cdef Dim d = first.d
-    for x in xs:
-        if not same_shape(&x.d, &first.d):
-            raise ValueError(f"{op}: all expressions must have the same dimensions, got "
-                             + ", ".join([dim_str(&(<Expression>y).d) for y in xs]))
-        if x.d.bd > d.bd:
-            d.bd = x.d.bd
-    for x in xs:
-        if x.d.bd != 1 and x.d.bd != d.bd:
-            raise ValueError(f"{op}: batch sizes must be 1 or equal, got "
-                             + ", ".join([dim_str(&(<Expression>y).d) for y in xs]))
-    return d
-
-
-def esum(xs):
-    """The sum of a list of expressions of the same dimension."""
-    cdef tuple args = as_expr_tuple(xs, "esum")
-    cdef Dim d = common_dim(args, "esum")
-    return add_node(Sum.__new__(Sum), args, d)
 
 
 cdef enum ReduceKind:

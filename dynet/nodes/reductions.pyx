@@ -11,7 +11,7 @@ from libc.math cimport expf, logf, sqrtf, powf, INFINITY
 from libc.string cimport memset
 from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape, same_shape, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fill, add_to, copy
+from dynet.kernels.cpu cimport fill, add_to, copy, fast_exp
 
 import numpy as np
 from dynet.nodes.pyop import pyop
@@ -304,19 +304,19 @@ def min_dim(x, d=0):
 # ---- elementwise reductions of a list of expressions ------------------------------------------
 
 cdef enum NaryKind:
-    N_AVERAGE, N_MAX, N_LSE
+    N_AVERAGE, N_MAX, N_LSE, N_SUM
 
 
 @cython.final
 @cython.no_gc
 @cython.freelist(32)
 cdef class NaryReduce(Expression):
-    """average / emax / logsumexp of a list, elementwise; batch-1 arguments are broadcast."""
+    """esum / average / emax / logsumexp of a list, elementwise; batch-1 arguments are broadcast."""
     cdef int kind
     cdef float* aux         # N_MAX: index of the winning argument; N_LSE: sums of exponentials
 
     cpdef str op_name(self):
-        return ("average", "emax", "logsumexp")[self.kind]
+        return ("average", "emax", "logsumexp", "esum")[self.kind]
 
     cdef int forward_impl(self) except -1:
         cdef Py_ssize_t per = batch_size(&self.d), M = total_size(&self.d), b, i
@@ -325,7 +325,8 @@ cdef class NaryReduce(Expression):
         cdef const float* xv
         cdef float* y = self.val
         cdef int* arg = <int*>self.aux
-        if self.kind == N_AVERAGE:
+        cdef bint additive = self.kind == N_AVERAGE or self.kind == N_SUM
+        if additive:
             fill(M, 0.0, y)
         else:
             fill(M, -INFINITY, y)
@@ -333,7 +334,7 @@ cdef class NaryReduce(Expression):
             x = <Expression>self.args[j]
             for b in range(self.d.bd):
                 xv = x.val + (b * per if x.d.bd > 1 else 0)
-                if self.kind == N_AVERAGE:
+                if additive:
                     add_to(per, xv, y + b * per)
                 else:
                     for i in range(per):
@@ -351,7 +352,7 @@ cdef class NaryReduce(Expression):
                 for b in range(self.d.bd):
                     xv = x.val + (b * per if x.d.bd > 1 else 0)
                     for i in range(per):
-                        self.aux[b * per + i] += expf(xv[i] - y[b * per + i])
+                        self.aux[b * per + i] += fast_exp(xv[i] - y[b * per + i])
             for i in range(M):
                 y[i] += logf(self.aux[i])
         return 0
@@ -372,7 +373,9 @@ cdef class NaryReduce(Expression):
                 oi = b * per
                 dx = x.grad + (oi if x.d.bd > 1 else 0)
                 xv = x.val + (oi if x.d.bd > 1 else 0)
-                if self.kind == N_AVERAGE:
+                if self.kind == N_SUM:
+                    add_to(per, g + oi, dx)
+                elif self.kind == N_AVERAGE:
                     for i in range(per):
                         dx[i] += g[oi + i] / k
                 elif self.kind == N_MAX:
@@ -381,7 +384,7 @@ cdef class NaryReduce(Expression):
                             dx[i] += g[oi + i]
                 else:
                     for i in range(per):
-                        dx[i] += g[oi + i] * expf(xv[i] - self.val[oi + i])
+                        dx[i] += g[oi + i] * fast_exp(xv[i] - self.val[oi + i])
         return 0
 
 
@@ -398,8 +401,13 @@ cdef Expression nary(object xs, int kind, str name):
                              f"or equal), got " + ", ".join([dim_str(&(<Expression>y).d) for y in args]))
     cdef NaryReduce node = NaryReduce.__new__(NaryReduce)
     node.kind = kind
-    node.aux = fwd_scratch(total_size(&d)) if kind != N_AVERAGE else NULL
+    node.aux = fwd_scratch(total_size(&d)) if kind == N_MAX or kind == N_LSE else NULL
     return add_node(node, args, d)
+
+
+def esum(xs):
+    """The elementwise sum of a list of expressions of the same dimension."""
+    return nary(xs, N_SUM, "esum")
 
 
 def average(xs):
