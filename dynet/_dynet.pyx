@@ -157,7 +157,7 @@ from dynet.nodes.norms import (dot_product, trace_of_product, squared_distance, 
                                layer_norm, weight_norm)
 from dynet.nodes.linalg import (inverse, logdet, circ_conv, circ_corr, contract3d_1d,
                                 contract3d_1d_bias, contract3d_1d_1d, contract3d_1d_1d_bias)
-from dynet.nodes.losses2 import (sparsemax, constrained_softmax, pairwise_rank_loss, poisson_loss,
+from dynet.nodes.losses import (sparsemax, constrained_softmax, pairwise_rank_loss, poisson_loss,
                                  hinge, hinge_batch, hinge_dim)
 from dynet.nodes.reductions import (sum_dim, sum_cols, cumsum, mean_elems, mean_dim, mean_batches,
                                     std_elems, std_dim, std_batches, moment_elems, moment_dim,

@@ -1,16 +1,18 @@
-"""Losses written on the generic NumPy path (see pyop.pyx)."""
+"""Losses and sparse softmaxes on the generic NumPy path (see pyop.pyx): binary_log_loss,
+sparsemax, constrained_softmax, pairwise_rank_loss, poisson_loss, hinge, hinge_batch, hinge_dim.
+Vectors are handled per batch element (the last axis); a batch-1 argument is broadcast."""
 import numpy as np
+from scipy.special import gammaln
 
 from dynet.nodes.pyop import pyop
+from dynet.nodes.npbase import fmt, strip, batch_of, acc
 
 
 def _same_dims(name, dims):
     (sa, ba), (sb, bb) = dims
-    strip = lambda s: tuple(s[:max(1, len(s) - next((i for i, v in enumerate(reversed(s)) if v != 1), len(s)))])
-    if strip(sa) != strip(sb) or (ba != bb and 1 not in (ba, bb)):
-        fmt = lambda s, b: "{" + ",".join(map(str, s)) + "}" + (f"X{b}" if b > 1 else "")
+    if strip(sa) != strip(sb):
         raise ValueError(f"{name}: arguments must have the same dimensions, got {fmt(sa, ba)} and {fmt(sb, bb)}")
-    return max(ba, bb)
+    return batch_of(name, dims)
 
 
 class BinaryLogLoss:
@@ -46,3 +48,229 @@ class BinaryLogLoss:
 def binary_log_loss(x, y):
     """The log loss of a binary decision: -sum_i (y_i ln x_i + (1 - y_i) ln(1 - x_i))."""
     return pyop(BinaryLogLoss(), (x, y))
+
+
+
+def _vector(name, shape, bd):
+    if len(strip(shape)) != 1:
+        raise ValueError(f"{name}: expects a vector, got {fmt(shape, bd)}")
+
+
+class Sparsemax:
+    """The Euclidean projection of x onto the probability simplex (Martins and Astudillo, 2016)."""
+    name = "sparsemax"
+
+    def dim(self, dims):
+        (shape, bd), = dims
+        _vector(self.name, shape, bd)
+        return shape, bd
+
+    def forward(self, xs, out):
+        z = xs[0].reshape(xs[0].shape[0], -1)
+        s = -np.sort(-z, axis=0)
+        k = np.arange(1, z.shape[0] + 1)[:, None]
+        cs = np.cumsum(s, axis=0)
+        support = (1 + k * s > cs).sum(axis=0)               # size of the support, per column
+        tau = (cs[support - 1, np.arange(z.shape[1])] - 1) / support
+        out[...] = np.maximum(z - tau, 0).reshape(out.shape)
+
+    def backward(self, xs, out, dout, i, dxi):
+        p, g = out.reshape(out.shape[0], -1), dout.reshape(out.shape[0], -1)
+        on = p > 0
+        mean = (g * on).sum(axis=0) / on.sum(axis=0)
+        acc(dxi, (on * (g - mean)).reshape(dout.shape))
+
+
+def sparsemax(x):
+    """Sparsemax: like softmax, but most probabilities come out exactly 0."""
+    return pyop(Sparsemax(), (x,))
+
+
+class ConstrainedSoftmax:
+    """softmax(x) with upper bounds u (Martins and Kreutzer, 2017): p_i = min(u_i, exp(x_i) / Z),
+    Z chosen so that p sums to 1. Capped entries get no gradient from x."""
+    name = "constrained_softmax"
+
+    def dim(self, dims):
+        (sx, bx), (su, bu) = dims
+        if len(strip(sx)) != 1 or strip(sx) != strip(su):
+            raise ValueError(f"{self.name}: expects scores and upper bounds, two vectors of the same "
+                             f"size, got {fmt(sx, bx)} and {fmt(su, bu)}")
+        return sx, batch_of(self.name, dims)
+
+    def _solve(self, xs, bd):
+        n = xs[0].shape[0]
+        x = np.broadcast_to(xs[0].reshape(n, -1), (n, bd)).astype(np.float64)
+        u = np.broadcast_to(xs[1].reshape(n, -1), (n, bd)).astype(np.float64)
+        if np.any(u.sum(axis=0) < 1 - 1e-6):
+            raise ValueError(f"{self.name}: the upper bounds must sum to at least 1, got "
+                             f"{u.sum(axis=0).tolist()}")
+        e = np.exp(x - x.max(axis=0))
+        capped = np.zeros((n, bd), dtype=bool)
+        while True:
+            # the free entries share what the capped ones leave, in proportion to exp(x)
+            mass = 1 - (u * capped).sum(axis=0)
+            free_e = (e * ~capped).sum(axis=0)
+            p = np.where(capped, u, e * mass / np.where(free_e > 0, free_e, 1))
+            over = ~capped & (p > u)
+            if not over.any():
+                return p, capped, mass
+            capped |= over
+
+    def forward(self, xs, out):
+        out[...] = self._solve(xs, out.shape[-1])[0].reshape(out.shape)
+
+    def backward(self, xs, out, dout, i, dxi):
+        p, capped, mass = self._solve(xs, out.shape[-1])
+        g = dout.reshape(p.shape)
+        # p_F = mass * softmax(x_F), mass = 1 - sum_A u: both gradients share sum_F p_j g_j / mass
+        r = (p * g * ~capped).sum(axis=0) / np.where(mass > 0, mass, 1)
+        d = np.where(capped, 0, p * (g - r)) if i == 0 else np.where(capped, g - r, 0)
+        acc(dxi, d.reshape(dout.shape).astype(np.float32))
+
+
+def constrained_softmax(x, y):
+    """Softmax of the scores x with the upper bounds y on the probabilities."""
+    return pyop(ConstrainedSoftmax(), (x, y))
+
+
+class PairwiseRankLoss:
+    """max(0, m - x + y) elementwise: x should exceed y by the margin m."""
+    name = "pairwise_rank_loss"
+
+    def __init__(self, m):
+        self.m = m
+
+    def dim(self, dims):
+        (sx, bx), (sy, by) = dims
+        if strip(sx) != strip(sy):
+            raise ValueError(f"{self.name}: arguments must have the same dimensions, got "
+                             f"{fmt(sx, bx)} and {fmt(sy, by)}")
+        return sx, batch_of(self.name, dims)
+
+    def forward(self, xs, out):
+        out[...] = np.maximum(0, self.m - xs[0] + xs[1])
+
+    def backward(self, xs, out, dout, i, dxi):
+        d = dout * (out > 0)
+        acc(dxi, -d if i == 0 else d)
+
+
+def pairwise_rank_loss(x, y, m=1.0):
+    """Margin ranking loss max(0, m - x + y), elementwise (x should be larger than y by m)."""
+    return pyop(PairwiseRankLoss(float(m)), (x, y))
+
+
+def _targets(name, v, bd, limit=None):
+    """Integer targets, one per batch element: an int (used for every element) or a list."""
+    vs = list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
+    try:
+        vs = [int(t.__index__()) for t in vs]
+    except AttributeError:
+        raise TypeError(f"{name}: targets must be integers, got {v!r:.60}") from None
+    if len(vs) == 1:
+        vs = vs * bd
+    if len(vs) != bd:
+        raise ValueError(f"{name}: {len(vs)} targets for a batch of {bd}")
+    for t in vs:
+        if t < 0 or (limit is not None and t >= limit):
+            raise IndexError(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit else ""))
+    return np.array(vs)
+
+
+class PoissonLoss:
+    """-log Poisson(x | lambda = exp(log_lambda)) = exp(ll) - x ll + log(x!)."""
+    name = "poisson_loss"
+
+    def __init__(self, x):
+        self.x = x
+
+    def dim(self, dims):
+        (shape, bd), = dims
+        if strip(shape) != (1,):
+            raise ValueError(f"{self.name}: log_lambda must be a scalar, got {fmt(shape, bd)}")
+        self.k = _targets(self.name, self.x, bd).astype(np.float64)
+        return (1,), bd
+
+    def forward(self, xs, out):
+        ll = xs[0].reshape(-1).astype(np.float64)
+        out[...] = (np.exp(ll) - self.k * ll + gammaln(self.k + 1)).reshape(out.shape)
+
+    def backward(self, xs, out, dout, i, dxi):
+        ll = xs[0].reshape(-1)
+        acc(dxi, (dout.reshape(-1) * (np.exp(ll) - self.k)).reshape(dout.shape).astype(np.float32))
+
+
+def poisson_loss(log_lambda, x):
+    """The negative log probability of the count x under a Poisson with log-rate log_lambda
+    (x: an int, or one per batch element)."""
+    return pyop(PoissonLoss(x), (log_lambda,))
+
+
+class Hinge:
+    """sum_{i != v} max(0, x_i - x_v + m) over the classes axis, for each group (a column, or a row
+    with d=1) and batch element."""
+
+    def __init__(self, name, v, m, d=None):
+        self.name, self.v, self.m, self.d = name, v, m, d
+
+    def dim(self, dims):
+        (shape, bd), = dims
+        if self.d is None:                       # hinge / hinge_batch: a vector of scores
+            _vector(self.name, shape, bd)
+            self.idx = _targets(self.name, self.v, bd, shape[0])[None, :]
+            return (1,), bd
+        if len(shape) > 2 or self.d not in (0, 1):
+            raise ValueError(f"{self.name}: expects a matrix and d in (0, 1), got {fmt(shape, bd)} "
+                             f"and d={self.d}")
+        full = tuple(shape) + (1,) * (2 - len(shape))
+        n, groups = full[self.d], full[1 - self.d]
+        vs = list(self.v)
+        per_batch = vs and isinstance(vs[0], (list, tuple, np.ndarray))
+        rowsets = vs if per_batch else [vs] * bd
+        if len(rowsets) != bd or any(len(r) != groups for r in rowsets):
+            raise ValueError(f"{self.name}: needs {groups} targets (the size of the other dimension) "
+                             f"per batch element for {fmt(shape, bd)} with d={self.d}")
+        self.idx = np.array([_targets(self.name, r, groups, n) for r in rowsets]).T
+        return (groups,), bd
+
+    def _scores(self, a):
+        """(classes, groups, batch) view."""
+        a = a.reshape((a.shape[0], -1, a.shape[-1]), order="F")
+        return np.moveaxis(a, 0, 1) if self.d == 1 else a
+
+    def _margins(self, xs):
+        x = self._scores(xs[0])
+        g, b = np.meshgrid(np.arange(x.shape[1]), np.arange(x.shape[2]), indexing="ij")
+        correct = x[self.idx, g, b]
+        viol = np.maximum(0, x - correct[None] + self.m)
+        viol[self.idx, g, b] = 0
+        return viol, g, b
+
+    def forward(self, xs, out):
+        out[...] = self._margins(xs)[0].sum(axis=0).reshape(out.shape)
+
+    def backward(self, xs, out, dout, i, dxi):
+        viol, g, b = self._margins(xs)
+        active = (viol > 0) * dout.reshape(1, viol.shape[1], -1)
+        d = active.astype(np.float32)
+        d[self.idx, g, b] -= active.sum(axis=0)
+        if self.d == 1:
+            d = np.moveaxis(d, 1, 0)
+        acc(dxi, d.reshape(dxi.shape[:-1] + (-1,), order="F"))
+
+
+def hinge(x, v, m=1.0):
+    """Multiclass hinge loss: sum_{i != v} max(0, x_i - x_v + m) (v: an int, or one per batch element)."""
+    return pyop(Hinge("hinge", v, float(m)), (x,))
+
+
+def hinge_batch(x, vs, m=1.0):
+    """hinge for a batch of score vectors, with one true class per batch element."""
+    return pyop(Hinge("hinge_batch", list(vs), float(m)), (x,))
+
+
+def hinge_dim(x, v, d=0, m=1.0):
+    """hinge over dimension d of a matrix, one true class per column (d=0) or row (d=1);
+    v: a list of ints, or a list of such lists (one per batch element)."""
+    return pyop(Hinge("hinge_dim", v, float(m), int(d)), (x,))
