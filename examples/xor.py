@@ -15,7 +15,7 @@ y_pred = dy.logistic(V * h + a)
 loss = dy.binary_log_loss(y_pred, y)
 
 data = [((0, 0), 0), ((0, 1), 1), ((1, 0), 1), ((1, 1), 0)]
-for epoch in range(300):
+for epoch in range(2000):
     total = 0.0
     for (x1, x2), label in data:
         x.set([x1, x2])
@@ -23,7 +23,7 @@ for epoch in range(300):
         total += loss.scalar_value(recalculate=True)
         loss.backward()
         trainer.update()
-    if epoch % 25 == 0 or epoch == 299:
+    if epoch % 200 == 0 or epoch == 1999:
         print(f"epoch {epoch:3d}  average loss {total / len(data):.5f}")
 
 for (x1, x2), label in data:

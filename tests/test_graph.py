@@ -220,3 +220,25 @@ def test_parameters_api():
     U = m.add_parameters((1000,), init=dy.UniformInitializer(0.5))
     assert np.abs(U.as_array()).max() <= 0.5
     assert W * dy.inputVector([1, 1, 1]) is not None    # Parameters used directly (DyNet 2.1)
+
+
+def test_static_graph_trains_every_update():
+    """A graph built once and re-run with set() (DyNet's XOR tutorial style): every backward pass
+    must count as a gradient for the trainer, so each update moves the parameters and clears the
+    gradients (a regression: only the first update used to apply)."""
+    m = dy.ParameterCollection()
+    V = m.add_parameters((1, 3), init=dy.ConstInitializer(0.1))
+    E = m.add_lookup_parameters((2, 3), init=dy.ConstInitializer(0.1))
+    t = dy.SimpleSGDTrainer(m, 0.01)
+    x = dy.vecInput(3)
+    loss = dy.squared_norm(V * x) + dy.squared_norm(dy.parameter(E) * 1.0)
+    for step in range(3):
+        x.set([1, 2, 3])
+        loss.scalar_value(recalculate=True)
+        loss.backward()
+        g, gE = V.grad_as_array().copy(), E.grad_as_array().copy()
+        before, beforeE = V.as_array().copy(), E.as_array().copy()
+        t.update()
+        np.testing.assert_allclose(V.as_array(), before - 0.01 * g, rtol=1e-5)
+        np.testing.assert_allclose(E.as_array(), beforeE - 0.01 * gE, rtol=1e-5)
+        assert not V.grad_as_array().any() and not E.grad_as_array().any()

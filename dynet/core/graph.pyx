@@ -316,8 +316,9 @@ cdef class ComputationGraph:
             if not seen[i]:
                 continue
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
-            # leaves have nothing to propagate, except lookups (which scatter into their table)
-            if node.grad != NULL and (node.args or (node.needs_grad and not node.external_grad)):
+            # leaves have nothing to propagate, except parameters and lookups (which note, or
+            # scatter into their table, that they got a gradient)
+            if node.grad != NULL and (node.args or node.needs_grad):
                 node.backward_impl()
                 for a in node.args:
                     seen[a.index] = 1

@@ -153,6 +153,12 @@ cdef class ParameterNode(Expression):
             scaled_copy(self.val, self.param.vptr, total_size(&self.d), self.wscale)
         return 0
 
+    cdef int backward_impl(self) except -1:
+        # the gradient is already in the parameter's storage; note that it has one (each backward
+        # pass, also when a static graph is run again without a new node)
+        self.param.has_grad = True
+        return 0
+
 
 @cython.final
 @cython.no_gc
@@ -196,6 +202,10 @@ cdef class LookupTableNode(Expression):
     cdef int forward_impl(self) except -1:
         if self.val != self.table.vptr:
             scaled_copy(self.val, self.table.vptr, total_size(&self.d), self.wscale)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        self.table.all_rows_touched = True    # every row may have a gradient now
         return 0
 
 
@@ -301,7 +311,6 @@ cdef class Parameters(ParameterStorage):
         add_node_noalloc(node, (), self.d)
         if node.needs_grad:
             node.grad = self.gptr
-            self.has_grad = True
         if update:
             self._expr_update = node
         else:
@@ -519,7 +528,6 @@ cdef class LookupParameters(ParameterStorage):
         add_node_noalloc(node, (), d)
         if node.needs_grad:
             node.grad = self.gptr
-            self.all_rows_touched = True
         return node
 
     def as_array(self):
