@@ -105,20 +105,44 @@ cdef inline float fast_sigmoid(float x) noexcept nogil:
 
 
 cdef inline float max_of(Py_ssize_t n, const float* x) noexcept nogil:
-    cdef float m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0]
+    """max(x): 16 running maxima (one vector register's worth) so that the loop vectorises."""
+    cdef float acc[16]
+    cdef float m
     cdef Py_ssize_t i = 0
-    while i + 4 <= n:
-        m0 = x[i] if x[i] > m0 else m0
-        m1 = x[i + 1] if x[i + 1] > m1 else m1
-        m2 = x[i + 2] if x[i + 2] > m2 else m2
-        m3 = x[i + 3] if x[i + 3] > m3 else m3
-        i += 4
+    cdef int j
+    for j in range(16):
+        acc[j] = x[0]
+    while i + 16 <= n:
+        for j in range(16):
+            acc[j] = x[i + j] if x[i + j] > acc[j] else acc[j]
+        i += 16
+    m = x[0]
     while i < n:
-        m0 = x[i] if x[i] > m0 else m0
+        m = x[i] if x[i] > m else m
         i += 1
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    return m2 if m2 > m0 else m0
+    for j in range(16):
+        m = acc[j] if acc[j] > m else m
+    return m
+
+
+cdef inline float log_sum_exp(Py_ssize_t n, const float* x) noexcept nogil:
+    """log(sum(exp(x))), in two read-only passes (max, then a 16-lane sum of exponentials)."""
+    cdef float m = max_of(n, x), s = 0
+    cdef float acc[16]
+    cdef Py_ssize_t i = 0
+    cdef int j
+    for j in range(16):
+        acc[j] = 0
+    while i + 16 <= n:
+        for j in range(16):
+            acc[j] += fast_exp(x[i + j] - m)
+        i += 16
+    while i < n:
+        s += fast_exp(x[i] - m)
+        i += 1
+    for j in range(16):
+        s += acc[j]
+    return m + logf(s)
 
 
 cdef inline float exp_shifted(Py_ssize_t n, const float* x, float* e, float* inv_sum) noexcept nogil:

@@ -4,7 +4,7 @@ cimport cython
 from libc.math cimport logf, INFINITY
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fast_exp, softmax_into, exp_shifted
+from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp
 
 
 @cython.final
@@ -125,8 +125,7 @@ def log_softmax(x, restrict=None):
 cdef class PickNegLogSoftmax(Expression):
     """-log softmax(x)[v] for each batch element, in one node."""
     cdef int* index       # one per output batch element (forward pool)
-    cdef float* probs     # exp(x - max) of each batch element, kept for backward ...
-    cdef float* inv_sum   # ... and 1 / its sum: softmax = probs * inv_sum
+    cdef float* logz      # log-normaliser of each batch element: softmax = exp(x - logz)
 
     cpdef str op_name(self):
         return "pickneglogsoftmax"
@@ -137,7 +136,8 @@ cdef class PickNegLogSoftmax(Expression):
         cdef const float* xb
         for b in range(self.d.bd):
             xb = x.val + (b * n if x.d.bd > 1 else 0)
-            self.val[b] = exp_shifted(n, xb, self.probs + b * n, self.inv_sum + b) - xb[self.index[b]]
+            self.logz[b] = log_sum_exp(n, xb)
+            self.val[b] = self.logz[b] - xb[self.index[b]]
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -145,16 +145,18 @@ cdef class PickNegLogSoftmax(Expression):
         if x.grad == NULL:
             return 0
         cdef Py_ssize_t n = rows(&x.d), b, i
-        cdef const float* p
+        cdef const float* xb
         cdef float* dx
-        cdef float g, gs
+        cdef float g, lz
+        # the softmax is recomputed rather than kept from forward: for a large vocabulary that is
+        # cheaper than the memory traffic of storing it (the loop vectorises)
         for b in range(self.d.bd):
-            p = self.probs + b * n
+            xb = x.val + (b * n if x.d.bd > 1 else 0)
             dx = x.grad + (b * n if x.d.bd > 1 else 0)
             g = self.grad[b]
-            gs = g * self.inv_sum[b]
+            lz = self.logz[b]
             for i in range(n):
-                dx[i] += gs * p[i]
+                dx[i] += g * fast_exp(xb[i] - lz)
             dx[self.index[b]] -= g
         return 0
 
@@ -173,8 +175,7 @@ cdef Expression make_pnls(object x, object indices, str op):
         raise ValueError(f"{op}: {bd} indices for a batch of {ex.d.bd} ({dim_str(&ex.d)})")
     cdef PickNegLogSoftmax node = PickNegLogSoftmax.__new__(PickNegLogSoftmax)
     node.index = <int*>fwd_scratch(bd)
-    node.probs = fwd_scratch(<size_t>n * bd)
-    node.inv_sum = fwd_scratch(bd)
+    node.logz = fwd_scratch(bd)
     for b in range(bd):
         v = to_index(indices[b], op)
         if v < 0 or v >= n:
