@@ -22,6 +22,15 @@ from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h
 _cg = _graph.cg
 
 
+def _states_after(state, xs):
+    """[state + x1, state + x1 + x2, ...]: add_inputs of RNNState and StackedRNNState."""
+    states = []
+    for x in xs:
+        state = state.add_input(x)
+        states.append(state)
+    return states
+
+
 class RNNState:
     """A state of an RNN: request one with builder.initial_state(), then add inputs."""
     __slots__ = ("builder", "_s", "_prev", "_out")
@@ -39,12 +48,7 @@ class RNNState:
 
     def add_inputs(self, xs):
         """The list of states obtained by adding the inputs one by one."""
-        states = []
-        cur = self
-        for x in xs:
-            cur = cur.add_input(x)
-            states.append(cur)
-        return states
+        return _states_after(self, xs)
 
     def transduce(self, xs):
         """The list of outputs obtained by adding the inputs one by one (no states kept)."""
@@ -100,12 +104,7 @@ class StackedRNNState:
 
     def add_inputs(self, xs):
         """The list of states obtained by adding the inputs one by one."""
-        states = []
-        cur = self
-        for x in xs:
-            cur = cur.add_input(x)
-            states.append(cur)
-        return states
+        return _states_after(self, xs)
 
     def output(self):
         return self.states[-1].output()
