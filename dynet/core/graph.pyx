@@ -196,6 +196,17 @@ cdef class Mirrored(Expression):
         return 0
 
 
+cdef list _backward_begin = []
+cdef list _backward_end = []
+
+
+def register_backward_hooks(begin, end):
+    """Functions called at the start and at the end of every backward pass (the matrix product
+    defers parameter gradients to the end, to write each one once)."""
+    _backward_begin.append(begin)
+    _backward_end.append(end)
+
+
 cdef dict _operators = {}
 cdef binary_operator _op_add = NULL
 cdef binary_operator _op_sub = NULL
@@ -308,6 +319,8 @@ cdef class ComputationGraph:
             root.grad[k] += 1.0
         # Only nodes that the loss depends on are visited (a side branch built before the loss
         # must not mark lookup rows as updated).
+        for hook in _backward_begin:
+            hook()
         cdef bytearray reached = bytearray(n)
         cdef unsigned char* seen = reached
         cdef Expression a
@@ -322,6 +335,8 @@ cdef class ComputationGraph:
                 node.backward_impl()
                 for a in node.args:
                     seen[a.index] = 1
+        for hook in _backward_end:
+            hook()
         return 0
 
     # ---- Python API -----------------------------------------------------------------------

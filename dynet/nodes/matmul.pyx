@@ -2,11 +2,90 @@
 
 A batch-1 matrix times a batched argument is one GEMM over all batch columns at once (the batch is
 the last, contiguous axis), which is what makes minibatching pay off.
+
+Parameter gradients are deferred: a parameter matrix used in many products of one graph (an output
+layer applied at every time step, a recurrent matrix) would get dW += dC_t B_t^T once per product,
+each a full pass over dW. Instead each such product records (dC_t, B_t), and the end of the backward
+pass does one GEMM per parameter over the concatenated columns, writing dW once.
 """
 cimport cython
+from cpython.ref cimport PyObject
+from libc.stdlib cimport realloc, free
 from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple
+from dynet.core.graph import register_backward_hooks
+from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, add_to, copy
+
+
+cdef struct Pending:
+    PyObject* param       # the parameter node (alive in the graph for the whole backward pass)
+    const float* dC       # m x ncols
+    const float* B        # k x ncols
+    int ncols
+
+cdef Pending* _pending = NULL
+cdef Py_ssize_t _n_pending = 0, _cap_pending = 0
+
+
+cdef int defer_param_grad(Expression A, const float* dC, const float* B, int ncols) except -1:
+    global _pending, _cap_pending, _n_pending
+    cdef Pending* grown
+    if _n_pending == _cap_pending:
+        _cap_pending = max(64, 2 * _cap_pending)
+        grown = <Pending*>realloc(_pending, _cap_pending * sizeof(Pending))
+        if grown == NULL:
+            raise MemoryError("matmul: cannot grow the list of deferred gradients")
+        _pending = grown
+    _pending[_n_pending].param = <PyObject*>A
+    _pending[_n_pending].dC = dC
+    _pending[_n_pending].B = B
+    _pending[_n_pending].ncols = ncols
+    _n_pending += 1
+    return 0
+
+
+def _forget_deferred():
+    """Start of a backward pass: drop anything left by a pass that failed half-way."""
+    global _n_pending
+    _n_pending = 0
+
+
+def _flush_deferred():
+    """End of a backward pass: dW += [dC_1 .. dC_T] [B_1 .. B_T]^T, one GEMM per parameter."""
+    global _n_pending
+    cdef Py_ssize_t i, j, total, off
+    cdef Expression A
+    cdef int m, k
+    cdef float* buf
+    try:
+        for i in range(_n_pending):
+            if _pending[i].param == NULL:
+                continue                      # already done with its parameter's group
+            A = <Expression>_pending[i].param
+            m, k = rows(&A.d), cols(&A.d)
+            total = 0
+            for j in range(i, _n_pending):
+                if _pending[j].param == _pending[i].param:
+                    total += _pending[j].ncols
+            if total == _pending[i].ncols:    # used once: no need to gather
+                gemm(False, True, m, k, <int>total, 1.0, _pending[i].dC, m, _pending[i].B, k, 1.0, A.grad, m)
+                continue
+            buf = work_buffer(<size_t>(m + k) * total)
+            off = 0
+            for j in range(i, _n_pending):
+                if _pending[j].param == <PyObject*>A:
+                    copy(<Py_ssize_t>m * _pending[j].ncols, _pending[j].dC, buf + <Py_ssize_t>m * off)
+                    copy(<Py_ssize_t>k * _pending[j].ncols, _pending[j].B, buf + <Py_ssize_t>m * total + <Py_ssize_t>k * off)
+                    off += _pending[j].ncols
+                    if j > i:
+                        _pending[j].param = NULL
+            gemm(False, True, m, k, <int>total, 1.0, buf, m, buf + <Py_ssize_t>m * total, k, 1.0, A.grad, m)
+    finally:
+        _n_pending = 0
+
+
+register_backward_hooks(_forget_deferred, _flush_deferred)
 
 
 cdef int mm_forward(float* C, const Dim* dc, Expression A, Expression B, float beta) except -1:
@@ -28,7 +107,9 @@ cdef int mm_backward(const float* dC, const Dim* dc, Expression A, Expression B)
     cdef Py_ssize_t sa = m * k, sb = k * n, sc = m * n
     cdef bint one_gemm = A.d.bd == 1 and B.d.bd == dc.bd
     if A.grad != NULL:
-        if one_gemm:   # the GEMM over all batch columns sums the batch for us
+        if one_gemm and A.external_grad:
+            defer_param_grad(A, dC, B.val, n * dc.bd)   # a parameter: see the module docstring
+        elif one_gemm:   # the GEMM over all batch columns sums the batch for us
             gemm(False, True, m, k, n * dc.bd, 1.0, dC, m, B.val, k, 1.0, A.grad, m)
         else:
             for b in range(dc.bd):
