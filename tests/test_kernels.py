@@ -51,3 +51,32 @@ def test_parameter_used_in_many_products_gets_one_summed_gradient():
     loss.backward()
     want = sum((1 - np.tanh(np.einsum("mk,kb->mb", A, h)) ** 2) @ h.T for h in hs)
     np.testing.assert_allclose(W.grad_as_array(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_deferred_input_gradients_through_a_recurrence():
+    """x_{t+1} = tanh(W x_t + b): each product's input gradient is completed (for all pending
+    products at once) before the node below uses it; W's gradient is summed over the steps."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((6, 6)) * 0.5
+    x0 = rng.standard_normal(6)
+    B = rng.standard_normal(6) * 0.1
+    pc = dy.ParameterCollection()
+    W, b, X = pc.parameters_from_numpy(A), pc.parameters_from_numpy(B), pc.parameters_from_numpy(x0)
+    x = X * 1.0
+    for _ in range(5):
+        x = dy.tanh(W * x + b)
+    dy.squared_norm(x).backward()
+    # the same by hand
+    xs = [x0]
+    for _ in range(5):
+        xs.append(np.tanh(A @ xs[-1] + B))
+    g = 2 * xs[-1]
+    gW, gb = np.zeros_like(A), np.zeros_like(B)
+    for t in range(5, 0, -1):
+        pre = g * (1 - xs[t] ** 2)
+        gW += np.outer(pre, xs[t - 1])
+        gb += pre
+        g = A.T @ pre
+    np.testing.assert_allclose(W.grad_as_array(), gW, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(b.grad_as_array(), gb, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(X.grad_as_array(), g, rtol=1e-4, atol=1e-5)

@@ -13,6 +13,7 @@ cdef class Expression:
     cdef tuple args            # argument Expressions (always older nodes: no cycles)
     cdef bint needs_grad       # leads to an updated parameter
     cdef bint external_grad    # grad points at storage the node does not own (parameters)
+    cdef bint deferred_grad    # part of its gradient is still pending (see matmul's deferral)
 
     # Every node type overrides these. `forward` fills self.val from the args' values;
     # `backward` adds d(loss)/d(arg) into each arg whose grad is not NULL.
@@ -64,3 +65,6 @@ ctypedef object (*binary_operator)(object, object)
 ctypedef object (*unary_operator)(object)
 cdef void set_operators(binary_operator add, binary_operator sub, binary_operator mul,
                         binary_operator div, unary_operator neg) noexcept
+
+ctypedef int (*completion_hook)() except -1
+cdef void set_completion_hook(completion_hook hook) noexcept

@@ -198,13 +198,21 @@ cdef class Mirrored(Expression):
 
 cdef list _backward_begin = []
 cdef list _backward_end = []
+cdef completion_hook _complete_pending = NULL
 
 
 def register_backward_hooks(begin, end):
-    """Functions called at the start and at the end of every backward pass (the matrix product
-    defers parameter gradients to the end, to write each one once)."""
+    """Functions called at the start and at the end of every backward pass. The matrix product
+    defers the gradients of products with a parameter matrix, to compute them for many products at
+    once: at the end, and (through set_completion_hook, a C call since it can happen at every node)
+    before a node marked `deferred_grad` propagates its gradient."""
     _backward_begin.append(begin)
     _backward_end.append(end)
+
+
+cdef void set_completion_hook(completion_hook hook) noexcept:
+    global _complete_pending
+    _complete_pending = hook
 
 
 cdef dict _operators = {}
@@ -331,6 +339,8 @@ cdef class ComputationGraph:
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             # leaves have nothing to propagate, except parameters and lookups (which note, or
             # scatter into their table, that they got a gradient)
+            if node.deferred_grad and _complete_pending != NULL:
+                _complete_pending()               # this node's gradient must be complete first
             if node.grad != NULL and (node.args or node.needs_grad):
                 node.backward_impl()
                 for a in node.args:

@@ -3,16 +3,19 @@
 A batch-1 matrix times a batched argument is one GEMM over all batch columns at once (the batch is
 the last, contiguous axis), which is what makes minibatching pay off.
 
-Parameter gradients are deferred: a parameter matrix used in many products of one graph (an output
-layer applied at every time step, a recurrent matrix) would get dW += dC_t B_t^T once per product,
-each a full pass over dW. Instead each such product records (dC_t, B_t), and the end of the backward
-pass does one GEMM per parameter over the concatenated columns, writing dW once.
+Products with a parameter matrix defer their backward: a parameter W used in many products of one
+graph (an output layer applied at every time step) would get dW += dC_t B_t^T and dB_t += W^T dC_t
+once per product: many thin GEMMs, each a full pass over W. Instead each product records (dC_t, B_t)
+and the work is done for all of them at once, as wide GEMMs over the concatenated columns:
+[dB_1..dB_T] += W^T [dC_1..dC_T] when the backward pass reaches a node whose gradient is still
+pending (marked `deferred_grad`), and dW += [dC_1..dC_T] [B_1..B_T]^T at the end of the pass (no
+node reads a parameter's gradient before then).
 """
 cimport cython
 from cpython.ref cimport PyObject
 from libc.stdlib cimport realloc, free
 from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
-from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple
+from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, set_completion_hook
 from dynet.core.graph import register_backward_hooks
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, add_to, copy
@@ -20,15 +23,18 @@ from dynet.kernels.cpu cimport gemm, add_to, copy
 
 cdef struct Pending:
     PyObject* param       # the parameter node (alive in the graph for the whole backward pass)
+    PyObject* arg         # the other argument, B
     const float* dC       # m x ncols
-    const float* B        # k x ncols
     int ncols
+    bint want_dA, want_dB
 
 cdef Pending* _pending = NULL
 cdef Py_ssize_t _n_pending = 0, _cap_pending = 0
+cdef Py_ssize_t _inputs_done = 0     # entries before this have no input gradient left to do
 
 
-cdef int defer_param_grad(Expression A, const float* dC, const float* B, int ncols) except -1:
+cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,
+                            bint want_dA, bint want_dB) except -1:
     global _pending, _cap_pending, _n_pending
     cdef Pending* grown
     if _n_pending == _cap_pending:
@@ -38,54 +44,138 @@ cdef int defer_param_grad(Expression A, const float* dC, const float* B, int nco
             raise MemoryError("matmul: cannot grow the list of deferred gradients")
         _pending = grown
     _pending[_n_pending].param = <PyObject*>A
+    _pending[_n_pending].arg = <PyObject*>B
     _pending[_n_pending].dC = dC
-    _pending[_n_pending].B = B
     _pending[_n_pending].ncols = ncols
+    _pending[_n_pending].want_dA = want_dA
+    _pending[_n_pending].want_dB = want_dB
+    if want_dB:
+        B.deferred_grad = True
     _n_pending += 1
     return 0
 
 
 def _forget_deferred():
     """Start of a backward pass: drop anything left by a pass that failed half-way."""
-    global _n_pending
+    global _n_pending, _inputs_done
+    cdef Py_ssize_t i
+    for i in range(_n_pending):
+        (<Expression>_pending[i].arg).deferred_grad = False
     _n_pending = 0
+    _inputs_done = 0
+
+
+cdef inline bint active(Pending* e, bint inputs_only) noexcept:
+    return e.want_dB or (e.want_dA and not inputs_only)
+
+
+cdef int run_pending(bint inputs_only) except -1:
+    """Do the pending products' backward, grouped by parameter: the input gradients (dB) of every
+    pending product, and with inputs_only=False also the parameter gradients (dW). Input gradients
+    are only pending in entries added since the last inputs-only pass, so that pass looks at those
+    alone (it runs at many nodes of a long chain)."""
+    global _n_pending, _inputs_done
+    cdef Py_ssize_t start = _inputs_done if inputs_only else 0
+    cdef Py_ssize_t i, j, total, off, nb, live
+    cdef Expression A, B
+    cdef int m, k
+    cdef bint do_dA, do_dB
+    cdef float* dCcat
+    cdef float* Bcat
+    cdef float* dBcat
+    cdef unsigned char* done = <unsigned char*>work_flags(_n_pending)
+    for i in range(start, _n_pending):
+        done[i] = not active(&_pending[i], inputs_only)
+    for i in range(start, _n_pending):
+        if done[i]:
+            continue
+        # the group: this pass's entries with the same parameter
+        A = <Expression>_pending[i].param
+        m, k = rows(&A.d), cols(&A.d)
+        total, nb, do_dA, do_dB = 0, 0, False, False
+        for j in range(i, _n_pending):
+            if not done[j] and _pending[j].param == <PyObject*>A:
+                total += _pending[j].ncols
+                nb += 1
+                do_dA = do_dA or (_pending[j].want_dA and not inputs_only)
+                do_dB = do_dB or _pending[j].want_dB
+        if nb == 1:                            # a single product: no need to gather
+            B = <Expression>_pending[i].arg
+            if do_dA:
+                gemm(False, True, m, k, <int>total, 1.0, _pending[i].dC, m, B.val, k, 1.0, A.grad, m)
+                _pending[i].want_dA = False
+            if do_dB:
+                gemm(True, False, k, <int>total, m, 1.0, A.val, m, _pending[i].dC, m, 1.0, B.grad, k)
+                _pending[i].want_dB = False
+                B.deferred_grad = False
+            done[i] = 1
+            continue
+        dCcat = work_buffer(<size_t>(m + 2 * k) * total)
+        Bcat = dCcat + <Py_ssize_t>m * total
+        dBcat = Bcat + <Py_ssize_t>k * total
+        off = 0
+        for j in range(i, _n_pending):
+            if not done[j] and _pending[j].param == <PyObject*>A:
+                copy(<Py_ssize_t>m * _pending[j].ncols, _pending[j].dC, dCcat + <Py_ssize_t>m * off)
+                if do_dA:
+                    copy(<Py_ssize_t>k * _pending[j].ncols, (<Expression>_pending[j].arg).val,
+                         Bcat + <Py_ssize_t>k * off)
+                off += _pending[j].ncols
+        if do_dA:
+            gemm(False, True, m, k, <int>total, 1.0, dCcat, m, Bcat, k, 1.0, A.grad, m)
+        if do_dB:
+            gemm(True, False, k, <int>total, m, 1.0, A.val, m, dCcat, m, 0.0, dBcat, k)
+        off = 0
+        for j in range(i, _n_pending):
+            if not done[j] and _pending[j].param == <PyObject*>A:
+                B = <Expression>_pending[j].arg
+                if _pending[j].want_dB:
+                    add_to(<Py_ssize_t>k * _pending[j].ncols, dBcat + <Py_ssize_t>k * off, B.grad)
+                    B.deferred_grad = False
+                    _pending[j].want_dB = False
+                if not inputs_only:
+                    _pending[j].want_dA = False
+                off += _pending[j].ncols
+                done[j] = 1
+    _inputs_done = _n_pending
+    if not inputs_only:
+        _n_pending = 0
+        _inputs_done = 0
+    return 0
+
+
+cdef unsigned char* _flags = NULL
+cdef Py_ssize_t _flags_n = 0
+
+
+cdef unsigned char* work_flags(Py_ssize_t n) except NULL:
+    global _flags, _flags_n
+    cdef unsigned char* p
+    if n > _flags_n:
+        p = <unsigned char*>realloc(_flags, max(n, <Py_ssize_t>1))
+        if p == NULL:
+            raise MemoryError("matmul: cannot allocate flags")
+        _flags, _flags_n = p, n
+    return _flags
+
+
+cdef int complete_inputs() except -1:
+    """A node whose gradient is pending is about to be used: do every pending input gradient."""
+    return run_pending(True)
 
 
 def _flush_deferred():
-    """End of a backward pass: dW += [dC_1 .. dC_T] [B_1 .. B_T]^T, one GEMM per parameter."""
-    global _n_pending
-    cdef Py_ssize_t i, j, total, off
-    cdef Expression A
-    cdef int m, k
-    cdef float* buf
+    """The end of the backward pass: everything pending."""
+    global _n_pending, _inputs_done
     try:
-        for i in range(_n_pending):
-            if _pending[i].param == NULL:
-                continue                      # already done with its parameter's group
-            A = <Expression>_pending[i].param
-            m, k = rows(&A.d), cols(&A.d)
-            total = 0
-            for j in range(i, _n_pending):
-                if _pending[j].param == _pending[i].param:
-                    total += _pending[j].ncols
-            if total == _pending[i].ncols:    # used once: no need to gather
-                gemm(False, True, m, k, <int>total, 1.0, _pending[i].dC, m, _pending[i].B, k, 1.0, A.grad, m)
-                continue
-            buf = work_buffer(<size_t>(m + k) * total)
-            off = 0
-            for j in range(i, _n_pending):
-                if _pending[j].param == <PyObject*>A:
-                    copy(<Py_ssize_t>m * _pending[j].ncols, _pending[j].dC, buf + <Py_ssize_t>m * off)
-                    copy(<Py_ssize_t>k * _pending[j].ncols, _pending[j].B, buf + <Py_ssize_t>m * total + <Py_ssize_t>k * off)
-                    off += _pending[j].ncols
-                    if j > i:
-                        _pending[j].param = NULL
-            gemm(False, True, m, k, <int>total, 1.0, buf, m, buf + <Py_ssize_t>m * total, k, 1.0, A.grad, m)
+        run_pending(False)
     finally:
         _n_pending = 0
+        _inputs_done = 0
 
 
 register_backward_hooks(_forget_deferred, _flush_deferred)
+set_completion_hook(complete_inputs)
 
 
 cdef int mm_forward(float* C, const Dim* dc, Expression A, Expression B, float beta) except -1:
@@ -106,10 +196,11 @@ cdef int mm_backward(const float* dC, const Dim* dc, Expression A, Expression B)
     cdef int m = rows(&A.d), k = cols(&A.d), n = cols(&B.d), b
     cdef Py_ssize_t sa = m * k, sb = k * n, sc = m * n
     cdef bint one_gemm = A.d.bd == 1 and B.d.bd == dc.bd
+    if one_gemm and A.external_grad and (A.grad != NULL or B.grad != NULL):
+        # a parameter matrix: done later for all its products at once (see the module docstring)
+        return defer_product_grad(A, B, dC, n * dc.bd, A.grad != NULL, B.grad != NULL)
     if A.grad != NULL:
-        if one_gemm and A.external_grad:
-            defer_param_grad(A, dC, B.val, n * dc.bd)   # a parameter: see the module docstring
-        elif one_gemm:   # the GEMM over all batch columns sums the batch for us
+        if one_gemm:   # the GEMM over all batch columns sums the batch for us
             gemm(False, True, m, k, n * dc.bd, 1.0, dC, m, B.val, k, 1.0, A.grad, m)
         else:
             for b in range(dc.bd):
