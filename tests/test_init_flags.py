@@ -116,3 +116,16 @@ def test_init_functions_and_setters():
         print('ok')
         """)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_first_backward_of_a_process_without_products():
+    """A fresh interpreter whose first backward pass has no matrix product (a regression: the
+    end-of-backward bookkeeping of deferred products crashed when nothing had ever been deferred)."""
+    out = run("""
+        import dynet as dy
+        m = dy.ParameterCollection(); p = m.add_parameters(3)
+        dy.squared_norm(dy.tanh(p)).backward()
+        print(p.grad_as_array().shape)
+        """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(3,)"

@@ -76,7 +76,9 @@ cdef int run_pending(bint inputs_only) except -1:
     alone (it runs at many nodes of a long chain)."""
     global _n_pending, _inputs_done
     cdef Py_ssize_t start = _inputs_done if inputs_only else 0
-    cdef Py_ssize_t i, j, total, off, nb, live
+    cdef Py_ssize_t i, j, total, off, nb
+    if start >= _n_pending:
+        return 0                               # nothing pending
     cdef Expression A, B
     cdef int m, k
     cdef bint do_dA, do_dB
@@ -151,7 +153,7 @@ cdef Py_ssize_t _flags_n = 0
 cdef unsigned char* work_flags(Py_ssize_t n) except NULL:
     global _flags, _flags_n
     cdef unsigned char* p
-    if n > _flags_n:
+    if n > _flags_n or _flags == NULL:
         p = <unsigned char*>realloc(_flags, max(n, <Py_ssize_t>1))
         if p == NULL:
             raise MemoryError("matmul: cannot allocate flags")
