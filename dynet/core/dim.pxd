@@ -30,6 +30,16 @@ cdef inline int cols(const Dim* d) noexcept nogil:
 cdef inline int dim_at(const Dim* d, int i) noexcept nogil:
     return d.d[i] if i < d.nd else 1
 
+cdef inline Dim with_size(Dim d, int axis, int size) noexcept:
+    """d with dimension `axis` set to `size` (dimensions up to it are added with size 1)."""
+    cdef int i
+    if d.nd <= axis:
+        for i in range(d.nd, axis + 1):
+            d.d[i] = 1
+        d.nd = axis + 1
+    d.d[axis] = size
+    return d
+
 cdef Dim make_dim(object shape, int bd=*) except *
 cdef Dim make_dim2(int a, int b, int bd) noexcept
 cdef Dim make_dim1(int a, int bd) noexcept

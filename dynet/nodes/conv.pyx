@@ -11,7 +11,7 @@ cimport cython
 from libc.stdlib cimport malloc, realloc, free, qsort
 from libc.string cimport memset
 from libc.math cimport ceil
-from dynet.core.dim cimport Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
+from dynet.core.dim cimport with_size, Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
 from dynet.core.memory cimport work_buffer
 from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport gemm, axpy, dot, fill
@@ -443,13 +443,7 @@ def kmax_pooling(x, k, d=1):
     if k < 1 or k > dim_at(&ex.d, d):
         raise ValueError(f"kmax_pooling: k must be in 1..{dim_at(&ex.d, d)} (the size of dimension "
                          f"{d} of {dim_str(&ex.d)}), got {k}")
-    cdef Dim out = ex.d
-    cdef int i
-    if out.nd <= d:
-        for i in range(out.nd, d + 1):
-            out.d[i] = 1
-        out.nd = d + 1
-    out.d[d] = k
+    cdef Dim out = with_size(ex.d, d, k)
     cdef KMaxPooling node = KMaxPooling.__new__(KMaxPooling)
     node.axis = d
     node.k = k

@@ -5,7 +5,7 @@ contiguous), which turns every one of them into a few block copies.
 """
 cimport cython
 from libc.string cimport memset
-from dynet.core.dim cimport (Dim, MAX_DIMS, make_dim, total_size, batch_size, dim_str, dim_at,
+from dynet.core.dim cimport (with_size, Dim, MAX_DIMS, make_dim, total_size, batch_size, dim_str, dim_at,
                              same_shape)
 from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
 from dynet.kernels.cpu cimport copy, add_to
@@ -230,10 +230,6 @@ cdef Expression make_concat(object xs, int axis, str op):
     cdef Expression first = <Expression>args[0], x
     cdef Dim d = first.d
     cdef int i, total = 0
-    if d.nd <= axis:
-        for i in range(d.nd, axis + 1):
-            d.d[i] = 1
-        d.nd = axis + 1
     for x in args:
         for i in range(MAX_DIMS):
             if i != axis and dim_at(&x.d, i) != dim_at(&first.d, i):
@@ -245,7 +241,7 @@ cdef Expression make_concat(object xs, int axis, str op):
         if x.d.bd > d.bd:
             d.bd = x.d.bd
         total += dim_at(&x.d, axis)
-    d.d[axis] = total
+    d = with_size(d, axis, total)
     cdef Concatenate node = Concatenate.__new__(Concatenate)
     node.axis = axis
     return add_node(node, args, d)
@@ -305,13 +301,7 @@ def pick_range(x, s, e, d=0):
     cdef PickRange node = PickRange.__new__(PickRange)
     node.axis = d
     node.start = s
-    cdef Dim out = ex.d
-    cdef int i
-    if out.nd <= d:
-        for i in range(out.nd, d + 1):
-            out.d[i] = 1
-        out.nd = d + 1
-    out.d[d] = e - s
+    cdef Dim out = with_size(ex.d, d, e - s)
     return add_node(node, (ex,), out)
 
 
@@ -374,12 +364,7 @@ cdef Expression make_gather(object x, object idxs, int axis, str op):
     cdef Gather node = Gather.__new__(Gather)
     node.axis = axis
     node.index = index_list(idxs, dim_at(&ex.d, axis), "rows" if axis == 0 else "columns", op, &ex.d)
-    cdef Dim d = ex.d
-    if d.nd <= axis:
-        d.d[1] = 1
-        d.nd = 2
-    d.d[axis] = len(idxs)
-    return add_node(node, (ex,), d)
+    return add_node(node, (ex,), with_size(ex.d, axis, len(idxs)))
 
 
 def select_rows(x, rs):
