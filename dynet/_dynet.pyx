@@ -146,14 +146,14 @@ from dynet.nodes.elementwise import (tanh, logistic, rectify, exp, log, square, 
                                      round, ceil, floor, cmult, cdiv, bmin, bmax, pow,
                                      colwise_add)
 from dynet.nodes.matmul import affine_transform
-from dynet.nodes.reduce import sum_elems, sum_batches, squared_norm
+from dynet.nodes.reduce import sum_elems, sum_batches, squared_norm, l2_norm
 from dynet.nodes.softmax import softmax, log_softmax, pickneglogsoftmax, pickneglogsoftmax_batch
 from dynet.nodes.select import (pick, pick_batch, pick_range, pickrange, reshape, transpose,
                                 concatenate, concatenate_cols)
 from dynet.nodes.noise import dropout, noise
 from dynet.nodes.losses import binary_log_loss
 from dynet.nodes.flow import nobackprop, flip_gradient, scale_gradient, argmax
-from dynet.nodes.norms import (dot_product, trace_of_product, squared_distance, l1_distance, huber_distance, l2_norm,
+from dynet.nodes.norms import (dot_product, trace_of_product, squared_distance, l1_distance, huber_distance,
                                layer_norm, weight_norm)
 from dynet.nodes.linalg import (inverse, logdet, circ_conv, circ_corr, contract3d_1d,
                                 contract3d_1d_bias, contract3d_1d_1d, contract3d_1d_1d_bias)

@@ -414,7 +414,7 @@ LSTMBuilder = CoupledLSTMBuilder
 class FastLSTMBuilder(CoupledLSTMBuilder):
     """CoupledLSTM with diagonal peepholes: W_ic and W_oc are {H,1} vectors multiplied elementwise
     with the cell. (The reference wheel creates these vectors but leaves them out of the equations,
-    a TODO in its source; we use them, as the builder's documentation describes.)"""
+    left unfinished in its source; we use them, as the builder's documentation describes.)"""
     _collection_name = "fast-lstm-builder"
 
     def _peephole(self, m, H):

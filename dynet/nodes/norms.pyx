@@ -1,5 +1,5 @@
 """Norms, similarities and normalisation: dot_product, squared_distance, l1_distance, huber_distance
-(one node type, a per-element term summed per batch element), l2_norm, layer_norm (typed) and weight_norm (NumPy
+(one node type, a per-element term summed per batch element), layer_norm (typed) and weight_norm (NumPy
 path). A batch-1 argument is broadcast over the batch; its gradient sums over the batch."""
 cimport cython
 from libc.math cimport fabsf, sqrtf
@@ -144,41 +144,6 @@ def huber_distance(x, y, c=1.345):
     if not c > 0:
         raise ValueError(f"huber_distance: c must be positive, got {c}")
     return pair_reduce(x, y, P_HUBER, c, "huber_distance")
-
-
-@cython.final
-@cython.no_gc
-@cython.freelist(32)
-cdef class L2Norm(Expression):
-    """sqrt(sum_i x_i^2) per batch element."""
-    cpdef str op_name(self):
-        return "l2_norm"
-
-    cdef int forward_impl(self) except -1:
-        cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t per = batch_size(&x.d), b
-        for b in range(x.d.bd):
-            self.val[b] = sqrtf(dot(per, x.val + b * per, x.val + b * per))
-        return 0
-
-    cdef int backward_impl(self) except -1:
-        cdef Expression x = <Expression>self.args[0]
-        if x.grad == NULL:
-            return 0
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
-        cdef float s
-        for b in range(x.d.bd):
-            if self.val[b] > 0:            # the gradient at 0 is taken as 0
-                s = self.grad[b] / self.val[b]
-                for i in range(per):
-                    x.grad[b * per + i] += s * x.val[b * per + i]
-        return 0
-
-
-def l2_norm(x):
-    """||x||_2 (per batch element)."""
-    cdef Expression ex = as_expr(x, "l2_norm")
-    return add_node(L2Norm.__new__(L2Norm), (ex,), make_dim1(1, ex.d.bd))
 
 
 @cython.final

@@ -1,24 +1,25 @@
-"""Sums over all values and over the batch: sum_elems, sum_batches, squared_norm. (Sums of lists
+"""Sums over all values and over the batch: sum_elems, sum_batches, squared_norm, l2_norm. (Sums of lists
 and reductions along chosen dimensions are in reductions.pyx; distances in norms.pyx.)"""
 cimport cython
-from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
-from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple
-from dynet.kernels.cpu cimport add_to, copy, fill, dot, sum_of
+from libc.math cimport sqrtf
+from dynet.core.dim cimport Dim, make_dim1, batch_size
+from dynet.core.graph cimport Expression, add_node, as_expr
+from dynet.kernels.cpu cimport add_to, copy, dot, sum_of
 
 
 cdef enum ReduceKind:
-    R_SUM_ELEMS, R_SQUARED_NORM, R_SUM_BATCHES
+    R_SUM_ELEMS, R_SQUARED_NORM, R_SUM_BATCHES, R_L2_NORM
 
 
 @cython.final
 @cython.no_gc
 @cython.freelist(64)
 cdef class Reduce(Expression):
-    """Per-batch-element sum (or sum of squares) of all values, or the sum over the batch."""
+    """Per-batch-element sum, sum of squares or L2 norm of all values, or the sum over the batch."""
     cdef int kind
 
     cpdef str op_name(self):
-        return ("sum_elems", "squared_norm", "sum_batches")[self.kind]
+        return ("sum_elems", "squared_norm", "sum_batches", "l2_norm")[self.kind]
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
@@ -33,6 +34,8 @@ cdef class Reduce(Expression):
                 self.val[b] = sum_of(per, x.val + b * per)
             else:
                 self.val[b] = dot(per, x.val + b * per, x.val + b * per)
+                if self.kind == R_L2_NORM:
+                    self.val[b] = sqrtf(self.val[b])
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -52,7 +55,11 @@ cdef class Reduce(Expression):
                 for i in range(per):
                     dx[i] += g
             else:
-                g = 2 * self.grad[b]
+                # d||x||^2 = 2x; d||x|| = x / ||x|| (taken as 0 at 0)
+                if self.kind == R_SQUARED_NORM:
+                    g = 2 * self.grad[b]
+                else:
+                    g = self.grad[b] / self.val[b] if self.val[b] > 0 else 0
                 xv = x.val + b * per
                 for i in range(per):
                     dx[i] += g * xv[i]
@@ -85,3 +92,8 @@ def sum_batches(x):
 def squared_norm(x):
     """sum_i x_i^2, per batch element."""
     return reduce(x, R_SQUARED_NORM, "squared_norm")
+
+
+def l2_norm(x):
+    """||x||_2, per batch element."""
+    return reduce(x, R_L2_NORM, "l2_norm")

@@ -17,7 +17,7 @@ BUILDERS = {
     "CoupledLSTMBuilder": ("CoupledLSTMBuilder", "CoupledLSTMBuilder", ()),
     "VanillaLSTMBuilder": ("VanillaLSTMBuilder", "VanillaLSTMBuilder", ()),
     "CompactVanillaLSTMBuilder": ("CompactVanillaLSTMBuilder", "CompactVanillaLSTMBuilder", ()),
-    # the wheel leaves FastLSTM's diagonal peepholes (params 2 and 6) out of its equations (a TODO in
+    # the wheel leaves FastLSTM's diagonal peepholes (params 2 and 6) out of its equations (unfinished in
     # its source); with them set to zero both compute the same, but only ours has their gradients
     "FastLSTMBuilder": ("FastLSTMBuilder", "FastLSTMBuilder", (2, 6)),
     # the sparsity masks (params 3, 4) are constants
