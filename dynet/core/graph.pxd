@@ -14,6 +14,7 @@ cdef class Expression:
     cdef bint needs_grad       # leads to an updated parameter
     cdef bint external_grad    # grad points at storage the node does not own (parameters)
     cdef bint deferred_grad    # part of its gradient is still pending (see matmul's deferral)
+    cdef object aux            # state a generic (array) implementation keeps from forward to backward
 
     # Every node type overrides these. `forward` fills self.val from the args' values;
     # `backward` adds d(loss)/d(arg) into each arg whose grad is not NULL.

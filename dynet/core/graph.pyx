@@ -27,6 +27,17 @@ cdef class Expression:
     cdef int backward_impl(self) except -1:
         raise RuntimeError(f"internal error: {type(self).__name__} has no backward")
 
+    # The generic implementation, on arrays of a device's array module `xp` (NumPy or CuPy): what
+    # the generic CPU backend and the GPU run. Every array is a view of graph memory shaped
+    # (dims..., batch), column-major (Fortran order). `generic_forward` fills `out` from the
+    # arguments' values `xs`; `generic_backward` adds d(loss)/d(xs[i]) into `dxi` (called only for
+    # arguments that have a gradient). Every node type overrides both.
+    def generic_forward(self, xp, list xs, out):
+        raise RuntimeError(f"internal error: {type(self).__name__} has no generic forward")
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        raise RuntimeError(f"internal error: {type(self).__name__} has no generic backward")
+
     cpdef str op_name(self):
         return type(self).__name__
 
