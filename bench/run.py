@@ -39,22 +39,26 @@ def main():
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
     parser.add_argument("--repeat", type=int, default=2, help="alternations of ours and the reference")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--impls", default="ours,ref",
+                        help="the two implementations to compare, A,B (ratio = A / B): ours, ref, "
+                             "gpu (ours on GPU:0), generic (ours, generic backend)")
     args = parser.parse_args()
     sys.path.insert(0, ROOT)
     import importlib
     names = args.names or workloads()
+    first, second = [s.strip() for s in args.impls.split(",")]
     results = []
-    print(f"{'workload':<16} {'config':<28} {'ours':>14} {'reference':>14} {'ratio':>7}")
+    print(f"{'workload':<16} {'config':<28} {first:>14} {second:>14} {'ratio':>7}")
     for name in names:
         module = importlib.import_module(f"bench.workloads.{name}")
         for config in module.CONFIGS:
             best = {}
             for _ in range(max(1, args.repeat)):
-                for impl in ("ours", "ref"):
+                for impl in (first, second):
                     r = measure(impl, name, config, args.seconds)
                     if impl not in best or r.get("throughput", 0) > best[impl].get("throughput", 0):
                         best[impl] = r
-            ours, ref = best["ours"], best["ref"]
+            ours, ref = best[first], best[second]
             ratio = (ours["throughput"] / ref["throughput"]) if "throughput" in ours and "throughput" in ref else None
             fmt = lambda r: f"{r['throughput']:.1f}" if "throughput" in r else "error"
             cfg = ",".join(f"{k}={v}" for k, v in config.items())

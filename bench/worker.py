@@ -1,6 +1,9 @@
 """Time one workload config with one implementation, in its own process; prints one JSON line.
 
-python -m bench.worker IMPL WORKLOAD CONFIG_JSON SECONDS   (IMPL: ours | ref)
+python -m bench.worker IMPL WORKLOAD CONFIG_JSON SECONDS
+
+IMPL: ours (this package, the CPU's typed loops) | ref (the reference DyNet) | gpu (this package on
+GPU:0, through CuPy) | generic (this package's generic implementation on the CPU, NumPy).
 """
 import importlib
 import json
@@ -19,6 +22,10 @@ def load(impl):
     params = dy.DynetParams()
     params.set_random_seed(1)
     params.set_mem(1024)
+    if impl == "gpu":
+        params.set_requested_gpus(1)
+    elif impl == "generic":
+        params.set_backend("generic")
     params.init()
     return dy
 

@@ -8,6 +8,7 @@ import numpy as _np
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
+from dynet.core import device as _device
 from dynet.kernels.blas_setup import set_blas_threads, configure_default as _configure_blas
 
 _configure_blas()
@@ -52,6 +53,18 @@ class DynetParams:
     def set_shared_parameters(self, shared_parameters):
         self._settings["shared_parameters"] = bool(shared_parameters)
 
+    def set_devices(self, devices):
+        """Devices to use, e.g. "CPU,GPU:0" (the first is the default), as --dynet-devices."""
+        self._settings["devices"] = str(devices)
+
+    def set_backend(self, backend):
+        """'typed' (default) or 'generic' (the generic implementation on NumPy), as DYNET_BACKEND."""
+        name = str(backend).strip().lower()
+        if name not in _device.BACKENDS:
+            raise ValueError(f"DynetParams.set_backend: expected one of {', '.join(_device.BACKENDS)}, "
+                             f"got {backend!r}")
+        self._settings["backend"] = name
+
     def set_requested_gpus(self, requested_gpus):
         self._settings["requested_gpus"] = int(requested_gpus)
 
@@ -71,10 +84,13 @@ class DynetParams:
 
 def _initialize(settings):
     settings = dict(settings)
-    _config.check_devices(settings)
+    if _config.state.get("gpu_module") and not (settings.get("requested_gpus") or
+                                                 settings.get("gpu_mask") or settings.get("devices")):
+        settings["requested_gpus"] = 1        # `import _gdynet`: the GPU unless told otherwise
     if "weight_decay" in settings and not 0 <= float(settings["weight_decay"]) < 1:
         raise ValueError(f"--dynet-weight-decay must be in [0, 1), got {settings['weight_decay']}")
     fwd, bwd, param = _config.parse_mem(settings.get("mem", "512"))
+    _device.configure(settings)               # the devices, the default first, and the backend
     _graph.set_pool_sizes(fwd, bwd)
     _config.state.update(settings)
     _config.reseed(int(settings.get("seed", 0)))
@@ -90,6 +106,12 @@ def init(shared_parameters=None):
 
 def init_from_params(params):
     params.init()
+
+
+# ---- Devices (DyNet 2.1) -----------------------------------------------------------------------
+
+from dynet.core.device import available_devices, get_device_info, DeviceInfo
+from dynet.nodes.transfer import to_device
 
 
 def reset_random_seed(seed):

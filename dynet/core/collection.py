@@ -9,6 +9,7 @@ from dynet.core import config
 from dynet.core.initializers import (PyInitializer, GlorotInitializer, ConstInitializer,
                                      NumpyInitializer)
 from dynet.core.params import WeightDecay, create_parameters, create_lookup_parameters
+from dynet.core.device import get_device
 from dynet import io as dyio
 
 
@@ -52,7 +53,9 @@ class ParameterCollection:
         return full + tail
 
     def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
-        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot)."""
+        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot), on the device
+        named `device` ('CPU', 'GPU:0'; default: the default device)."""
+        get_device(device, "add_parameters")      # a bad device name fails before anything is added
         if init is None:
             init = GlorotInitializer(gain=1.0) if scale is None else GlorotInitializer(gain=scale)
         elif isinstance(init, (int, float)):
@@ -61,10 +64,10 @@ class ParameterCollection:
             init = NumpyInitializer(init)
         if not isinstance(init, PyInitializer):
             raise TypeError(f"add_parameters: init must be an initializer, got {type(init).__name__}")
-        p = create_parameters(self, self._new_name(name, "add_parameters"), dim)
+        p = create_parameters(self, self._new_name(name, "add_parameters"), dim, device)
         arr = np.zeros(p.shape(), dtype=np.float32)
         init.initialize(arr, False)
-        p.values[...] = np.ravel(arr, order="F")
+        p.set_value(arr)
         self._root._params.append(p)
         self._own_params.append(p)
         return p
@@ -75,6 +78,7 @@ class ParameterCollection:
             raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
                              f"got {dim!r}")
         dim = tuple(dim)
+        get_device(device, "add_lookup_parameters")
         if init is None:
             init = GlorotInitializer(is_lookup=True)
         elif isinstance(init, np.ndarray):
@@ -82,7 +86,7 @@ class ParameterCollection:
         if not isinstance(init, PyInitializer):
             raise TypeError(f"add_lookup_parameters: init must be an initializer, got {type(init).__name__}")
         p = create_lookup_parameters(self, self._new_name(name, "add_lookup_parameters"),
-                                     int(dim[0]), dim[1:])
+                                     int(dim[0]), dim[1:], device)
         arr = np.zeros(dim, dtype=np.float32)
         init.initialize(arr, True)
         p.init_from_array(arr)
@@ -92,11 +96,11 @@ class ParameterCollection:
 
     def parameters_from_numpy(self, array, name=None, device=None):
         array = np.asarray(array, dtype=np.float32)
-        return self.add_parameters(array.shape, NumpyInitializer(array), name=name)
+        return self.add_parameters(array.shape, NumpyInitializer(array), name=name, device=device)
 
     def lookup_parameters_from_numpy(self, array, name=None, device=None):
         array = np.asarray(array, dtype=np.float32)
-        return self.add_lookup_parameters(array.shape, NumpyInitializer(array), name=name)
+        return self.add_lookup_parameters(array.shape, NumpyInitializer(array), name=name, device=device)
 
     def add_subcollection(self, name=None):
         if name is None:

@@ -11,7 +11,7 @@ import numpy as np
 # What the library was initialised with (DynetParams.init fills it).
 state = {"initialized": False, "mem": "512", "seed": 0, "weight_decay": 0.0, "autobatch": 0,
          "profiling": 0, "shared_parameters": False, "requested_gpus": 0, "gpu_mask": [],
-         "devices": "CPU", "viz": False}
+         "devices": "CPU", "backend": None, "viz": False, "gpu_module": False}
 
 _rng = np.random.default_rng(0)
 
@@ -89,6 +89,7 @@ FLAGS = {
     "gpus": ("requested_gpus", _int("--dynet-gpus"), True),
     "gpu-ids": ("gpu_mask", _gpu_ids, True),
     "devices": ("devices", str, True),
+    "backend": ("backend", str, True),
     "gpu": ("requested_gpus", None, False),
     "viz": ("viz", None, False),
     "shared-parameters": ("shared_parameters", None, False),
@@ -132,15 +133,3 @@ def parse_args(argv, remove=True):
     if remove:
         argv[:] = keep
     return found
-
-
-def check_devices(settings):
-    """Asking for a GPU needs CuPy and a device: otherwise a RuntimeError, as DyNet built without CUDA."""
-    wants_gpu = settings.get("requested_gpus", 0) or settings.get("gpu_mask") or \
-        "GPU" in str(settings.get("devices", "CPU")).upper()
-    if wants_gpu:
-        from dynet.core.device import gpu_available
-        ok, why = gpu_available()
-        if not ok:
-            raise RuntimeError("DyNet GPU support was requested (--dynet-gpus/--dynet-devices/"
-                               "dynet_config.set_gpu) but no GPU can be used: " + why)

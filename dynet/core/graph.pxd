@@ -2,6 +2,7 @@
 # operation, holding its shape, raw pointers to its value and gradient, and its arguments.
 from dynet.core.dim cimport Dim
 from dynet.core.memory cimport Arena
+from dynet.core.device cimport Device
 
 
 cdef class Expression:
@@ -15,6 +16,7 @@ cdef class Expression:
     cdef bint external_grad    # grad points at storage the node does not own (parameters)
     cdef bint deferred_grad    # part of its gradient is still pending (see matmul's deferral)
     cdef object aux            # state a generic (array) implementation keeps from forward to backward
+    cdef Device dev            # where its value and gradient live, and which implementation runs
 
     # Every node type overrides these. `forward` fills self.val from the args' values;
     # `backward` adds d(loss)/d(arg) into each arg whose grad is not NULL.
@@ -35,8 +37,11 @@ cdef class ComputationGraph:
     cdef readonly int _version
     cdef list nodes
     cdef int n_forwarded
-    cdef Arena fwd
+    cdef Arena fwd             # the host's (the CPU device's) pools; fwd_scratch is host memory
     cdef Arena bwd
+    cdef Device default_dev    # where leaves go unless they name a device
+    cdef Device last_dev       # the device of the last node added (to note new devices cheaply)
+    cdef list devices          # the devices that hold nodes of this graph
     cdef list checkpoints
     cdef bint immediate_compute
     cdef bint check_validity
@@ -49,6 +54,8 @@ cdef class ComputationGraph:
 cdef ComputationGraph the_cg()
 cdef Expression add_node(Expression node, tuple args, Dim d)
 cdef Expression add_node_noalloc(Expression node, tuple args, Dim d)
+cdef Expression add_node_across(Expression node, tuple args, Dim d)
+cdef int generic_forward_node(Expression node) except -1
 cdef int check_live(Expression e, str op) except -1
 cdef float* fwd_scratch(size_t n) except NULL
 cdef Expression as_expr_slow(object x, str op)

@@ -14,6 +14,8 @@ cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena
+from dynet.core.device cimport Device, cpu_device
+from dynet.core import device as _device
 
 cnp.import_array()
 
@@ -31,7 +33,9 @@ cdef class Expression:
     # the generic CPU backend and the GPU run. Every array is a view of graph memory shaped
     # (dims..., batch), column-major (Fortran order). `generic_forward` fills `out` from the
     # arguments' values `xs`; `generic_backward` adds d(loss)/d(xs[i]) into `dxi` (called only for
-    # arguments that have a gradient). Every node type overrides both.
+    # arguments that have a gradient). Every node type overrides both. A leaf that needs a gradient
+    # (parameters, lookups) has no argument to pass it to: its generic_backward is called once with
+    # xs == [], i == -1 and dxi None, as its backward_impl is.
     def generic_forward(self, xp, list xs, out):
         raise RuntimeError(f"internal error: {type(self).__name__} has no generic forward")
 
@@ -76,6 +80,9 @@ cdef class Expression:
         if self.d.bd > 1:
             shape = shape + (self.d.bd,)
         cdef Py_ssize_t n = total_size(&self.d)
+        if not self.dev.on_host and data != NULL:    # a copy from the device to the host
+            host = self.dev.to_host(self.dev.flat_view(data, n))
+            return host.astype(np.float64).reshape(shape, order="F")
         out = np.empty(shape, dtype=np.float64, order="F")
         cdef double[::1, :] dummy
         cdef cnp.ndarray arr = out
@@ -98,12 +105,16 @@ cdef class Expression:
         self._ensure_value(recalculate)
         if total_size(&self.d) != 1:
             raise ValueError(f"scalar_value: expression {dim_str(&self.d)} is not a scalar")
+        if not self.dev.on_host:
+            return float(self._as_numpy(self.val).ravel()[0])
         return float(self.val[0])
 
     def vec_value(self, recalculate=False):
         """All values (every batch element), flattened in column-major order, as a list."""
         self._ensure_value(recalculate)
         cdef Py_ssize_t i, n = total_size(&self.d)
+        if not self.dev.on_host:
+            return [float(v) for v in self._as_numpy(self.val).ravel(order="F")]
         return [<double>self.val[i] for i in range(n)]
 
     def value(self, recalculate=False):
@@ -111,7 +122,7 @@ cdef class Expression:
         self._ensure_value(recalculate)
         if self.d.nd <= 1:
             if total_size(&self.d) == 1:
-                return float(self.val[0])
+                return self.scalar_value()
             return self.vec_value()
         return self._as_numpy(self.val)
 
@@ -123,6 +134,11 @@ cdef class Expression:
         """d(loss)/d(this) from the last backward pass, shaped like npvalue()."""
         self._live("gradient")
         return self._as_numpy(self.grad)
+
+    def device(self):
+        """The name of the device this expression lives on ('CPU', 'GPU:0')."""
+        self._live("device")
+        return self.dev.name
 
     def backward(self, full=False):
         """Backpropagate from this (scalar per batch element) expression; batch gradients are summed."""
@@ -279,8 +295,11 @@ cdef class ComputationGraph:
         self._version = 0
         self.nodes = []
         self.n_forwarded = 0
-        self.fwd = Arena("forward", 16)
-        self.bwd = Arena("backward", 16)
+        self.default_dev = cpu_device()
+        self.fwd = self.default_dev.fwd
+        self.bwd = self.default_dev.bwd
+        self.last_dev = self.default_dev
+        self.devices = [self.default_dev]
         self.checkpoints = []
         self.immediate_compute = False
         self.check_validity = False
@@ -291,9 +310,17 @@ cdef class ComputationGraph:
         cdef Py_ssize_t j, n
         for i in range(self.n_forwarded, index + 1):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
-            node.forward_impl()
+            if node.dev.host_loops:
+                node.forward_impl()
+            else:
+                generic_forward_node(node)
             self.n_forwarded = i + 1
             if self.check_validity:
+                if not node.dev.on_host:
+                    if not bool(node.dev.xp.isfinite(node.dev.flat_view(node.val, total_size(&node.d))).all()):
+                        raise RuntimeError(f"{node.op_name()} (node v{i}, {dim_str(&node.d)}) "
+                                           f"produced a non-finite value")
+                    continue
                 n = total_size(&node.d)
                 for j in range(n):
                     if not isfinite(node.val[j]):
@@ -313,29 +340,35 @@ cdef class ComputationGraph:
         self.forward_to(root.index)
         cdef int i, n = root.index + 1
         cdef Expression node
-        # Lay out the gradients of every node that needs one, in one block zeroed by one memset.
-        cdef size_t need = 0
+        cdef Device dev
+        # Lay out the gradients of every node that needs one, in one block per device (the
+        # device's backward pool) zeroed by one memset.
         for i in range(n):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             if (full or node.needs_grad) and not (node.external_grad and node.needs_grad):
-                need += (total_size(&node.d) + 15) & ~(<size_t>15)
-        self.bwd.reset()
-        self.bwd.reserve(need)
+                node.dev.bwd_need += (total_size(&node.d) + 15) & ~(<size_t>15)
+        for dev in self.devices:
+            dev.bwd.reset()
+            dev.bwd.reserve(dev.bwd_need)
+            dev.bwd_need = 0
         for i in range(n):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             if node.external_grad and node.needs_grad:
                 continue                         # parameters accumulate straight into their own grad
             if full or node.needs_grad:
-                node.grad = self.bwd.alloc(total_size(&node.d))
+                node.grad = node.dev.bwd.alloc(total_size(&node.d))
             else:
                 node.grad = NULL
-        if self.bwd.used:
-            memset(self.bwd.block, 0, self.bwd.used * sizeof(float))
+        for dev in self.devices:
+            dev.bwd.zero_used()
         cdef Py_ssize_t k
         if root.grad == NULL:
             return 0                             # the loss does not depend on any parameter
-        for k in range(total_size(&root.d)):
-            root.grad[k] += 1.0
+        if root.dev.on_host:
+            for k in range(total_size(&root.d)):
+                root.grad[k] += 1.0
+        else:
+            root.dev.flat_view(root.grad, total_size(&root.d))[...] += 1
         # Only nodes that the loss depends on are visited (a side branch built before the loss
         # must not mark lookup rows as updated).
         for hook in _backward_begin:
@@ -353,7 +386,10 @@ cdef class ComputationGraph:
             if node.deferred_grad and _complete_pending != NULL:
                 _complete_pending()               # this node's gradient must be complete first
             if node.grad != NULL and (node.args or node.needs_grad):
-                node.backward_impl()
+                if node.dev.host_loops:
+                    node.backward_impl()
+                else:
+                    generic_backward_node(node)
                 for a in node.args:
                     seen[a.index] = 1
         for hook in _backward_end:
@@ -371,8 +407,18 @@ cdef class ComputationGraph:
         self._version += 1
         self.n_forwarded = 0
         self.checkpoints = []
-        self.fwd.reset()
-        self.bwd.reset()
+        cdef Device dev
+        for dev in self.devices:
+            dev.fwd.reset()
+            dev.bwd.reset()
+        # the configured devices (init, set_backend) take effect from a new graph on
+        self.default_dev = <Device>_device.default_device()
+        self.fwd = cpu_device().fwd
+        self.bwd = cpu_device().bwd
+        self.last_dev = self.default_dev
+        self.devices = [self.default_dev]
+        if self.default_dev is not cpu_device():
+            self.devices.append(cpu_device())     # fwd_scratch (host memory) is released too
         self.immediate_compute = bool(immediate_compute)
         self.check_validity = bool(check_validity)
 
@@ -424,8 +470,10 @@ cdef class ComputationGraph:
 
     @property
     def memory(self):
-        """Bytes in use in the forward and backward pools."""
-        return {"forward": self.fwd.used_bytes, "backward": self.bwd.used_bytes}
+        """Bytes in use in the forward and backward pools (of all devices of the graph)."""
+        cdef Device dev
+        return {"forward": sum([dev.fwd.used_bytes for dev in self.devices]),
+                "backward": sum([dev.bwd.used_bytes for dev in self.devices])}
 
 
 cdef ComputationGraph _cg = ComputationGraph()
@@ -441,10 +489,56 @@ def cg():
 
 
 def set_pool_sizes(size_t fwd_mb, size_t bwd_mb):
-    """Size the forward/backward pools (from --dynet-mem); takes effect for the next graph."""
-    _cg.fwd = Arena("forward", fwd_mb)
-    _cg.bwd = Arena("backward", bwd_mb)
+    """Size every device's forward/backward pools (from --dynet-mem) and start a new graph."""
     _cg.renew()
+    _device.set_pool_sizes(fwd_mb, bwd_mb)
+    _cg.renew()
+
+
+def start_new_graph():
+    """A new graph on the devices as configured now (init and set_backend call this)."""
+    _cg.renew()
+
+
+# ---- the generic implementation: views of device memory, passed to the node's array code ----
+
+cdef Device _active = None      # the GPU made current last (several GPUs: kernels run on the current)
+
+
+cdef inline int activate(Device dev) except -1:
+    global _active
+    if dev is not _active:
+        _active = dev
+        dev.activate()
+    return 0
+
+
+cdef int generic_forward_node(Expression node) except -1:
+    """Run a node's generic_forward on views of its arguments' values and of its own."""
+    cdef Device dev = node.dev
+    cdef Expression a
+    activate(dev)
+    xs = [a.dev.view(a.val, &a.d) for a in node.args]
+    node.generic_forward(dev.xp, xs, dev.view(node.val, &node.d))
+    return 0
+
+
+cdef int generic_backward_node(Expression node) except -1:
+    cdef Device dev = node.dev
+    cdef Expression a
+    cdef int i
+    activate(dev)
+    out = dev.view(node.val, &node.d)
+    dout = dev.view(node.grad, &node.d)
+    if not node.args:
+        node.generic_backward(dev.xp, [], out, dout, -1, None)
+        return 0
+    xs = [a.dev.view(a.val, &a.d) for a in node.args]
+    for i in range(len(node.args)):
+        a = <Expression>node.args[i]
+        if a.grad != NULL:
+            node.generic_backward(dev.xp, xs, out, dout, i, a.dev.view(a.grad, &a.d))
+    return 0
 
 
 cdef int check_live(Expression e, str op) except -1:
@@ -457,17 +551,48 @@ cdef int check_live(Expression e, str op) except -1:
     return 0
 
 
+cdef int mixed_devices(Expression node, Expression a, Expression b) except -1:
+    raise RuntimeError(f"{node.op_name()}: its arguments are on different devices: v{a.index} on "
+                       f"{a.dev.name} and v{b.index} on {b.dev.name} (copy one with "
+                       f"dy.to_device(e, '{a.dev.name}'))")
+
+
 @cython.boundscheck(False)
-cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
-    """Append `node` to the graph with arguments `args` and shape `d`, value memory left unset."""
+cdef inline Device place(ComputationGraph cg, Expression node, tuple args, bint across):
+    """The node's device: the one it names (leaves: inputs and parameters on a device), else its
+    arguments' device, else the graph's default. Arguments must share one device (unless `across`:
+    to_device's copy). Also checks that the arguments belong to the current graph."""
+    cdef Device dev = node.dev
+    cdef Expression a, first = None
+    cdef Py_ssize_t i
+    for i in range(len(args)):
+        a = <Expression>args[i]
+        if a.version != cg._version:
+            check_live(a, node.op_name())
+        if first is None:
+            first = a
+            if dev is None:
+                dev = a.dev
+        elif a.dev is not first.dev and not across:
+            mixed_devices(node, first, a)
+    if dev is None:
+        dev = cg.default_dev
+    if dev is not cg.last_dev:
+        cg.last_dev = dev
+        if dev not in cg.devices:
+            cg.devices.append(dev)
+    node.dev = dev
+    return dev
+
+
+@cython.boundscheck(False)
+cdef Expression register(Expression node, tuple args, Dim d):
     cdef ComputationGraph cg = _cg
     cdef bint needs_grad = False
     cdef Expression a
     cdef Py_ssize_t i
     for i in range(len(args)):
         a = <Expression>args[i]
-        if a.version != cg._version:
-            check_live(a, node.op_name())
         needs_grad = needs_grad or a.needs_grad
     node.args = args
     node.d = d
@@ -481,11 +606,24 @@ cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
     return node
 
 
+cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
+    """Append `node` to the graph with arguments `args` and shape `d`, value memory left unset."""
+    place(_cg, node, args, False)
+    return register(node, args, d)
+
+
 cdef Expression add_node(Expression node, tuple args, Dim d):
-    """Append `node` to the graph with its value allocated in the forward pool."""
-    node.val = _cg.fwd.alloc(total_size(&d))
+    """Append `node` to the graph with its value allocated in its device's forward pool."""
+    node.val = place(_cg, node, args, False).fwd.alloc(total_size(&d))
     node.external_grad = False
-    return add_node_noalloc(node, args, d)
+    return register(node, args, d)
+
+
+cdef Expression add_node_across(Expression node, tuple args, Dim d):
+    """add_node for a node on the device it names whose arguments are elsewhere (to_device)."""
+    node.val = place(_cg, node, args, True).fwd.alloc(total_size(&d))
+    node.external_grad = False
+    return register(node, args, d)
 
 
 cdef float* fwd_scratch(size_t n) except NULL:

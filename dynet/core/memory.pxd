@@ -1,5 +1,6 @@
 # Memory pools (arenas) for node values and gradients: bump allocation of float32 blocks that are all
-# released at once. A pool that runs out grows instead of failing.
+# released at once. A pool that runs out grows instead of failing. Host memory, or a device's memory
+# through its allocator (dynet/core/device.pyx).
 
 cdef class Arena:
     cdef readonly str name
@@ -9,11 +10,15 @@ cdef class Arena:
     cdef list spill            # addresses of extra blocks taken when the main block ran out
     cdef size_t spill_total    # floats handed out from spill blocks since the last reset
     cdef size_t high_water     # the most floats in use at once, to size the main block at reset
+    cdef object allocator      # None: host memory; else a device allocator (alloc/free/zero)
 
     cdef float* alloc(self, size_t n) except NULL
     cdef void reset(self) noexcept
     cdef int reserve(self, size_t n) except -1
     cdef void _free_spill(self) noexcept
+    cdef float* _take(self, size_t n) except NULL
+    cdef void _release(self, float* p) noexcept
+    cdef int zero_used(self) except -1
 
 
 cdef float* work_buffer(size_t n) except NULL

@@ -4,8 +4,12 @@ Every node value (and, in the backward pass, every node gradient) is a slice of 
 releases all of them with one `reset`. When the main block is full we do not move it (nodes hold raw
 pointers into it); we take a "spill" block instead, and at the next reset the main block is grown to
 the high-water mark so the spill does not recur.
+
+An arena on a GPU takes its blocks from the device's allocator (CuPy memory) instead of malloc; its
+addresses are then device addresses, which only the generic implementation touches (through views).
 """
 from libc.stdlib cimport free, realloc
+from libc.string cimport memset
 from libc.stdint cimport uintptr_t
 from posix.stdlib cimport posix_memalign
 
@@ -25,10 +29,11 @@ cdef float* aligned_malloc(size_t nfloats) except NULL:
 
 
 cdef class Arena:
-    def __cinit__(self, str name, size_t megabytes):
+    def __cinit__(self, str name, size_t megabytes, object allocator=None):
         self.name = name
+        self.allocator = allocator
         self.capacity = round_up(max(<size_t>1, megabytes) * (1 << 20) // sizeof(float))
-        self.block = aligned_malloc(self.capacity)   # untouched pages cost nothing until used
+        self.block = self._take(self.capacity)   # untouched pages cost nothing until used
         self.used = 0
         self.spill = []
         self.spill_total = 0
@@ -36,13 +41,39 @@ cdef class Arena:
 
     def __dealloc__(self):
         self._free_spill()
-        free(self.block)
+        self._release(self.block)
+
+    cdef float* _take(self, size_t n) except NULL:
+        if self.allocator is None:
+            return aligned_malloc(n)
+        return <float*><uintptr_t>self.allocator.alloc(max(n, <size_t>16) * sizeof(float))
+
+    cdef void _release(self, float* p) noexcept:
+        if p == NULL:
+            return
+        if self.allocator is None:
+            free(p)
+        else:
+            try:
+                self.allocator.free(<uintptr_t>p)
+            except Exception:
+                pass
+
+    cdef int zero_used(self) except -1:
+        """Zero the main block's floats in use (the backward pass lays its gradients out there)."""
+        if not self.used:
+            return 0
+        if self.allocator is None:
+            memset(self.block, 0, self.used * sizeof(float))
+        else:
+            self.allocator.zero(<uintptr_t>self.block, self.used * sizeof(float))
+        return 0
 
     cdef void _free_spill(self) noexcept:
         cdef object addr
         if self.spill:
             for addr in self.spill:
-                free(<void*><uintptr_t>addr)
+                self._release(<float*><uintptr_t>addr)
             self.spill = []
 
     cdef float* alloc(self, size_t n) except NULL:
@@ -53,7 +84,7 @@ cdef class Arena:
             self.used += n
             return p
         # Main block full: take a separate block for this request.
-        p = aligned_malloc(n)
+        p = self._take(n)
         self.spill.append(<uintptr_t>p)
         self.spill_total += n
         return p
@@ -64,10 +95,10 @@ cdef class Arena:
         if n > self.capacity:
             if self.used:
                 raise RuntimeError(f"{self.name} pool: cannot grow while in use")
-            free(self.block)
+            self._release(self.block)
             self.block = NULL
             self.capacity = max(n, self.capacity * 2)
-            self.block = aligned_malloc(self.capacity)
+            self.block = self._take(self.capacity)
         return 0
 
     cdef void reset(self) noexcept:
@@ -79,12 +110,17 @@ cdef class Arena:
         self.used = 0
         if self.high_water > self.capacity:
             # Grow so that a graph like the last one fits in the main block.
-            free(self.block)
+            self._release(self.block)
             self.block = NULL
             self.capacity = round_up(self.high_water + self.high_water // 4)
-            if posix_memalign(<void**>&self.block, 64, self.capacity * sizeof(float)) != 0:
-                self.block = NULL    # cannot raise here; every request will spill instead
-                self.capacity = 0
+            try:
+                self.block = self._take(self.capacity)
+            except MemoryError:
+                self.block = NULL
+            except Exception:    # e.g. CuPy's OutOfMemoryError
+                self.block = NULL
+            if self.block == NULL:
+                self.capacity = 0    # cannot raise here; every request will spill instead
 
     @property
     def capacity_bytes(self):

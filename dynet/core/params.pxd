@@ -1,6 +1,7 @@
 # Parameter collections, Parameters, LookupParameters, and the graph nodes that read them.
 from dynet.core.dim cimport Dim
 from dynet.core.graph cimport Expression
+from dynet.core.device cimport Device
 
 
 cdef class WeightDecay:
@@ -12,8 +13,10 @@ cdef class WeightDecay:
 
 cdef class ParameterStorage:
     # What Parameters and LookupParameters share: their float32 storage and identity.
-    cdef readonly object values    # float32, 1-D, column-major contents; never replaced (nodes point in)
+    cdef readonly object values    # float32, 1-D, column-major contents; never replaced (nodes point in);
+                                   # an array of the device's array module (NumPy, CuPy)
     cdef readonly object grads     # same layout
+    cdef Device dev                # where values and grads live
     cdef float* vptr
     cdef float* gptr
     cdef Dim d                     # of the parameter (of one embedding, for lookup parameters)
@@ -21,7 +24,7 @@ cdef class ParameterStorage:
     cdef object _owner
     cdef bint updated
     cdef WeightDecay wd            # the collection's weight-decay factor (shared)
-    cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size) except -1
+    cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size, Device dev) except -1
 
 
 cdef class Parameters(ParameterStorage):

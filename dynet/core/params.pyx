@@ -1,8 +1,10 @@
 """Parameter storage: Parameters and LookupParameters, the weight-decay factor, and the graph nodes
 that read them (collections are in collection.py, initializers in initializers.py).
 
-Values and gradients are float32 NumPy arrays owned by the Parameters object and never replaced, so
+Values and gradients are float32 arrays owned by the Parameters object and never replaced, so
 a parameter node can point straight at them (no copy per use) and a node keeps its parameter alive.
+They live on the parameter's device (NumPy arrays on the CPU, CuPy arrays on a GPU); everything here
+that touches them goes through that device's array module or its host copies.
 """
 cimport cython
 from libc.stdlib cimport malloc, realloc, free, calloc
@@ -12,6 +14,7 @@ import numpy as np
 
 from dynet.core.dim cimport (Dim, make_dim, make_dim1, total_size, batch_size, dim_shape, dim_str)
 from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch
+from dynet.core.device cimport Device, resolve
 
 cnp.import_array()
 
@@ -22,15 +25,18 @@ cdef object _io():
     return io
 
 
-def create_parameters(owner, str name, dim):
-    """A new zero Parameters of shape `dim` held by the collection `owner` (collections call this)."""
-    return new_parameters(owner, name, make_dim(dim))
+def create_parameters(owner, str name, dim, device=None):
+    """A new zero Parameters of shape `dim` held by the collection `owner` (collections call this),
+    on the device named `device` (None: the default device)."""
+    cdef Device dev = resolve(device, "add_parameters")
+    return new_parameters(owner, name, make_dim(dim), dev)
 
 
-def create_lookup_parameters(owner, str name, int n, dim):
+def create_lookup_parameters(owner, str name, int n, dim, device=None):
     """A new zero LookupParameters of `n` rows of shape `dim`, held by the collection `owner`."""
+    cdef Device dev = resolve(device, "add_lookup_parameters")
     make_dim((n,))                       # the row count is checked like a dimension
-    return new_lookup(owner, name, n, make_dim(dim))
+    return new_lookup(owner, name, n, make_dim(dim), dev)
 
 
 # ---- weight decay ---------------------------------------------------------------------------
@@ -80,6 +86,13 @@ cdef class ParameterNode(Expression):
         self.param.has_grad = True
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        if self.val != self.param.vptr:
+            out[...] = self.param.values.reshape(out.shape, order="F") * xp.float32(self.wscale)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        self.param.has_grad = True
+
 
 @cython.final
 @cython.no_gc
@@ -109,6 +122,29 @@ cdef class LookupNode(Expression):
     cdef int backward_impl(self) except -1:
         return lookup_backward(self)
 
+    cdef object row_indices(self, object xp):
+        """The rows as an index array of the table's device (made once, kept in aux)."""
+        if self.aux is None:
+            self.aux = xp.asarray(np.array([self.rows[i] for i in range(self.nrows)], dtype=np.int64))
+        return self.aux
+
+    def generic_forward(self, xp, list xs, out):
+        cdef Py_ssize_t n = self.table.row_size
+        table = self.table.values.reshape(self.table.n, n)            # row r is table[r]
+        rows = table[self.row_indices(xp)]                            # (nrows, n)
+        if self.wscale != 1:
+            rows *= xp.float32(self.wscale)
+        out.reshape(n, self.nrows, order="F")[...] = rows.T
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        cdef LookupParameters t = self.table
+        cdef Py_ssize_t n = t.row_size
+        t.dev.scatter_add(t.grads.reshape(t.n, n), self.row_indices(xp),
+                          dout.reshape(n, self.nrows, order="F").T)
+        cdef int k
+        for k in range(self.nrows):
+            t.mark_touched(self.rows[k])
+
 
 @cython.final
 @cython.no_gc
@@ -129,6 +165,13 @@ cdef class LookupTableNode(Expression):
         self.table.all_rows_touched = True    # every row may have a gradient now
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        if self.val != self.table.vptr:
+            out[...] = self.table.values.reshape(out.shape, order="F") * xp.float32(self.wscale)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        self.table.all_rows_touched = True
+
 
 cdef int lookup_backward(LookupNode node) except -1:
     """Scatter the node's gradient into the table's gradient rows and remember which rows got one."""
@@ -147,21 +190,16 @@ cdef int lookup_backward(LookupNode node) except -1:
 
 # ---- Parameters -----------------------------------------------------------------------------
 
-cdef object _new_storage(Py_ssize_t n):
-    return np.zeros(n, dtype=np.float32)
-
-
 cdef class ParameterStorage:
     """What Parameters and LookupParameters share: float32 values and gradients (never replaced, so
     graph nodes can point into them), a name, the owning collection, and the update flag."""
 
-    cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size) except -1:
-        cdef cnp.ndarray v = _new_storage(size)
-        cdef cnp.ndarray g = _new_storage(size)
-        self.values = v
-        self.grads = g
-        self.vptr = <float*>cnp.PyArray_DATA(v)
-        self.gptr = <float*>cnp.PyArray_DATA(g)
+    cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size, Device dev) except -1:
+        self.dev = dev
+        self.values = dev.zeros(size)
+        self.grads = dev.zeros(size)
+        self.vptr = <float*><size_t>dev.pointer(self.values)
+        self.gptr = <float*><size_t>dev.pointer(self.grads)
         self.d = d
         self._name = name
         self._owner = owner
@@ -180,7 +218,20 @@ cdef class ParameterStorage:
         self.updated = bool(b)
 
     def zero(self):
-        self.values[...] = 0
+        self.values.fill(0)
+
+    def device(self):
+        """The name of the device the values live on ('CPU', 'GPU:0')."""
+        return self.dev.name
+
+    def host_values(self):
+        """The stored values as a 1-D float32 NumPy array, column-major (the array itself on the
+        CPU, a copy from a GPU): what saving reads. Read only."""
+        return self.dev.to_host(self.values)
+
+    def host_grads(self):
+        """The gradients, as host_values."""
+        return self.dev.to_host(self.grads)
 
     def scale(self, s):
         self.values *= np.float32(s)
@@ -230,7 +281,8 @@ cdef class Parameters(ParameterStorage):
         node.wscale = self.wd.scale
         # under weight decay the value is a scaled copy; the gradient still goes to the storage's
         # grad unscaled (it is d loss / d real value, which is what the trainers expect)
-        node.val = self.vptr if node.wscale == 1 else fwd_scratch(total_size(&self.d))
+        node.dev = self.dev
+        node.val = self.vptr if node.wscale == 1 else self.dev.fwd.alloc(total_size(&self.d))
         node.grad = NULL
         node.external_grad = True
         node.needs_grad = update and self.updated
@@ -251,10 +303,10 @@ cdef class Parameters(ParameterStorage):
         """The stored values as a numpy array (a copy) shaped like the parameter. Under weight decay
         these are, as in DyNet, the values before the collection's pending decay factor (the
         expression's value is this times the factor, until the trainer folds the factor in)."""
-        return np.asarray(self.values, dtype=np.float64).reshape(dim_shape(&self.d), order="F")
+        return np.asarray(self.host_values(), dtype=np.float64).reshape(dim_shape(&self.d), order="F")
 
     def grad_as_array(self):
-        return np.asarray(self.grads, dtype=np.float64).reshape(dim_shape(&self.d), order="F")
+        return np.asarray(self.host_grads(), dtype=np.float64).reshape(dim_shape(&self.d), order="F")
 
     def shape(self):
         return dim_shape(&self.d)
@@ -268,11 +320,11 @@ cdef class Parameters(ParameterStorage):
     def clip_inplace(self, left, right):
         if left > right:
             raise ValueError(f"clip_inplace: left {left} > right {right}")
-        np.clip(self.values, left, right, out=self.values)
+        self.dev.xp.clip(self.values, left, right, out=self.values)
 
     def set_value(self, arr):
         """Replace the values with those of an array of the parameter's shape."""
-        self.values[...] = _as_column_major(arr, dim_shape(&self.d), f"set_value of {self._name}")
+        self.dev.assign(self.values, _as_column_major(arr, dim_shape(&self.d), f"set_value of {self._name}"))
 
     def load_array(self, arr):
         self.set_value(arr)
@@ -334,14 +386,14 @@ cdef class Parameters(ParameterStorage):
         return self.has_grad
 
     def load_state(self, values, grads):
-        """Set values and gradients (None: zero) in place, as loading does."""
-        self.values[...] = values
+        """Set values and gradients (None: zero) in place, as loading does (host arrays)."""
+        self.dev.assign(self.values, values)
         if grads is None:
-            self.grads[...] = 0
+            self.grads.fill(0)
             self.has_grad = False
         else:
-            self.grads[...] = grads
-            self.has_grad = bool(np.any(self.grads))
+            self.dev.assign(self.grads, grads)
+            self.has_grad = bool(np.any(grads))
 
 
 cdef object _as_column_major(object arr, tuple shape, str what):
@@ -354,9 +406,9 @@ cdef object _as_column_major(object arr, tuple shape, str what):
     return np.ravel(a, order="F")
 
 
-cdef Parameters new_parameters(object owner, str name, Dim d):
+cdef Parameters new_parameters(object owner, str name, Dim d, Device dev):
     cdef Parameters p = Parameters.__new__(Parameters)
-    p.init_storage(owner, name, d, total_size(&d))
+    p.init_storage(owner, name, d, total_size(&d), dev)
     return p
 
 
@@ -421,6 +473,7 @@ cdef class LookupParameters(ParameterStorage):
             self._check_row(i, op)
         cdef LookupNode node = LookupNode.__new__(LookupNode)
         node.table = self
+        node.dev = self.dev
         node.wscale = self.wd.scale
         node.nrows = len(indices)
         node.rows = <int*>fwd_scratch(node.nrows)
@@ -446,7 +499,8 @@ cdef class LookupParameters(ParameterStorage):
         cdef LookupTableNode node = LookupTableNode.__new__(LookupTableNode)
         node.table = self
         node.wscale = self.wd.scale
-        node.val = self.vptr if node.wscale == 1 else fwd_scratch(self.row_size * self.n)
+        node.dev = self.dev
+        node.val = self.vptr if node.wscale == 1 else self.dev.fwd.alloc(self.row_size * self.n)
         node.external_grad = True
         node.needs_grad = update and self.updated
         cdef Dim d = self.d
@@ -461,12 +515,12 @@ cdef class LookupParameters(ParameterStorage):
         """Shape (N,) + embedding shape, each embedding in its own row (stored values: see
         Parameters.as_array about weight decay)."""
         shape = dim_shape(&self.d)
-        flat = np.asarray(self.values, dtype=np.float64)
+        flat = np.asarray(self.host_values(), dtype=np.float64)
         return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
 
     def grad_as_array(self):
         shape = dim_shape(&self.d)
-        flat = np.asarray(self.grads, dtype=np.float64)
+        flat = np.asarray(self.host_grads(), dtype=np.float64)
         return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
 
     def row_as_array(self, row):
@@ -491,8 +545,8 @@ cdef class LookupParameters(ParameterStorage):
         """Set one embedding."""
         self._check_row(row, "init_row")
         shape = dim_shape(&self.d)
-        self.values[row * self.row_size:(row + 1) * self.row_size] = _as_column_major(
-            values, shape, f"init_row of {self._name}")
+        self.dev.assign(self.values[row * self.row_size:(row + 1) * self.row_size], _as_column_major(
+            values, shape, f"init_row of {self._name}"))
 
     def init_from_array(self, arr):
         """Set the whole table from an array of shape (N,) + embedding shape."""
@@ -501,7 +555,7 @@ cdef class LookupParameters(ParameterStorage):
         if a.shape != want:
             raise ValueError(f"init_from_array: array of shape {a.shape} for lookup parameters "
                              f"{self._name} of shape {want}")
-        self.values[...] = a.transpose([0] + list(range(a.ndim - 1, 0, -1))).ravel()
+        self.dev.assign(self.values, a.transpose([0] + list(range(a.ndim - 1, 0, -1))).ravel())
 
     def shape(self):
         return (self.n,) + dim_shape(&self.d)
@@ -519,23 +573,23 @@ cdef class LookupParameters(ParameterStorage):
     def load_state(self, values, grads):
         """Set values and gradients (None: zero) in place; rows with a loaded gradient count as
         touched, so a sparse update sees them."""
-        self.values[...] = values
+        self.dev.assign(self.values, values)
         self.clear_touched()
         if grads is None:
-            self.grads[...] = 0
+            self.grads.fill(0)
             return
-        self.grads[...] = grads
+        self.dev.assign(self.grads, grads)
         cdef cnp.int64_t[:] rows = np.flatnonzero(
-            np.asarray(self.grads).reshape(self.n, self.row_size).any(axis=1)).astype(np.int64)
+            np.asarray(grads).reshape(self.n, self.row_size).any(axis=1)).astype(np.int64)
         cdef Py_ssize_t i
         for i in range(rows.shape[0]):
             self.mark_touched(<int>rows[i])
 
 
-cdef LookupParameters new_lookup(object owner, str name, int n, Dim d):
+cdef LookupParameters new_lookup(object owner, str name, int n, Dim d, Device dev):
     cdef LookupParameters p = LookupParameters.__new__(LookupParameters)
     cdef Py_ssize_t size = batch_size(&d)
-    p.init_storage(owner, name, d, size * n)
+    p.init_storage(owner, name, d, size * n, dev)
     p.n = n
     p.row_size = size
     p.touched = <unsigned char*>calloc(n, 1)

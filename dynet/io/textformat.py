@@ -91,7 +91,7 @@ def write_entry(f, p, key):
     owner, has_grad = p.collection(), p.has_gradient()
     kind = "#LookupParameter#" if isinstance(p, LookupParameters) else "#Parameter#"
     dims = _dims_of(p)
-    values, grads = p.values, p.grads
+    values, grads = p.host_values(), p.host_grads()
     # DyNet writes gradients once a backward pass reached the parameter; ours is marked as soon
     # as it enters a graph, so a forward-only use would write zeros that DyNet leaves out
     has_grad = has_grad and bool(grads.any())

@@ -10,6 +10,7 @@ import numpy as np
 
 from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape
 from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index
+from dynet.core.device cimport resolve
 from dynet.core import config
 from dynet.kernels.cpu cimport fill
 
@@ -40,8 +41,11 @@ cdef class InputNode(Expression):
         the_cg().invalidate_from(self.index)
 
 
-cdef Expression new_input(object flat, Dim d, str kind):
+cdef Expression new_input(object flat, Dim d, str kind, object device=None):
+    """An input node on the device named `device` (None or '': the default device)."""
     cdef InputNode node = InputNode.__new__(InputNode)
+    if device is not None:
+        node.dev = resolve(device, kind)
     node.data = np.ascontiguousarray(flat, dtype=np.float32)
     node.kind = kind
     if node.data.size != total_size(&d):
@@ -83,7 +87,7 @@ def inputTensor(arr, batched=False, device=None):
         d = make_dim(shape, a.shape[-1])
     else:
         d = make_dim(a.shape)
-    return new_input(np.ravel(a, order="F"), d, "inputTensor")
+    return new_input(np.ravel(a, order="F"), d, "inputTensor", device)
 
 
 def scalarInput(s, device=None):
@@ -91,31 +95,31 @@ def scalarInput(s, device=None):
         v = float(s)
     except (TypeError, ValueError):
         raise TypeError(f"scalarInput: expected a number, got {type(s).__name__}")
-    return new_input(np.array([v]), make_dim((1,)), "scalarInput")
+    return new_input(np.array([v]), make_dim((1,)), "scalarInput", device)
 
 
 def vecInput(dim, device=None):
-    return new_input(np.zeros(dim), make_dim((dim,)), "vecInput")
+    return new_input(np.zeros(dim), make_dim((dim,)), "vecInput", device)
 
 
 def inputVector(v, device=None):
     a = _to_array(v, "inputVector")
     if a.ndim != 1:
         raise ValueError(f"inputVector: expected a flat list of numbers, got shape {a.shape}")
-    return new_input(a, make_dim(a.shape), "inputVector")
+    return new_input(a, make_dim(a.shape), "inputVector", device)
 
 
-def matInput(d1, d2):
-    return new_input(np.zeros(d1 * d2), make_dim((d1, d2)), "matInput")
+def matInput(d1, d2, device=None):
+    return new_input(np.zeros(d1 * d2), make_dim((d1, d2)), "matInput", device)
 
 
-def inputMatrix(v, d):
+def inputMatrix(v, d, device=None):
     """A matrix of dimension d from a flat list of values in column-major order."""
     a = _to_array(v, "inputMatrix").ravel()
     cdef Dim dd = make_dim(d)
     if a.size != total_size(&dd):
         raise ValueError(f"inputMatrix: {a.size} values for dimension {dim_str(&dd)}")
-    return new_input(a, dd, "inputMatrix")
+    return new_input(a, dd, "inputMatrix", device)
 
 
 # ---- constants and random inputs ------------------------------------------------------------
@@ -215,7 +219,7 @@ def one_hot(d, idx, device=None):
         if not 0 <= i < n:
             raise IndexError(f"one_hot: index {i} is out of range for dimension {n}")
         flat[b * n + i] = 1.0
-    return new_input(flat, make_dim((n,), len(indices)), "one_hot")
+    return new_input(flat, make_dim((n,), len(indices)), "one_hot", device)
 
 
 def sparse_inputTensor(idxs, values, shape, batched=False, defval=0, device=None):
@@ -248,4 +252,4 @@ def sparse_inputTensor(idxs, values, shape, batched=False, defval=0, device=None
     flat = np.full(total_size(&d), float(defval))
     if vals.size:
         flat[np.ravel_multi_index(coords, shape, order="F")] = vals
-    return new_input(flat, d, "sparse_inputTensor")
+    return new_input(flat, d, "sparse_inputTensor", device)

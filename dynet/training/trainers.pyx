@@ -26,8 +26,14 @@ their step by c, and when c drops below 0.25 the stored values are multiplied by
 1. as_array() shows the stored values, as in DyNet. (DyNet folds c only into the parameters that are
 updated, so frozen ones jump back up; here every parameter is folded, so all decay alike.)
 
+Devices: the fused loops above run where the parameter's device runs the typed loops (the CPU).
+Each rule is also written once on arrays, `generic_rule(xp, w, g, st, gs, inv_c)`, for parameters on
+a device that runs the generic implementation (the generic CPU backend, NumPy; a GPU, CuPy, where
+dynet/kernels/gpu.py has a fused kernel for each rule and the array code is the fallback).
+Moments then live on the parameter's device too.
+
 A new rule subclasses Trainer, sets `nstate` (moment buffers per parameter value) and overrides
-`rule` (and `prepare` for per-update constants).
+`rule` and `generic_rule` (and `prepare` for per-update constants).
 """
 cimport cython
 from libc.math cimport sqrt, sqrtf, isfinite, pow, floor, fabs
@@ -36,8 +42,9 @@ cimport numpy as cnp
 import sys
 import numpy as np
 
-from dynet.core.params cimport Parameters, LookupParameters, WeightDecay
+from dynet.core.params cimport Parameters, LookupParameters, WeightDecay, ParameterStorage
 from dynet.core.collection import ParameterCollection
+from dynet.kernels import gpu as _gpu
 
 cnp.import_array()
 
@@ -69,6 +76,10 @@ cdef extern from *:
     }
     """
     double sum_squares "dn_sum_squares"(const float* g, Py_ssize_t n) nogil
+
+
+cdef inline Py_ssize_t nvalues(ParameterStorage p):
+    return cnp.PyArray_SIZE(p.values) if p.dev.on_host else p.values.size
 
 
 cdef inline float* state_ptr(object arr):
@@ -205,30 +216,41 @@ cdef class Trainer:
             self._lists_key = key
         return self._plist, self._llist
 
-    cdef object _state_of(self, object p, Py_ssize_t size):
+    cdef object _state_of(self, ParameterStorage p, Py_ssize_t size):
         if self.nstate == 0:
             return None
         arr = self.state.get(p)
         if arr is None:
-            arr = np.zeros(self.nstate * size, dtype=np.float32)
+            arr = p.dev.zeros(self.nstate * size)      # on the parameter's device
             self.state[p] = arr
         return arr
 
-    cdef double _grad_norm_squared(self, list params, list lookups):
+    cdef double _grad_norm_squared(self, list params, list lookups) except? -1:
         cdef Parameters p
         cdef LookupParameters lp
         cdef double total = 0
         cdef Py_ssize_t i
+        on_device = []      # the generic path: device scalars, brought to the host once at the end
         for p in params:
             if p.has_grad:
-                total += sum_squares(p.gptr, cnp.PyArray_SIZE(p.grads))
+                if p.dev.host_loops:
+                    total += sum_squares(p.gptr, cnp.PyArray_SIZE(p.grads))
+                else:
+                    on_device.append(p.dev.xp.dot(p.grads, p.grads))
         for lp in lookups:
-            if lp.all_rows_touched:
+            if not lp.dev.host_loops:
+                if lp.all_rows_touched or lp.n_touched:
+                    g = lp.grads if lp.all_rows_touched else \
+                        lp.grads.reshape(lp.n, lp.row_size)[_rows_on(lp)].ravel()
+                    on_device.append(lp.dev.xp.dot(g, g))
+            elif lp.all_rows_touched:
                 total += sum_squares(lp.gptr, cnp.PyArray_SIZE(lp.grads))
             else:   # the other rows are zero
                 for i in range(lp.n_touched):
                     total += sum_squares(lp.gptr + <Py_ssize_t>lp.touched_list[i] * lp.row_size,
                                          lp.row_size)
+        for v in on_device:
+            total += float(v)
         return total
 
     cdef int _clear_all(self, list params, list lookups) except -1:
@@ -236,7 +258,7 @@ cdef class Trainer:
         cdef LookupParameters lp
         for p in params:
             if p.has_grad:
-                memset(p.gptr, 0, cnp.PyArray_SIZE(p.grads) * sizeof(float))
+                _clear_grads(p)
                 p.has_grad = False
         for lp in lookups:
             _clear_lookup_grads(lp)
@@ -266,16 +288,26 @@ cdef class Trainer:
         cdef Py_ssize_t i, row, n, rs
         cdef float* st
         for p in params:
-            n = cnp.PyArray_SIZE(p.values)
+            n = nvalues(p)
             if p.updated and not (skip_no_grad and not p.has_grad):
-                st = state_ptr(self._state_of(p, n))
-                self.rule(p.vptr, p.gptr, st, n, n, gs, inv_c)   # also clears the gradient
+                if p.dev.host_loops:
+                    st = state_ptr(self._state_of(p, n))
+                    self.rule(p.vptr, p.gptr, st, n, n, gs, inv_c)   # also clears the gradient
+                else:
+                    self._generic_update(p, None, gs, inv_c)
             elif p.has_grad:
-                memset(p.gptr, 0, n * sizeof(float))
+                _clear_grads(p)
             p.has_grad = False
         for lp in lookups:
-            n = cnp.PyArray_SIZE(lp.values)
-            if lp.updated:
+            n = nvalues(lp)
+            if lp.updated and not lp.dev.host_loops:
+                if lp.all_rows_touched or not self.sparse_updates_enabled:
+                    if not (skip_no_grad and not lp.all_rows_touched and lp.n_touched == 0):
+                        self._generic_update(lp, None, gs, inv_c)
+                elif lp.n_touched:
+                    self._generic_update(lp, _rows_on(lp), gs, inv_c)
+                lp.clear_touched()
+            elif lp.updated:
                 st = state_ptr(self._state_of(lp, n))
                 if lp.all_rows_touched or not self.sparse_updates_enabled:
                     if not (skip_no_grad and not lp.all_rows_touched and lp.n_touched == 0):
@@ -303,11 +335,38 @@ cdef class Trainer:
         if wd.scale < 0.25:   # fold the factor into the stored values before precision suffers
             tree_params, tree_lookups = self.model.storage()
             for p in tree_params:
-                _scale_values(p.values, wd.scale)
+                _scale_values(p, wd.scale)
             for lp in tree_lookups:
-                _scale_values(lp.values, wd.scale)
+                _scale_values(lp, wd.scale)
             wd.scale = 1.0
         return 0
+
+    cdef int _generic_update(self, ParameterStorage p, object rows, float gs, float inv_c) except -1:
+        """The rule on the parameter's device arrays (all values, or the lookup rows `rows`), then
+        the gradient cleared."""
+        cdef Py_ssize_t n = p.values.size, k
+        xp = p.dev.xp
+        st = self._state_of(p, n)
+        states = [st[k * n:(k + 1) * n] for k in range(self.nstate)]
+        if rows is None:
+            self.generic_rule(xp, p.values, p.grads, states, gs, inv_c)
+            p.grads.fill(0)
+            return 0
+        cdef LookupParameters lp = <LookupParameters>p
+        shape = (lp.n, lp.row_size)
+        w, g = p.values.reshape(shape), p.grads.reshape(shape)
+        sub_w, sub_st = w[rows], [s.reshape(shape)[rows] for s in states]
+        self.generic_rule(xp, sub_w, g[rows], sub_st, gs, inv_c)
+        w[rows] = sub_w
+        for k in range(self.nstate):
+            states[k].reshape(shape)[rows] = sub_st[k]
+        g[rows] = 0
+        return 0
+
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        """`rule` on arrays of the array module xp: update w (and the moments st[k], arrays shaped
+        like w) in place from the gradient g * gs. The caller clears g. Every rule overrides it."""
+        raise RuntimeError(f"internal error: {type(self).__name__} has no generic rule")
 
     cdef int prepare(self) except -1:
         """Per-update constants of the rule (before `updates` is incremented)."""
@@ -358,8 +417,28 @@ cdef list _select(list items, object indices, str what, str plural):
     return out
 
 
+cdef object _rows_on(LookupParameters lp):
+    """The touched rows as an index array on the table's device."""
+    return lp.dev.xp.asarray(np.array([lp.touched_list[i] for i in range(lp.n_touched)], dtype=np.int64))
+
+
+cdef int _clear_grads(ParameterStorage p) except -1:
+    if p.dev.on_host:
+        memset(p.gptr, 0, p.grads.size * sizeof(float))
+    else:
+        p.grads.fill(0)
+    return 0
+
+
 cdef int _clear_lookup_grads(LookupParameters lp) except -1:
     cdef Py_ssize_t i
+    if not lp.dev.on_host:
+        if lp.all_rows_touched:
+            lp.grads.fill(0)
+        elif lp.n_touched:
+            lp.grads.reshape(lp.n, lp.row_size)[_rows_on(lp)] = 0
+        lp.clear_touched()
+        return 0
     if lp.all_rows_touched:
         memset(lp.gptr, 0, cnp.PyArray_SIZE(lp.grads) * sizeof(float))
     else:
@@ -369,11 +448,15 @@ cdef int _clear_lookup_grads(LookupParameters lp) except -1:
     return 0
 
 
-cdef void _scale_values(cnp.ndarray values, float c) noexcept:
-    cdef float* w = <float*>cnp.PyArray_DATA(values)
-    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(values)
+cdef int _scale_values(ParameterStorage p, float c) except -1:
+    if not p.dev.on_host:
+        p.values *= p.dev.xp.float32(c)
+        return 0
+    cdef float* w = p.vptr
+    cdef Py_ssize_t i, n = p.values.size
     for i in range(n):
         w[i] *= c
+    return 0
 
 
 # ---- the rules ------------------------------------------------------------------------------
@@ -398,6 +481,11 @@ cdef class SimpleSGDTrainer(Trainer):
         for i in range(n):
             w[i] -= g[i] * step
             g[i] = 0
+
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        cdef float step = <float>(self.lr * gs) * inv_c
+        if not _gpu.rule("sgd", xp, g, w, step=step):
+            w -= g * xp.float32(step)
 
 
 cdef class CyclicalSGDTrainer(SimpleSGDTrainer):
@@ -456,6 +544,13 @@ cdef class MomentumSGDTrainer(Trainer):
             w[i] += v * inv_c
             g[i] = 0
 
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        cdef float step = <float>(self.lr * gs)
+        if not _gpu.rule("momentum", xp, g, w, st[0], step=step, mom=self.momentum, inv_c=inv_c):
+            st[0] *= xp.float32(self.momentum)
+            st[0] -= g * xp.float32(step)
+            w += st[0] * xp.float32(inv_c)
+
 
 cdef class AdagradTrainer(Trainer):
     """s += gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c"""
@@ -481,6 +576,13 @@ cdef class AdagradTrainer(Trainer):
             st[i] = s
             w[i] += gg / sqrtf(s + eps) * step
             g[i] = 0
+
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        cdef float step = -<float>self.lr * inv_c
+        if not _gpu.rule("adagrad", xp, g, w, st[0], gs=gs, step=step, eps=self.eps):
+            gg = g * xp.float32(gs)
+            st[0] += gg * gg
+            w += gg / xp.sqrt(st[0] + xp.float32(self.eps)) * xp.float32(step)
 
 
 cdef class AdadeltaTrainer(Trainer):
@@ -512,6 +614,18 @@ cdef class AdadeltaTrainer(Trainer):
             w[i] += d * inv_c
             g[i] = 0
 
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        cdef float rho = self.rho, rho1 = 1.0 - self.rho
+        if not _gpu.rule("adadelta", xp, g, w, st[0], st[1], gs=gs, eps=self.eps, rho=rho, inv_c=inv_c):
+            f = xp.float32
+            gg = g * f(gs)
+            st[0] *= f(rho)
+            st[0] += gg * gg * f(rho1)
+            d = -gg * xp.sqrt(st[1] + f(self.eps)) / xp.sqrt(st[0] + f(self.eps))
+            st[1] *= f(rho)
+            st[1] += d * d * f(rho1)
+            w += d * f(inv_c)
+
 
 cdef class RMSPropTrainer(Trainer):
     """s = rho s + (1 - rho) gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c"""
@@ -538,6 +652,15 @@ cdef class RMSPropTrainer(Trainer):
             st[i] = s
             w[i] += lr * (-gg / sqrtf(s + eps)) * inv_c
             g[i] = 0
+
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        cdef float lr = <float>self.lr, rho = self.rho, rho1 = 1.0 - self.rho
+        if not _gpu.rule("rmsprop", xp, g, w, st[0], gs=gs, lr=lr, eps=self.eps, rho=rho, inv_c=inv_c):
+            f = xp.float32
+            gg = g * f(gs)
+            st[0] *= f(rho)
+            st[0] += gg * gg * f(rho1)
+            w += f(lr) * (-gg / xp.sqrt(st[0] + f(self.eps))) * f(inv_c)
 
 
 cdef class AdamTrainer(Trainer):
@@ -581,6 +704,12 @@ cdef class AdamTrainer(Trainer):
             w[i] -= mm / (sqrtf(vv) + eps) * lr_t
             g[i] = 0
 
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        if not _gpu.rule("adam", xp, g, w, st[0], st[1], gs=gs, b1=self.beta_1, b2=self.beta_2,
+                         eps=self.eps, lr_t=self.lr_t):
+            adam_moments(xp, g, st, gs, self.beta_1, self.beta_2)
+            w -= st[0] / (xp.sqrt(st[1]) + xp.float32(self.eps)) * xp.float32(self.lr_t)
+
 
 cdef class AmsgradTrainer(AdamTrainer):
     """Adam with v_hat = max(v_hat, v) in place of v in the step (Reddi et al. 2018)."""
@@ -607,3 +736,21 @@ cdef class AmsgradTrainer(AdamTrainer):
             vhat[i] = vh
             w[i] -= mm / (sqrtf(vh) + eps) * lr_t
             g[i] = 0
+
+    def generic_rule(self, xp, w, g, list st, float gs, float inv_c):
+        if not _gpu.rule("amsgrad", xp, g, w, st[0], st[1], st[2], gs=gs, b1=self.beta_1,
+                         b2=self.beta_2, eps=self.eps, lr_t=self.lr_t):
+            adam_moments(xp, g, st, gs, self.beta_1, self.beta_2)
+            xp.maximum(st[2], st[1], out=st[2])
+            w -= st[0] / (xp.sqrt(st[2]) + xp.float32(self.eps)) * xp.float32(self.lr_t)
+
+
+def adam_moments(xp, g, list st, float gs, float beta_1, float beta_2):
+    """Adam's first and second moments (st[0], st[1]) updated in place from the gradient g * gs."""
+    f = xp.float32
+    cdef float b1c = 1.0 - beta_1, b2c = 1.0 - beta_2
+    gg = g * f(gs)
+    st[0] *= f(beta_1)
+    st[0] += gg * f(b1c)
+    st[1] *= f(beta_2)
+    st[1] += gg * gg * f(b2c)
