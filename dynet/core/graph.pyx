@@ -6,6 +6,8 @@ before its (released) memory could be read.
 """
 cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.ref cimport PyObject
 from libc.string cimport memset, memcpy
 from libc.math cimport isfinite
 
@@ -557,48 +559,53 @@ cdef int mixed_devices(Expression node, Expression a, Expression b) except -1:
                        f"dy.to_device(e, '{a.dev.name}'))")
 
 
+cdef int note_device(ComputationGraph cg, Device dev) except -1:
+    cg.last_dev = dev
+    if dev not in cg.devices:
+        cg.devices.append(dev)
+    return 0
+
+
+cdef enum:
+    NO_ALLOC = 0      # the caller sets the value's memory (parameter nodes)
+    ALLOC = 1         # from the node's device's forward pool
+    ACROSS = 2        # as ALLOC, and the argument may be on another device (to_device)
+
+
 @cython.boundscheck(False)
-cdef inline Device place(ComputationGraph cg, Expression node, tuple args, bint across):
-    """The node's device: the one it names (leaves: inputs and parameters on a device), else its
-    arguments' device, else the graph's default. Arguments must share one device (unless `across`:
-    to_device's copy). Also checks that the arguments belong to the current graph."""
-    cdef Device dev = node.dev
-    cdef Expression a, first = None
+cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
+    """Append `node` to the graph with arguments `args` and shape `d`. Its device is the one it
+    names (inputs and parameter nodes on a device), else its arguments' device (they must share
+    one, unless ACROSS), else the graph's default device. The arguments must belong to the current
+    graph. (Device identity is compared as pointers: this runs for every node.)"""
+    cdef ComputationGraph cg = _cg
+    cdef bint needs_grad = node.needs_grad
+    cdef Expression a
+    cdef PyObject* dev = <PyObject*>node.dev
+    cdef PyObject* first = NULL
     cdef Py_ssize_t i
-    for i in range(len(args)):
-        a = <Expression>args[i]
+    for i in range(PyTuple_GET_SIZE(args)):
+        a = <Expression>PyTuple_GET_ITEM(args, i)
         if a.version != cg._version:
             check_live(a, node.op_name())
-        if first is None:
-            first = a
-            if dev is None:
-                dev = a.dev
-        elif a.dev is not first.dev and not across:
-            mixed_devices(node, first, a)
-    if dev is None:
-        dev = cg.default_dev
-    if dev is not cg.last_dev:
-        cg.last_dev = dev
-        if dev not in cg.devices:
-            cg.devices.append(dev)
-    node.dev = dev
-    return dev
-
-
-@cython.boundscheck(False)
-cdef Expression register(Expression node, tuple args, Dim d):
-    cdef ComputationGraph cg = _cg
-    cdef bint needs_grad = False
-    cdef Expression a
-    cdef Py_ssize_t i
-    for i in range(len(args)):
-        a = <Expression>args[i]
         needs_grad = needs_grad or a.needs_grad
+        if first == NULL:
+            first = <PyObject*>a.dev
+        elif <PyObject*>a.dev != first and mode != ACROSS:
+            mixed_devices(node, <Expression>PyTuple_GET_ITEM(args, 0), a)
+    if dev == <PyObject*>None:
+        dev = first if first != NULL else <PyObject*>cg.default_dev
+    if dev != <PyObject*>cg.last_dev:
+        note_device(cg, <Device>dev)
+    node.dev = <Device>dev
+    if mode != NO_ALLOC:
+        node.val = (<Device>dev).fwd.alloc(total_size(&d))
+        node.external_grad = False
     node.args = args
     node.d = d
     node.version = cg._version
     node.index = PyList_GET_SIZE(cg.nodes)
-    node.needs_grad = needs_grad or node.needs_grad
+    node.needs_grad = needs_grad
     node.grad = NULL
     cg.nodes.append(node)
     if cg.immediate_compute:
@@ -608,22 +615,17 @@ cdef Expression register(Expression node, tuple args, Dim d):
 
 cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
     """Append `node` to the graph with arguments `args` and shape `d`, value memory left unset."""
-    place(_cg, node, args, False)
-    return register(node, args, d)
+    return attach(node, args, d, NO_ALLOC)
 
 
 cdef Expression add_node(Expression node, tuple args, Dim d):
     """Append `node` to the graph with its value allocated in its device's forward pool."""
-    node.val = place(_cg, node, args, False).fwd.alloc(total_size(&d))
-    node.external_grad = False
-    return register(node, args, d)
+    return attach(node, args, d, ALLOC)
 
 
 cdef Expression add_node_across(Expression node, tuple args, Dim d):
-    """add_node for a node on the device it names whose arguments are elsewhere (to_device)."""
-    node.val = place(_cg, node, args, True).fwd.alloc(total_size(&d))
-    node.external_grad = False
-    return register(node, args, d)
+    """add_node for a node on the device it names whose argument is elsewhere (to_device)."""
+    return attach(node, args, d, ACROSS)
 
 
 cdef float* fwd_scratch(size_t n) except NULL:
