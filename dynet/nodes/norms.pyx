@@ -6,6 +6,7 @@ from libc.math cimport fabsf, sqrtf
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport dot
+from dynet.kernels import generic
 
 import numpy as np
 from dynet.nodes.pyop import pyop
@@ -98,6 +99,12 @@ cdef class PairReduce(Expression):
                     for i in range(per):
                         dy[i] -= g * pair_dx(self.kind, xv[i], yv[i], self.c)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.pair_forward(xp, self.op_name(), xs, out, self.c)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.pair_backward(xp, self.op_name(), xs, dout, i, dxi, self.c)
 
 
 cdef int out_batch(Expression a, Expression b, str op) except -1:
@@ -223,6 +230,12 @@ cdef class LayerNorm(Expression):
                 for i in range(n):
                     d[i] += (gv[i] * dy[i] - mh) / s - hc * (xv[i] - mu)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.layer_norm_forward(xp, xs[0], xs[1], xs[2], out, LAYER_NORM_EPS)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.layer_norm_backward(xp, xs, dout, i, dxi, LAYER_NORM_EPS)
 
 
 def layer_norm(x, g, b):
