@@ -65,8 +65,11 @@ def scatter_add(xp, target, index, values):
 
 
 def stable_argsort(xp, a, axis):
-    """Indices sorting `a` along `axis`, equal values in their original order."""
-    return xp.argsort(a, axis=axis, kind="stable")
+    """Indices sorting `a` along `axis`, equal values in their original order (CuPy's sort is
+    always stable and some versions take no `kind`)."""
+    if xp is np:
+        return np.argsort(a, axis=axis, kind="stable")
+    return xp.argsort(a, axis=axis)
 
 
 def random_source(xp):
@@ -89,18 +92,21 @@ def host_special(xp, name):
 
 
 def digamma(xp, x):
-    """psi(x) as the typed code computes it: shift x above 6 with psi(x) = psi(x+1) - 1/x, then the
-    asymptotic series (in float64); NaN at the poles 0, -1, -2, ..."""
+    """psi(x) (the derivative of lgamma), in float64: psi(x) = psi(x+1) - 1/x shifts x to 6 or
+    more (at most 6 steps), then the asymptotic series; below 0 the reflection
+    psi(x) = psi(1 - x) - pi / tan(pi x) first. NaN at the poles 0, -1, -2, ..."""
     x = x.astype(xp.float64)
-    r = xp.zeros_like(x)
-    for _ in range(6 + int(max(0.0, -float(x.min()))) if x.size else 0):
-        low = x < 6
-        r -= xp.where(low, 1 / xp.where(low, x, 1), 0)
-        x = xp.where(low, x + 1, x)
-    f = 1 / (x * x)
-    out = (r + xp.log(x) - 0.5 / x
+    y = xp.where(x < 0, 1 - x, x)
+    r = xp.zeros_like(y)
+    for _ in range(6):
+        low = y < 6
+        r -= xp.where(low, 1 / xp.where(low & (y != 0), y, 1), 0)
+        y = xp.where(low, y + 1, y)
+    f = 1 / (y * y)
+    psi = (r + xp.log(y) - 0.5 / y
            - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132)))))
-    return out
+    psi = xp.where(x < 0, psi - math.pi / xp.tan(math.pi * x), psi)
+    return xp.where((x <= 0) & (x == xp.floor(x)), xp.nan, psi)
 
 
 def sigmoid(xp, x):
@@ -120,17 +126,12 @@ def _round_half_away(xp, x):
     return t + xp.sign(x) * (xp.abs(x - t) >= 0.5)
 
 
-def _digamma32(xp, x):
-    d = digamma(xp, x).astype(x.dtype)
-    pole = (x <= 0) & (x == xp.floor(x))
-    return xp.where(pole, xp.nan, d)
-
-
 # value(xp, x, a, b) and derivative(xp, x, y, a, b) = dy/dx from the input x and the output y
+# (a derivative may be a scalar or a boolean array: it multiplies the incoming gradient)
 UNARY = {
     "tanh": (lambda xp, x, a, b: xp.tanh(x), lambda xp, x, y, a, b: 1 - y * y),
     "logistic": (lambda xp, x, a, b: sigmoid(xp, x), lambda xp, x, y, a, b: y * (1 - y)),
-    "rectify": (lambda xp, x, a, b: xp.maximum(x, 0), lambda xp, x, y, a, b: (x > 0).astype(x.dtype)),
+    "rectify": (lambda xp, x, a, b: xp.maximum(x, 0), lambda xp, x, y, a, b: x > 0),
     "exp": (lambda xp, x, a, b: xp.exp(x), lambda xp, x, y, a, b: y),
     "log": (lambda xp, x, a, b: xp.log(x), lambda xp, x, y, a, b: 1 / x),
     "square": (lambda xp, x, a, b: x * x, lambda xp, x, y, a, b: 2 * x),
@@ -151,26 +152,26 @@ UNARY = {
     "erf": (lambda xp, x, a, b: host_special(xp, "erf")(x),
             lambda xp, x, y, a, b: (2 / math.sqrt(math.pi)) * xp.exp(-x * x)),
     "lgamma": (lambda xp, x, a, b: host_special(xp, "lgamma")(x),
-               lambda xp, x, y, a, b: _digamma32(xp, x)),
+               lambda xp, x, y, a, b: digamma(xp, x).astype(x.dtype)),
     # log(sigmoid(x)) = min(x, 0) - log(1 + e^-|x|): no overflow on either side
     "log_sigmoid": (lambda xp, x, a, b: xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x))),
                     lambda xp, x, y, a, b: 1 - xp.exp(y)),
     "elu": (lambda xp, x, a, b: xp.where(x > 0, x, a * (xp.exp(xp.minimum(x, 0)) - 1)),
-            lambda xp, x, y, a, b: xp.where(x > 0, 1, y + a).astype(x.dtype)),
+            lambda xp, x, y, a, b: xp.where(x > 0, 1, y + a)),
     "selu": (lambda xp, x, a, b: SELU_LAMBDA * xp.where(x > 0, x, SELU_ALPHA * (xp.exp(xp.minimum(x, 0)) - 1)),
-             lambda xp, x, y, a, b: xp.where(x > 0, SELU_LAMBDA, y + SELU_LAMBDA * SELU_ALPHA).astype(x.dtype)),
+             lambda xp, x, y, a, b: xp.where(x > 0, SELU_LAMBDA, y + SELU_LAMBDA * SELU_ALPHA)),
     "silu": (lambda xp, x, a, b: x * sigmoid(xp, a * x),
              lambda xp, x, y, a, b: _silu_derivative(xp, x, a)),
     "softsign": (lambda xp, x, a, b: x / (1 + xp.abs(x)),
                  lambda xp, x, y, a, b: 1 / ((1 + xp.abs(x)) * (1 + xp.abs(x)))),
     # a: 0 (zero gradient) or 1 (straight-through)
-    "round": (lambda xp, x, a, b: _round_half_away(xp, x), lambda xp, x, y, a, b: xp.full_like(x, a)),
-    "ceil": (lambda xp, x, a, b: xp.ceil(x), lambda xp, x, y, a, b: xp.full_like(x, a)),
-    "floor": (lambda xp, x, a, b: xp.floor(x), lambda xp, x, y, a, b: xp.full_like(x, a)),
-    "affine": (lambda xp, x, a, b: a * x + b, lambda xp, x, y, a, b: xp.full_like(x, a)),
+    "round": (lambda xp, x, a, b: _round_half_away(xp, x), lambda xp, x, y, a, b: a),
+    "ceil": (lambda xp, x, a, b: xp.ceil(x), lambda xp, x, y, a, b: a),
+    "floor": (lambda xp, x, a, b: xp.floor(x), lambda xp, x, y, a, b: a),
+    "affine": (lambda xp, x, a, b: a * x + b, lambda xp, x, y, a, b: a),
     "scalar_div": (lambda xp, x, a, b: a / x, lambda xp, x, y, a, b: -y / x),
     "pow": (lambda xp, x, a, b: xp.power(x, a), lambda xp, x, y, a, b: a * xp.power(x, a - 1)),
-    "identity": (lambda xp, x, a, b: x.copy(), lambda xp, x, y, a, b: xp.ones_like(x)),
+    "identity": (lambda xp, x, a, b: x, lambda xp, x, y, a, b: 1.0),
 }
 
 
@@ -184,22 +185,18 @@ def unary_forward(xp, name, x, out, a, b):
 
 
 def unary_backward(xp, name, x, y, dy, dx, a, b):
-    if name == "affine":                      # the derivative is the constant a
-        dx += a * dy
-    else:
-        dx += dy * UNARY[name][1](xp, x, y, a, b)
+    dx += dy * UNARY[name][1](xp, x, y, a, b)
 
 
-# binary maps: value(xp, a, b), d/da(xp, a, b, y), d/db(xp, a, b, y)
+# binary maps: value(xp, a, b), d/da(xp, a, b, y), d/db(xp, a, b, y); a derivative may be a
+# scalar or any array that broadcasts to the output
 BINARY = {
-    "+": (lambda xp, a, b: a + b, lambda xp, a, b, y: xp.ones_like(y), lambda xp, a, b, y: xp.ones_like(y)),
-    "-": (lambda xp, a, b: a - b, lambda xp, a, b, y: xp.ones_like(y), lambda xp, a, b, y: -xp.ones_like(y)),
-    "cmult": (lambda xp, a, b: a * b, lambda xp, a, b, y: b + 0 * y, lambda xp, a, b, y: a + 0 * y),
-    "cdiv": (lambda xp, a, b: a / b, lambda xp, a, b, y: 1 / b + 0 * y, lambda xp, a, b, y: -y / b),
-    "bmin": (lambda xp, a, b: xp.fmin(a, b), lambda xp, a, b, y: (a <= b).astype(y.dtype),
-             lambda xp, a, b, y: (a > b).astype(y.dtype)),
-    "bmax": (lambda xp, a, b: xp.fmax(a, b), lambda xp, a, b, y: (a >= b).astype(y.dtype),
-             lambda xp, a, b, y: (a < b).astype(y.dtype)),
+    "+": (lambda xp, a, b: a + b, lambda xp, a, b, y: 1.0, lambda xp, a, b, y: 1.0),
+    "-": (lambda xp, a, b: a - b, lambda xp, a, b, y: 1.0, lambda xp, a, b, y: -1.0),
+    "cmult": (lambda xp, a, b: a * b, lambda xp, a, b, y: b, lambda xp, a, b, y: a),
+    "cdiv": (lambda xp, a, b: a / b, lambda xp, a, b, y: 1 / b, lambda xp, a, b, y: -y / b),
+    "bmin": (lambda xp, a, b: xp.fmin(a, b), lambda xp, a, b, y: a <= b, lambda xp, a, b, y: a > b),
+    "bmax": (lambda xp, a, b: xp.fmax(a, b), lambda xp, a, b, y: a >= b, lambda xp, a, b, y: a < b),
     "pow": (lambda xp, a, b: xp.power(a, b), lambda xp, a, b, y: b * xp.power(a, b - 1),
             lambda xp, a, b, y: y * xp.log(a)),
 }
@@ -447,7 +444,7 @@ def dim_reduce_backward(xp, kind, x, axes, out, dout, dxi, r=1, scale=1.0, n_eff
     g = dout.reshape(kshape, order="F")
     y = out.reshape(kshape, order="F")
     if kind in ("sum", "moment"):
-        dxi += g * scale * (1 if r == 1 else (2 * x if r == 2 else r * x ** (r - 1)))
+        dxi += g * scale * (1 if r == 1 else r * x ** (r - 1))
     elif kind == "std":
         mu = x.sum(axis=axes, keepdims=True) / n_eff
         dxi += xp.where(y > 0, g * (x - mu) / (n_eff * xp.where(y > 0, y, 1)), 0)
@@ -501,11 +498,11 @@ def _huber_dx(xp, t, c):
 # term(xp, x, y, c) and its derivative in x; the distances' derivative in y is the negation
 PAIR = {
     "dot_product": (lambda xp, x, y, c: x * y, lambda xp, x, y, c: y),
-    "trace_of_product": (lambda xp, x, y, c: x * y, lambda xp, x, y, c: y),
     "squared_distance": (lambda xp, x, y, c: (x - y) ** 2, lambda xp, x, y, c: 2 * (x - y)),
     "l1_distance": (lambda xp, x, y, c: xp.abs(x - y), lambda xp, x, y, c: xp.sign(x - y)),
     "huber_distance": (lambda xp, x, y, c: _huber(xp, x - y, c), lambda xp, x, y, c: _huber_dx(xp, x - y, c)),
 }
+PAIR["trace_of_product"] = PAIR["dot_product"]         # Tr(x^T y) is the dot product
 PRODUCTS = ("dot_product", "trace_of_product")
 
 
@@ -518,7 +515,7 @@ def pair_backward(xp, kind, xs, dout, i, dxi, c):
     x, y = flat(xs[0]), flat(xs[1])
     g = flat(dout)
     if i == 1 and kind in PRODUCTS:
-        d = g * x + 0 * y
+        d = g * x
     else:
         d = g * PAIR[kind][1](xp, x, y, c)
         if i == 1:
@@ -542,7 +539,7 @@ def layer_norm_backward(xp, xs, dout, i, dxi, eps):
     sigma = xp.sqrt((c * c).mean(axis=0, keepdims=True))
     s = sigma + eps
     if i == 2:
-        d = dY + 0 * X
+        d = dY
     elif i == 1:
         d = dY * c / s
     else:
@@ -575,23 +572,25 @@ def masked(x, mask, pre, rep):
 # ---- convolution and pooling (im2col as an index map, then one batched GEMM) -------------------
 
 
-def conv_index(geom):
-    """For each output pixel p and filter tap k = i + FH*(j + FW*c), the flat input index (within
-    one batch element) it reads, or XH*XW*C (a zero appended after the input) in the padding.
-    geom: dict with XH, XW, C, FH, FW, YH, YW, sh, sw, pt, pl. A host (NumPy) array of (P, K)."""
-    g = geom
-    oh = np.arange(g["YH"]).reshape(-1, 1, 1, 1, 1)
-    ow = np.arange(g["YW"]).reshape(1, -1, 1, 1, 1)
-    i = np.arange(g["FH"]).reshape(1, 1, -1, 1, 1)
-    j = np.arange(g["FW"]).reshape(1, 1, 1, -1, 1)
-    c = np.arange(g["C"]).reshape(1, 1, 1, 1, -1)
+def _window_index(g):
+    """The flat input index (within one batch element) that tap (i, j) of the window of output
+    pixel (oh, ow) reads in channel c, or XH*XW*C (one past the input: a padding value) outside
+    the input. g: the geometry (XH, XW, C, FH, FW, YH, YW, sh, sw, pt, pl). Host array over the
+    axes (oh, ow, c, i, j)."""
+    oh, ow, c, i, j = np.ix_(range(g["YH"]), range(g["YW"]), range(g["C"]), range(g["FH"]), range(g["FW"]))
     h = oh * g["sh"] + i - g["pt"]
     w = ow * g["sw"] + j - g["pl"]
     inside = (h >= 0) & (h < g["XH"]) & (w >= 0) & (w < g["XW"])
     idx = np.where(inside, h + g["XH"] * (w + g["XW"] * c), g["XH"] * g["XW"] * g["C"])
-    # axes (oh, ow, i, j, c) -> rows p = oh + YH*ow, columns k = i + FH*(j + FW*c)
-    P, K = g["YH"] * g["YW"], g["FH"] * g["FW"] * g["C"]
-    return np.broadcast_to(idx, (g["YH"], g["YW"], g["FH"], g["FW"], g["C"])).reshape((P, K), order="F")
+    return np.broadcast_to(idx, (g["YH"], g["YW"], g["C"], g["FH"], g["FW"]))
+
+
+def conv_index(geom):
+    """im2col as an index map (P, K): row p = oh + YH*ow (an output pixel), column
+    k = i + FH*(j + FW*c) (a filter tap, the flat order of the filter's first three axes)."""
+    idx = _window_index(geom).transpose(0, 1, 3, 4, 2)                  # (oh, ow, i, j, c)
+    P, K = geom["YH"] * geom["YW"], geom["FH"] * geom["FW"] * geom["C"]
+    return idx.reshape((P, K), order="F")
 
 
 def _padded(xp, x):
@@ -635,21 +634,12 @@ def conv_backward(xp, xs, index, dout, i, dxi):
 
 
 def pool_index(geom):
-    """For each output value o = oh + YH*(ow + YW*c) and window tap t = j + FW*i (rows outer, as
-    the typed loop scans), the flat input index, or XH*XW*C outside the input. Host (O, T)."""
-    g = geom
-    oh = np.arange(g["YH"]).reshape(-1, 1, 1, 1, 1)
-    ow = np.arange(g["YW"]).reshape(1, -1, 1, 1, 1)
-    c = np.arange(g["C"]).reshape(1, 1, -1, 1, 1)
-    i = np.arange(g["FH"]).reshape(1, 1, 1, -1, 1)
-    j = np.arange(g["FW"]).reshape(1, 1, 1, 1, -1)
-    h = oh * g["sh"] + i - g["pt"]
-    w = ow * g["sw"] + j - g["pl"]
-    inside = (h >= 0) & (h < g["XH"]) & (w >= 0) & (w < g["XW"])
-    idx = np.where(inside, h + g["XH"] * (w + g["XW"] * c), g["XH"] * g["XW"] * g["C"])
-    full = np.ascontiguousarray(np.broadcast_to(idx, (g["YH"], g["YW"], g["C"], g["FH"], g["FW"])))
-    taps = full.reshape((g["YH"], g["YW"], g["C"], g["FH"] * g["FW"]))     # t = j + FW*i
-    return taps.reshape((g["YH"] * g["YW"] * g["C"], g["FH"] * g["FW"]), order="F")
+    """Max pooling's windows (O, T): row o = oh + YH*(ow + YW*c) (an output value), column
+    t = j + FW*i (a window tap, rows outer as the typed loop scans them, so that the first
+    maximum is the same one)."""
+    idx = _window_index(geom).transpose(0, 1, 2, 4, 3)                  # (oh, ow, c, j, i)
+    O, T = geom["YH"] * geom["YW"] * geom["C"], geom["FH"] * geom["FW"]
+    return idx.reshape((O, T), order="F")
 
 
 def maxpool_forward(xp, x, index, out):

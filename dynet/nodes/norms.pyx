@@ -8,7 +8,6 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport dot
 from dynet.kernels import generic
 
-import numpy as np
 from dynet.nodes.pyop import pyop
 from dynet.nodes.npbase import fmt, strip, batch_of, acc
 
@@ -276,11 +275,12 @@ class WeightNorm:
 
     def forward(self, xs, out):
         w, g = self._flat(xs[0]), self._flat(xs[1])
-        self._flat(out)[...] = g * w / np.sqrt((w * w).sum(axis=0, keepdims=True))
+        # array methods only (no np. calls), so the same code runs on CuPy arrays
+        self._flat(out)[...] = g * w / (w * w).sum(axis=0, keepdims=True) ** 0.5
 
     def backward(self, xs, out, dout, i, dxi):
         w, g, dy = self._flat(xs[0]), self._flat(xs[1]), self._flat(dout)
-        norm = np.sqrt((w * w).sum(axis=0, keepdims=True))
+        norm = (w * w).sum(axis=0, keepdims=True) ** 0.5
         u = w / norm
         if i == 0:
             acc(dxi, g / norm * (dy - u * (u * dy).sum(axis=0, keepdims=True)))

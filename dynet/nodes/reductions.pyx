@@ -14,7 +14,6 @@ from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_
 from dynet.kernels.cpu cimport fill, add_to, copy, fast_exp
 from dynet.kernels import generic
 
-import numpy as np
 from dynet.nodes.pyop import pyop
 from dynet.nodes.npbase import fmt as _fmt
 
@@ -461,12 +460,14 @@ class CumSum:
             raise ValueError(f"cumsum: dimension {self.d} is out of range for {_fmt(shape, bd)}")
         return shape, bd
 
+    # (array methods and slicing only, so the same code runs on CuPy arrays)
     def forward(self, xs, out):
-        np.cumsum(xs[0], axis=self.d, out=out)
+        xs[0].cumsum(axis=self.d, out=out)
 
     def backward(self, xs, out, dout, i, dxi):
         # d/dx_j = sum_{i >= j} g_i: a cumulative sum from the end
-        dxi += np.flip(np.cumsum(np.flip(dout, self.d), axis=self.d), self.d)
+        rev = tuple(slice(None, None, -1) if k == self.d else slice(None) for k in range(dout.ndim))
+        dxi += dout[rev].cumsum(axis=self.d)[rev]
 
 
 def cumsum(x, d=0):
