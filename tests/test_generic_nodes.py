@@ -213,6 +213,10 @@ MORE_CASES = {
     "filter1d_batched_filters": (dy.filter1d_narrow, [((3, 5), False), ((3, 2, 2, 2), True)]),
     "kmax_pooling_batched_d0": (lambda x: dy.kmax_pooling(x, 2, 0), [((4, 3, 2), True)]),
     "argmax_batched": (lambda x: dy.argmax(x, "straight_through_gradient"), [((5, 3), True)]),
+    # seven dimensions: the most a value has (8 axes with the batch)
+    "cmult_7d_broadcast": (dy.cmult, [((2, 1, 2, 1, 2, 1, 2, 2), True), ((2, 3, 1, 2, 1, 2, 2), False)]),
+    "transpose_4d": (lambda x: dy.transpose(x, [3, 1, 0, 2]), [((2, 3, 2, 2, 2), True)]),
+    "sum_dim_7d": (lambda x: dy.sum_dim(x, [1, 4, 6]), [((2, 2, 1, 2, 3, 1, 2, 2), True)]),
     # the builders' first step: no recurrent term
     "lstm_gates_no_h": (lambda x, Wx, Wh, b: lstm_gates([x], None, Wx, Wh, b, forget_bias=0.5),
                         [((3, 2), True), ((8, 3), False), ((8, 2), False), ((8,), False)]),

@@ -307,11 +307,13 @@ cdef class MaxPooling2D(Expression):
         return 0
 
     def generic_forward(self, xp, list xs, out):
-        index = xp.asarray(generic.pool_index(geom_dict(self.g)))
-        self.aux = generic.maxpool_forward(xp, xs[0], index, out)    # where each maximum is
+        # aux: the windows' index map (made once per node), then where each maximum is
+        if self.aux is None:
+            self.aux = [xp.asarray(generic.pool_index(geom_dict(self.g))), None]
+        self.aux[1] = generic.maxpool_forward(xp, xs[0], self.aux[0], out)
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
-        generic.maxpool_backward(xp, self.aux, dout, dxi)
+        generic.maxpool_backward(xp, self.aux[1], dout, dxi)
 
 
 def maxpooling2d(x, ksize, stride, is_valid=True):

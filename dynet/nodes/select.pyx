@@ -12,6 +12,11 @@ from dynet.kernels.cpu cimport copy, add_to
 from dynet.kernels import generic
 
 
+cdef object index_array(xp, const int* index, Py_ssize_t n):
+    """A node's C index list as an integer array of the module xp (for generic_select)."""
+    return xp.asarray([index[i] for i in range(n)], dtype=xp.int64)
+
+
 cdef inline Py_ssize_t prod_before(const Dim* d, int axis) noexcept:
     cdef Py_ssize_t p = 1
     cdef int i
@@ -46,8 +51,7 @@ cdef class Pick(Mirrored):
         return 0
 
     def generic_select(self, xp, list xs, shape):
-        index = xp.asarray([self.index[b] for b in range(self.d.bd)], dtype=xp.int64)
-        return generic.pick(xp, xs[0], self.axis, index, shape)
+        return generic.pick(xp, xs[0], self.axis, index_array(xp, self.index, self.d.bd), shape)
 
 
 cdef Expression make_pick(object e, object indices, int axis, bint batched, str op):
@@ -375,7 +379,7 @@ cdef class Gather(Mirrored):
         return 0
 
     def generic_select(self, xp, list xs, shape):
-        index = xp.asarray([self.index[i] for i in range(dim_at(&self.d, self.axis))], dtype=xp.int64)
+        index = index_array(xp, self.index, dim_at(&self.d, self.axis))
         return generic.gather(xp, xs[0], self.axis, index, shape)
 
 
@@ -425,8 +429,7 @@ cdef class PickBatchElems(Mirrored):
         return 0
 
     def generic_select(self, xp, list xs, shape):
-        index = xp.asarray([self.index[b] for b in range(self.d.bd)], dtype=xp.int64)
-        return generic.gather(xp, xs[0], 7, index, shape)
+        return generic.gather(xp, xs[0], 7, index_array(xp, self.index, self.d.bd), shape)   # 7: the batch
 
 
 cdef Expression make_pick_batch_elems(object x, list vs, str op):
