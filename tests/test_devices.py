@@ -123,7 +123,7 @@ def run(code, *args, env=None):
 
 def test_backend_from_environment_and_flag():
     code = "import dynet; from dynet.core import device; print(device.backend())"
-    assert run(code).stdout.split() == ["typed"]
+    assert run(code, env={"DYNET_BACKEND": ""}).stdout.split() == ["typed"]
     assert run(code, env={"DYNET_BACKEND": "generic"}).stdout.split() == ["generic"]
     assert run(code, "--dynet-backend", "generic").stdout.split() == ["generic"]
     out = run(code, env={"DYNET_BACKEND": "fast"})

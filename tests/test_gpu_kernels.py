@@ -18,7 +18,9 @@ def test_kernels_decline_numpy():
     assert not gpu.unary("tanh", np, x, x.copy())
     assert not gpu.unary_backward("tanh", np, x, x, x, x.copy())
     assert not gpu.softmax_columns(np, x, x.copy())
-    assert not gpu.lstm_cell(np, np.ones((12, 2), np.float32), x, x.copy(), x.copy())
+    assert not gpu.lstm_activate(np, np.ones((12, 2), np.float32), 3)
+    assert not gpu.lstm_c(np, x, x, x, x, x.copy()) and not gpu.lstm_h(np, x, x, x.copy())
+    assert gpu.logsumexp_columns(np, x) is None
 
 
 CONSTS = {"sgd": dict(step=0.1), "momentum": dict(step=0.1, mom=0.9, inv_c=1.25),
@@ -99,10 +101,9 @@ def test_fused_softmaxes(rows, cols):
     np.testing.assert_allclose(cp.asnumpy(y), ref, rtol=1e-5, atol=1e-6)
     assert gpu.softmax_columns(cp, cp.asarray(x, order="F"), y, log=True)
     np.testing.assert_allclose(cp.asnumpy(y), np.log(ref), rtol=1e-4, atol=1e-5)
-    idx = np.arange(cols) % rows
-    out = cp.empty(cols, cp.float32)
-    assert gpu.pickneglogsoftmax_columns(cp, cp.asarray(x, order="F"), cp.asarray(idx), out)
-    np.testing.assert_allclose(cp.asnumpy(out), -np.log(ref[idx, np.arange(cols)]), rtol=1e-4, atol=1e-5)
+    lz = gpu.logsumexp_columns(cp, cp.asarray(x, order="F"))
+    np.testing.assert_allclose(cp.asnumpy(lz)[0], np.log(np.exp(z).sum(axis=0)) + x.max(axis=0),
+                               rtol=1e-5, atol=1e-5)
 
 
 @needs_gpu
@@ -110,13 +111,19 @@ def test_fused_lstm_cell():
     import cupy as cp
     rng = np.random.default_rng(2)
     H, B = 5, 3
-    pre = rng.normal(size=(4 * H, B)).astype(np.float32, order="F")
-    c_prev = rng.normal(size=(H, B)).astype(np.float32, order="F")
+    pre = rng.normal(size=(4 * H, B)).astype(np.float32)          # C order, as a matmul leaves it
     s = lambda v: 1 / (1 + np.exp(-v))
-    c_ref = s(pre[H:2 * H]) * c_prev + s(pre[:H]) * np.tanh(pre[3 * H:])
-    h_ref = s(pre[2 * H:3 * H]) * np.tanh(c_ref)
+    gates = np.concatenate([s(pre[:3 * H]), np.tanh(pre[3 * H:])])
+    d = cp.asarray(pre)
+    assert gpu.lstm_activate(cp, d, H)
+    np.testing.assert_allclose(cp.asnumpy(d), gates, rtol=1e-5, atol=1e-6)
+    c_prev = rng.normal(size=(H, B)).astype(np.float32)
+    c_ref = gates[:H] * gates[3 * H:] + c_prev * gates[H:2 * H]
     c = cp.empty((H, B), cp.float32, order="F")
-    h = cp.empty((H, B), cp.float32, order="F")
-    assert gpu.lstm_cell(cp, cp.asarray(pre, order="F"), cp.asarray(c_prev, order="F"), c, h)
+    assert gpu.lstm_c(cp, d[:H], d[3 * H:], cp.asarray(c_prev), d[H:2 * H], c)
     np.testing.assert_allclose(cp.asnumpy(c), c_ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(cp.asnumpy(h), h_ref, rtol=1e-5, atol=1e-6)
+    assert gpu.lstm_c(cp, d[:H], d[3 * H:], None, None, c)
+    np.testing.assert_allclose(cp.asnumpy(c), gates[:H] * gates[3 * H:], rtol=1e-5, atol=1e-6)
+    h = cp.empty((H, B), cp.float32, order="F")
+    assert gpu.lstm_h(cp, d[2 * H:3 * H], cp.asarray(c_ref), h)
+    np.testing.assert_allclose(cp.asnumpy(h), gates[2 * H:3 * H] * np.tanh(c_ref), rtol=1e-5, atol=1e-6)

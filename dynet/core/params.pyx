@@ -87,7 +87,7 @@ cdef class ParameterNode(Expression):
         return 0
 
     def generic_forward(self, xp, list xs, out):
-        if self.val != self.param.vptr:
+        if <size_t>self.param.dev.pointer(out) != <size_t>self.param.vptr:   # (else out is the storage)
             out[...] = self.param.values.reshape(out.shape, order="F") * xp.float32(self.wscale)
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
@@ -166,7 +166,7 @@ cdef class LookupTableNode(Expression):
         return 0
 
     def generic_forward(self, xp, list xs, out):
-        if self.val != self.table.vptr:
+        if <size_t>self.table.dev.pointer(out) != <size_t>self.table.vptr:
             out[...] = self.table.values.reshape(out.shape, order="F") * xp.float32(self.wscale)
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):

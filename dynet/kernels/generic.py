@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from dynet.kernels import gpu     # fused CuPy kernels for the hot primitives; each declines on NumPy
+
 # ---- layout --------------------------------------------------------------------------------
 
 
@@ -181,11 +183,13 @@ def _silu_derivative(xp, x, a):
 
 
 def unary_forward(xp, name, x, out, a, b):
-    out[...] = UNARY[name][0](xp, x, a, b)
+    if not gpu.unary(name, xp, x, out):
+        out[...] = UNARY[name][0](xp, x, a, b)
 
 
 def unary_backward(xp, name, x, y, dy, dx, a, b):
-    dx += dy * UNARY[name][1](xp, x, y, a, b)
+    if not gpu.unary_backward(name, xp, x, y, dy, dx):
+        dx += dy * UNARY[name][1](xp, x, y, a, b)
 
 
 # binary maps: value(xp, a, b), d/da(xp, a, b, y), d/db(xp, a, b, y); a derivative may be a
@@ -274,6 +278,8 @@ def softmax_forward(xp, x, out, log, keep=None):
     column) is true: excluded rows are 0 (softmax) or -inf (log_softmax)."""
     x = x.reshape((x.shape[0], -1), order="F")
     y = out.reshape(x.shape, order="F")
+    if keep is None and gpu.softmax_columns(xp, x, y, log):
+        return
     lz = log_sum_exp(xp, x, 0, keep)
     if log:
         r = x - lz
@@ -295,11 +301,16 @@ def softmax_backward(xp, out, dout, dxi, log, keep=None):
         dx += y * (g - (g * y).sum(axis=0, keepdims=True))
 
 
+def _columns_log_sum_exp(xp, X):
+    lz = gpu.logsumexp_columns(xp, X)
+    return lz if lz is not None else log_sum_exp(xp, X, 0)
+
+
 def pick_neg_log_softmax_forward(xp, x, index, out):
     """-log softmax(x_b)[index[b]] for each output batch element (x of batch 1 broadcast)."""
     X = flat(x)
     bsel = batch_index(xp, X.shape[1], index.shape[0])
-    lz = log_sum_exp(xp, X, 0)[0]
+    lz = _columns_log_sum_exp(xp, X)[0]
     flat(out)[0] = lz[bsel] - X[index, bsel]
 
 
@@ -308,7 +319,7 @@ def pick_neg_log_softmax_backward(xp, x, index, dout, dxi):
     bd = index.shape[0]
     g = flat(dout)[0]
     bsel = batch_index(xp, X.shape[1], bd)
-    p = xp.exp(X - log_sum_exp(xp, X, 0))[:, bsel] * g            # (rows, bd)
+    p = xp.exp(X - _columns_log_sum_exp(xp, X))[:, bsel] * g      # (rows, bd)
     p[index, xp.arange(bd)] -= g
     dx = flat(dxi)
     dx += p if dx.shape[1] == bd else p.sum(axis=1, keepdims=True)
@@ -717,6 +728,8 @@ def filter1d_backward(xp, xs, dout, i, dxi):
 
 def lstm_activate(xp, pre, H):
     """[i; f; o] rows through the sigmoid, the g rows through tanh (in place)."""
+    if gpu.lstm_activate(xp, pre, H):
+        return
     pre[:3 * H] = sigmoid(xp, pre[:3 * H])
     pre[3 * H:] = xp.tanh(pre[3 * H:])
 
@@ -793,6 +806,8 @@ def lstm_c_forward(xp, xs, out):
     """c_t = i * g (+ c_tm1 * f) from the gates [i; f; o; g] (xs: gates, [c_tm1])."""
     G = flat(xs[0])
     H = G.shape[0] // 4
+    if gpu.lstm_c(xp, G[:H], G[3 * H:], flat(xs[1]) if len(xs) > 1 else None, G[H:2 * H], flat(out)):
+        return
     c = G[:H] * G[3 * H:]
     if len(xs) > 1:
         c = c + flat(xs[1]) * G[H:2 * H]
@@ -817,7 +832,8 @@ def lstm_h_forward(xp, xs, out):
     """h_t = o * tanh(c_t) (xs: c_t, gates)."""
     C, G = flat(xs[0]), flat(xs[1])
     H = C.shape[0]
-    flat(out)[...] = G[2 * H:3 * H] * xp.tanh(C)
+    if not gpu.lstm_h(xp, G[2 * H:3 * H], C, flat(out)):
+        flat(out)[...] = G[2 * H:3 * H] * xp.tanh(C)
 
 
 def lstm_h_backward(xp, xs, dout, i, dxi):

@@ -8,9 +8,10 @@ code. So the generic implementation is always the fallback, and it is what the C
     rule(name, xp, g, w, *moments, **constants)   the trainer rules (SimpleSGD ... Amsgrad): one pass
                                                   over w, g and the moments instead of 5-10
     unary(name, xp, x, out), unary_backward(...)  elementwise maps and their derivatives
-    softmax_columns / log_softmax_columns         softmax over each column (exp-normalise fused)
-    pickneglogsoftmax_columns                     -log softmax(x)[idx] per column, and its gradient
-    lstm_cell(...), lstm_cell_backward(...)       the fused LSTM cell (gates -> c, h)
+    softmax_columns, logsumexp_columns            (log-)softmax over each column, one block per column
+                                                  (softmax, log_softmax, pickneglogsoftmax)
+    lstm_activate, lstm_c, lstm_h                 the LSTM cell's gate activations, c and h
+These are called from dynet/kernels/generic.py, at the start of the generic function they fuse.
 Matrix products need nothing here: CuPy's matmul is cuBLAS.
 """
 _cache = {}
@@ -128,14 +129,15 @@ def unary_backward(name, xp, x, y, dy, dx):
 
 # ---- softmaxes (over axis 0 of a (rows, columns) array: DyNet's softmax over each column) -------
 
-def _column_kernels(cp):
-    # one thread block per column: a max, a sum of exponentials, and the output pass
+def _column_kernel(cp):
+    # one thread block per column: the column's max, then the log of its sum of exponentials, then
+    # (if y is given) the output pass
     code = r'''
     extern "C" __global__ void dynet_softmax_cols(const float* x, float* y, float* logz, int rows,
                                                   int cols, int logspace) {
         extern __shared__ float red[];
         int c = blockIdx.x; if (c >= cols) return;
-        const float* xc = x + (long long)c * rows; float* yc = y + (long long)c * rows;
+        const float* xc = x + (long long)c * rows;
         float m = -INFINITY;
         for (int i = threadIdx.x; i < rows; i += blockDim.x) m = fmaxf(m, xc[i]);
         red[threadIdx.x] = m; __syncthreads();
@@ -153,20 +155,25 @@ def _column_kernels(cp):
         }
         float lz = m + logf(red[0]);
         if (threadIdx.x == 0 && logz) logz[c] = lz;
-        if (y) for (int i = threadIdx.x; i < rows; i += blockDim.x)
-            yc[i] = logspace ? xc[i] - lz : expf(xc[i] - lz);
+        if (y) {
+            float* yc = y + (long long)c * rows;
+            for (int i = threadIdx.x; i < rows; i += blockDim.x)
+                yc[i] = logspace ? xc[i] - lz : expf(xc[i] - lz);
+        }
     }
     '''
     return cp.RawKernel(code, "dynet_softmax_cols")
 
 
-def _softmax_launch(xp, x2, y2, logz, logspace):
-    k = _kernel(("softmax",), _column_kernels)
+def _columns(xp, x2, y2, logz, logspace):
+    if not (is_cupy(xp) and x2.ndim == 2 and x2.flags.f_contiguous and x2.dtype == xp.float32
+            and (y2 is None or (y2.flags.f_contiguous and y2.shape == x2.shape))):
+        return False
+    k = _kernel(("softmax",), _column_kernel)
     if k is None:
         return False
     rows, cols = x2.shape
-    threads = 256 if rows >= 256 else max(32, 1 << (max(rows, 1) - 1).bit_length())
-    x2 = xp.asfortranarray(x2)
+    threads = min(256, max(32, 1 << (max(rows, 1) - 1).bit_length()))
     k((cols,), (threads,), (x2, y2 if y2 is not None else 0, logz if logz is not None else 0,
                             xp.int32(rows), xp.int32(cols), xp.int32(logspace)),
       shared_mem=threads * 4)
@@ -175,45 +182,58 @@ def _softmax_launch(xp, x2, y2, logz, logspace):
 
 def softmax_columns(xp, x2, y2, log=False):
     """y2[:, c] = (log_)softmax(x2[:, c]) for 2-D Fortran-ordered float32 arrays; False if not fused."""
-    if not is_cupy(xp) or not (y2.flags.f_contiguous):
-        return False
-    return _softmax_launch(xp, x2, y2, None, 1 if log else 0)
+    return _columns(xp, x2, y2, None, 1 if log else 0)
 
 
-def pickneglogsoftmax_columns(xp, x2, idx, out):
-    """out[c] = -log softmax(x2[:, c])[idx[c]] (idx an int array on the device); False if not fused."""
+def logsumexp_columns(xp, x2):
+    """log(sum(exp(x2[:, c]))) for each column c as a (1, columns) array, or None if not fused."""
+    if not is_cupy(xp):
+        return None
+    logz = xp.empty(x2.shape[1], dtype=xp.float32)
+    return logz.reshape(1, -1) if _columns(xp, x2, None, logz, 0) else None
+
+
+# ---- the LSTM cell (DyNet's vanilla_lstm_gates / _c / _h: gates [i; f; o; g]) -------------------
+
+def lstm_activate(xp, pre, H):
+    """The gate activations in place: sigmoid on the [i; f; o] rows, tanh on the g rows, one pass."""
     if not is_cupy(xp):
         return False
-    logz = xp.empty(x2.shape[1], dtype=xp.float32)
-    if not _softmax_launch(xp, x2, None, logz, 0):
+    k = _kernel(("lstm_act",), lambda cp: cp.ElementwiseKernel(
+        "int32 row, int32 H", "float32 x",
+        "x = row < 3 * H ? 1.f / (1.f + expf(-x)) : tanhf(x);", "dynet_lstm_activate"))
+    if k is None:
         return False
-    cols = xp.arange(x2.shape[1])
-    out[...] = (logz - x2[idx, cols]).reshape(out.shape)
+    k(xp.arange(pre.shape[0], dtype=xp.int32)[:, None], xp.int32(H), pre)
     return True
 
 
-# ---- the LSTM cell ------------------------------------------------------------------------------
-# gates (4H, B) pre-activations [i; f; o; g] -> c = sigma(f) c_prev + sigma(i) tanh(g), h = sigma(o)
-# tanh(c); DyNet's vanilla_lstm layout.
-
-def lstm_cell(xp, pre, c_prev, c, h):
-    """From pre-activations `pre` (4H, B) and c_prev (H, B): c and h (H, B). False if not fused."""
+def lstm_c(xp, i, g, c_prev, f, out):
+    """out = i * g + c_prev * f (c_prev None: i * g), one pass."""
     if not is_cupy(xp):
         return False
-    k = _kernel(("lstm",), lambda cp: cp.ElementwiseKernel(
-        "raw float32 pre, float32 cp_, int32 H",
-        "float32 c, float32 h",
-        """
-        int r = i % H, b = i / H;
-        const float* p = &pre[(long long)b * 4 * H];
-        float ig = 1.f / (1.f + expf(-p[r])), fg = 1.f / (1.f + expf(-p[H + r]));
-        float og = 1.f / (1.f + expf(-p[2 * H + r])), gg = tanhf(p[3 * H + r]);
-        c = fg * cp_ + ig * gg;
-        h = og * tanhf(c);
-        """, "dynet_lstm_cell"))
+    if c_prev is None:
+        k = _kernel(("lstm_c0",), lambda cp: cp.ElementwiseKernel(
+            "float32 i, float32 g", "float32 c", "c = i * g;", "dynet_lstm_c0"))
+        args = (i, g)
+    else:
+        k = _kernel(("lstm_c",), lambda cp: cp.ElementwiseKernel(
+            "float32 i, float32 g, float32 cp, float32 f", "float32 c", "c = i * g + cp * f;",
+            "dynet_lstm_c"))
+        args = (i, g, c_prev, f)
     if k is None:
         return False
-    H = c.shape[0]
-    flat = [a.reshape(-1, order="F") for a in (c_prev, c, h)]   # i is then the memory index
-    k(xp.asfortranarray(pre), flat[0], xp.int32(H), flat[1], flat[2])
+    k(*args, out)
+    return True
+
+
+def lstm_h(xp, o, c, out):
+    """out = o * tanh(c), one pass."""
+    if not is_cupy(xp):
+        return False
+    k = _kernel(("lstm_h",), lambda cp: cp.ElementwiseKernel(
+        "float32 o, float32 c", "float32 h", "h = o * tanhf(c);", "dynet_lstm_h"))
+    if k is None:
+        return False
+    k(o, c, out)
     return True

@@ -47,6 +47,13 @@ cdef class PyOpNode(Expression):
                 self.op.backward(xs, out, dout, i, shaped_view(a.grad, &a.d))
         return 0
 
+    # the op is already array code: the generic implementation is the op itself
+    def generic_forward(self, xp, list xs, out):
+        self.op.forward(xs, out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        self.op.backward(xs, out, dout, i, dxi)
+
 
 def pyop(op, args):
     """Add a node computing `op` (see the module docstring) of the expressions `args`."""
