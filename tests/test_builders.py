@@ -177,7 +177,7 @@ def test_vanilla_dropout_masks_drawn_per_sequence_and_disabled():
     np.testing.assert_allclose(b.initial_state().add_input(dy.inputTensor(x)).output().npvalue(), clean)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "FastLSTMBuilder"])
 def test_set_dropout_changes_training_and_disable_restores(name):
     m, b = make(name, layers=1)
     xs = [np.linspace(-1, 1, IN) + t for t in range(3)]
