@@ -161,7 +161,7 @@ def print_graphviz(compact=False, show_dims=True, expression_names=None, lookup_
                          "BiRNN's nodes, not its states)")
     names = dict(expression_names or {})
     if lookup_names:
-        for e in _graph.cg().expressions():
+        for e, _ in _graph.cg().nodes_list():
             looked_up = getattr(e, "looked_up", None)     # lookup nodes: (table, rows)
             if looked_up is not None and e not in names:
                 table, rows = looked_up()
