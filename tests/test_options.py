@@ -291,3 +291,20 @@ def test_glorot_is_lookup_and_gain():
     assert_uniform(m.add_parameters((100, 50), init=G(gain=2)).as_array(), 2 * np.sqrt(6 / 150))
     with pytest.raises(ValueError, match="GlorotInitializer\\(is_lookup=True\\): a parameter of shape \\(5,\\)"):
         m.add_parameters(5, init=G(is_lookup=True))
+
+
+def test_viz_collapse_birnns_is_refused_and_compact_drops_names():
+    out = run("""
+        import dynet as dy
+        dy.tanh(dy.inputVector([1.0, 2.0]))
+        dy.print_graphviz(compact=True, show_dims=False)
+        try:
+            dy.print_graphviz(collapse_birnns=True)
+        except ValueError as e:
+            print(e)
+        """, "--dynet-viz")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "digraph G {", "  rankdir=LR;", '  N0 [label="inputVector"];', '  N1 [label="tanh"];',
+        "  N0 -> N1;", "}",
+        "print_graphviz: collapse_birnns is not supported (the graph holds the BiRNN's nodes, not its states)"]
