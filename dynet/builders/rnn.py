@@ -249,6 +249,9 @@ class _RNNBuilder:
     def disable_dropout(self):
         self.dropout_rate = 0.0
 
+    def whoami(self):
+        return type(self).__name__
+
 
 class _VariationalDropout:
     """Variational dropout (Gal & Ghahramani, 2016), as DyNet's SimpleRNN, LSTM builders do: one
@@ -293,9 +296,6 @@ def _check_rates(builder, what, *rates):
 
 def _masked(e, mask):
     return e if mask is None else cmult(e, mask)
-
-    def whoami(self):
-        return type(self).__name__
 
 
 
