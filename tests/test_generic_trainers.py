@@ -29,15 +29,16 @@ def test_every_rule_has_a_generic_version():
     assert {c.__name__ for c in all_trainer_classes()} >= {n for n, _ in RULES}
 
 
-def run_updates(name, kw, backend, sparse=True, wd=0.0, clip=True, steps=4):
+def run_updates(name, kw, backend, sparse=True, wd=0.0, clip=True, steps=4, dev="CPU"):
     device.set_backend(backend)
     dy.renew_cg()
     try:
         rng = np.random.default_rng(3)
         m = dy.ParameterCollection()
         m.set_weight_decay_lambda(wd)
-        W = m.add_parameters((4, 3), init=dy.NumpyInitializer(rng.uniform(-1, 1, (4, 3))))
-        E = m.add_lookup_parameters((6, 2), init=dy.NumpyInitializer(rng.uniform(-1, 1, (6, 2))))
+        W = m.add_parameters((4, 3), init=dy.NumpyInitializer(rng.uniform(-1, 1, (4, 3))), device=dev)
+        E = m.add_lookup_parameters((6, 2), init=dy.NumpyInitializer(rng.uniform(-1, 1, (6, 2))),
+                                    device=dev)
         t = getattr(dy, name)(m, **kw)
         t.set_sparse_updates(sparse)
         if not clip:
@@ -55,6 +56,9 @@ def run_updates(name, kw, backend, sparse=True, wd=0.0, clip=True, steps=4):
         dy.renew_cg()
 
 
+GPU = device.gpu_available()[0] and "GPU:0" in dy.available_devices()
+
+
 @pytest.mark.parametrize("name,kw", RULES)
 @pytest.mark.parametrize("sparse,wd,clip", [(True, 0.0, True), (False, 0.3, False)])
 def test_generic_rule_matches_typed(name, kw, sparse, wd, clip):
@@ -63,3 +67,6 @@ def test_generic_rule_matches_typed(name, kw, sparse, wd, clip):
     for a, b in zip(typed, generic):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     assert not typed[2].any() and not typed[3].any()
+    if GPU:       # the fused CuPy kernels, where a GPU is initialised (DYNET_BACKEND=gpu)
+        for a, b in zip(typed, run_updates(name, kw, "typed", sparse, wd, clip, dev="GPU:0")):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)

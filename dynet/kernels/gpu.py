@@ -134,7 +134,7 @@ def _column_kernel(cp):
     # (if y is given) the output pass
     code = r'''
     extern "C" __global__ void dynet_softmax_cols(const float* x, float* y, float* logz, int rows,
-                                                  int cols, int logspace) {
+                                                  int cols, int logspace, int want_y, int want_logz) {
         extern __shared__ float red[];
         int c = blockIdx.x; if (c >= cols) return;
         const float* xc = x + (long long)c * rows;
@@ -154,8 +154,8 @@ def _column_kernel(cp):
             __syncthreads();
         }
         float lz = m + logf(red[0]);
-        if (threadIdx.x == 0 && logz) logz[c] = lz;
-        if (y) {
+        if (threadIdx.x == 0 && want_logz) logz[c] = lz;
+        if (want_y) {
             float* yc = y + (long long)c * rows;
             for (int i = threadIdx.x; i < rows; i += blockDim.x)
                 yc[i] = logspace ? xc[i] - lz : expf(xc[i] - lz);
@@ -174,8 +174,10 @@ def _columns(xp, x2, y2, logz, logspace):
         return False
     rows, cols = x2.shape
     threads = min(256, max(32, 1 << (max(rows, 1) - 1).bit_length()))
-    k((cols,), (threads,), (x2, y2 if y2 is not None else 0, logz if logz is not None else 0,
-                            xp.int32(rows), xp.int32(cols), xp.int32(logspace)),
+    unused = xp.empty(1, dtype=xp.float32)     # stands for the output not asked for
+    k((cols,), (threads,), (x2, unused if y2 is None else y2, unused if logz is None else logz,
+                            xp.int32(rows), xp.int32(cols), xp.int32(logspace),
+                            xp.int32(y2 is not None), xp.int32(logz is not None)),
       shared_mem=threads * 4)
     return True
 
