@@ -6,8 +6,7 @@ everything. Saving and loading are DyNet's (dynet/io); the parameters themselves
 import numpy as np
 
 from dynet.core import config
-from dynet.core.initializers import (PyInitializer, GlorotInitializer, ConstInitializer,
-                                     NumpyInitializer)
+from dynet.core.initializers import NumpyInitializer, initializer_from
 from dynet.core.params import WeightDecay, create_parameters, create_lookup_parameters
 from dynet import io as dyio
 
@@ -51,16 +50,10 @@ class ParameterCollection:
         self._names.add(full + tail)
         return full + tail
 
-    def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
-        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot)."""
-        if init is None:
-            init = GlorotInitializer(gain=1.0) if scale is None else GlorotInitializer(gain=scale)
-        elif isinstance(init, (int, float)):
-            init = ConstInitializer(init)
-        elif isinstance(init, np.ndarray):
-            init = NumpyInitializer(init)
-        if not isinstance(init, PyInitializer):
-            raise TypeError(f"add_parameters: init must be an initializer, got {type(init).__name__}")
+    def add_parameters(self, dim, init=None, name=None, device=None, scale=None, mean=None, std=None):
+        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot; the spellings
+        of DyNet 2.1: see initializers.initializer_from)."""
+        init = initializer_from(init, dim, False, scale, mean, std, "add_parameters")
         p = create_parameters(self, self._new_name(name, "add_parameters"), dim)
         arr = np.zeros(p.shape(), dtype=np.float32)
         init.initialize(arr, False)
@@ -69,18 +62,14 @@ class ParameterCollection:
         self._own_params.append(p)
         return p
 
-    def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None):
+    def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None, mean=None,
+                              std=None):
         """A new table: dim[0] embeddings of shape dim[1:] (default init: Glorot for lookups)."""
         if isinstance(dim, int) or len(tuple(dim)) < 2:
             raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
                              f"got {dim!r}")
-        dim = tuple(dim)
-        if init is None:
-            init = GlorotInitializer(is_lookup=True)
-        elif isinstance(init, np.ndarray):
-            init = NumpyInitializer(init)
-        if not isinstance(init, PyInitializer):
-            raise TypeError(f"add_lookup_parameters: init must be an initializer, got {type(init).__name__}")
+        dim = tuple(int(d) if isinstance(d, float) else d for d in dim)   # DyNet truncates floats
+        init = initializer_from(init, dim, True, scale, mean, std, "add_lookup_parameters")
         p = create_lookup_parameters(self, self._new_name(name, "add_lookup_parameters"),
                                      int(dim[0]), dim[1:])
         arr = np.zeros(dim, dtype=np.float32)
