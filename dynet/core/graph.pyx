@@ -14,8 +14,13 @@ cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena
+from dynet.core.tensor import Tensor
 
 cnp.import_array()
+
+# the loss node of the last backward pass in the current graph (-1: none yet): gradients exist for
+# nodes up to it (kept here, not in the graph's struct, as there is one graph)
+cdef int _backward_from = -1
 
 
 cdef class Expression:
@@ -120,8 +125,14 @@ cdef class Expression:
         return Tensor(self.npvalue(recalculate), self.d.bd > 1)
 
     def gradient(self):
-        """d(loss)/d(this) from the last backward pass, shaped like npvalue()."""
+        """d(loss)/d(this) from the last backward pass, shaped like npvalue(). As in DyNet, a
+        RuntimeError where no backward pass of this graph covered the node (none yet, or the node
+        came after its loss); a node the pass did not need has a zero gradient."""
         self._live("gradient")
+        if self.index > _backward_from:
+            raise RuntimeError(f"gradient: requested the gradient of node v{self.index}, but "
+                               + ("no backward pass was run in this graph" if _backward_from < 0 else
+                                  f"the backward pass was computed from node v{_backward_from}"))
         return self._as_numpy(self.grad)
 
     def backward(self, full=False):
@@ -245,31 +256,6 @@ def register_operators(**fns):
     _operators.update(fns)
 
 
-class Tensor:
-    """A value copied out of the graph (DyNet's Tensor, from Expression.tensor_value())."""
-
-    def __init__(self, array, batched):
-        self._array = array
-        self.batched = batched
-
-    def as_numpy(self):
-        return self._array.copy()
-
-    def vec_value(self):
-        return list(np.ravel(self._array, order="F"))
-
-    def scalar_value(self):
-        if self._array.size != 1:
-            raise ValueError(f"Tensor.scalar_value: tensor of shape {self._array.shape} is not a scalar")
-        return float(self._array.ravel()[0])
-
-    def argmax(self):
-        return int(np.argmax(self._array))
-
-    def __repr__(self):
-        return f"Tensor({self._array!r})"
-
-
 # ---- the graph ------------------------------------------------------------------------------
 
 cdef class ComputationGraph:
@@ -311,6 +297,8 @@ cdef class ComputationGraph:
             raise ValueError(f"backward: the expression must be a scalar (per batch element), "
                              f"but its dimension is {dim_str(&root.d)}")
         self.forward_to(root.index)
+        global _backward_from
+        _backward_from = root.index
         cdef int i, n = root.index + 1
         cdef Expression node
         # Lay out the gradients of every node that needs one, in one block zeroed by one memset.
@@ -375,6 +363,9 @@ cdef class ComputationGraph:
         self.bwd.reset()
         self.immediate_compute = bool(immediate_compute)
         self.check_validity = bool(check_validity)
+        global _backward_from
+        _backward_from = -1
+        return self
 
     def version(self):
         return self._version
@@ -411,12 +402,36 @@ cdef class ComputationGraph:
     def parameters(self, params):
         return params.expr()
 
-    def print_graphviz(self):
-        lines = ["digraph G {", "  rankdir=LR;", "  nodesep=.05;"]
+    def print_graphviz(self, compact=False, show_dims=True, expression_names=None, lookup_names=None,
+                       collapse_birnns=False):
+        """The graph in the dot language, as DyNet's print_graphviz draws it: `expression_names`
+        ({Expression: name}) names nodes in place of vN; `compact` labels a node by its operation
+        alone (a named node by its name); `show_dims` puts each node's dimension first;
+        `lookup_names` ({LookupParameters or its name: [a name per row]}) names looked-up rows.
+        (`collapse_birnns` is accepted: this graph has no separate RNN-state nodes to collapse.)"""
+        names = {}
+        for e, name in (expression_names or {}).items():
+            if isinstance(e, Expression) and (<Expression>e).version == self._version:
+                names[(<Expression>e).index] = str(name)
+        lines = ["digraph G {", "  rankdir=BT;"] + ([] if compact else ["  nodesep=.05;"])
         cdef Expression node, a
         for node in self.nodes:
-            lines.append(f'  N{node.index} [label="v{node.index} = {node.describe()} {dim_str(&node.d)}"];')
-        for node in self.nodes:
+            op = node.op_name()
+            args = [names.get(a.index, f"v{a.index}") for a in node.args]
+            item = _lookup_item(node, lookup_names)
+            if compact:
+                label = item or names.get(node.index) or _COMPACT_OPS.get(op, op)
+                if node.index in names and label != names[node.index]:
+                    label = f"{names[node.index]}\\n{label}"
+            else:
+                what = node.describe() if not node.args else f"{op}({', '.join(args)})"
+                label = f"{names.get(node.index, f'v{node.index}')} = {what}"
+                if item:
+                    label += f" {item}"
+            if show_dims:
+                label = f"{dim_str(&node.d)}\\n{label}"
+            shape = "ellipse" if not node.args and node.external_grad else "rect"
+            lines.append(f'  N{node.index} [label="{label}", shape={shape}];')
             for a in node.args:
                 lines.append(f"  N{a.index} -> N{node.index};")
         lines.append("}")
@@ -426,6 +441,23 @@ cdef class ComputationGraph:
     def memory(self):
         """Bytes in use in the forward and backward pools."""
         return {"forward": self.fwd.used_bytes, "backward": self.bwd.used_bytes}
+
+
+# compact labels of print_graphviz, as DyNet's
+_COMPACT_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "cmult": "*", "cdiv": "/",
+                "concatenate": "cat", "esum": "sum", "emax": "max"}
+
+
+cdef str _lookup_item(Expression node, lookup_names):
+    """The quoted row name of a one-row lookup node from print_graphviz's lookup_names, or None."""
+    rows_of = getattr(node, "table_rows", None)
+    if not lookup_names or rows_of is None:
+        return None
+    table, rows = rows_of()
+    items = lookup_names.get(table, lookup_names.get(table.name(), None))
+    if items is None or len(rows) != 1 or not 0 <= rows[0] < len(items):
+        return None
+    return f'\\"{items[rows[0]]}\\"'
 
 
 cdef ComputationGraph _cg = ComputationGraph()
