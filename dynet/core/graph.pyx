@@ -420,7 +420,7 @@ cdef class ComputationGraph:
             args = [names.get(a.index, f"v{a.index}") for a in node.args]
             item = _lookup_item(node, lookup_names)
             if compact:
-                label = item or names.get(node.index) or _COMPACT_OPS.get(op, op)
+                label = item or (None if node.args else names.get(node.index)) or _COMPACT_OPS.get(op, op)
                 if node.index in names and label != names[node.index]:
                     label = f"{names[node.index]}\\n{label}"
             else:
