@@ -295,3 +295,17 @@ def test_print_graphviz_honours_its_arguments(capsys):
     lines = full.splitlines()
     assert lines[0] == "digraph G {" and lines[-1] == "}"
     assert sum("->" in line for line in lines) == 3     # W -> W*x, x -> W*x, W*x -> tanh
+
+
+def test_no_gradient_for_nodes_made_after_a_revert():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((2, 2))
+    x = dy.inputVector([1.0, 2.0])
+    dy.cg_checkpoint()
+    loss = dy.sum_elems(W * x)
+    loss.backward()
+    dy.cg_revert()
+    again = dy.sum_elems(x * 3)           # takes the reverted loss's place in the graph
+    with pytest.raises(RuntimeError, match="gradient"):
+        again.gradient()
+    np.testing.assert_array_equal(x.gradient(), [0, 0])

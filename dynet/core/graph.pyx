@@ -417,6 +417,8 @@ cdef class ComputationGraph:
             node.version = -1                   # reverted away: stale from now on
         del self.nodes[size:]
         self.n_forwarded = min(self.n_forwarded, forwarded, size)
+        global _backward_from
+        _backward_from = min(_backward_from, size - 1)     # new nodes at these places have none
         # The forward pool is not rewound: nodes before the checkpoint may hold scratch memory
         # taken after it. It is released at the next renew_cg.
 
