@@ -59,6 +59,8 @@ def test_float_sizes_are_truncated():
     b = dy.VanillaLSTMBuilder(2.0, 10, 64.0, m)
     assert b.spec[:3] == (2, 10, 64) and b.get_parameters()[0][1].shape() == (256, 64)
     assert dy.SimpleRNNBuilder(1, np.int64(5), 6.9, m).get_parameters()[0][0].shape() == (6, 5)
+    bi = dy.BiRNNBuilder(1.0, 5, 8.0, m, dy.GRUBuilder)
+    assert bi.spec[:3] == (1, 5, 8) and bi.builder_layers[0][0].hidden_dim == 4
 
 
 @pytest.mark.parametrize("call,error,words", [

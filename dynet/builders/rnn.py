@@ -658,9 +658,11 @@ class BiRNNBuilder:
         self.spec = (num_layers, input_dim, hidden_dim, rnn_builder_factory, builder_layers)
         self.model = subcollection(model, "birnn")
         if builder_layers is None:
-            if not isinstance(num_layers, int) or num_layers <= 0:
-                raise ValueError(f"BiRNNBuilder: num_layers must be a positive integer, got {num_layers!r}")
-            if not isinstance(hidden_dim, int) or hidden_dim % 2 != 0:
+            num_layers = _size("BiRNNBuilder", "num_layers", num_layers)
+            hidden_dim = _size("BiRNNBuilder", "hidden_dim", hidden_dim)
+            input_dim = _size("BiRNNBuilder", "input_dim", input_dim)
+            self.spec = (num_layers, input_dim, hidden_dim) + self.spec[3:]
+            if hidden_dim % 2 != 0:
                 raise ValueError(f"BiRNNBuilder: hidden_dim must be even (half each way), got {hidden_dim}")
             half = hidden_dim // 2
             self.builder_layers = []
