@@ -65,7 +65,7 @@ class ParameterCollection:
     def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None, mean=None,
                               std=None):
         """A new table: dim[0] embeddings of shape dim[1:] (default init: Glorot for lookups)."""
-        if isinstance(dim, int) or len(tuple(dim)) < 2:
+        if not isinstance(dim, (tuple, list, np.ndarray)) or len(tuple(dim)) < 2:
             raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
                              f"got {dim!r}")
         dim = tuple(int(d) if isinstance(d, float) else d for d in dim)   # DyNet truncates floats
