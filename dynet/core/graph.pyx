@@ -577,6 +577,8 @@ cdef object np_view(float* p, Py_ssize_t n):
 
 cdef long to_index(object v, str op) except? -1:
     """An integer argument (Python or NumPy int); a TypeError naming the op otherwise."""
-    if isinstance(v, bool) or not hasattr(v, "__index__"):
+    if type(v) is int:
+        return v
+    if isinstance(v, bool) or not hasattr(v, "__index__") or getattr(v, "ndim", 0) != 0:
         raise TypeError(f"{op}: expected an integer index, got {type(v).__name__} ({v!r:.40})")
     return v.__index__()
