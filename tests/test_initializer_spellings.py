@@ -30,10 +30,10 @@ def test_uniform_normal_he(m, add):
     assert -1 <= a.min() < -0.99 and 0.99 < a.max() <= 1
     a = getattr(m, add)((300, 200), init="normal", mean=1.0, std=0.5).as_array()
     assert abs(a.mean() - 1.0) < 0.01 and abs(a.std() - 0.5) < 0.01
-    a = getattr(m, add)((300, 200), init="normal").as_array()
-    assert abs(a.mean()) < 0.01 and abs(a.std() - 1.0) < 0.02
+    a = getattr(m, add)((300, 200), init="normal").as_array()      # (bounds: 5+ standard errors)
+    assert abs(a.mean()) < 0.025 and abs(a.std() - 1.0) < 0.02
     a = getattr(m, add)((300, 50), init="he").as_array()            # N(0, 1/(2 * 50))
-    assert abs(a.mean()) < 0.005 and abs(a.std() - 0.1) < 0.003
+    assert abs(a.mean()) < 0.005 and abs(a.std() - 0.1) < 0.004
 
 
 @pytest.mark.parametrize("add", ["add_parameters", "add_lookup_parameters"])

@@ -43,7 +43,7 @@ def test_categorical_sample_follows_the_distribution():
     assert draws.shape == (3000, 2)
     for col in range(2):
         freq = np.bincount(draws[:, col], minlength=3) / 3000
-        np.testing.assert_allclose(freq, probs[:, col], atol=0.035)
+        np.testing.assert_allclose(freq, probs[:, col], atol=0.045)     # 5 standard errors
     many = t.categorical_sample_log_prob(0, 5).as_numpy()
     assert many.shape == (5, 2) and many.min() >= 0 and many.max() <= 2
 

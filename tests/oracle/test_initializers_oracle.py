@@ -7,7 +7,7 @@ import pytest
 
 import dynet as dy
 
-SHAPES = [(200, 300), (300, 50), (60, 8, 5)]
+SHAPES = [(200, 300), (300, 50), (60, 8, 50)]     # large enough for 5% on the spread to be 5 SEs
 DRAWS = [("uniform", dict(scale=0.3)), ("uniform", {}), ("normal", dict(mean=0.5, std=2.0)),
          ("normal", {}), ("he", {})]   # (Glorot's ranges: the options branch's oracle test)
 
