@@ -9,7 +9,7 @@ import dynet as dy
 
 SHAPES = [(200, 300), (300, 50), (60, 8, 50)]     # large enough for 5% on the spread to be 5 SEs
 DRAWS = [("uniform", dict(scale=0.3)), ("uniform", {}), ("normal", dict(mean=0.5, std=2.0)),
-         ("normal", {}), ("he", {})]   # (Glorot's ranges: the options branch's oracle test)
+         ("normal", {}), ("he", {}), ("glorot", {}), ("glorot", dict(scale=3.0)), (None, {})]
 
 
 def _summary(a):
@@ -28,7 +28,7 @@ def test_draws_match_the_reference(ref, add, shape, init, kw):
     # means within 5 standard errors, spreads within 5%, ranges within 10% of the spread
     assert abs(ours[0] - theirs[0]) < 5 * spread * np.sqrt(2.0 / n), (ours, theirs)
     assert abs(ours[1] / theirs[1] - 1) < 0.05, (ours, theirs)
-    if init == "uniform":
+    if init in ("uniform", "glorot", None):
         np.testing.assert_allclose(ours[2:], theirs[2:], atol=0.1 * spread)
 
 
