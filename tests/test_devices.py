@@ -218,3 +218,48 @@ def test_weight_decay_and_save_load_on_another_device(sim_gpu, tmp_path):
     dy.save(path + "b", [W])
     (W3,) = dy.load(path + "b", dy.ParameterCollection())
     np.testing.assert_allclose(W3.as_array(), np.eye(2) * 0.125, rtol=1e-6)
+
+
+def test_lookup_set_on_another_device(sim_gpu):
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((4, 2), init=dy.NumpyInitializer(np.arange(8.0).reshape(4, 2)),
+                                device=SIM)
+    e = dy.lookup(E, 1)
+    y = dy.to_device(e, "CPU")
+    np.testing.assert_allclose(y.npvalue(), [2.0, 3.0])
+    e.set(3)                                       # the generic path must not keep the old row
+    np.testing.assert_allclose(y.npvalue(), [6.0, 7.0])
+
+
+def test_generic_device_runs_a_whole_model(sim_gpu):
+    """A small tagger step entirely on the simulated GPU (inputs, builders, losses, an update)
+    agrees with the same step on the CPU."""
+    def step(dev):
+        dy.renew_cg()
+        config.reseed(5)                           # the builder's initial values
+        rng = np.random.default_rng(5)
+        m = dy.ParameterCollection()
+        E = m.add_lookup_parameters((10, 4), init=dy.NumpyInitializer(rng.normal(size=(10, 4))), device=dev)
+        W = m.add_parameters((3, 6), init=dy.NumpyInitializer(rng.normal(size=(3, 6))), device=dev)
+        lstm = dy.VanillaLSTMBuilder(1, 4, 6, m)
+        for p in m.parameters_list():
+            if p.device() != dev:                  # builders put theirs on the default device
+                return None
+        xs = [dy.lookup(E, i) for i in (1, 4, 7)]
+        outs = lstm.initial_state().transduce(xs)
+        loss = dy.esum([dy.pickneglogsoftmax(W * h, k) for h, k in zip(outs, (0, 2, 1))])
+        v = loss.value()
+        loss.backward()
+        dy.AdamTrainer(m).update()
+        return v, E.as_array(), W.as_array()
+    saved = config.rng()
+    cpu = step("CPU")
+    device.configure(config.state)
+    device.simulate_gpu(7, default=True)        # builders put their parameters on the default device
+    dy.renew_cg()
+    gpu = step(SIM)
+    config._rng = saved
+    assert gpu is not None
+    np.testing.assert_allclose(gpu[0], cpu[0], rtol=1e-5)
+    for a, b in zip(cpu[1:], gpu[1:]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)

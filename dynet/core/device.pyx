@@ -395,8 +395,15 @@ def get_device_info(name):
                       DeviceInfo.GPU if d.kind == "GPU" else DeviceInfo.CPU)
 
 
-def simulate_gpu(int device_id):
-    """Add GPU:device_id simulated on the host (NumPy memory, the generic implementation) after the
-    available devices: code that spans devices (to_device, parameters on a GPU, the generic trainer
-    rules) is then tested on a machine without a GPU. The next configure()/init removes it."""
-    _devices.append(Device("GPU", device_id, np, False))
+def simulate_gpu(int device_id, bint default=False):
+    """Add GPU:device_id simulated on the host (NumPy memory, the generic implementation) to the
+    available devices (first, as the default device, if `default`): code that spans devices
+    (to_device, parameters on a GPU, the generic trainer rules, builders on a GPU) is then tested on
+    a machine without a GPU. The next configure()/init removes it. Takes effect at renew_cg."""
+    global _default
+    d = Device("GPU", device_id, np, False)
+    if default:
+        _devices.insert(0, d)
+        _default = d
+    else:
+        _devices.append(d)
