@@ -36,29 +36,34 @@ def prefer_avx512_kernels():
     if all(flag in flags for flag in AVX512):
         os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
 
-_setter = []
+_setters = []
 
 
-def _find_setter():
-    if _setter:
-        return _setter[0]
-    fn = None
-    try:
-        import scipy
-        libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
-        for path in glob.glob(os.path.join(libdir, "libscipy_openblas*.so*")):
-            lib = ctypes.CDLL(path)
-            for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-                if hasattr(lib, name):
-                    fn = getattr(lib, name)
+def _find_setters():
+    """The thread-count setters of scipy's OpenBLAS (the typed kernels' products) and of NumPy's
+    (the generic implementation's products on the CPU)."""
+    if _setters:
+        return _setters[0]
+    found = []
+    candidates = [("scipy", "scipy.libs", "libscipy_openblas*.so*",
+                   ("scipy_openblas_set_num_threads", "openblas_set_num_threads")),
+                  ("numpy", "numpy.libs", "libscipy_openblas64*.so*",
+                   ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_"))]
+    for package, libs, pattern, names in candidates:
+        try:
+            module = __import__(package)
+            libdir = os.path.join(os.path.dirname(os.path.dirname(module.__file__)), libs)
+            for path in glob.glob(os.path.join(libdir, pattern)):
+                lib = ctypes.CDLL(path)
+                fn = next((getattr(lib, n) for n in names if hasattr(lib, n)), None)
+                if fn is not None:
                     fn.argtypes = [ctypes.c_int]
+                    found.append(fn)
                     break
-            if fn:
-                break
-    except OSError:
-        fn = None
-    _setter.append(fn)
-    return fn
+        except (OSError, ImportError):
+            pass
+    _setters.append(found)
+    return found
 
 
 def set_blas_threads(n):
@@ -66,11 +71,10 @@ def set_blas_threads(n):
     n = int(n)
     if n < 1:
         raise ValueError(f"set_blas_threads: the number of threads must be >= 1, got {n}")
-    fn = _find_setter()
-    if fn is None:
-        return False
-    fn(n)
-    return True
+    fns = _find_setters()
+    for fn in fns:
+        fn(n)
+    return bool(fns)
 
 
 def configure_default():
