@@ -8,6 +8,7 @@ import numpy as _np
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
+from dynet.core import execution as _execution
 from dynet.kernels.blas_setup import set_blas_threads, configure_default as _configure_blas
 
 _configure_blas()
@@ -78,6 +79,7 @@ def _initialize(settings):
     _graph.set_pool_sizes(fwd, bwd)
     _config.state.update(settings)
     _config.reseed(int(settings.get("seed", 0)))
+    _execution.configure(_config.state["autobatch"], _config.state["profiling"])
     _config.state["initialized"] = True
 
 
@@ -134,6 +136,29 @@ def print_text_graphviz():
 
 def print_graphviz(**kwargs):
     print_text_graphviz()
+
+
+# ---- Profiling (--dynet-profiling 1/2) ------------------------------------------------------------
+
+def profiling_stats():
+    """{operation: {"nodes", "batches", "forward_s", "backward_s", "memory_bytes"}}: what
+    --dynet-profiling has measured so far (empty with profiling off)."""
+    return _execution.stats()
+
+
+def profiling_node_stats():
+    """With --dynet-profiling 2: {node index: {"op", "dim", "forward_s", "backward_s"}} for the
+    most recent graph."""
+    return _execution.node_stats()
+
+
+def reset_profiling():
+    _execution.reset()
+
+
+def print_profiling(detail=None):
+    """Print the profiling table (printed at exit anyway under --dynet-profiling)."""
+    _execution.report(detail=detail)
 
 
 # ---- Expression operations --------------------------------------------------------------------

@@ -241,6 +241,38 @@ cdef void set_completion_hook(completion_hook hook) noexcept:
     _complete_pending = hook
 
 
+cdef int run_backward_hooks(bint begin) except -1:
+    for hook in (_backward_begin if begin else _backward_end):
+        hook()
+    return 0
+
+
+cdef int complete_pending(Expression node) except -1:
+    """Before `node` propagates its gradient: finish what is pending for it (matmul's deferral)."""
+    if node.deferred_grad and _complete_pending != NULL:
+        _complete_pending()
+    return 0
+
+
+cdef forward_runner _forward_runner = NULL
+cdef backward_runner _backward_runner = NULL
+
+
+cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept:
+    global _forward_runner, _backward_runner
+    _forward_runner, _backward_runner = fwd, bwd
+
+
+cdef int check_value(Expression node) except -1:
+    """renew_cg(check_validity=True): a non-finite value is an error naming the node."""
+    cdef Py_ssize_t j, n = total_size(&node.d)
+    for j in range(n):
+        if not isfinite(node.val[j]):
+            raise RuntimeError(f"{node.op_name()} (node v{node.index}, {dim_str(&node.d)}) "
+                               f"produced a non-finite value {node.val[j]}")
+    return 0
+
+
 cdef dict _operators = {}
 cdef binary_operator _op_add = NULL
 cdef binary_operator _op_sub = NULL
@@ -301,19 +333,16 @@ cdef class ComputationGraph:
         self.check_validity = False
 
     cdef int forward_to(self, int index) except -1:
+        if _forward_runner != NULL:
+            return _forward_runner(self, index)
         cdef Expression node
         cdef int i
-        cdef Py_ssize_t j, n
         for i in range(self.n_forwarded, index + 1):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             node.forward_impl()
             self.n_forwarded = i + 1
             if self.check_validity:
-                n = total_size(&node.d)
-                for j in range(n):
-                    if not isfinite(node.val[j]):
-                        raise RuntimeError(f"{node.op_name()} (node v{i}, {dim_str(&node.d)}) "
-                                           f"produced a non-finite value {node.val[j]}")
+                check_value(node)
         return 0
 
     cdef int invalidate_from(self, int index) except -1:
@@ -351,6 +380,8 @@ cdef class ComputationGraph:
             return 0                             # the loss does not depend on any parameter
         for k in range(total_size(&root.d)):
             root.grad[k] += 1.0
+        if _backward_runner != NULL:
+            return _backward_runner(self, root)
         # Only nodes that the loss depends on are visited (a side branch built before the loss
         # must not mark lookup rows as updated).
         for hook in _backward_begin:

@@ -14,6 +14,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, copy, fill
+from dynet.core.batching cimport total_cols, gather_arg, scatter_values
 from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
@@ -504,3 +505,45 @@ def vanilla_lstm_h(c_t, gates_t):
 def _gates(xs, h_tm1, Wx, Wh, b, mask_x=None, mask_h=None, float forget_bias=1.0, float weightnoise_std=0.0):
     """For the builders: h_tm1 may be None (no recurrent term), the forget bias is free."""
     return make_gates(xs, h_tm1, Wx, Wh, b, mask_x, mask_h, weightnoise_std, forget_bias, "lstm")
+
+
+# ---- autobatching: the gates of many cells sharing Wx, Wh and b as two GEMMs --------------------
+
+cdef object batch_signature(Expression node):
+    """Gates of one input and no dropout or weight noise, whose inputs are used as they are (no
+    batch-1 input broadcast over a batch), group by their parameters and forget bias."""
+    if type(node) is not VanillaLSTMGates:
+        return None
+    cdef VanillaLSTMGates g = <VanillaLSTMGates>node
+    if g.nx != 1 or g.dropout or g.wnoisy != NULL or g.xbuf != NULL or g.hbuf != NULL:
+        return None
+    cdef Expression Wx = g.Wx(), Wh = g.Wh(), bias = g.bias()
+    if Wx.d.bd != 1 or Wh.d.bd != 1 or bias.d.bd != 1:
+        return None
+    return (3, Wx.index, Wh.index, bias.index, g.has_h, g.forget_bias)
+
+
+cdef int forward_batch(list group) except -1:
+    """forward_impl for all the group's cells at once: the bias and forget bias, Wx [x_1 .. x_n]
+    and Wh [h_1 .. h_n] as one GEMM each, the activations column by column."""
+    cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0]
+    cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias()
+    cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
+    cdef Py_ssize_t j, i, total = total_cols(group)
+    cdef float* C = work_buffer(<size_t>(H4 + max(I, H)) * total)
+    cdef float* X = C + H4 * total
+    cdef float* col
+    for j in range(total):
+        col = C + H4 * j
+        copy(H4, bias.val, col)
+        for i in range(H, 2 * H):
+            col[i] += first.forget_bias
+    gather_arg(group, 0, I, X)
+    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, X, I, 1.0, C, H4)
+    if first.has_h:
+        gather_arg(group, 1, H, X)
+        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, X, H, 1.0, C, H4)
+    for j in range(total):
+        lstm_activate(C + H4 * j, H)
+    scatter_values(group, H4, C)
+    return 0
