@@ -166,8 +166,7 @@ def test_errors_inside_a_batch_name_the_operation():
     W = dy.inputTensor(np.ones((3, 4)))
     with pytest.raises(ValueError, match=r"matmul: cannot multiply \{3,4\} by \{3\}"):
         W * dy.inputVector([1.0, 2.0, 3.0])
-    dy.renew_cg(check_validity=True)
+    dy.renew_cg(immediate_compute=True, check_validity=True)
     W = dy.inputTensor(np.ones((2, 2)))
-    xs = [dy.log(W * dy.inputVector([1.0, -2.0])) for _ in range(3)]
-    with pytest.raises(RuntimeError, match=r"log \(node v\d+, \{2\}\) produced a non-finite value"):
-        dy.esum(xs).value()
+    with pytest.raises(RuntimeError, match=r"NaN or Inf detected: log \(node v\d+, \{2\}\)"):
+        dy.log(W * dy.inputVector([1.0, -2.0]))

@@ -3,21 +3,13 @@
 plain loops (graph.pyx), and `configure` only installs a runner when a flag asks for one.
 
 Autobatching (Neubig, Goldberg and Dyer 2017) runs the nodes not yet computed level by level, a
-node's level being its depth (1 + the deepest of its arguments computed in this pass), which is the
-paper's depth-based schedule: nodes of one level never depend on each other. Within a level, nodes
-with the same signature form a group run as one batched call:
-
-- products `W * x` sharing the batch-1 matrix W (signature: the node of W): the inputs' columns are
-  gathered into one matrix, one GEMM, the output columns scattered back;
-- affine transforms sharing the bias and every matrix (signature: those nodes): the same, with the
-  bias broadcast and one GEMM per matrix;
-- the fused LSTM gates sharing Wx, Wh and b (signature: those nodes), without dropout or weight
-  noise: one GEMM for the inputs, one for the recurrent term, the activations in place.
-
-Everything else runs its own forward, in schedule order (on the CPU a per-node typed loop already is
-one kernel; gathering elementwise arguments would cost more than it saves). The backward pass needs
-no scheduler: products with a parameter matrix already defer their backward and run it as wide
-GEMMs for all products of that parameter (matmul.pyx), with or without autobatching.
+node's level being 1 + the deepest level among its arguments computed in this pass (the paper's
+depth-based schedule): nodes of one level never depend on each other. Within a level, nodes with
+the same signature form a group run as one batched call; the signatures and batched kernels live in
+the node families (matmul.pyx: products sharing their matrix, affine transforms sharing bias and
+matrices; lstm.pyx: LSTM gates sharing their parameters). Every other node runs its own forward in
+schedule order. The backward pass runs by decreasing level, the LSTM gates of a level as one
+batched backward; products keep matmul's deferral (their backward as wide GEMMs in any order).
 
 Profiling times every node's forward and backward (or every batch) into a table per operation type;
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
@@ -32,7 +24,7 @@ import sys
 
 from dynet.core.dim cimport total_size, dim_str
 from dynet.core.graph cimport (Expression, ComputationGraph, set_runners, forward_runner,
-                               backward_runner, check_value,
+                               backward_runner,
                                run_backward_hooks, complete_pending)
 cimport dynet.nodes.matmul as matmul
 cimport dynet.nodes.lstm as lstm
@@ -53,7 +45,9 @@ def configure(autobatch=0, profiling=0):
         fwd = autobatch_forward
     elif _profiling:
         fwd = profiled_forward
-    if _profiling:
+    if _autobatch:
+        bwd = autobatch_backward
+    elif _profiling:
         bwd = profiled_backward
     set_runners(fwd, bwd)
 
@@ -113,8 +107,6 @@ cdef int profiled_forward(ComputationGraph cg, int index) except -1:
         node.forward_impl()
         t = now() - t
         cg.n_forwarded = i + 1
-        if cg.check_validity:
-            check_value(node)
         record(node.op_name(), 1, t, False, total_size(&node.d) * sizeof(float))
         if _profiling > 1:
             record_node(cg, node, t, False)
@@ -226,9 +218,6 @@ cdef int run_group(ComputationGraph cg, list group, int group_kind) except -1:
             lstm.forward_batch(group)
         else:
             matmul.forward_batch(group)
-    if cg.check_validity:
-        for node in group:
-            check_value(node)
     if _profiling:
         t = now() - t
         for node in group:
@@ -239,18 +228,15 @@ cdef int run_group(ComputationGraph cg, list group, int group_kind) except -1:
     return 0
 
 
-cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
-    """Compute nodes n_forwarded..index level by level, grouping same-signature nodes."""
-    cdef int start = cg.n_forwarded
-    if index < start:
-        return 0
-    cdef int n = index + 1 - start, i, d, da, maxd = 0
+cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels) except NULL:
+    """The nodes start..start+n-1 ordered by (level, index), a node's level being 1 + the deepest
+    level among its arguments in that range (a counting sort). Returns one malloc'ed block: the
+    order (n ints), then the end of each level (*nlevels ints); the caller frees it."""
+    cdef int i, d, da, maxd = 0
     cdef Expression node, a
     cdef int* depth = <int*>malloc(n * sizeof(int))
-    cdef int* first_of = NULL
-    cdef int* order = NULL
-    cdef list level
-    cdef dict groups
+    cdef int* block = NULL
+    cdef int* ends
     if depth == NULL:
         raise MemoryError("autobatch: cannot allocate the schedule")
     try:
@@ -265,23 +251,40 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
             depth[i] = d
             if d > maxd:
                 maxd = d
-        # the nodes ordered by (level, index): a counting sort
-        first_of = <int*>calloc(maxd + 2, sizeof(int))
-        order = <int*>malloc(n * sizeof(int))
-        if first_of == NULL or order == NULL:
+        block = <int*>calloc(n + maxd + 2, sizeof(int))
+        if block == NULL:
             raise MemoryError("autobatch: cannot allocate the schedule")
+        ends = block + n + 1                  # ends[d] (after the pass below) = end of level d
         for i in range(n):
-            first_of[depth[i] + 1] += 1
+            ends[depth[i]] += 1
         for d in range(maxd + 1):
-            first_of[d + 1] += first_of[d]
-        for i in range(n):
-            order[first_of[depth[i]]] = i
-            first_of[depth[i]] += 1
-        # first_of[d] is now the end of level d
-        i = 0
-        for d in range(maxd + 1):
+            ends[d] += ends[d - 1] if d > 0 else 0
+        for i in range(n - 1, -1, -1):        # stable: increasing index within a level
+            ends[depth[i]] -= 1
+            block[ends[depth[i]]] = i
+        for d in range(maxd + 1):             # ends[d] was the start of level d; make it its end
+            ends[d] = ends[d + 1] if d < maxd else n
+        nlevels[0] = maxd + 1
+        return block
+    finally:
+        free(depth)
+
+
+cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
+    """Compute nodes n_forwarded..index level by level, grouping same-signature nodes."""
+    cdef int start = cg.n_forwarded
+    if index < start:
+        return 0
+    cdef int n = index + 1 - start, i = 0, d, nlevels = 0
+    cdef Expression node
+    cdef list level
+    cdef dict groups
+    cdef int* order = schedule(cg, start, n, &nlevels)
+    cdef int* ends = order + n + 1
+    try:
+        for d in range(nlevels):
             groups = {}
-            while i < first_of[d]:
+            while i < ends[d]:
                 node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[i])
                 i += 1
                 key = signature(node)
@@ -297,7 +300,76 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                 run_group(cg, level, key[0])
         cg.n_forwarded = index + 1
     finally:
-        free(depth)
-        free(first_of)
+        free(order)
+    return 0
+
+
+cdef int run_backward_group(ComputationGraph cg, list group) except -1:
+    cdef Expression first = <Expression>group[0], node
+    cdef double t = now() if _profiling else 0.0
+    if len(group) == 1:
+        first.backward_impl()
+    else:
+        lstm.backward_batch(group)
+    if _profiling:
+        t = now() - t
+        if _profiling > 1:
+            for node in group:
+                record_node(cg, node, t / len(group), True)
+        record(first.op_name(), len(group), t, True, 0)
+    return 0
+
+
+cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
+    """The backward visit (graph.pyx's run_backward) by decreasing level, which is also a reverse
+    topological order (a node's consumers are all on higher levels, so its gradient is complete
+    when its level comes): same-signature LSTM gates of a level run as one batched backward.
+    Products and affine transforms need no grouping here: they defer their backward to matmul's
+    wide GEMMs in any order."""
+    cdef int n = root.index + 1, i, d, nlevels = 0
+    cdef Expression node, a
+    cdef list level
+    cdef dict groups
+    cdef bytearray reached = bytearray(n)
+    cdef unsigned char* seen = reached
+    cdef int* order = schedule(cg, 0, n, &nlevels)
+    cdef int* ends = order + n + 1
+    cdef double t, t_deferred = 0.0
+    try:
+        run_backward_hooks(True)
+        seen[n - 1] = 1
+        i = n - 1
+        for d in range(nlevels - 1, -1, -1):
+            groups = {}
+            while i >= (ends[d - 1] if d > 0 else 0):
+                node = <Expression>PyList_GET_ITEM(cg.nodes, order[i])
+                i -= 1
+                if not seen[node.index]:
+                    continue
+                if node.deferred_grad:
+                    t = now() if _profiling else 0.0
+                    complete_pending(node)
+                    if _profiling:
+                        t_deferred += now() - t
+                if node.grad == NULL or not (node.args or node.needs_grad):
+                    continue
+                for a in node.args:
+                    seen[a.index] = 1
+                key = lstm.batch_signature(node)
+                if key is None:
+                    run_backward_group(cg, [node])
+                else:
+                    level = groups.get(key)
+                    if level is None:
+                        groups[key] = [node]
+                    else:
+                        level.append(node)
+            for level in groups.values():
+                run_backward_group(cg, level)
+        t = now() if _profiling else 0.0
+        run_backward_hooks(False)
+        if _profiling:
+            record("(deferred products)", 0, t_deferred + now() - t, True, 0)
+    finally:
         free(order)
     return 0

@@ -51,7 +51,6 @@ cdef class ComputationGraph:
 ctypedef int (*forward_runner)(ComputationGraph, int) except -1
 ctypedef int (*backward_runner)(ComputationGraph, Expression) except -1
 cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept
-cdef int check_value(Expression node) except -1
 cdef int run_backward_hooks(bint begin) except -1
 cdef int complete_pending(Expression node) except -1
 

@@ -4,3 +4,4 @@ from dynet.core.graph cimport Expression
 # others (None if they cannot), and the batched forward of one group.
 cdef object batch_signature(Expression node)
 cdef int forward_batch(list group) except -1
+cdef int backward_batch(list group) except -1

@@ -547,3 +547,59 @@ cdef int forward_batch(list group) except -1:
         lstm_activate(C + H4 * j, H)
     scatter_values(group, H4, C)
     return 0
+
+
+cdef int backward_batch(list group) except -1:
+    """backward_impl for all the group's cells at once (their gradients complete): the
+    pre-activation gradients side by side, then dWx, dWh, the input and recurrent gradients as one
+    GEMM each over all the columns."""
+    cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0], g
+    cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias(), a
+    cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
+    cdef int D = I if I > H else H
+    cdef Py_ssize_t j, i, off, total = total_cols(group)
+    cdef float* dpre = work_buffer(<size_t>(H4 + 2 * D) * total)
+    cdef float* X = dpre + H4 * total
+    cdef float* dX = X + D * total
+    cdef const float* y
+    cdef const float* gr
+    cdef float* dp
+    off = 0
+    for g in group:
+        for j in range(g.d.bd):
+            y = g.val + j * H4
+            gr = g.grad + j * H4
+            dp = dpre + (off + j) * H4
+            for i in range(3 * H):
+                dp[i] = gr[i] * y[i] * (1 - y[i])
+            for i in range(3 * H, H4):
+                dp[i] = gr[i] * (1 - y[i] * y[i])
+        off += g.d.bd
+    if bias.grad != NULL:
+        for j in range(total):
+            dp = dpre + j * H4
+            for i in range(H4):
+                bias.grad[i] += dp[i]
+    cdef int arg, k
+    cdef bint need
+    cdef Expression W
+    for arg in range(2 if first.has_h else 1):
+        W = Wx if arg == 0 else Wh
+        k = I if arg == 0 else H
+        if W.grad != NULL:
+            gather_arg(group, arg, k, X)
+            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, X, k, 1.0, W.grad, H4)
+        need = False
+        for g in group:
+            need = need or (<Expression>g.args[arg]).grad != NULL
+        if not need:
+            continue
+        gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 0.0, dX, k)
+        off = 0
+        for g in group:
+            a = <Expression>g.args[arg]
+            if a.grad != NULL:
+                for i in range(k * g.d.bd):
+                    a.grad[i] += dX[off + i]
+            off += k * g.d.bd
+    return 0
