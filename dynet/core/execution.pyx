@@ -207,6 +207,25 @@ cdef object signature(Expression node):
     return key
 
 
+cdef int run_one(ComputationGraph cg, Expression node, bint backward) except -1:
+    """A node without a group, as the plain loops run it. (No list per node: allocating a
+    container per node would wake the cyclic garbage collector every few hundred nodes, and each
+    collection walks the graph.)"""
+    cdef double t
+    if not _profiling:
+        return node.backward_impl() if backward else node.forward_impl()
+    t = now()
+    if backward:
+        node.backward_impl()
+    else:
+        node.forward_impl()
+    t = now() - t
+    if _profiling > 1:
+        record_node(cg, node, t, backward)
+    record(node.op_name(), 1, t, backward, 0 if backward else total_size(&node.d) * sizeof(float))
+    return 0
+
+
 cdef int run_group(ComputationGraph cg, list group, int group_kind) except -1:
     cdef Expression first = <Expression>group[0], node
     cdef double t = now() if _profiling else 0.0
@@ -289,7 +308,7 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                 i += 1
                 key = signature(node)
                 if key is None:
-                    run_group(cg, [node], 0)
+                    run_one(cg, node, False)
                 else:
                     level = groups.get(key)
                     if level is None:
@@ -357,7 +376,7 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
                     seen[a.index] = 1
                 key = lstm.batch_signature(node)
                 if key is None:
-                    run_backward_group(cg, [node])
+                    run_one(cg, node, True)
                 else:
                     level = groups.get(key)
                     if level is None:
