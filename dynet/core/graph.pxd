@@ -42,6 +42,8 @@ cdef class ComputationGraph:
     cdef Device default_dev    # where leaves go unless they name a device
     cdef Device last_dev       # the device of the last node added (to note new devices cheaply)
     cdef list devices          # the devices that hold nodes of this graph
+    cdef bint all_typed        # every device of the graph runs the typed loops (the autobatch and
+                               # profiling runners need that)
     cdef list checkpoints
     cdef bint immediate_compute
     cdef bint check_validity
@@ -50,6 +52,14 @@ cdef class ComputationGraph:
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
 
+
+# Other executors (dynet/core/execution.pyx: autobatching, profiling) replace the plain forward
+# loop and the backward visit when a flag asks for them; NULL (the default) keeps the plain loops.
+ctypedef int (*forward_runner)(ComputationGraph, int) except -1
+ctypedef int (*backward_runner)(ComputationGraph, Expression) except -1
+cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept
+cdef int run_backward_hooks(bint begin) except -1
+cdef int complete_pending(Expression node) except -1
 
 cdef ComputationGraph the_cg()
 cdef Expression add_node(Expression node, tuple args, Dim d)

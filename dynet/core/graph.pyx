@@ -283,6 +283,28 @@ cdef void set_completion_hook(completion_hook hook) noexcept:
     _complete_pending = hook
 
 
+cdef int run_backward_hooks(bint begin) except -1:
+    for hook in (_backward_begin if begin else _backward_end):
+        hook()
+    return 0
+
+
+cdef int complete_pending(Expression node) except -1:
+    """Before `node` propagates its gradient: finish what is pending for it (matmul's deferral)."""
+    if node.deferred_grad and _complete_pending != NULL:
+        _complete_pending()
+    return 0
+
+
+cdef forward_runner _forward_runner = NULL
+cdef backward_runner _backward_runner = NULL
+
+
+cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept:
+    global _forward_runner, _backward_runner
+    _forward_runner, _backward_runner = fwd, bwd
+
+
 cdef dict _operators = {}
 cdef binary_operator _op_add = NULL
 cdef binary_operator _op_sub = NULL
@@ -316,6 +338,7 @@ cdef class ComputationGraph:
         self.bwd = self.default_dev.bwd
         self.last_dev = self.default_dev
         self.devices = [self.default_dev]
+        self.all_typed = self.default_dev.host_loops
         self.checkpoints = []
         self.immediate_compute = False
         self.check_validity = False
@@ -325,6 +348,8 @@ cdef class ComputationGraph:
         cdef int i
         if _viz:
             return 0                             # --dynet-viz: nothing is computed
+        if _forward_runner != NULL and self.all_typed:
+            return _forward_runner(self, index)
         for i in range(self.n_forwarded, index + 1):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             if node.dev.host_loops:
@@ -377,6 +402,8 @@ cdef class ComputationGraph:
                 root.grad[k] += 1.0
         else:
             root.dev.flat_view(root.grad, total_size(&root.d))[...] += 1
+        if _backward_runner != NULL and self.all_typed:
+            return _backward_runner(self, root)
         # Only nodes that the loss depends on are visited (a side branch built before the loss
         # must not mark lookup rows as updated).
         for hook in _backward_begin:
@@ -427,6 +454,7 @@ cdef class ComputationGraph:
         self.devices = [self.default_dev]
         if self.default_dev is not cpu_device():
             self.devices.append(cpu_device())     # fwd_scratch (host memory) is released too
+        self.all_typed = self.default_dev.host_loops
         self.immediate_compute = bool(immediate_compute)
         self.check_validity = bool(check_validity)
         global _backward_from
@@ -594,6 +622,7 @@ cdef int note_device(ComputationGraph cg, Device dev) except -1:
     cg.last_dev = dev
     if dev not in cg.devices:
         cg.devices.append(dev)
+        cg.all_typed = cg.all_typed and dev.host_loops
     return 0
 
 
