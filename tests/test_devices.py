@@ -263,3 +263,24 @@ def test_generic_device_runs_a_whole_model(sim_gpu):
     np.testing.assert_allclose(gpu[0], cpu[0], rtol=1e-5)
     for a, b in zip(cpu[1:], gpu[1:]):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+def test_autobatching_steps_aside_for_generic_devices(sim_gpu):
+    """The autobatch executor's batched kernels are typed: a graph with a node on a device that runs
+    the generic implementation takes the plain loops (same values, no crash)."""
+    from dynet.core import execution
+    m = dy.ParameterCollection()
+    W = m.add_parameters((3, 2), init=dy.NumpyInitializer(np.arange(6.0).reshape(3, 2)), device=SIM)
+    try:
+        execution.configure(1, 0)
+        dy.renew_cg()
+        xs = [dy.inputVector([1.0, float(k)], device=SIM) for k in range(4)]
+        hs = [dy.to_device(dy.parameter(W) * x, "CPU") for x in xs]
+        loss = dy.esum([dy.squared_norm(h) for h in hs])
+        want = sum(float(np.sum((np.arange(6.0).reshape(3, 2) @ [1.0, k]) ** 2)) for k in range(4))
+        assert abs(loss.value() - want) < 1e-3 * want
+        loss.backward()
+        assert W.grad_as_array().any()
+    finally:
+        execution.configure(0, 0)
+        dy.renew_cg()
