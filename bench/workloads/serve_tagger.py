@@ -38,8 +38,8 @@ def make(dy, threads, vocab=10000, emb=64, hidden=64, mlp=32, tags=50):
         xs = [dy.lookup(E, w, update=False) for w in words]
         fs = fwd.initial_state(update=False).transduce(xs)
         bs = bwd.initial_state(update=False).transduce(xs[::-1])[::-1]
-        w1, c1 = dy.parameter(W1, update=False), dy.parameter(b1, update=False)
-        w2, c2 = dy.parameter(W2, update=False), dy.parameter(b2, update=False)
+        w1, c1 = dy.const_parameter(W1), dy.const_parameter(b1)
+        w2, c2 = dy.const_parameter(W2), dy.const_parameter(b2)
         scores = [w2 * dy.tanh(w1 * dy.concatenate([f, b]) + c1) + c2 for f, b in zip(fs, bs)]
         return np.argmax(dy.concatenate_cols(scores).npvalue(), axis=0)
 
