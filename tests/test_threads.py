@@ -83,6 +83,33 @@ def test_inference_from_threads_matches_one_thread():
     assert len(got) == 3 * len(sents)
 
 
+def test_convolution_inference_from_threads_matches_one_thread():
+    """conv2d big enough to run im2col and the GEMM without the GIL, from several threads."""
+    rng = np.random.default_rng(5)
+    m = dy.ParameterCollection()
+    F = m.parameters_from_numpy(rng.standard_normal((3, 3, 2, 8)))
+    images = [rng.standard_normal((28, 28, 2)) for _ in range(12)]
+
+    def run(img):
+        dy.renew_cg()
+        y = dy.maxpooling2d(dy.conv2d(dy.inputTensor(img), F, [1, 1]), [2, 2], [2, 2])
+        return dy.logsumexp([dy.sum_elems(y), dy.sum_elems(dy.tanh(y))]).value(), y.npvalue()
+
+    want = [run(img) for img in images]
+    got = {}
+
+    def work(k):
+        for rep in range(2):
+            for i in range(k, len(images), N_THREADS):
+                got[(i, rep)] = run(images[i])
+
+    run_threads(work)
+    assert len(got) == 2 * len(images)
+    for (i, rep), (v, y) in got.items():
+        assert v == want[i][0]
+        np.testing.assert_array_equal(y, want[i][1])
+
+
 def test_each_thread_has_its_own_graph():
     main_graph = dy.cg()
     x = dy.inputVector([1.0, 2.0])
