@@ -83,7 +83,8 @@ def rss_mb():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 def test_deleted_collections_are_freed_without_the_cycle_collector():
     """A collection with a 1000x1000 parameter (8 MB with its gradient), a subcollection, a lookup
-    table and a builder, used in a graph, then deleted: 60 of them must not add up."""
+    table and a builder, used in a graph, then deleted: 100 of them (800 MB) must not add up. (The
+    parameter pool keeps its current block, up to 128 MB, until it is used up.)"""
     def one():
         m = dy.ParameterCollection()
         W = m.add_parameters((1000, 1000))
@@ -101,13 +102,13 @@ def test_deleted_collections_are_freed_without_the_cycle_collector():
         one()
         dy.renew_cg()
         before = rss_mb()
-        for _ in range(60):
+        for _ in range(100):
             one()
         dy.renew_cg()
         grown = rss_mb() - before
     finally:
         gc.enable()
-    assert grown < 60, f"RSS grew by {grown:.0f} MB over 60 deleted collections of 8 MB"
+    assert grown < 300, f"RSS grew by {grown:.0f} MB over 100 deleted collections of 8 MB"
 
 
 def test_parameters_outliving_their_collection():

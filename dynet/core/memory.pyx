@@ -157,3 +157,14 @@ cdef float* work_buffer(size_t n) except NULL:
         t.scratch = p
         t.scratch_n = max(n, <size_t>1)
     return t.scratch
+
+
+def reserve_work_buffer(size_t megabytes):
+    """Size the calling thread's work buffer up front (--dynet-mem's fourth number, DyNet's scratch
+    pool); it still grows if a node needs more. Other threads' buffers grow as they need."""
+    work_buffer(megabytes * (1 << 20) // sizeof(float))
+
+
+def work_buffer_bytes():
+    """The calling thread's work buffer size."""
+    return this_thread().scratch_n * sizeof(float)
