@@ -3,8 +3,11 @@ shared. Inference from several threads gives the numbers of a single-threaded ru
 from several threads add up into the shared gradients (they take turns); an Expression of another
 thread's graph is refused with a clear error."""
 import gc
+import os
+import signal
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -220,3 +223,35 @@ def test_a_finished_threads_graph_is_freed():
     gc.collect()
     assert during[0] - before > 120
     assert rss_mb() - before < 40, (before, during, rss_mb())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_during_another_threads_backward_pass_leaves_the_child_usable():
+    """A process forked (e.g. for Hogwild workers) while another thread holds the gradient lock
+    starts with the lock free; the fork waits for that pass to end."""
+    from dynet.core.graph import gradient_lock
+    m = dy.ParameterCollection()
+    W = m.add_parameters((3, 3))
+    held = threading.Event()
+
+    def long_pass(k):
+        with gradient_lock:               # what a backward pass holds
+            held.set()
+            time.sleep(0.3)
+
+    t = threading.Thread(target=long_pass, args=(0,))
+    t.start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:                          # the child: one training step, then leave at once
+        signal.alarm(20)
+        try:
+            dy.renew_cg()
+            dy.sum_elems(W * dy.inputVector([1.0, 2.0, 3.0])).backward()
+            dy.SimpleSGDTrainer(m).update()
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    t.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -15,6 +15,7 @@ cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena, ThreadState, this_thread
+import os
 import threading
 from dynet.kernels import generic
 
@@ -498,6 +499,10 @@ cdef int _new_version() noexcept:
 # Held by every backward pass and by trainer updates (see run_backward); reentrant, so that a
 # thread holding it (e.g. around a whole training step) can still call backward and update.
 gradient_lock = threading.RLock()
+# A process forked while another thread runs a backward pass would inherit the lock held forever:
+# forking waits for the pass to finish, and the child starts with the lock free.
+os.register_at_fork(before=gradient_lock.acquire, after_in_parent=gradient_lock.release,
+                    after_in_child=gradient_lock.release)
 
 # pool sizes in MB for graphs made from now on (--dynet-mem)
 cdef size_t _fwd_mb = 16, _bwd_mb = 16
