@@ -36,6 +36,7 @@ import os
 import sys
 import traceback
 import weakref
+import zlib
 
 import numpy as np
 
@@ -73,8 +74,11 @@ class _LocalWorld:
     def bcast_object(self, obj, root=0):
         return obj
 
-    def allgather_int_lists(self, arrays):
-        return [list(arrays)]
+    def allgather_ints(self, values):
+        return np.asarray(values, dtype=np.int64).reshape(1, -1)
+
+    def allgatherv_ints(self, values, counts):
+        return [np.asarray(values, dtype=np.int64)]
 
     def abort(self, code):
         os._exit(code)
@@ -106,22 +110,20 @@ class _MPIWorld:
     def bcast_object(self, obj, root=0):
         return self.comm.bcast(obj, root=root)
 
-    def allgather_int_lists(self, arrays):
-        """Each rank gives k int64 arrays (any lengths, the same k everywhere); returns, for every
-        rank, its k arrays. Two messages: the lengths, then all the values."""
-        counts = np.array([len(a) for a in arrays], dtype=np.int64)
-        all_counts = np.empty((self.size, len(arrays)), dtype=np.int64)
-        self.comm.Allgather(counts, all_counts)
-        flat = np.concatenate(arrays).astype(np.int64) if arrays else np.empty(0, np.int64)
-        per_rank = all_counts.sum(axis=1)
-        recv = np.empty(int(per_rank.sum()), dtype=np.int64)
-        self.comm.Allgatherv(flat, [recv, per_rank, self._MPI.INT64_T])
-        out, start = [], 0
-        for r in range(self.size):
-            bounds = start + np.concatenate([[0], np.cumsum(all_counts[r])])
-            out.append([recv[bounds[k]:bounds[k + 1]] for k in range(len(arrays))])
-            start += int(per_rank[r])
+    def allgather_ints(self, values):
+        """Every rank gives k int64 values (the same k everywhere): a (ranks, k) array."""
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        out = np.empty((self.size, values.size), dtype=np.int64)
+        self.comm.Allgather(values, out)
         return out
+
+    def allgatherv_ints(self, values, counts):
+        """Every rank gives its int64 values, counts[r] of them on rank r: one array per rank."""
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        counts = np.asarray(counts, dtype=np.int64)
+        recv = np.empty(int(counts.sum()), dtype=np.int64)
+        self.comm.Allgatherv(values, [recv, counts, self._MPI.INT64_T])
+        return np.split(recv, np.cumsum(counts)[:-1])
 
     def abort(self, code):
         self.comm.Abort(code)
@@ -248,6 +250,8 @@ class _ModelTensors:
         self.params = model.parameters_list()
         self.lookups = model.lookup_parameters_list()
         self.lookup_rows = [int(lp.shape()[0]) for lp in self.lookups]
+        self.shape_code = zlib.crc32(repr([s for _, s in self.signature()[0]]
+                                          + [s for _, s in self.signature()[1]]).encode())
 
     def signature(self):
         return ([(p.name(), tuple(p.shape())) for p in self.params],
@@ -366,13 +370,27 @@ def allreduce_gradients(model):
     if world.size == 1:
         return
     t = _tensors_of(model)
-    # lookup tables: the union of the rows touched anywhere; send those rows, or the whole table
-    # when every row was touched
+    nlookups = len(t.lookups)
+    touched = [t.touched_rows(k) for k in range(nlookups)]
+    # every step first compares the ranks' models (a mismatch would make the all-reduce's sizes
+    # differ, which MPI does not check) and counts the touched lookup rows: one small all-gather
+    header = [len(t.params), nlookups, t.shape_code, sum(len(rows) for rows in touched)]
+    headers = world.allgather_ints(header)
+    if (headers[:, :3] != headers[0, :3]).any():
+        problem = _describe_mismatch(world.allgather_object(t.signature()))
+        raise ValueError(f"dynet.distributed.allreduce_gradients: the models differ across ranks: "
+                         f"{problem}; every rank must build the same model")
+    # lookup tables: the union of the rows touched anywhere (one all-gather of the row lists); send
+    # those rows, or the whole table when every row was touched
     unions = []
-    if t.lookups:
-        per_rank = world.allgather_int_lists([t.touched_rows(k) for k in range(len(t.lookups))])
-        unions = [np.unique(np.concatenate([rows[k] for rows in per_rank]))
-                  for k in range(len(t.lookups))]
+    if nlookups:
+        mine = np.concatenate([[len(rows) for rows in touched]] + touched)
+        per_rank = world.allgatherv_ints(mine, nlookups + headers[:, 3])
+        lists = []
+        for data in per_rank:
+            bounds = nlookups + np.concatenate([[0], np.cumsum(data[:nlookups])])
+            lists.append([data[bounds[k]:bounds[k + 1]] for k in range(nlookups)])
+        unions = [np.unique(np.concatenate([rows[k] for rows in lists])) for k in range(nlookups)]
     grads = [t.dense_grad(p) for p in t.params]
     nflags = len(t.params)
     dense_size = sum(g.size for g in grads)

@@ -6,7 +6,8 @@
         N * BATCH), which must give the same parameters. Rank 0 writes them to OUT.npz, with a flag
         saying whether every rank ended with exactly the same values.
     python tests/mpi_scenarios.py fail RANK      rank RANK raises during training
-    python tests/mpi_scenarios.py mismatch       rank 1 builds a differently shaped model
+    python tests/mpi_scenarios.py mismatch WHEN  rank 1 builds a differently shaped model (WHEN:
+                                                 "start"), or adds a parameter later ("late")
     python tests/mpi_scenarios.py save-load DIR  rank 0 saves, every rank loads
 """
 import os
@@ -119,11 +120,17 @@ def run_fail(bad_rank):
         trainer.update()
 
 
-def run_mismatch():
+def run_mismatch(when):
     m = dy.ParameterCollection()
-    m.add_parameters((4, 8))
-    m.add_parameters((3, 4) if dd.rank() == 0 else (3, 5))
-    dd.DistributedTrainer(dy.SimpleSGDTrainer(m))
+    W = m.add_parameters((4, 8))
+    m.add_parameters((3, 4) if dd.rank() == 0 or when == "late" else (3, 5))
+    trainer = dd.DistributedTrainer(dy.SimpleSGDTrainer(m))
+    if when == "late" and dd.rank() == 1:
+        m.add_parameters((2, 2))        # after the broadcast: the all-reduce must notice
+    for _ in range(2):
+        dy.renew_cg()
+        dy.squared_norm(W * dy.inputVector(list(range(8)))).backward()
+        trainer.update()
 
 
 def run_save_load(directory):
@@ -153,7 +160,7 @@ if __name__ == "__main__":
     elif what == "fail":
         run_fail(int(sys.argv[2]))
     elif what == "mismatch":
-        run_mismatch()
+        run_mismatch(sys.argv[2])
     elif what == "save-load":
         run_save_load(sys.argv[2])
     else:

@@ -75,12 +75,12 @@ def test_bad_arguments_name_the_operation():
         dd.broadcast_parameters(dy.ParameterCollection(), root=1)
     with pytest.raises(TypeError, match="DistributedTrainer: expected a trainer"):
         dd.DistributedTrainer(object())
-    with pytest.raises(TypeError, match="init: use_mpi must be None, True or False"):
-        dd._world, saved = None, dd._world
-        try:
-            dd.init(use_mpi="yes")
-        finally:
-            dd._world = saved
+
+
+def test_init_bad_argument(monkeypatch):
+    monkeypatch.setattr(dd, "_world", None)
+    with pytest.raises(TypeError, match="init: use_mpi must be None, True or False, got 'yes'"):
+        dd.init(use_mpi="yes")
 
 
 def test_distributed_trainer_in_a_world_of_one_is_the_trainer():
@@ -199,10 +199,18 @@ def test_a_failing_rank_stops_the_job_with_its_rank():
 
 @needs_mpi
 def test_mismatched_models_are_detected_at_broadcast():
-    rc, output, _ = mpirun(2, "mismatch", timeout=120)
+    rc, output, _ = mpirun(2, "mismatch", "start", timeout=120)
     assert rc != 0
     assert ("broadcast_parameters: the models differ across ranks: parameters 1 (/_1) has shape "
             "(3, 5) on rank 1 but (3, 4) (/_1) on rank 0") in output, output
+
+
+@needs_mpi
+def test_a_model_changed_on_one_rank_is_detected_at_the_all_reduce():
+    rc, output, _ = mpirun(2, "mismatch", "late", timeout=120)
+    assert rc != 0
+    assert ("allreduce_gradients: the models differ across ranks: rank 1 has 3 parameters but rank "
+            "0 has 2") in output, output
 
 
 @needs_mpi
@@ -229,3 +237,15 @@ def test_example_runs_with_mpirun_and_alone():
         accuracy = float(lines[1].split("test accuracy ")[1].split()[0])
         assert accuracy > 0.8, out.stdout
         assert "reloaded on every rank: identical" in out.stdout
+
+
+def test_launched_by_mpirun_without_mpi4py_raises(monkeypatch):
+    # each rank would otherwise train alone, silently
+    monkeypatch.setattr(dd, "_world", None)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)      # import mpi4py -> ImportError
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="init: MPI is needed .started by an MPI launcher with 2 "
+                                           "processes. but mpi4py cannot be imported"):
+        dd.init()
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "1")       # a launcher's world of one: fine
+    assert dd.init() == (0, 1)
