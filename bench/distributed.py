@@ -35,11 +35,12 @@ def rank_main(name, config, seconds):
     rank, size = dd.init(use_mpi=True)
     workload = importlib.import_module(f"bench.workloads.{name}")
     step = workload.make(dy, **config, wrap_trainer=dd.DistributedTrainer)
+    # every rank must make the same number of steps (each update is a collective): rank 0 says
+    # when the warm-up ends, and how many steps a round has
     t0, warm = time.perf_counter(), 0
-    while time.perf_counter() - t0 < min(1.0, seconds / 4) or warm < 2:   # warm up
+    while dd.broadcast_object(time.perf_counter() - t0 < min(1.0, seconds / 4) or warm < 2):
         step()
         warm += 1
-    # every rank must make the same number of steps (each update is a collective): rank 0's count
     per_round = dd.broadcast_object(max(2, int(warm * (seconds / 3) / (time.perf_counter() - t0))))
     rounds = []
     for _ in range(3):
@@ -60,7 +61,11 @@ def measure(procs, name, config, seconds):
            "--mca", "btl", "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none",
            sys.executable, "-m", "bench.distributed", "--rank-worker", name, json.dumps(config),
            str(seconds)]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=60 + 10 * seconds)
+    except subprocess.TimeoutExpired:
+        return {"procs": procs, "error": ["timed out"]}
     if out.returncode != 0:
         return {"procs": procs, "error": (out.stderr or out.stdout).strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
