@@ -20,11 +20,12 @@ the union of the ranks' minibatches (with each rank's loss the mean over its own
 
     mpirun -np 2 python train.py        (or plain `python train.py`: a world of one)
 
-Gradients travel in one fused float32 buffer per update (one all-reduce): every dense parameter's
-gradient, a has-gradient flag per parameter (so a parameter used on one rank only is updated
-everywhere), and for each lookup table the rows any rank touched (the union, gathered) -- or the
-whole table when the union covers every row. Since every rank then holds the same averaged gradient,
-the trainer's clipping sees the global gradient norm.
+Gradients travel in one fused float32 buffer per update (one all-reduce, after two small
+all-gathers that check the models agree and say which parameters have gradients and which lookup
+rows were touched on any rank): the gradient of every parameter that has one on some rank (so a
+parameter used on one rank only is updated everywhere), and for each lookup table the union of the
+touched rows -- or the whole table when the union covers every row. Since every rank then holds the
+same averaged gradient, the trainer's clipping sees the global gradient norm.
 
 A rank that raises an uncaught exception prints it with its rank number and aborts the whole job
 (MPI_Abort), so the other ranks never wait forever in a collective.
@@ -39,6 +40,8 @@ import weakref
 import zlib
 
 import numpy as np
+
+from dynet.core.params import ParameterCollection
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
@@ -307,7 +310,6 @@ def _tensors_of(model):
 
 
 def _check_model(model, op):
-    from dynet.core.params import ParameterCollection
     if not isinstance(model, ParameterCollection):
         raise TypeError(f"dynet.distributed.{op}: expected a ParameterCollection (Model), got "
                         f"{type(model).__name__}")
@@ -373,47 +375,48 @@ def broadcast_parameters(model, root=0):
 
 def allreduce_gradients(model):
     """Average the gradients of `model` across ranks, in place, so that each rank's next update is
-    the same. One all-reduce of a fused buffer (preceded, when there are lookup tables, by an
-    all-gather of their touched rows)."""
+    the same. One all-reduce of a fused buffer, preceded by two small all-gathers (the models'
+    shapes; which parameters have gradients and which lookup rows were touched)."""
     _check_model(model, "allreduce_gradients")
     world = _the_world()
     if world.size == 1:
         return
     t = _tensors_of(model)
-    nlookups = len(t.lookups)
+    nparams, nlookups = len(t.params), len(t.lookups)
     touched = [t.touched_rows(k) for k in range(nlookups)]
-    # every step first compares the ranks' models (a mismatch would make the all-reduce's sizes
-    # differ, which MPI does not check) and counts the touched lookup rows: one small all-gather
-    header = [len(t.params), nlookups, t.shape_code, sum(len(rows) for rows in touched)]
-    headers = world.allgather_ints(header)
+    # one small all-gather compares the ranks' models (a mismatch would make the all-reduce's sizes
+    # differ, which MPI does not check) and sizes the next message
+    headers = world.allgather_ints([nparams, nlookups, t.shape_code,
+                                    sum(len(rows) for rows in touched)])
     if (headers[:, :3] != headers[0, :3]).any():
         problem = _describe_mismatch(world.allgather_object(t.signature()))
         raise ValueError(f"dynet.distributed.allreduce_gradients: the models differ across ranks: "
                          f"{problem}; every rank must build the same model")
-    # lookup tables: the union of the rows touched anywhere (one all-gather of the row lists); send
-    # those rows, or the whole table when every row was touched
+    # one all-gather of which parameters got a gradient and which lookup rows were touched: a
+    # parameter with a gradient on no rank is not sent; of a table, the union of the touched rows is
+    # sent, or the whole table when every row was touched
+    mine = np.concatenate([np.fromiter((t.has_gradient(p) for p in t.params), np.int64, nparams),
+                           [len(rows) for rows in touched]] + touched).astype(np.int64)
+    per_rank = world.allgatherv_ints(mine, nparams + nlookups + headers[:, 3])
+    needed = np.flatnonzero(np.any([data[:nparams] for data in per_rank], axis=0)) if nparams else []
     unions = []
     if nlookups:
-        mine = np.concatenate([[len(rows) for rows in touched]] + touched)
-        per_rank = world.allgatherv_ints(mine, nlookups + headers[:, 3])
         lists = []
         for data in per_rank:
-            bounds = nlookups + np.concatenate([[0], np.cumsum(data[:nlookups])])
+            bounds = nparams + nlookups + np.concatenate(
+                [[0], np.cumsum(data[nparams:nparams + nlookups])])
             lists.append([data[bounds[k]:bounds[k + 1]] for k in range(nlookups)])
         unions = [np.unique(np.concatenate([rows[k] for rows in lists])) for k in range(nlookups)]
-    grads = [t.dense_grad(p) for p in t.params]
-    nflags = len(t.params)
-    dense_size = sum(g.size for g in grads)
+    grads = [t.dense_grad(t.params[i]) for i in needed]
     table_sizes = [len(u) * t.table_grad(k).shape[1] for k, u in enumerate(unions)]
-    buf = _buffer.get(dense_size + nflags + sum(table_sizes))
+    if not grads and not any(table_sizes):
+        return
+    buf = _buffer.get(sum(g.size for g in grads) + sum(table_sizes))
     # pack
     offset = 0
     for g in grads:
         buf[offset:offset + g.size] = g
         offset += g.size
-    flags = buf[offset:offset + nflags]
-    flags[...] = [1.0 if t.has_gradient(p) else 0.0 for p in t.params]
-    offset += nflags
     for k, u in enumerate(unions):
         if len(u):
             table = t.table_grad(k)
@@ -423,12 +426,10 @@ def allreduce_gradients(model):
     # unpack, averaging
     scale = np.float32(1.0 / world.size)
     offset = 0
-    for p, g, flag in zip(t.params, grads, flags):
-        if flag > 0:     # else no rank had a gradient: it is zero everywhere already
-            np.multiply(buf[offset:offset + g.size], scale, out=g)
-            t.mark_gradient(p)
+    for i, g in zip(needed, grads):
+        np.multiply(buf[offset:offset + g.size], scale, out=g)
+        t.mark_gradient(t.params[i])
         offset += g.size
-    offset += nflags
     for k, u in enumerate(unions):
         if len(u):
             table = t.table_grad(k)
