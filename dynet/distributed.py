@@ -41,7 +41,7 @@ import zlib
 
 import numpy as np
 
-from dynet.core.params import ParameterCollection
+from dynet.core.collection import ParameterCollection
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
