@@ -35,6 +35,7 @@ in `_MPIWorld` (a GPU world on NCCL would be another class with the same four co
 """
 import os
 import sys
+import time
 import traceback
 import weakref
 import zlib
@@ -114,11 +115,29 @@ class _MPIWorld:
         return self.comm.bcast(obj, root=root)
 
     def allgather_ints(self, values):
-        """Every rank gives k int64 values (the same k everywhere): a (ranks, k) array."""
+        """Every rank gives k int64 values (the same k everywhere): a (ranks, k) array. This is the
+        first collective of an update, where the ranks wait for the slowest: see _wait."""
         values = np.ascontiguousarray(values, dtype=np.int64)
         out = np.empty((self.size, values.size), dtype=np.int64)
-        self.comm.Allgather(values, out)
+        self._wait(self.comm.Iallgather(values, out))
         return out
+
+    @staticmethod
+    def _wait(request):
+        """Wait for a non-blocking collective: poll for a moment (the other ranks are usually about
+        to arrive), then sleep between polls, longer and longer, so that a rank waiting for a slower
+        one gives its CPU away (MPI's own wait spins: on a busy or oversubscribed machine it takes
+        the very core the slower rank needs)."""
+        if request.Test():
+            return
+        start = time.perf_counter()
+        while time.perf_counter() - start < _SPIN_SECONDS:
+            if request.Test():
+                return
+        delay = _FIRST_SLEEP
+        while not request.Test():
+            time.sleep(delay)
+            delay = min(2 * delay, _LONGEST_SLEEP)
 
     def allgatherv_ints(self, values, counts):
         """Every rank gives its int64 values, counts[r] of them on rank r: one array per rank."""
@@ -139,6 +158,10 @@ class _MPIWorld:
 # cross-memory attach, which containers often forbid or slow down.
 _OPEN_MPI_DEFAULTS = {"OMPI_MCA_mpi_yield_when_idle": "1",
                       "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+
+# waiting for the other ranks (_MPIWorld._wait): poll this long, then sleep from the first to the
+# longest interval between polls
+_SPIN_SECONDS, _FIRST_SLEEP, _LONGEST_SLEEP = 2e-4, 5e-5, 5e-4
 
 _world = None
 
