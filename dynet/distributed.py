@@ -61,7 +61,6 @@ class _LocalWorld:
     """A world of one process: every collective is the identity."""
     rank = 0
     size = 1
-    kind = "local"
 
     def barrier(self):
         pass
@@ -84,13 +83,9 @@ class _LocalWorld:
     def allgatherv_ints(self, values, counts):
         return [np.asarray(values, dtype=np.int64)]
 
-    def abort(self, code):
-        os._exit(code)
-
 
 class _MPIWorld:
     """The ranks of an mpi4py communicator (COMM_WORLD by default)."""
-    kind = "mpi"
 
     def __init__(self, comm):
         from mpi4py import MPI
