@@ -28,7 +28,9 @@ touched rows -- or the whole table when the union covers every row. Since every 
 same averaged gradient, the trainer's clipping sees the global gradient norm.
 
 A rank that raises an uncaught exception prints it with its rank number and aborts the whole job
-(MPI_Abort), so the other ranks never wait forever in a collective.
+(MPI_Abort), so the other ranks never wait forever in a collective. Every rank must make the same
+sequence of updates (`shard` gives every rank the same number of items); a rank that leaves early
+without an exception (sys.exit, a shorter loop) leaves the others waiting.
 
 Everything that touches parameter internals is in `_ModelTensors`; everything that talks to MPI is
 in `_MPIWorld` (a GPU world on NCCL would be another class with the same four collectives).
