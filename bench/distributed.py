@@ -55,12 +55,10 @@ def rank_main(name, config, seconds):
 
 
 def measure(procs, name, config, seconds):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cmd = ["mpirun", "-np", str(procs), "--oversubscribe", "--bind-to", "none",
-           "--mca", "btl", "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none",
-           sys.executable, "-m", "bench.distributed", "--rank-worker", name, json.dumps(config),
-           str(seconds)]
+    from tests.mpi_launch import mpirun_command, mpirun_env
+    env = mpirun_env(ROOT)
+    cmd = mpirun_command(procs) + [sys.executable, "-m", "bench.distributed", "--rank-worker", name,
+                                   json.dumps(config), str(seconds)]
     try:
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=60 + 10 * seconds)

@@ -12,6 +12,7 @@ import pytest
 
 import dynet as dy
 import dynet.distributed as dd
+from tests.mpi_launch import mpirun_command, mpirun_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = os.path.join(ROOT, "tests", "mpi_scenarios.py")
@@ -145,15 +146,11 @@ needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=f"MPI tests sk
 
 def mpirun(np_, *args, timeout=TIMEOUT):
     """Run tests/mpi_scenarios.py on np_ ranks over loopback; returns (returncode, output, seconds)."""
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1", PYTHONPATH=ROOT)
-    cmd = ["mpirun", "-np", str(np_), "--oversubscribe", "--bind-to", "none",
-           "--mca", "btl", "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none",
-           "--mca", "mpi_yield_when_idle", "1",
-           sys.executable, SCENARIOS, *args]
+    cmd = mpirun_command(np_) + [sys.executable, SCENARIOS, *args]
     t0 = time.monotonic()
     try:
-        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, cwd=ROOT, env=mpirun_env(ROOT), capture_output=True, text=True,
+                             timeout=timeout)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"mpirun -np {np_} {' '.join(args)} hung for {timeout} s: {e.stdout} {e.stderr}")
     return out.returncode, out.stdout + out.stderr, time.monotonic() - t0
@@ -223,12 +220,9 @@ def test_rank_0_saves_and_every_rank_loads(tmp_path):
 
 @needs_mpi
 def test_example_runs_with_mpirun_and_alone():
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               PYTHONPATH=ROOT)
+    env = mpirun_env(ROOT)
     example = os.path.join(ROOT, "examples", "distributed_mlp.py")
-    for cmd in (["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none", "--mca", "btl",
-                 "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none",
-                 sys.executable, example, "--epochs", "2"],
+    for cmd in (mpirun_command(2) + [sys.executable, example, "--epochs", "2"],
                 [sys.executable, example, "--epochs", "2"]):
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
         assert out.returncode == 0, out.stdout + out.stderr
