@@ -280,6 +280,7 @@ class _ModelTensors:
     bookkeeping (has a gradient / touched rows)."""
 
     def __init__(self, model):
+        self.weight_decay = model.weight_decay_state()
         self.params = model.parameters_list()
         self.lookups = model.lookup_parameters_list()
         self.lookup_rows = [int(lp.shape()[0]) for lp in self.lookups]
@@ -292,6 +293,12 @@ class _ModelTensors:
 
     def values(self):
         return [p.values for p in self.params] + [lp.values for lp in self.lookups]
+
+    def weight_decay_scale(self):
+        return self.weight_decay.scale
+
+    def set_weight_decay_scale(self, scale):
+        self.weight_decay.scale = float(scale)
 
     @staticmethod
     def dense_grad(p):
@@ -367,8 +374,9 @@ def _describe_mismatch(signatures):
 
 
 def broadcast_parameters(model, root=0):
-    """Copy every parameter value of `model` from rank `root` to all ranks (one message). Raises
-    ValueError on every rank when the ranks' models differ in number or shapes of parameters."""
+    """Copy every parameter value of `model` (and the lazy weight-decay factor) from rank `root` to
+    all ranks (one message). Raises ValueError on every rank when the ranks' models differ in number
+    or shapes of parameters."""
     _check_model(model, "broadcast_parameters")
     world = _the_world()
     root = _check_root(root, world, "broadcast_parameters")
@@ -380,17 +388,20 @@ def broadcast_parameters(model, root=0):
         raise ValueError(f"dynet.distributed.broadcast_parameters: the models differ across ranks: "
                          f"{problem}; every rank must build the same model")
     values = t.values()
-    buf = _buffer.get(sum(v.size for v in values))
+    buf = _buffer.get(sum(v.size for v in values) + 1)
     offset = 0
     for v in values:
         if world.rank == root:
             buf[offset:offset + v.size] = v
         offset += v.size
+    if world.rank == root:
+        buf[offset] = t.weight_decay_scale()    # stored values times this are the real values
     world.bcast(buf, root=root)
     offset = 0
     for v in values:
         v[...] = buf[offset:offset + v.size]
         offset += v.size
+    t.set_weight_decay_scale(buf[offset])
 
 
 def allreduce_gradients(model):

@@ -25,7 +25,7 @@ BATCH, ITEMS, DIM, HIDDEN, CLASSES, EPOCHS = 4, 72, 5, 8, 3, 2
 CASES = {
     "sgd": ("sgd", 0.0, True, 30, True),
     "adam_clipped": ("adam", 0.05, True, 30, True),
-    "momentum_dense_updates": ("momentum", 0.5, False, 30, True),
+    "momentum_dense_updates": ("momentum", 0.5, False, 30, True),   # with weight decay
     "sgd_small_table_clipped": ("sgd", 0.3, True, 3, False),   # every row touched: dense path
 }
 
@@ -73,6 +73,10 @@ def train(case, ranks_as_one):
     data = dataset(vocab)
     # every rank initialises differently: the broadcast from rank 0 must make them equal
     m, params = build(vocab, seed=1 + 1000 * dd.rank())
+    if case == "momentum_dense_updates":
+        m.set_weight_decay_lambda(0.01)
+    if dd.rank() != 0:      # as if trained elsewhere: the broadcast must bring rank 0's factor too
+        m.weight_decay_state().scale = 0.5
     initial = {f"{case}/{k}@start": p.as_array().copy() for k, p in params.items()}
     trainer = make_trainer(kind, m)
     trainer.set_clip_threshold(clip)
