@@ -20,6 +20,9 @@ the union of the ranks' minibatches (with each rank's loss the mean over its own
 
     mpirun -np 2 python train.py        (or plain `python train.py`: a world of one)
 
+Without the wrapper: `dd.broadcast_parameters(m)` once before training, and
+`dd.allreduce_gradients(m)` between `loss.backward()` and `trainer.update()`.
+
 Gradients travel in one fused float32 buffer per update (one all-reduce, after two small
 all-gathers that check the models agree and say which parameters have gradients and which lookup
 rows were touched on any rank): the gradient of every parameter that has one on some rank (so a
