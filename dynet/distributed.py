@@ -161,7 +161,7 @@ _OPEN_MPI_DEFAULTS = {"OMPI_MCA_mpi_yield_when_idle": "1",
 
 # waiting for the other ranks (_MPIWorld._wait): poll this long, then sleep from the first to the
 # longest interval between polls
-_SPIN_SECONDS, _FIRST_SLEEP, _LONGEST_SLEEP = 2e-4, 5e-5, 5e-4
+_SPIN_SECONDS, _FIRST_SLEEP, _LONGEST_SLEEP = 3e-4, 5e-5, 2e-4
 
 _world = None
 
