@@ -7,8 +7,10 @@ dynet.distributed.DistributedTrainer, and the reference DyNet's one process alon
 Each process count runs in a fresh `mpirun -np P`, alternating the counts `--repeat` times and keeping
 each one's best. All ranks run the same number of steps per round (rank 0 fixes it from its warm-up
 speed); the throughput is the units of all ranks together over rank 0's time for the round, barrier
-to barrier. Scaling efficiency = throughput(P) / (P * throughput(1)). The reference DyNet has no
-multi-process training for Python, so its column is its one process (bench.worker).
+to barrier. Scaling efficiency = throughput(P) / (P * throughput(1)). "independent" is the speedup
+that P unconnected single processes get together at the same time (no MPI): what the machine itself
+allows, the ceiling of the speedup on a shared machine. The reference DyNet has no multi-process
+training for Python, so its column is its one process (bench.worker).
 """
 import argparse
 import json
@@ -69,6 +71,23 @@ def measure(procs, name, config, seconds):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure_independent(procs, name, config, seconds):
+    """The machine's own parallel capacity: `procs` single processes (no MPI, no communication) at
+    once, their throughputs summed. On a shared machine this, not procs x one process, is the
+    ceiling for the data-parallel run."""
+    cmd = [sys.executable, "-m", "bench.worker", "ours", name, json.dumps(config), str(seconds)]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    runs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(procs)]
+    total = 0.0
+    for run in runs:
+        out, err = run.communicate(timeout=60 + 10 * seconds)
+        if run.returncode != 0:
+            return {"procs": procs, "error": (err or out).strip().splitlines()[-1:]}
+        total += json.loads(out.strip().splitlines()[-1])["throughput"]
+    return {"procs": procs, "throughput": total}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"workloads (default: {' '.join(DEFAULT_WORKLOADS)})")
@@ -91,16 +110,19 @@ def main():
     from bench.run import measure as measure_one
     results = []
     print(f"{'workload':<12} {'procs':>5} {'throughput':>12} {'speedup':>8} {'efficiency':>10} "
-          f"{'reference 1 proc':>17}")
+          f"{'independent':>12} {'reference 1 proc':>17}")
     for name in args.names or DEFAULT_WORKLOADS:
         module = importlib.import_module(f"bench.workloads.{name}")
         config = module.CONFIGS[0]
-        best = {}
+        best, alone = {}, {}
         for _ in range(max(1, args.repeat)):
             for procs in args.procs:
-                r = measure(procs, name, config, args.seconds)
-                if procs not in best or r.get("throughput", 0) > best[procs].get("throughput", 0):
-                    best[procs] = r
+                for table, run in ((best, measure), (alone, measure_independent)):
+                    if run is measure_independent and procs == 1:
+                        continue
+                    r = run(procs, name, config, args.seconds)
+                    if procs not in table or r.get("throughput", 0) > table[procs].get("throughput", 0):
+                        table[procs] = r
         ref = None if args.no_reference else measure_one("ref", name, config, args.seconds)
         base = best.get(1, {}).get("throughput")
         for procs in args.procs:
@@ -110,12 +132,15 @@ def main():
                 continue
             speedup = r["throughput"] / base if base else None
             ref_text = (f"{ref['throughput']:.1f}" if ref and "throughput" in ref else "-")
+            ceiling = alone.get(procs, {}).get("throughput") if procs > 1 else base
             print(f"{name:<12} {procs:>5} {r['throughput']:>12.1f} "
                   f"{(f'{speedup:.2f}x' if speedup else '-'):>8} "
                   f"{(f'{speedup / procs:.0%}' if speedup else '-'):>10} "
+                  f"{(f'{ceiling / base:.2f}x' if ceiling and base else '-'):>12} "
                   f"{ref_text if procs == 1 else '':>17}   ({module.UNIT})", flush=True)
             results.append({"workload": name, "config": config, "unit": module.UNIT, "procs": procs,
                             "throughput": r["throughput"], "speedup": speedup,
+                            "independent_processes": ceiling,
                             "reference_1proc": ref.get("throughput") if ref else None})
     if args.json:
         with open(args.json, "w") as f:
