@@ -366,6 +366,11 @@ cdef class Parameters(ParameterStorage):
         """Whether a backward pass wrote a gradient since the last update (or a load set one)."""
         return self.has_grad
 
+    def mark_gradient(self):
+        """Note that `grads` was written outside a backward pass (e.g. averaged across processes by
+        dynet.distributed), so that the next update() applies it."""
+        self.has_grad = True
+
     def load_state(self, values, grads):
         """Set values and gradients (None: zero) in place, as loading does."""
         self.values[...] = values
@@ -424,6 +429,22 @@ cdef class LookupParameters(ParameterStorage):
         if self.all_rows_touched:
             return np.arange(self.n, dtype=np.int64)
         return np.array([self.touched_list[i] for i in range(self.n_touched)], dtype=np.int64)
+
+    def mark_rows_touched(self, rows=None):
+        """Note that these rows of `grads` were written outside a backward pass (e.g. averaged across
+        processes by dynet.distributed), so that a sparse update() applies them; None: every row
+        (a dense gradient)."""
+        if rows is None:
+            self.all_rows_touched = True
+            return
+        cdef cnp.int64_t[:] idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        cdef Py_ssize_t i
+        for i in range(idx.shape[0]):
+            if idx[i] < 0 or idx[i] >= self.n:
+                raise IndexError(f"mark_rows_touched: row {idx[i]} is out of range for lookup "
+                                 f"parameters {self._name} with {self.n} rows")
+        for i in range(idx.shape[0]):
+            self.mark_touched(<int>idx[i])
 
     def clear_touched(self):
         cdef int i
