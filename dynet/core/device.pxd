@@ -12,7 +12,6 @@ cdef class Device:
     cdef bint host_loops            # the typed CPU loops run here (else the generic implementation)
     cdef public Arena fwd           # node values
     cdef public Arena bwd           # node gradients
-    cdef size_t bwd_need            # the backward pass's layout, in floats (graph.pyx)
     cdef object _allocator          # None (host memory) or the CuPy allocator
 
     cdef object view(self, float* p, const Dim* d)

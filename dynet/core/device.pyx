@@ -352,9 +352,11 @@ def configure(settings):
 
 
 def set_pool_sizes(size_t fwd_mb, size_t bwd_mb):
+    """Size the pools of every device but the CPU (each thread's graph has its own CPU pools)."""
     cdef Device d
     for d in _devices:
-        d.set_pool_sizes(fwd_mb, bwd_mb)
+        if d is not _cpu:
+            d.set_pool_sizes(fwd_mb, bwd_mb)
 
 
 def devices():

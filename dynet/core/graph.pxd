@@ -48,9 +48,12 @@ cdef class ComputationGraph:
     cdef bint immediate_compute
     cdef bint check_validity
 
+    cdef Arena fwd_of(self, Device dev)
+    cdef Arena bwd_of(self, Device dev)
     cdef int forward_to(self, int index) except -1
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
+    cdef int _backward(self, Expression root, bint full) except -1
 
 
 # Other executors (dynet/core/execution.pyx: autobatching, profiling) replace the plain forward
@@ -67,7 +70,9 @@ cdef Expression add_node_noalloc(Expression node, tuple args, Dim d)
 cdef Expression add_node_across(Expression node, tuple args, Dim d)
 cdef int generic_forward_node(Expression node) except -1
 cdef int check_live(Expression e, str op) except -1
+cdef Expression node_in_graph(void* node, int index)
 cdef float* fwd_scratch(size_t n) except NULL
+cdef float* device_scratch(Device dev, size_t n) except NULL
 cdef Expression as_expr_slow(object x, str op)
 
 cdef inline Expression as_expr(object x, str op):

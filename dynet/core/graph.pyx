@@ -1,8 +1,9 @@
 """The computation graph: node registration, lazy incremental forward, backward, Expression's API.
 
-There is one graph at a time (as in DyNet). `renew_cg` bumps its version and releases every node's
-memory at once; an Expression remembers the version it was made in, so a stale Expression is caught
-before its (released) memory could be read.
+There is one graph at a time per thread (as in DyNet, where there is one per process; see "Threads"
+in docs/architecture.md). `renew_cg` gives it a new version, unique across all threads' graphs, and
+releases every node's memory at once; an Expression remembers the version it was made in, so a stale
+Expression (or one from another thread's graph) is caught before its memory could be read.
 """
 cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -15,10 +16,12 @@ import numpy as np
 cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
-from dynet.core.memory cimport Arena
+from dynet.core.memory cimport Arena, ThreadState, this_thread
 from dynet.core.device cimport Device, cpu_device
 from dynet.core import device as _device
 from dynet.core.tensor import Tensor
+import os
+import threading
 from dynet.kernels import generic
 
 cnp.import_array()
@@ -64,11 +67,12 @@ cdef class Expression:
 
     cdef int _ensure_value(self, bint recalculate) except -1:
         self._live("value")
+        cdef ComputationGraph cg = the_cg()
         if _viz:
             return 0                             # --dynet-viz: graphs are drawn, never computed
         if recalculate:
-            _cg.invalidate_from(0)
-        _cg.forward_to(self.index)
+            cg.invalidate_from(0)
+        cg.forward_to(self.index)
         return 0
 
     def dim(self):
@@ -170,7 +174,7 @@ cdef class Expression:
         """Backpropagate from this (scalar per batch element) expression; batch gradients are summed."""
         self._live("backward")
         check_not_viz("backward")
-        _cg.run_backward(self, full)
+        the_cg().run_backward(self, full)
 
     def __repr__(self):
         return f"expression {self.index}/{self.version}"
@@ -330,18 +334,29 @@ cdef class ComputationGraph:
     """The one computation graph: an append-only list of nodes with lazy incremental forward."""
 
     def __cinit__(self):
-        self._version = 0
+        self._version = _new_version()
         self.nodes = []
         self.n_forwarded = 0
-        self.default_dev = cpu_device()
-        self.fwd = self.default_dev.fwd
-        self.bwd = self.default_dev.bwd
+        # this thread's own pools for the CPU's nodes (other devices' nodes use their device's)
+        self.fwd = Arena("forward", _fwd_mb)
+        self.bwd = Arena("backward", _bwd_mb)
+        self.default_dev = <Device>_device.default_device()
         self.last_dev = self.default_dev
         self.devices = [self.default_dev]
+        if self.default_dev is not cpu_device():
+            self.devices.append(cpu_device())
         self.all_typed = self.default_dev.host_loops
         self.checkpoints = []
         self.immediate_compute = False
         self.check_validity = False
+
+    cdef Arena fwd_of(self, Device dev):
+        """The forward pool of `dev` for this graph: its own for the CPU (each thread has its graph
+        and pools), the device's for a GPU (one thread per GPU)."""
+        return self.fwd if dev is cpu_device() else dev.fwd
+
+    cdef Arena bwd_of(self, Device dev):
+        return self.bwd if dev is cpu_device() else dev.bwd
 
     cdef int forward_to(self, int index) except -1:
         cdef Expression node
@@ -365,6 +380,13 @@ cdef class ComputationGraph:
         return 0
 
     cdef int run_backward(self, Expression root, bint full) except -1:
+        # One backward pass at a time in the whole process: passes from several threads add into
+        # the same parameter gradients and lookup row lists (and matmul's deferred products are one
+        # list), so they take turns; trainers' updates take the same lock. Waiting releases the GIL.
+        with gradient_lock:
+            return self._backward(root, full)
+
+    cdef int _backward(self, Expression root, bint full) except -1:
         if batch_size(&root.d) != 1:
             raise ValueError(f"backward: the expression must be a scalar (per batch element), "
                              f"but its dimension is {dim_str(&root.d)}")
@@ -376,24 +398,28 @@ cdef class ComputationGraph:
         cdef Device dev
         # Lay out the gradients of every node that needs one, in one block per device (the
         # device's backward pool) zeroed by one memset.
+        cdef Arena pool
+        cdef bint one = len(self.devices) == 1
+        need = [0] * len(self.devices)         # floats per device (in the order of self.devices)
         for i in range(n):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             if (full or node.needs_grad) and not (node.external_grad and node.needs_grad):
-                node.dev.bwd_need += (total_size(&node.d) + 15) & ~(<size_t>15)
-        for dev in self.devices:
-            dev.bwd.reset()
-            dev.bwd.reserve(dev.bwd_need)
-            dev.bwd_need = 0
+                need[0 if one else self.devices.index(node.dev)] += \
+                    (total_size(&node.d) + 15) & ~(<size_t>15)
+        for i in range(len(self.devices)):
+            pool = self.bwd_of(<Device>self.devices[i])
+            pool.reset()
+            pool.reserve(need[i])
         for i in range(n):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             if node.external_grad and node.needs_grad:
                 continue                         # parameters accumulate straight into their own grad
             if full or node.needs_grad:
-                node.grad = node.dev.bwd.alloc(total_size(&node.d))
+                node.grad = self.bwd_of(node.dev).alloc(total_size(&node.d))
             else:
                 node.grad = NULL
         for dev in self.devices:
-            dev.bwd.zero_used()
+            self.bwd_of(dev).zero_used()
         cdef Py_ssize_t k
         if root.grad == NULL:
             return 0                             # the loss does not depend on any parameter
@@ -439,17 +465,18 @@ cdef class ComputationGraph:
             node.grad = NULL
             node.val = NULL
         self.nodes = []
-        self._version += 1
+        self._version = _new_version()
         self.n_forwarded = 0
         self.checkpoints = []
         cdef Device dev
+        self.fwd.reset()
+        self.bwd.reset()
         for dev in self.devices:
-            dev.fwd.reset()
-            dev.bwd.reset()
+            if dev is not cpu_device():
+                dev.fwd.reset()
+                dev.bwd.reset()
         # the configured devices (init, set_backend) take effect from a new graph on
         self.default_dev = <Device>_device.default_device()
-        self.fwd = cpu_device().fwd
-        self.bwd = cpu_device().bwd
         self.last_dev = self.default_dev
         self.devices = [self.default_dev]
         if self.default_dev is not cpu_device():
@@ -533,32 +560,71 @@ cdef class ComputationGraph:
     def memory(self):
         """Bytes in use in the forward and backward pools (of all devices of the graph)."""
         cdef Device dev
-        return {"forward": sum([dev.fwd.used_bytes for dev in self.devices]),
-                "backward": sum([dev.bwd.used_bytes for dev in self.devices])}
+        return {"forward": sum([self.fwd_of(dev).used_bytes for dev in self.devices]),
+                "backward": sum([self.bwd_of(dev).used_bytes for dev in self.devices])}
 
 
-cdef ComputationGraph _cg = ComputationGraph()
+# ---- one graph per thread ---------------------------------------------------------------------
+
+# Versions are unique across every thread's graph, so an Expression's version names its graph: one
+# from another thread's graph is as stale as one from before renew_cg, and a parameter's cached node
+# (see Parameters.node) is never taken for another graph's. The GIL makes this counter atomic.
+cdef int _last_version = 0
+
+
+cdef int _new_version() noexcept:
+    global _last_version
+    _last_version += 1
+    return _last_version
+
+
+# Held by every backward pass and by trainer updates (see run_backward); reentrant, so that a
+# thread holding it (e.g. around a whole training step) can still call backward and update.
+gradient_lock = threading.RLock()
+# A process forked while another thread runs a backward pass would inherit the lock held forever:
+# forking waits for the pass to finish, and the child starts with the lock free.
+os.register_at_fork(before=gradient_lock.acquire, after_in_parent=gradient_lock.release,
+                    after_in_child=gradient_lock.release)
+
+# pool sizes in MB for graphs made from now on (--dynet-mem)
+cdef size_t _fwd_mb = 16, _bwd_mb = 16
+
+
+cdef ComputationGraph _new_graph(ThreadState t):
+    cdef ComputationGraph g = ComputationGraph.__new__(ComputationGraph)
+    t.graph = g
+    return g
 
 
 cdef ComputationGraph the_cg():
-    return _cg
+    """The calling thread's computation graph (made on first use)."""
+    cdef ThreadState t = this_thread()
+    if t.graph is None:
+        return _new_graph(t)
+    return <ComputationGraph>t.graph
 
 
 def cg():
-    """The current ComputationGraph."""
-    return _cg
+    """The current ComputationGraph (the calling thread's own)."""
+    return the_cg()
 
 
 def set_pool_sizes(size_t fwd_mb, size_t bwd_mb):
-    """Size every device's forward/backward pools (from --dynet-mem) and start a new graph."""
-    _cg.renew()
+    """Size the forward/backward pools (from --dynet-mem): the calling thread's graph now, every
+    thread's graph made from now on, and each GPU's pools."""
+    global _fwd_mb, _bwd_mb
+    _fwd_mb, _bwd_mb = fwd_mb, bwd_mb
+    cdef ComputationGraph g = the_cg()
+    g.renew()
     _device.set_pool_sizes(fwd_mb, bwd_mb)
-    _cg.renew()
+    g.fwd = Arena("forward", fwd_mb)
+    g.bwd = Arena("backward", bwd_mb)
+    g.renew()
 
 
 def start_new_graph():
     """A new graph on the devices as configured now (init and set_backend call this)."""
-    _cg.renew()
+    the_cg().renew()
 
 
 # ---- the generic implementation: views of device memory, passed to the node's array code ----
@@ -603,13 +669,29 @@ cdef int generic_backward_node(Expression node) except -1:
 
 
 cdef int check_live(Expression e, str op) except -1:
-    if e.version != _cg._version:
+    cdef ComputationGraph cg = the_cg()
+    if e.version != cg._version:
         if e.version < 0:
             raise RuntimeError(f"{op}: the expression (node v{e.index}) was removed by cg_revert()")
+        if e.version > cg._version:
+            raise RuntimeError(f"{op}: the expression (node v{e.index}) belongs to another thread's "
+                               f"computation graph (version {e.version}; this thread's is "
+                               f"{cg._version}): each thread has its own graph")
         raise RuntimeError(f"{op}: stale expression from computation graph version {e.version}; "
-                           f"the current version is {_cg._version} (renew_cg() was called after "
-                           f"it was created)")
+                           f"the current version is {cg._version} (renew_cg() was called after "
+                           f"it was created, or it belongs to another thread's graph)")
     return 0
+
+
+cdef Expression node_in_graph(void* node, int index):
+    """`node` if the calling thread's current graph holds it at `index`, else None: a cache of a
+    node held by borrowed pointer is checked here without ever reading a node that may be gone."""
+    cdef ComputationGraph cg = the_cg()
+    if node != NULL and 0 <= index < PyList_GET_SIZE(cg.nodes) and \
+            <void*>PyList_GET_ITEM(cg.nodes, index) == node:
+        return <Expression>node
+    return None
+
 
 
 cdef int mixed_devices(Expression node, Expression a, Expression b) except -1:
@@ -638,7 +720,7 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
     names (inputs and parameter nodes on a device), else its arguments' device (they must share
     one, unless ACROSS), else the graph's default device. The arguments must belong to the current
     graph. (Device identity is compared as pointers: this runs for every node.)"""
-    cdef ComputationGraph cg = _cg
+    cdef ComputationGraph cg = the_cg()
     cdef bint needs_grad = node.needs_grad
     cdef Expression a
     cdef PyObject* dev = <PyObject*>node.dev
@@ -659,7 +741,7 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
         note_device(cg, <Device>dev)
     node.dev = <Device>dev
     if mode != NO_ALLOC:
-        node.val = (<Device>dev).fwd.alloc(total_size(&d))
+        node.val = cg.fwd_of(<Device>dev).alloc(total_size(&d))
         node.external_grad = False
     node.args = args
     node.d = d
@@ -736,9 +818,15 @@ cdef Expression add_node_across(Expression node, tuple args, Dim d):
     return attach(node, args, d, ACROSS)
 
 
+cdef float* device_scratch(Device dev, size_t n) except NULL:
+    """Memory of device `dev` that lives until renew_cg (a parameter node's value under weight
+    decay): the calling thread's forward pool for the CPU, the device's for others."""
+    return the_cg().fwd_of(dev).alloc(n)
+
+
 cdef float* fwd_scratch(size_t n) except NULL:
     """Memory in the forward pool that lives until renew_cg (e.g. to keep softmax for backward)."""
-    return _cg.fwd.alloc(n)
+    return the_cg().fwd.alloc(n)
 
 
 cdef Expression as_expr_slow(object x, str op):

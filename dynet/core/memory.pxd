@@ -21,4 +21,13 @@ cdef class Arena:
     cdef int zero_used(self) except -1
 
 
+cdef class ThreadState:
+    # What each thread has of its own: its computation graph (set by graph.pyx) and the work
+    # buffer. It lives in the thread's state dict, so it is freed when the thread ends.
+    cdef object graph
+    cdef float* scratch
+    cdef size_t scratch_n
+
+
+cdef ThreadState this_thread()
 cdef float* work_buffer(size_t n) except NULL
