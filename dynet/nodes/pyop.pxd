@@ -1,0 +1,6 @@
+from dynet.core.graph cimport Expression
+
+
+cdef class GenericOpNode(Expression):
+    cdef object make_op(self)
+    cdef object generic_op(self)
