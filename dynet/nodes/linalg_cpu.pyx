@@ -13,8 +13,7 @@ from scipy.linalg.cython_lapack cimport sgetrf, sgetri, dgetrf, dgetri
 from dynet.core.dim cimport Dim, make_dim1, make_dim2, batch_size, rows, dim_str, same_shape, truncated
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport gemm, dot, copy, add_to, fill
-from dynet.nodes.pyop cimport GenericOpNode
-from dynet.nodes.losses_cpu cimport batch_of
+from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
 from dynet.nodes import linalg
 

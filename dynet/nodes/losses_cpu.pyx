@@ -10,7 +10,7 @@ cimport cython
 from libc.math cimport logf, log1pf, exp, lgamma
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str, same_shape, truncated
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
-from dynet.nodes.pyop cimport GenericOpNode
+from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
 import numpy as np
 from dynet.nodes import losses
@@ -19,19 +19,6 @@ cdef float LOG_EPS = 1e-7       # binary_log_loss clips x to [eps, 1 - eps], as 
 
 
 # ---- shared checks (the messages of losses.py) ---------------------------------------------------
-
-cdef int batch_of(str name, tuple args) except -1:
-    """The batch size of an operation on `args` (each batch must be 1 or the largest)."""
-    cdef Expression a
-    cdef int bd = 1
-    for a in args:
-        bd = max(bd, a.d.bd)
-    for a in args:
-        if a.d.bd != 1 and a.d.bd != bd:
-            raise ValueError(f"{name}: batch sizes must be 1 or equal, got "
-                             + ", ".join([dim_str(&a.d) for a in args]))
-    return bd
-
 
 cdef int same_dims(str name, Expression x, Expression y) except -1:
     if not same_shape(&x.d, &y.d):

@@ -23,6 +23,20 @@ cdef object shaped_view(float* p, const Dim* d):
     return np_view(p, total_size(d)).reshape(shape, order="F")
 
 
+cdef int batch_of(str name, tuple args) except -1:
+    """The batch size of an operation on `args` (each batch must be 1 or the largest), with the
+    message of npbase.batch_of: the typed nodes whose generic implementation is an op share it."""
+    cdef Expression a
+    cdef int bd = 1
+    for a in args:
+        bd = max(bd, a.d.bd)
+    for a in args:
+        if a.d.bd != 1 and a.d.bd != bd:
+            raise ValueError(f"{name}: batch sizes must be 1 or equal, got "
+                             + ", ".join([dim_str(&a.d) for a in args]))
+    return bd
+
+
 cdef class GenericOpNode(Expression):
     """A node whose generic implementation is an op object as above: `make_op` builds it from the
     node's own parameters (the typed node keeps them in C fields); it is made and given the
