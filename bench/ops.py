@@ -4,10 +4,10 @@ operation in a graph of its own, minus the cost of the same graph without the op
     python -m bench.ops                         # every op, sizes 32 and 256, batch 1 and 16
     python -m bench.ops --ops tanh,hinge --sizes 32 --batches 1 --seconds 0.05
 
-A case builds, per step: renew_cg, the inputs (inputTensor), the op, a scalar loss (sum_elems,
-sum_batches), forward and backward(full=True) (the inputs are not parameters, so full=True is what
-gives them gradients). Its baseline is the same step with the loss taken of the first input instead
-of the op. cost = step - baseline, the best of several rounds each, in CPU time of the process
+A case builds, per step: renew_cg, the inputs (Parameters, or with a batch, lookup_batch rows of
+LookupParameters), the op, a scalar loss (sum_elems, sum_batches), forward and backward (the
+gradients accumulate in the parameters; nothing is updated). Its baseline is the same step with the
+loss taken of the first input instead of the op. cost = step - baseline, the best of several rounds each, in CPU time of the process
 (time.process_time: on a shared machine, time spent descheduled is not the op's). Each implementation runs in its
 own processes (`--repeat` alternations, the best kept); a process that dies (the reference crashes
 on a few inputs) is restarted after the case that killed it. Printed worst ratio first:
@@ -142,28 +142,39 @@ op("scale_gradient", [vec], lambda dy, x: dy.scale_gradient(x, 0.5))
 def make_case(dy, name, n, batch):
     shapes, build, makers, _ = OPS[name]
     rng = np.random.default_rng(0)
-    arrays = []
+    model = dy.ParameterCollection()
+    tables = []
     for i, shape_of in enumerate(shapes):
-        shape = tuple(shape_of(n)) + ((batch,) if batch > 1 else ())
+        shape = tuple(shape_of(n))
         maker = makers[i] if makers and makers[i] else (lambda r, s: r.uniform(-1, 1, s))
-        arrays.append(np.asarray(maker(rng, shape), dtype=np.float64))
-    batched = batch > 1
+        if batch == 1:         # a parameter: its node points at its storage (no copy per step)
+            p = model.add_parameters(shape)
+            p.set_value(np.asarray(maker(rng, shape), dtype=np.float64))
+        else:                  # a batch of rows of a lookup table (one copy per step)
+            p = model.add_lookup_parameters((batch,) + shape)
+            for b in range(batch):
+                p.init_row(b, np.asarray(maker(rng, shape), dtype=np.float64).reshape(-1, order="F"))
+        tables.append(p)
+    rows = list(range(batch))
 
     def inputs():
-        return [dy.inputTensor(a, batched=batched) for a in arrays]
+        if batch == 1:
+            return [dy.parameter(p) for p in tables]
+        return [dy.lookup_batch(p, rows) for p in tables]
 
     def step():
         dy.renew_cg()
         loss = dy.sum_batches(dy.sum_elems(build(dy, *inputs())))
         loss.value()
-        loss.backward(full=True)
+        loss.backward()
 
     def baseline():
         dy.renew_cg()
         loss = dy.sum_batches(dy.sum_elems(inputs()[0]))
         loss.value()
-        loss.backward(full=True)
+        loss.backward()
 
+    step.model = model     # the reference's parameters must outlive the closures
     return step, baseline
 
 

@@ -1,5 +1,5 @@
-"""The typed CPU nodes of losses_cpu/linalg_cpu against their generic (array) implementations in
-losses.py/linalg.py, run on NumPy copies of the same inputs (pyop.generic_run): values and
+"""The typed CPU nodes whose generic (array) implementation is an op class (losses_cpu, linalg_cpu,
+weight_norm, cumsum/fold_rows/kmh_ngram) against that implementation, run on NumPy copies of the same inputs (pyop.generic_run): values and
 gradients must agree for every row of the operation table that uses them, in every batch mode."""
 import numpy as np
 import pytest
@@ -11,7 +11,8 @@ from tests.optable import CASES
 GENERIC_BACKED = {"binary_log_loss", "inverse", "logdet", "circ_conv", "circ_corr", "contract3d_1d",
                   "contract3d_1d_bias", "contract3d_1d_1d", "contract3d_1d_1d_bias", "sparsemax",
                   "constrained_softmax", "pairwise_rank_loss", "pairwise_rank_loss_m", "poisson_loss",
-                  "hinge", "hinge_m", "hinge_batch", "hinge_dim", "hinge_dim_d1", "weight_norm"}
+                  "hinge", "hinge_m", "hinge_batch", "hinge_dim", "hinge_dim_d1", "weight_norm",
+                  "cumsum", "cumsum_d1", "fold_rows", "fold_rows_3", "kmh_ngram"}
 ROWS = [(c, m) for c in CASES if c.name in GENERIC_BACKED for m in c.modes()]
 
 

@@ -37,13 +37,14 @@ cdef enum:
 
 
 cdef inline float lanes_total(float* acc) noexcept nogil:
-    """The sum of LANES partial sums, pairwise."""
-    cdef int width = LANES // 2, l
-    while width >= 1:
-        for l in range(width):
-            acc[l] += acc[l + width]
-        width //= 2
-    return acc[0]
+    """The sum of LANES (16) partial sums, pairwise; constant trip counts, so each step is one
+    vector add (a loop over a variable width went through memory, one scalar add at a time)."""
+    cdef int l
+    for l in range(8):
+        acc[l] += acc[l + 8]
+    for l in range(4):
+        acc[l] += acc[l + 4]
+    return (acc[0] + acc[2]) + (acc[1] + acc[3])
 
 
 cdef inline float dot(Py_ssize_t n, const float* x, const float* y) noexcept nogil:

@@ -320,7 +320,13 @@ def hinge(x, v, m=1.0):
     """Multiclass hinge loss: sum_{i != v} max(0, x_i - x_v + m) (v: an int, or one per batch element)."""
     cdef Expression ex = as_expr(x, "hinge")
     cdef Hinge node = new_hinge("hinge", ex, float(m), 0)
-    node.idx = read_targets("hinge", v, ex.d.bd, node.n, target_storage(ex.d.bd, &node.single))
+    if type(v) is int and ex.d.bd == 1:           # the per-example case, without a list
+        if not 0 <= v < node.n:
+            raise IndexError(f"hinge: target {v} is out of range [0, {node.n})")
+        node.single = v
+        node.idx = &node.single
+    else:
+        node.idx = read_targets("hinge", v, ex.d.bd, node.n, target_storage(ex.d.bd, &node.single))
     node.targets = v
     return add_node(node, (ex,), make_dim1(1, ex.d.bd))
 
