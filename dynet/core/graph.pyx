@@ -6,6 +6,7 @@ before its (released) memory could be read.
 """
 cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+
 from libc.string cimport memset, memcpy
 from libc.math cimport isfinite
 
@@ -16,6 +17,9 @@ from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena
 
 cnp.import_array()
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object op)
 
 
 cdef class Expression:
@@ -475,6 +479,15 @@ cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
     node.index = PyList_GET_SIZE(cg.nodes)
     node.needs_grad = needs_grad or node.needs_grad
     node.grad = NULL
+    # Out of the cyclic GC (the node types' @cython.no_gc does not apply to subclasses of the
+    # GC-tracked Expression): a graph of thousands of nodes otherwise sets off collections that
+    # move its nodes into the old generations and then walk every object of the process (half the
+    # time of building such a graph). Arguments are older nodes, so no cycle passes through a node
+    # or its argument tuple; parameter nodes (external_grad) stay tracked: a Parameters object
+    # caches its node, which refers back to it.
+    PyObject_GC_UnTrack(args)
+    if not node.external_grad:
+        PyObject_GC_UnTrack(node)
     cg.nodes.append(node)
     if cg.immediate_compute:
         cg.forward_to(node.index)
