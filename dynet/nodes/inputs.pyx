@@ -7,6 +7,7 @@ without NumPy: a NumPy conversion costs microseconds, more than the rest of a sm
 """
 cimport cython
 from libc.string cimport memcpy
+from cpython.float cimport PyFloat_Check
 cimport numpy as cnp
 import numpy as np
 
@@ -19,14 +20,14 @@ cnp.import_array()
 
 
 cdef Py_ssize_t flat_numbers(object v) noexcept:
-    """len(v) if v is a non-empty list or tuple of Python floats and (moderate) ints, which are
+    """len(v) if v is a non-empty list or tuple of floats (NumPy's float64 is one) and (moderate) ints, which are
     copied without NumPy (read_numbers); -1 for anything else, which takes the NumPy path."""
     if type(v) is not list and type(v) is not tuple:
         return -1
     cdef Py_ssize_t i, n = len(v)
     for i in range(n):
         x = v[i]
-        if type(x) is not float and not (type(x) is int and -(1 << 53) <= x <= (1 << 53)):
+        if not PyFloat_Check(x) and not (type(x) is int and -(1 << 53) <= x <= (1 << 53)):
             return -1
     return n if n > 0 else -1
 
