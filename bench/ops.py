@@ -7,7 +7,8 @@ operation in a graph of its own, minus the cost of the same graph without the op
 A case builds, per step: renew_cg, the inputs (Parameters, or with a batch, lookup_batch rows of
 LookupParameters), the op, a scalar loss (sum_elems, sum_batches), forward and backward (the
 gradients accumulate in the parameters; nothing is updated). Its baseline is the same step with the
-loss taken of the first input instead of the op. cost = step - baseline, the best of several rounds each, in CPU time of the process
+loss taken of one row of the first input instead of the op (a loss over the whole input would cost
+as much as a reduction op itself, and bias its cost to zero). cost = step - baseline, the best of several rounds each, in CPU time of the process
 (time.process_time: on a shared machine, time spent descheduled is not the op's). Each implementation runs in its
 own processes (`--repeat` alternations, the best kept); a process that dies (the reference crashes
 on a few inputs) is restarted after the case that killed it. Printed worst ratio first:
@@ -170,7 +171,7 @@ def make_case(dy, name, n, batch):
 
     def baseline():
         dy.renew_cg()
-        loss = dy.sum_batches(dy.sum_elems(inputs()[0]))
+        loss = dy.sum_batches(dy.sum_elems(dy.pick(inputs()[0], 0)))
         loss.value()
         loss.backward()
 

@@ -1,4 +1,4 @@
-"""Linear algebra as typed CPU nodes: inverse and logdet (LAPACK getrf/getri from typed code),
+"""Linear algebra as typed CPU nodes: inverse and logdet (LAPACK sgetrf/sgetri from typed code),
 circ_conv/circ_corr (vectorised dot products), and the 3-d tensor contractions (BLAS or the small
 product loops, through kernels.cpu.gemm).
 
@@ -9,7 +9,7 @@ operation works per batch element; a batch-1 argument is broadcast and its gradi
 cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport log, fabs
-from scipy.linalg.cython_lapack cimport sgetrf, sgetri, dgetrf, dgetri
+from scipy.linalg.cython_lapack cimport sgetrf, sgetri
 from dynet.core.dim cimport Dim, make_dim1, make_dim2, batch_size, rows, dim_str, same_shape, truncated
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport gemm, dot, copy, add_to, fill
@@ -52,20 +52,6 @@ cdef int square_side(str name, Expression x) except -1:
     if x.d.nd != 2 or x.d.d[0] != x.d.d[1]:
         raise ValueError(f"{name}: expects a square matrix, got {dim_str(&x.d)}")
     return x.d.d[0]
-
-
-cdef int lu_inverse_double(int n, const float* a, Workspace ws, str name) except -1:
-    """ws.copy = a^-1 in double precision (getrf + getri); ValueError if a is singular."""
-    cdef double* m = <double*>ws.copy
-    cdef Py_ssize_t i, nn = <Py_ssize_t>n * n
-    cdef int info = 0, lwork = n * n
-    for i in range(nn):
-        m[i] = a[i]
-    dgetrf(&n, &n, m, &n, ws.ipiv, &info)
-    if info > 0:
-        raise ValueError(f"{name}: the matrix is singular")
-    dgetri(&n, m, &n, ws.ipiv, <double*>ws.work, &lwork, &info)
-    return 0
 
 
 @cython.final
@@ -117,8 +103,10 @@ def inverse(x):
 @cython.final
 @cython.no_gc
 cdef class LogDet(GenericOpNode):
-    """log |det X| (the gradient, X^-T, is the same for either sign of the determinant); in double
-    precision, as the generic implementation."""
+    """log |det X| (the gradient, X^-T, is the same for either sign of the determinant). Forward
+    keeps the LU factors (getrf) in the forward pool; backward turns them into X^-1 (getri)."""
+    cdef float* lu          # n*n per batch element
+    cdef int* pivots        # n per batch element
 
     cpdef str op_name(self):
         return "logdet"
@@ -130,18 +118,17 @@ cdef class LogDet(GenericOpNode):
         cdef Expression x = <Expression>self.args[0]
         cdef int n = rows(&x.d), info = 0
         cdef Py_ssize_t nn = <Py_ssize_t>n * n, b, i
-        cdef Workspace ws = Workspace(n, sizeof(double))
-        cdef double* m = <double*>ws.copy
+        cdef float* m
         cdef double s
         for b in range(self.d.bd):
-            for i in range(nn):
-                m[i] = x.val[b * nn + i]
-            dgetrf(&n, &n, m, &n, ws.ipiv, &info)
+            m = self.lu + b * nn
+            copy(nn, x.val + b * nn, m)
+            sgetrf(&n, &n, m, &n, self.pivots + b * n, &info)
             if info > 0:
                 raise ValueError("logdet: the matrix is singular")
             s = 0
             for i in range(n):
-                s += log(fabs(m[i * (n + 1)]))
+                s += log(fabs(<double>m[i * (n + 1)]))
             self.val[b] = s
         return 0
 
@@ -149,14 +136,15 @@ cdef class LogDet(GenericOpNode):
         cdef Expression x = <Expression>self.args[0]
         if x.grad == NULL:
             return 0
-        cdef int n = rows(&x.d)
+        cdef int n = rows(&x.d), info = 0, lwork = n * n
         cdef Py_ssize_t nn = <Py_ssize_t>n * n, b, i, j
-        cdef Workspace ws = Workspace(n, sizeof(double))
-        cdef double* inv = <double*>ws.copy
+        cdef Workspace ws = Workspace(n, sizeof(float))
+        cdef float* inv = <float*>ws.copy
         cdef float* d
         cdef float g
         for b in range(self.d.bd):
-            lu_inverse_double(n, x.val + b * nn, ws, "logdet")
+            copy(nn, self.lu + b * nn, inv)
+            sgetri(&n, inv, &n, self.pivots + b * n, <float*>ws.work, &lwork, &info)
             d, g = x.grad + b * nn, self.grad[b]
             for j in range(n):
                 for i in range(n):
@@ -167,8 +155,11 @@ cdef class LogDet(GenericOpNode):
 def logdet(x):
     """The log of the (absolute value of the) determinant of a square matrix."""
     cdef Expression ex = as_expr(x, "logdet")
-    square_side("logdet", ex)
-    return add_node(LogDet.__new__(LogDet), (ex,), make_dim1(1, ex.d.bd))
+    cdef int n = square_side("logdet", ex)
+    cdef LogDet node = LogDet.__new__(LogDet)
+    node.lu = fwd_scratch(<size_t>n * n * ex.d.bd)
+    node.pivots = <int*>fwd_scratch(<size_t>n * ex.d.bd)
+    return add_node(node, (ex,), make_dim1(1, ex.d.bd))
 
 
 # ---- circ_conv, circ_corr ----------------------------------------------------------------------
