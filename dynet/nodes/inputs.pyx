@@ -113,9 +113,10 @@ cdef object _to_array(object arr, str op):
     return a
 
 
-def inputTensor(arr, batched=False, device=None):
+def inputTensor(arr, batched=False, device=None, reusable_expr=False):
     """An input from a numpy array or nested lists; with batched=True the last axis is the batch.
-    A list of numpy arrays is a batch whose elements are the arrays."""
+    A list of numpy arrays is a batch whose elements are the arrays. Every input can be given new
+    values with set() (DyNet 2.1 asks for reusable_expr=True for that; it is accepted)."""
     cdef Py_ssize_t n = flat_numbers(arr) if not batched else -1
     if n > 0:
         return input_from_list(arr, n, "inputTensor")
@@ -170,7 +171,8 @@ def inputVector(v, device=None):
 
 
 def matInput(d1, d2):
-    return new_input(np.zeros(d1 * d2), make_dim((d1, d2)), "matInput")
+    cdef Dim d = make_dim((d1, d2))
+    return new_input(np.zeros(total_size(&d)), d, "matInput")
 
 
 def inputMatrix(v, d):

@@ -443,23 +443,12 @@ def sparsemax(x):
 
 # ---- constrained_softmax ---------------------------------------------------------------------
 
-cdef list column_sums(Expression u, Py_ssize_t n, int bd):
-    cdef Py_ssize_t b, i
-    cdef double s
-    out = []
-    for b in range(bd):
-        s = 0
-        for i in range(n):
-            s += elem(u, b, n)[i]
-        out.append(s)
-    return out
-
-
 @cython.final
 @cython.no_gc
 cdef class ConstrainedSoftmax(GenericOpNode):
     """p_i = min(u_i, exp(x_i) / Z), Z chosen so that p sums to 1 (per batch element). Entries are
-    capped one round at a time until none exceeds its bound; capped entries get no gradient from x."""
+    capped one round at a time until none exceeds its bound; capped entries get no gradient from x.
+    Where the bounds sum to less than 1, every entry ends capped and p = u, as in DyNet."""
     cdef float* capped      # 1 where p_i = u_i (n per batch element), kept for backward
     cdef float* mass        # 1 - the capped entries' sum, per batch element
 
@@ -476,15 +465,8 @@ cdef class ConstrainedSoftmax(GenericOpNode):
         cdef const float* uv
         cdef float* p
         cdef float* capped
-        cdef double top, usum, mass, free_e, scale
+        cdef double top, mass, free_e, scale
         cdef bint changed
-        for b in range(self.d.bd):
-            usum = 0
-            for i in range(n):
-                usum += elem(u, b, n)[i]
-            if usum < 1 - 1e-6:
-                raise ValueError(f"constrained_softmax: the upper bounds must sum to at least 1, "
-                                 f"got {column_sums(u, n, self.d.bd)}")
         for b in range(self.d.bd):
             xv, uv = elem(x, b, n), elem(u, b, n)
             p, capped = self.val + b * n, self.capped + b * n
