@@ -451,6 +451,7 @@ cdef class ConstrainedSoftmax(GenericOpNode):
     Where the bounds sum to less than 1, every entry ends capped and p = u, as in DyNet."""
     cdef float* capped      # 1 where p_i = u_i (n per batch element), kept for backward
     cdef float* mass        # 1 - the capped entries' sum, per batch element
+    cdef float* e           # exp(x_i - max x) of one batch element (computed once per forward)
 
     cpdef str op_name(self):
         return "constrained_softmax"
@@ -474,6 +475,8 @@ cdef class ConstrainedSoftmax(GenericOpNode):
             for i in range(n):
                 top = max(top, xv[i])
                 capped[i] = 0
+            for i in range(n):
+                self.e[i] = exp(xv[i] - top)
             while True:
                 # the free entries share what the capped ones leave, in proportion to exp(x)
                 mass, free_e = 1, 0
@@ -481,14 +484,14 @@ cdef class ConstrainedSoftmax(GenericOpNode):
                     if capped[i]:
                         mass -= uv[i]
                     else:
-                        free_e += exp(xv[i] - top)
+                        free_e += self.e[i]
                 scale = mass / (free_e if free_e > 0 else 1)
                 changed = False
                 for i in range(n):
                     if capped[i]:
                         p[i] = uv[i]
                     else:
-                        p[i] = exp(xv[i] - top) * scale
+                        p[i] = self.e[i] * scale
                         if p[i] > uv[i]:
                             changed = True
                 if not changed:
@@ -540,6 +543,7 @@ def constrained_softmax(x, y):
     cdef int n = rows(&ex.d)
     node.capped = fwd_scratch(<size_t>n * bd)
     node.mass = fwd_scratch(bd)
+    node.e = fwd_scratch(n)
     cdef Dim d = ex.d
     d.bd = bd
     return add_node(node, (ex, ey), d)

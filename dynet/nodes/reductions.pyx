@@ -509,6 +509,17 @@ cdef class Rows(GenericOpNode):
                             run += x.val[o * n * inner + j * inner + i]
                             self.val[o * n * inner + j * inner + i] = run
                 continue
+            if inner == 1:                # runs of single values (fold_rows): no inner loop
+                for j in range(nout):
+                    for m in range(self.k):
+                        t = j * self.k + m if self.kind == 1 else j + m
+                        if backward:
+                            x.grad[o * n + t] += self.grad[o * nout + j]
+                        elif m == 0:
+                            self.val[o * nout + j] = x.val[o * n + t]
+                        else:
+                            self.val[o * nout + j] += x.val[o * n + t]
+                continue
             for j in range(nout):         # output run j sums input runs j*k.. (fold) or j.. (ngram)
                 if not backward:
                     fill(inner, 0.0, self.val + (o * nout + j) * inner)
