@@ -6,7 +6,9 @@ import numpy as np
 
 UNIT = "examples/s"
 CONFIGS = [{"dim": 784, "hidden": 512, "layers": 2, "classes": 10, "batch": 64, "trainer": "adam"},
-           {"dim": 784, "hidden": 2048, "layers": 2, "classes": 10, "batch": 512, "trainer": "adam"}]
+           {"dim": 784, "hidden": 2048, "layers": 2, "classes": 10, "batch": 512, "trainer": "adam"},
+           # examples/mlp.py, larger: one rectifier layer, SGD (the CPU's per-node cost shows)
+           {"dim": 64, "hidden": 128, "layers": 1, "classes": 10, "batch": 32, "trainer": "sgd"}]
 
 
 def make(dy, dim, hidden, layers, classes, batch, trainer):

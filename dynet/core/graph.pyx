@@ -26,6 +26,9 @@ from dynet.kernels import generic
 
 cnp.import_array()
 
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object op)
+
 # the loss node of the last backward pass in the current graph (-1: none yet): gradients exist for
 # nodes up to it (kept here, not in the graph's struct, as there is one graph)
 cdef int _backward_from = -1
@@ -749,6 +752,15 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
     node.index = PyList_GET_SIZE(cg.nodes)
     node.needs_grad = needs_grad
     node.grad = NULL
+    # Out of the cyclic GC (the node types' @cython.no_gc does not apply to subclasses of the
+    # GC-tracked Expression): a graph of thousands of nodes otherwise sets off collections that
+    # move its nodes into the old generations and then walk every object of the process (half the
+    # time of building such a graph). Arguments are older nodes, so no cycle passes through a node
+    # or its argument tuple; parameter nodes (external_grad) stay tracked: a Parameters object
+    # caches its node, which refers back to it.
+    PyObject_GC_UnTrack(args)
+    if not node.external_grad:
+        PyObject_GC_UnTrack(node)
     cg.nodes.append(node)
     if cg.immediate_compute:
         cg.forward_to(node.index)
