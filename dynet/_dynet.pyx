@@ -135,6 +135,9 @@ def print_graphviz(**kwargs):
     print_text_graphviz()
 
 
+from dynet.display import render_graph, GraphDrawing
+
+
 # ---- Expression operations --------------------------------------------------------------------
 
 from dynet.nodes.inputs import (inputTensor, scalarInput, vecInput, inputVector, matInput,
