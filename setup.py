@@ -85,7 +85,9 @@ setup(
         # Python-object indexing stays checked (a wrong index must raise, not crash); the hot loops index
         # raw pointers, which these directives do not touch.
         compiler_directives={"boundscheck": True, "wraparound": True, "cdivision": True,
-                             "initializedcheck": False, "embedsignature": True},
+                             "initializedcheck": False, "embedsignature": True,
+                             # signatures as CPython's own (__text_signature__): inspect.signature works
+                             "embedsignature.format": "clinic"},
     ),
     cmdclass={"build_ext": BuildExt},
     zip_safe=False,

@@ -19,7 +19,8 @@ cnp.import_array()
 
 
 cdef class Expression:
-    """A node of the computation graph, and the user's handle on its value and gradient."""
+    """Expression()\n--\n\n
+    A node of the computation graph, and the user's handle on its value and gradient."""
 
     cdef int forward_impl(self) except -1:
         raise RuntimeError(f"internal error: {type(self).__name__} has no forward")
@@ -33,12 +34,36 @@ cdef class Expression:
     # arguments' values `xs`; `generic_backward` adds d(loss)/d(xs[i]) into `dxi` (called only for
     # arguments that have a gradient). Every node type overrides both.
     def generic_forward(self, xp, list xs, out):
+        """The node's value computed on arrays (the generic implementation)
+
+        Used by the generic CPU backend and the GPU. Every array is a column-major view shaped (dims..., batch).
+
+        Args:
+            xp (module): the array module, NumPy or CuPy
+            xs (list): the arguments' values
+            out (array): where the value goes
+        """
         raise RuntimeError(f"internal error: {type(self).__name__} has no generic forward")
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        """Add d(loss)/d(argument i) on arrays (the generic implementation)
+
+        Args:
+            xp (module): the array module, NumPy or CuPy
+            xs (list): the arguments' values
+            out (array): this node's value
+            dout (array): d(loss)/d(this node)
+            i (int): which argument
+            dxi (array): its gradient, added into
+        """
         raise RuntimeError(f"internal error: {type(self).__name__} has no generic backward")
 
     cpdef str op_name(self):
+        """The name of the node's operation (as print_graphviz shows it)
+
+        Returns:
+            str: e.g. "tanh"
+        """
         return type(self).__name__
 
     cdef str describe(self):
@@ -137,10 +162,20 @@ cdef class Expression:
 
     @property
     def vindex(self):
+        """The node's index in its computation graph (the N of "vN" in print_graphviz)
+
+        Returns:
+            int: the index
+        """
         return self.index
 
     @property
     def cg_version(self):
+        """The version of the graph this expression belongs to
+
+        Returns:
+            int: the version (see dy.cg_version)
+        """
         return self.version
 
     def __len__(self):
@@ -253,17 +288,40 @@ class Tensor:
         self.batched = batched
 
     def as_numpy(self):
+        """The values as a numpy array (a copy)
+
+        Returns:
+            numpy.ndarray: the values, the batch as the last axis if batched
+        """
         return self._array.copy()
 
     def vec_value(self):
+        """The values as a flat list, in column-major order
+
+        Returns:
+            list of float: the values
+        """
         return list(np.ravel(self._array, order="F"))
 
     def scalar_value(self):
+        """The single value of a one-element tensor
+
+        Returns:
+            float: the value
+
+        Raises:
+            ValueError: if the tensor has more than one element
+        """
         if self._array.size != 1:
             raise ValueError(f"Tensor.scalar_value: tensor of shape {self._array.shape} is not a scalar")
         return float(self._array.ravel()[0])
 
     def argmax(self):
+        """The flat index of the largest value
+
+        Returns:
+            int: the index (column-major over all values)
+        """
         return int(np.argmax(self._array))
 
     def __repr__(self):
@@ -273,7 +331,8 @@ class Tensor:
 # ---- the graph ------------------------------------------------------------------------------
 
 cdef class ComputationGraph:
-    """The one computation graph: an append-only list of nodes with lazy incremental forward."""
+    """ComputationGraph()\n--\n\n
+    The one computation graph: an append-only list of nodes with lazy incremental forward."""
 
     def __cinit__(self):
         self._version = 0
@@ -377,9 +436,19 @@ cdef class ComputationGraph:
         self.check_validity = bool(check_validity)
 
     def version(self):
+        """The graph's version (incremented by renew)
+
+        Returns:
+            int: the version
+        """
         return self._version
 
     def size(self):
+        """The number of nodes in the graph
+
+        Returns:
+            int: the node count
+        """
         return len(self.nodes)
 
     def forward(self, last=None):
@@ -393,9 +462,15 @@ cdef class ComputationGraph:
             self.forward_to(len(self.nodes) - 1)
 
     def checkpoint(self):
+        """Mark the current state (see dy.cg_checkpoint)"""
         self.checkpoints.append((len(self.nodes), self.n_forwarded))
 
     def revert(self):
+        """Remove the nodes added since the last checkpoint (see dy.cg_revert)
+
+        Raises:
+            RuntimeError: if there is no checkpoint
+        """
         if not self.checkpoints:
             raise RuntimeError("cg_revert: there is no checkpoint to revert to (call cg_checkpoint first)")
         cdef int size, forwarded
@@ -409,9 +484,22 @@ cdef class ComputationGraph:
         # taken after it. It is released at the next renew_cg.
 
     def parameters(self, params):
+        """A parameter as an expression of this graph
+
+        Args:
+            params (Parameters): the parameter
+
+        Returns:
+            dynet.Expression: params.expr()
+        """
         return params.expr()
 
     def print_graphviz(self):
+        """The graph in Graphviz's DOT language
+
+        Returns:
+            str: DOT text, one node per expression, labelled "vN = operation(arguments) {dimensions}"
+        """
         lines = ["digraph G {", "  rankdir=LR;", "  nodesep=.05;"]
         cdef Expression node, a
         for node in self.nodes:

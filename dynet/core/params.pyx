@@ -7,6 +7,8 @@ cimport cython
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memset, memcpy
 cimport numpy as cnp
+import inspect
+
 import numpy as np
 
 from dynet.core.dim cimport (Dim, make_dim, make_dim1, total_size, batch_size, dim_shape, dim_str)
@@ -23,37 +25,93 @@ class PyInitializer:
     the parameter (for lookup parameters, (N,) + embedding shape)."""
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            TypeError: in the base class (subclasses define it)
+        """
         raise TypeError(f"{type(self).__name__} does not define initialize()")
 
 
 class NormalInitializer(PyInitializer):
+    """Initialise from a Gaussian distribution
+
+    Args:
+        mean (float): the mean (default 0)
+        var (float): the variance (default 1)
+
+    Raises:
+        ValueError: if var < 0
+    """
     def __init__(self, mean=0, var=1):
         if var < 0:
             raise ValueError(f"NormalInitializer: variance must be >= 0, got {var}")
         self.mean, self.var = float(mean), float(var)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         array[...] = config.rng().normal(self.mean, np.sqrt(self.var), array.shape)
 
 
 class UniformInitializer(PyInitializer):
+    """Initialise uniformly in [-scale, scale]
+
+    Args:
+        scale (float): the bound
+    """
     def __init__(self, scale):
         self.scale = float(scale)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         array[...] = config.rng().uniform(-self.scale, self.scale, array.shape)
 
 
 class ConstInitializer(PyInitializer):
+    """Initialise every value to a constant
+
+    Args:
+        c (float): the value
+    """
     def __init__(self, c):
         self.c = float(c)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         array[...] = self.c
 
 
 class IdentityInitializer(PyInitializer):
+    """Initialise a square matrix to the identity"""
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            ValueError: if the parameter is not a square matrix
+        """
         if array.ndim != 2 or array.shape[0] != array.shape[1]:
             raise ValueError(f"IdentityInitializer: needs a square matrix, got shape {array.shape}")
         array[...] = np.eye(array.shape[0])
@@ -67,6 +125,12 @@ class GlorotInitializer(PyInitializer):
         self.is_lookup, self.gain = bool(is_lookup), float(gain)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         shape = array.shape[1:] if (is_lookup or self.is_lookup) and array.ndim > 1 else array.shape
         if len(shape) == 4:
             field = shape[0] * shape[1]
@@ -84,6 +148,15 @@ class SaxeInitializer(PyInitializer):
         self.scale = float(scale)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            ValueError: if the parameter is not a square matrix
+        """
         if array.ndim != 2 or array.shape[0] != array.shape[1]:
             raise ValueError(f"SaxeInitializer: needs a square matrix, got shape {array.shape}")
         q, r = np.linalg.qr(config.rng().normal(0, 1, array.shape))
@@ -91,10 +164,24 @@ class SaxeInitializer(PyInitializer):
 
 
 class NumpyInitializer(PyInitializer):
+    """Initialise from a numpy array
+
+    Args:
+        array (numpy.ndarray): the values, shaped like the parameter
+    """
     def __init__(self, array):
         self.array = np.asarray(array, dtype=np.float32)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            ValueError: if the array's shape is not the parameter's
+        """
         if self.array.shape != array.shape:
             raise ValueError(f"NumpyInitializer: array of shape {self.array.shape} for a parameter of "
                              f"shape {array.shape}")
@@ -108,6 +195,12 @@ class FromFileInitializer(PyInitializer):
         self.fname = fname
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         from dynet import io as dyio
         array[...] = dyio.read_first_tensor(self.fname, array.shape, is_lookup)
 
@@ -249,9 +342,19 @@ cdef class ParameterStorage:
         return 0
 
     def name(self):
+        """The parameter's full name in its collection
+
+        Returns:
+            str: e.g. "/_0" or "/mlp/W"
+        """
         return self._name
 
     def is_updated(self):
+        """Whether trainers update this parameter
+
+        Returns:
+            bool: see set_updated
+        """
         return self.updated
 
     def set_updated(self, b):
@@ -259,12 +362,23 @@ cdef class ParameterStorage:
         self.updated = bool(b)
 
     def zero(self):
+        """Set every value to 0"""
         self.values[...] = 0
 
     def scale(self, s):
+        """Multiply every value by s
+
+        Args:
+            s (float): the factor
+        """
         self.values *= np.float32(s)
 
     def scale_gradient(self, s):
+        """Multiply the accumulated gradient by s
+
+        Args:
+            s (float): the factor
+        """
         self.grads *= np.float32(s)
 
     # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
@@ -280,9 +394,25 @@ cdef class ParameterStorage:
         dyio.populate_parameter(self, fname, key)
 
     def write_to_textfile(self, fname, key="", append=False):
+        """DyNet 2.0 name of save(fname, key, append)
+
+        Args:
+            fname (str): the file
+            key (str): the entry's name (default: the parameter's own)
+            append (bool): add to the file instead of replacing it
+        """
         self.save(fname, key, append)
 
     def populate_from_textfile(self, fname, key=""):
+        """DyNet 2.0 name of populate(fname, key)
+
+        Args:
+            fname (str): the file
+            key (str): the entry's name (default: the parameter's own)
+
+        Raises:
+            ModelFileError: if the file or entry is missing or malformed
+        """
         self.populate(fname, key)
 
     def _io_rename(self, name):
@@ -290,7 +420,8 @@ cdef class ParameterStorage:
 
 
 cdef class Parameters(ParameterStorage):
-    """A trainable tensor of a ParameterCollection."""
+    """Parameters()\n--\n\n
+    A trainable tensor of a ParameterCollection."""
 
     def __init__(self):
         raise TypeError("Parameters are created by ParameterCollection.add_parameters")
@@ -328,18 +459,47 @@ cdef class Parameters(ParameterStorage):
         return np.asarray(self.values, dtype=np.float64).reshape(dim_shape(&self.d), order="F")
 
     def grad_as_array(self):
+        """The accumulated gradient as a numpy array (a copy)
+
+        Returns:
+            numpy.ndarray: shaped like the parameter
+        """
         return np.asarray(self.grads, dtype=np.float64).reshape(dim_shape(&self.d), order="F")
 
     def shape(self):
+        """The parameter's dimensions
+
+        Returns:
+            tuple of int: e.g. (8, 2)
+        """
         return dim_shape(&self.d)
 
     def dim(self):
+        """The parameter's dimensions and batch size (always 1), as DyNet's dim()
+
+        Returns:
+            tuple: (shape, 1)
+        """
         return (dim_shape(&self.d), 1)
 
     def get_index(self):
+        """The parameter's position in its model
+
+        Returns:
+            int: the index
+        """
         return self._owner._index_of(self) if self._owner is not None else 0
 
     def clip_inplace(self, left, right):
+        """Clip every value into [left, right]
+
+        Args:
+            left (float): the lower bound
+            right (float): the upper bound
+
+        Raises:
+            ValueError: if left > right
+        """
         if left > right:
             raise ValueError(f"clip_inplace: left {left} > right {right}")
         np.clip(self.values, left, right, out=self.values)
@@ -349,31 +509,97 @@ cdef class Parameters(ParameterStorage):
         self.values[...] = _as_column_major(arr, dim_shape(&self.d), f"set_value of {self._name}")
 
     def load_array(self, arr):
+        """Replace the values (same as set_value)
+
+        Args:
+            arr (numpy.ndarray): an array of the parameter's shape
+
+        Raises:
+            ValueError: if the shape differs
+        """
         self.set_value(arr)
 
     # DyNet 2.1 lets a Parameters object stand where an Expression is expected.
     def npvalue(self, recalculate=False):
+        """The parameter's expression's value as a numpy array (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            numpy.ndarray: the value
+        """
         return self.expr().npvalue(recalculate)
 
     def value(self, recalculate=False):
+        """The parameter's expression's value, as Expression.value (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            the value
+        """
         return self.expr().value(recalculate)
 
     def scalar_value(self, recalculate=False):
+        """The parameter's expression's value as a number (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            float: the value
+        """
         return self.expr().scalar_value(recalculate)
 
     def vec_value(self, recalculate=False):
+        """The parameter's expression's value as a flat list (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            list of float: the values
+        """
         return self.expr().vec_value(recalculate)
 
     def tensor_value(self, recalculate=False):
+        """The parameter's expression's value as a Tensor (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            Tensor: the value
+        """
         return self.expr().tensor_value(recalculate)
 
     def forward(self, recalculate=False):
+        """Compute the graph up to this parameter's expression
+
+        Args:
+            recalculate (bool): recompute from the start
+        """
         return self.expr().forward(recalculate)
 
     def backward(self, full=False):
+        """Backpropagate from this parameter's expression (it must be a scalar)
+
+        Args:
+            full (bool): compute gradients of every node, not only those leading to parameters
+
+        Raises:
+            ValueError: if the parameter is not a scalar
+        """
         return self.expr().backward(full)
 
     def gradient(self):
+        """The accumulated gradient (same as grad_as_array)
+
+        Returns:
+            numpy.ndarray: shaped like the parameter
+        """
         return self.grad_as_array()
 
     def __add__(self, other):
@@ -436,7 +662,8 @@ cdef Parameters new_parameters(object owner, str name, Dim d):
 # ---- LookupParameters -----------------------------------------------------------------------
 
 cdef class LookupParameters(ParameterStorage):
-    """A table of N embeddings; `lookup` copies rows into the graph, and only the rows that got
+    """LookupParameters()\n--\n\n
+    A table of N embeddings; `lookup` copies rows into the graph, and only the rows that got
     gradients are updated by sparse trainers."""
 
     def __init__(self):
@@ -466,6 +693,7 @@ cdef class LookupParameters(ParameterStorage):
         return np.array([self.touched_list[i] for i in range(self.n_touched)], dtype=np.int64)
 
     def clear_touched(self):
+        """Forget which rows received gradients (trainers do it after an update)"""
         cdef int i
         for i in range(self.n_touched):
             self.touched[self.touched_list[i]] = 0
@@ -509,6 +737,18 @@ cdef class LookupParameters(ParameterStorage):
         return self.lookup_rows(i, True, False, "lookup")
 
     def batch(self, indices):
+        """A minibatch of embeddings: batch element i is row indices[i]
+
+        Args:
+            indices (list of int): the rows
+
+        Returns:
+            dynet.Expression: the embeddings, a batch of len(indices)
+
+        Raises:
+            IndexError: if an index is out of range
+            ValueError: if indices is empty
+        """
         return self.lookup_rows(indices, True, True, "lookup_batch")
 
     def expr(self, update=True):
@@ -538,24 +778,73 @@ cdef class LookupParameters(ParameterStorage):
         return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
 
     def grad_as_array(self):
+        """The accumulated gradients as a numpy array (a copy)
+
+        Returns:
+            numpy.ndarray: shape (N,) + embedding shape
+        """
         shape = dim_shape(&self.d)
         flat = np.asarray(self.grads, dtype=np.float64)
         return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
 
     def row_as_array(self, row):
+        """One embedding as a numpy array
+
+        Args:
+            row (int): the row
+
+        Returns:
+            numpy.ndarray: the embedding
+
+        Raises:
+            IndexError: if row is out of range
+        """
         self._check_row(row, "row_as_array")
         return self.as_array()[row]
 
     def rows_as_array(self, rows):
+        """Several embeddings as a numpy array
+
+        Args:
+            rows (list of int): the rows
+
+        Returns:
+            numpy.ndarray: shape (len(rows),) + embedding shape
+
+        Raises:
+            IndexError: if a row is out of range
+        """
         for r in rows:
             self._check_row(r, "rows_as_array")
         return self.as_array()[list(rows)]
 
     def row_grad_as_array(self, row):
+        """The gradient of one embedding
+
+        Args:
+            row (int): the row
+
+        Returns:
+            numpy.ndarray: the gradient
+
+        Raises:
+            IndexError: if row is out of range
+        """
         self._check_row(row, "row_grad_as_array")
         return self.grad_as_array()[row]
 
     def rows_grad_as_array(self, rows):
+        """The gradients of several embeddings
+
+        Args:
+            rows (list of int): the rows
+
+        Returns:
+            numpy.ndarray: shape (len(rows),) + embedding shape
+
+        Raises:
+            IndexError: if a row is out of range
+        """
         for r in rows:
             self._check_row(r, "rows_grad_as_array")
         return self.grad_as_array()[list(rows)]
@@ -577,9 +866,19 @@ cdef class LookupParameters(ParameterStorage):
         self.values[...] = a.transpose([0] + list(range(a.ndim - 1, 0, -1))).ravel()
 
     def shape(self):
+        """The table's dimensions
+
+        Returns:
+            tuple of int: (N,) + embedding shape
+        """
         return (self.n,) + dim_shape(&self.d)
 
     def dim(self):
+        """The table's dimensions and batch size (always 1), as DyNet's dim()
+
+        Returns:
+            tuple: ((N,) + embedding shape, 1)
+        """
         return ((self.n,) + dim_shape(&self.d), 1)
 
     def __repr__(self):
@@ -621,6 +920,9 @@ cdef LookupParameters new_lookup(object owner, str name, int n, Dim d):
 class ParameterCollection:
     """Holds Parameters and LookupParameters (DyNet 2.0 calls it Model). Subcollections share the
     root's lists, so the root's trainer updates everything."""
+
+    # users call ParameterCollection(); the private arguments are add_subcollection's
+    __signature__ = inspect.Signature()
 
     def __init__(self, _parent=None, _prefix="/"):
         self._root = self if _parent is None else _parent._root
@@ -700,14 +1002,45 @@ class ParameterCollection:
         return p
 
     def parameters_from_numpy(self, array, name=None, device=None):
+        """A new Parameters initialised from an array
+
+        Args:
+            array (numpy.ndarray): the values (its shape is the parameter's)
+            name (str): the parameter's name (default: a number)
+            device (str): ignored on the CPU
+
+        Returns:
+            Parameters: the new parameter
+        """
         array = np.asarray(array, dtype=np.float32)
         return self.add_parameters(array.shape, NumpyInitializer(array), name=name)
 
     def lookup_parameters_from_numpy(self, array, name=None, device=None):
+        """New LookupParameters initialised from an array
+
+        Args:
+            array (numpy.ndarray): shape (N,) + embedding shape
+            name (str): the table's name (default: a number)
+            device (str): ignored on the CPU
+
+        Returns:
+            LookupParameters: the new table
+        """
         array = np.asarray(array, dtype=np.float32)
         return self.add_lookup_parameters(array.shape, NumpyInitializer(array), name=name)
 
     def add_subcollection(self, name=None):
+        """A new collection inside this one (its parameters' names get its prefix)
+
+        Args:
+            name (str): the subcollection's name (default: a number)
+
+        Returns:
+            ParameterCollection: the subcollection
+
+        Raises:
+            ValueError: if name is empty or contains '/'
+        """
         if name is None:
             name = f"_{self._sub_counter}"
             self._sub_counter += 1
@@ -733,6 +1066,11 @@ class ParameterCollection:
         return [p for p in self._root._params if id(p) in mine]
 
     def lookup_parameters_list(self):
+        """Every LookupParameters of this collection and its subcollections
+
+        Returns:
+            list of LookupParameters: in creation order
+        """
         if self._root is self:
             return list(self._lookups)
         mine = set(map(id, self._all("_own_lookups")))
@@ -742,10 +1080,20 @@ class ParameterCollection:
         return self._root._params.index(p)
 
     def parameter_count(self):
+        """The number of values in all parameters and lookup tables
+
+        Returns:
+            int: the count
+        """
         return sum(int(np.prod(p.shape())) for p in self.parameters_list()) + \
             sum(int(np.prod(p.shape())) for p in self.lookup_parameters_list())
 
     def name(self):
+        """The collection's name prefix
+
+        Returns:
+            str: "/" for a model, "/name/" for a subcollection
+        """
         return self._prefix
 
     def get_weight_decay(self):
@@ -765,6 +1113,7 @@ class ParameterCollection:
 
     @property
     def weight_decay(self):
+        """The weight-decay lambda (settable; see set_weight_decay_lambda)"""
         return self._root._wd.lam
 
     @property
@@ -805,9 +1154,25 @@ class ParameterCollection:
         dyio.populate_collection(self, fname, key)
 
     def write_to_textfile(self, fname, key="", append=False):
+        """DyNet 2.0 name of save(fname, key, append)
+
+        Args:
+            fname (str): the file
+            key (str): replaces the collection's prefix in the entries' names
+            append (bool): add to the file instead of replacing it
+        """
         self.save(fname, key, append)
 
     def populate_from_textfile(self, fname, key=""):
+        """DyNet 2.0 name of populate(fname, key)
+
+        Args:
+            fname (str): the file
+            key (str): read the entries saved under this prefix
+
+        Raises:
+            ModelFileError: if the file does not hold this collection's parameters
+        """
         self.populate(fname, key)
 
     def load_param(self, fname, key):
@@ -877,4 +1242,16 @@ def lookup_batch(LookupParameters p, indices, update=True):
 
 
 def const_lookup(LookupParameters p, index=0):
+    """An embedding of a lookup table that training does not update
+
+    Args:
+        p (LookupParameters): the table
+        index (int): the row
+
+    Returns:
+        dynet.Expression: the embedding
+
+    Raises:
+        IndexError: if index is out of range
+    """
     return p.lookup_rows(index, False, False, "const_lookup")

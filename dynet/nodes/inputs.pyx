@@ -87,6 +87,18 @@ def inputTensor(arr, batched=False, device=None):
 
 
 def scalarInput(s, device=None):
+    """An input expression holding one number
+
+    Args:
+        s (float): the value (change it later with set())
+        device (str): ignored on the CPU
+
+    Returns:
+        dynet.Expression: of dimension {1}
+
+    Raises:
+        TypeError: if s is not a number
+    """
     try:
         v = float(s)
     except (TypeError, ValueError):
@@ -95,10 +107,31 @@ def scalarInput(s, device=None):
 
 
 def vecInput(dim, device=None):
+    """An input vector of zeros (DyNet 2.0; fill it with set())
+
+    Args:
+        dim (int): the length
+        device (str): ignored on the CPU
+
+    Returns:
+        dynet.Expression: of dimension {dim}
+    """
     return new_input(np.zeros(dim), make_dim((dim,)), "vecInput")
 
 
 def inputVector(v, device=None):
+    """An input expression holding a vector
+
+    Args:
+        v (list of float or numpy.ndarray): the values, one-dimensional
+        device (str): ignored on the CPU
+
+    Returns:
+        dynet.Expression: of dimension {len(v)}
+
+    Raises:
+        ValueError: if v is not one-dimensional
+    """
     a = _to_array(v, "inputVector")
     if a.ndim != 1:
         raise ValueError(f"inputVector: expected a flat list of numbers, got shape {a.shape}")
@@ -106,6 +139,15 @@ def inputVector(v, device=None):
 
 
 def matInput(d1, d2):
+    """An input matrix of zeros (DyNet 2.0; fill it with set())
+
+    Args:
+        d1 (int): rows
+        d2 (int): columns
+
+    Returns:
+        dynet.Expression: of dimension {d1, d2}
+    """
     return new_input(np.zeros(d1 * d2), make_dim((d1, d2)), "matInput")
 
 
@@ -134,20 +176,57 @@ cdef class ConstantNode(Expression):
 
 
 def constant(dim, val, batch_size=1):
+    """An expression whose every value is val
+
+    Args:
+        dim (int or tuple): the dimensions
+        val (float): the value
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     cdef ConstantNode node = ConstantNode.__new__(ConstantNode)
     node.value = float(val)
     return add_node(node, (), make_dim(dim, batch_size))
 
 
 def zeroes(dim, batch_size=1):
+    """An expression whose every value is 0
+
+    Args:
+        dim (int or tuple): the dimensions
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     return constant(dim, 0.0, batch_size)
 
 
 def zeros(dim, batch_size=1):
+    """An expression whose every value is 0
+
+    Args:
+        dim (int or tuple): the dimensions
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     return constant(dim, 0.0, batch_size)
 
 
 def ones(dim, batch_size=1):
+    """An expression whose every value is 1
+
+    Args:
+        dim (int or tuple): the dimensions
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     return constant(dim, 1.0, batch_size)
 
 
@@ -189,12 +268,40 @@ def random_bernoulli(dim, p, scale=1.0, batch_size=1):
 
 
 def random_uniform(dim, left, right, batch_size=1):
+    """Values drawn uniformly from [left, right] at forward time
+
+    Args:
+        dim (int or tuple): the dimensions
+        left (float): the lower bound
+        right (float): the upper bound
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim
+
+    Raises:
+        ValueError: if left > right
+    """
     if left > right:
         raise ValueError(f"random_uniform: left {left} > right {right}")
     return new_random(lambda r, n: r.uniform(left, right, n), make_dim(dim, batch_size), "random_uniform")
 
 
 def random_gumbel(dim, mu=0.0, beta=1.0, batch_size=1):
+    """Values drawn from a Gumbel(mu, beta) distribution at forward time
+
+    Args:
+        dim (int or tuple): the dimensions
+        mu (float): the location
+        beta (float): the scale, > 0
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim
+
+    Raises:
+        ValueError: if beta <= 0
+    """
     if beta <= 0:
         raise ValueError(f"random_gumbel: beta must be > 0, got {beta}")
     return new_random(lambda r, n: r.gumbel(mu, beta, n), make_dim(dim, batch_size), "random_gumbel")

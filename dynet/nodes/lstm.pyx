@@ -466,6 +466,24 @@ def vanilla_lstm_gates_dropout(x_t, h_tm1, Wx, Wh, b, dropout_mask_x, dropout_ma
 
 def vanilla_lstm_gates_dropout_concat(x_ts, h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h,
                                       weightnoise_std=0.0):
+    """vanilla_lstm_gates of the concatenated inputs x_ts, with dropout masks on the inputs and on h_tm1
+
+    Args:
+        x_ts (list of dynet.Expression): the inputs, concatenated into x_t
+        h_tm1 (dynet.Expression): the previous output {hidden_dim}
+        Wx (dynet.Expression): {4 hidden_dim, input_dim}
+        Wh (dynet.Expression): {4 hidden_dim, hidden_dim}
+        b (dynet.Expression): {4 hidden_dim}
+        dropout_mask_x (dynet.Expression): multiplies x_t
+        dropout_mask_h (dynet.Expression): multiplies h_tm1
+        weightnoise_std (float): Gaussian noise on the weights
+
+    Returns:
+        dynet.Expression: the gates i, f, o, g stacked, {4 hidden_dim}
+
+    Raises:
+        ValueError: if the dimensions do not match
+    """
     return make_gates(list(x_ts), h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h, weightnoise_std,
                       1.0, "vanilla_lstm_gates_dropout_concat")
 

@@ -306,6 +306,20 @@ def pick_range(x, s, e, d=0):
 
 
 def pickrange(x, s, e, d=0):
+    """DyNet 2.0 name of pick_range(x, s, e, d)
+
+    Args:
+        x (dynet.Expression): input
+        s (int): first index
+        e (int): one past the last index
+        d (int): the dimension
+
+    Returns:
+        dynet.Expression: x's elements s..e-1 along d
+
+    Raises:
+        ValueError: if the range is not inside x
+    """
     return pick_range(x, s, e, d)
 
 
