@@ -151,11 +151,12 @@ def reset_random_seed(seed):
 
 # ---- ParameterCollection / Model, Parameters, initializers ------------------------------------
 
-from dynet.core.params import (ParameterCollection, Model, Parameters, LookupParameters,
-                               PyInitializer, NormalInitializer, UniformInitializer,
-                               ConstInitializer, IdentityInitializer, GlorotInitializer,
-                               SaxeInitializer, FromFileInitializer, NumpyInitializer,
+from dynet.core.collection import ParameterCollection, Model
+from dynet.core.params import (Parameters, LookupParameters,
                                parameter, const_parameter, lookup, lookup_batch, const_lookup)
+from dynet.core.initializers import (PyInitializer, NormalInitializer, UniformInitializer,
+                                     ConstInitializer, IdentityInitializer, GlorotInitializer,
+                                     SaxeInitializer, FromFileInitializer, NumpyInitializer)
 
 # ---- ComputationGraph -------------------------------------------------------------------------
 

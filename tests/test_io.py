@@ -335,7 +335,7 @@ def test_failed_save_keeps_old_file(tmp_path, monkeypatch):
     pc.save(str(f))
     before = f.read_bytes()
     W.set_value(np.zeros((3, 4)))
-    real = dyio._write_entry
+    real = dyio.textformat.write_entry
     calls = []
 
     def failing(fh, p, key):
@@ -343,7 +343,7 @@ def test_failed_save_keeps_old_file(tmp_path, monkeypatch):
         if len(calls) == 3:
             raise OSError("disk full (simulated)")
         real(fh, p, key)
-    monkeypatch.setattr(dyio, "_write_entry", failing)
+    monkeypatch.setattr(dyio.textformat, "write_entry", failing)
     with pytest.raises(OSError, match="simulated"):
         pc.save(str(f))
     calls.clear()

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from dynet.core import config
-from dynet.core.params import ConstInitializer
+from dynet.core.initializers import ConstInitializer
 from dynet.nodes.matmul import affine_transform
 from dynet.nodes.softmax import softmax, log_softmax, pickneglogsoftmax, pickneglogsoftmax_batch
 from dynet.nodes.select import pick, concatenate

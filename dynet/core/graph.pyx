@@ -14,6 +14,7 @@ cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena
+from dynet.kernels import generic
 
 cnp.import_array()
 
@@ -241,6 +242,20 @@ cdef class Mirrored(Expression):
                 return self._run(True)
         return 0
 
+    # The generic implementation of a selection: a subclass returns its value as an indexing of
+    # the arguments, `generic_select(xp, xs, shape)`, and the backward pass is derived from it
+    # (the same function run on the arguments' positions says where each value came from).
+    def generic_select(self, xp, list xs, shape):
+        raise RuntimeError(f"internal error: {type(self).__name__} has no generic_select")
+
+    def generic_forward(self, xp, list xs, out):
+        generic.select_forward(self.generic_select, xp, xs, out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        if self.aux is None:
+            self.aux = {}                       # the position maps, one per argument
+        generic.select_backward(self.generic_select, self.aux, xp, xs, out, dout, i, dxi)
+
 
 cdef list _backward_begin = []
 cdef list _backward_end = []
@@ -442,6 +457,12 @@ cdef class ComputationGraph:
             int: the version
         """
         return self._version
+
+    def nodes_list(self):
+        """The nodes in order, each with its arguments: [(expression, (argument expressions))]
+        (for tests and tools that walk the graph)."""
+        cdef Expression node
+        return [(node, node.args) for node in self.nodes]
 
     def size(self):
         """The number of nodes in the graph

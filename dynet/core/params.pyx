@@ -1,4 +1,5 @@
-"""Parameters: collections, Parameters and LookupParameters, initializers, and their graph nodes.
+"""Parameter storage: Parameters and LookupParameters, the weight-decay factor, and the graph nodes
+that read them (collections are in collection.py, initializers in initializers.py).
 
 Values and gradients are float32 NumPy arrays owned by the Parameters object and never replaced, so
 a parameter node can point straight at them (no copy per use) and a node keeps its parameter alive.
@@ -7,202 +8,29 @@ cimport cython
 from libc.stdlib cimport malloc, realloc, free, calloc
 from libc.string cimport memset, memcpy
 cimport numpy as cnp
-import inspect
-
 import numpy as np
 
 from dynet.core.dim cimport (Dim, make_dim, make_dim1, total_size, batch_size, dim_shape, dim_str)
 from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch
-from dynet.core import config
 
 cnp.import_array()
 
 
-# ---- initializers ---------------------------------------------------------------------------
-
-class PyInitializer:
-    """Base class of the initializers: `initialize(array, is_lookup)` fills a float32 array shaped like
-    the parameter (for lookup parameters, (N,) + embedding shape)."""
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-
-        Raises:
-            TypeError: in the base class (subclasses define it)
-        """
-        raise TypeError(f"{type(self).__name__} does not define initialize()")
+cdef object _io():
+    """dynet.io, imported when first needed (it imports this module)."""
+    from dynet import io
+    return io
 
 
-class NormalInitializer(PyInitializer):
-    """Initialise from a Gaussian distribution
-
-    Args:
-        mean (float): the mean (default 0)
-        var (float): the variance (default 1)
-
-    Raises:
-        ValueError: if var < 0
-    """
-    def __init__(self, mean=0, var=1):
-        if var < 0:
-            raise ValueError(f"NormalInitializer: variance must be >= 0, got {var}")
-        self.mean, self.var = float(mean), float(var)
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-        """
-        array[...] = config.rng().normal(self.mean, np.sqrt(self.var), array.shape)
+def create_parameters(owner, str name, dim):
+    """A new zero Parameters of shape `dim` held by the collection `owner` (collections call this)."""
+    return new_parameters(owner, name, make_dim(dim))
 
 
-class UniformInitializer(PyInitializer):
-    """Initialise uniformly in [-scale, scale]
-
-    Args:
-        scale (float): the bound
-    """
-    def __init__(self, scale):
-        self.scale = float(scale)
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-        """
-        array[...] = config.rng().uniform(-self.scale, self.scale, array.shape)
-
-
-class ConstInitializer(PyInitializer):
-    """Initialise every value to a constant
-
-    Args:
-        c (float): the value
-    """
-    def __init__(self, c):
-        self.c = float(c)
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-        """
-        array[...] = self.c
-
-
-class IdentityInitializer(PyInitializer):
-    """Initialise a square matrix to the identity"""
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-
-        Raises:
-            ValueError: if the parameter is not a square matrix
-        """
-        if array.ndim != 2 or array.shape[0] != array.shape[1]:
-            raise ValueError(f"IdentityInitializer: needs a square matrix, got shape {array.shape}")
-        array[...] = np.eye(array.shape[0])
-
-
-class GlorotInitializer(PyInitializer):
-    """Uniform in +-gain*sqrt(6/(sum of the dimensions)); a lookup table's row count is left out, and a
-    4-d convolution filter counts its receptive field in both fans."""
-
-    def __init__(self, is_lookup=False, gain=1.0):
-        self.is_lookup, self.gain = bool(is_lookup), float(gain)
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-        """
-        shape = array.shape[1:] if (is_lookup or self.is_lookup) and array.ndim > 1 else array.shape
-        if len(shape) == 4:
-            field = shape[0] * shape[1]
-            fan = shape[2] * field + shape[3] * field
-        else:
-            fan = sum(shape)
-        scale = self.gain * np.sqrt(6.0 / fan)
-        array[...] = config.rng().uniform(-scale, scale, array.shape)
-
-
-class SaxeInitializer(PyInitializer):
-    """A random orthonormal matrix (Saxe et al. 2014), times `scale`."""
-
-    def __init__(self, scale=1.0):
-        self.scale = float(scale)
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-
-        Raises:
-            ValueError: if the parameter is not a square matrix
-        """
-        if array.ndim != 2 or array.shape[0] != array.shape[1]:
-            raise ValueError(f"SaxeInitializer: needs a square matrix, got shape {array.shape}")
-        q, r = np.linalg.qr(config.rng().normal(0, 1, array.shape))
-        array[...] = self.scale * q * np.sign(np.diag(r))
-
-
-class NumpyInitializer(PyInitializer):
-    """Initialise from a numpy array
-
-    Args:
-        array (numpy.ndarray): the values, shaped like the parameter
-    """
-    def __init__(self, array):
-        self.array = np.asarray(array, dtype=np.float32)
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-
-        Raises:
-            ValueError: if the array's shape is not the parameter's
-        """
-        if self.array.shape != array.shape:
-            raise ValueError(f"NumpyInitializer: array of shape {self.array.shape} for a parameter of "
-                             f"shape {array.shape}")
-        array[...] = self.array
-
-
-class FromFileInitializer(PyInitializer):
-    """Values from a file written by Parameters.save / a model save (DyNet's text format)."""
-
-    def __init__(self, fname):
-        self.fname = fname
-
-    def initialize(self, array, is_lookup=False):
-        """Fill a parameter's array
-
-        Args:
-            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
-            is_lookup (bool): whether it is a lookup table
-        """
-        from dynet import io as dyio
-        array[...] = dyio.read_first_tensor(self.fname, array.shape, is_lookup)
+def create_lookup_parameters(owner, str name, int n, dim):
+    """A new zero LookupParameters of `n` rows of shape `dim`, held by the collection `owner`."""
+    make_dim((n,))                       # the row count is checked like a dimension
+    return new_lookup(owner, name, n, make_dim(dim))
 
 
 # ---- weight decay ---------------------------------------------------------------------------
@@ -338,7 +166,7 @@ cdef class ParameterStorage:
         self._name = name
         self._owner = owner
         self.updated = True
-        self.wd = owner._root._wd if owner is not None else WeightDecay()
+        self.wd = owner.weight_decay_state() if owner is not None else WeightDecay()
         return 0
 
     def name(self):
@@ -385,12 +213,12 @@ cdef class ParameterStorage:
 
     def save(self, fname, key="", append=False):
         """Write this parameter to `fname` under `key` (default: its own name)."""
-        from dynet import io as dyio
+        dyio = _io()
         dyio.save_parameters(fname, self, key, append, type(self).__name__ + ".save")
 
     def populate(self, fname, key=""):
         """Read the values from the entry named `key` (default: this parameter's own name)."""
-        from dynet import io as dyio
+        dyio = _io()
         dyio.populate_parameter(self, fname, key)
 
     def write_to_textfile(self, fname, key="", append=False):
@@ -415,7 +243,12 @@ cdef class ParameterStorage:
         """
         self.populate(fname, key)
 
-    def _io_rename(self, name):
+    def collection(self):
+        """The ParameterCollection that holds this parameter (None for a detached one)."""
+        return self._owner
+
+    def set_name(self, name):
+        """Rename (loading gives a parameter the name it had in the file)."""
         self._name = str(name)
 
 
@@ -629,10 +462,11 @@ cdef class Parameters(ParameterStorage):
     def __repr__(self):
         return f"<Parameters {self._name} {dim_str(&self.d)}>"
 
-    def _io_state(self):
-        return self._owner, self.has_grad
+    def has_gradient(self):
+        """Whether a backward pass wrote a gradient since the last update (or a load set one)."""
+        return self.has_grad
 
-    def _io_assign(self, values, grads):
+    def load_state(self, values, grads):
         """Set values and gradients (None: zero) in place, as loading does."""
         self.values[...] = values
         if grads is None:
@@ -884,10 +718,11 @@ cdef class LookupParameters(ParameterStorage):
     def __repr__(self):
         return f"<LookupParameters {self._name} {self.n} x {dim_str(&self.d)}>"
 
-    def _io_state(self):
-        return self._owner, self.all_rows_touched or self.n_touched > 0
+    def has_gradient(self):
+        """Whether any row got a gradient since the last update (or a load set one)."""
+        return self.all_rows_touched or self.n_touched > 0
 
-    def _io_assign(self, values, grads):
+    def load_state(self, values, grads):
         """Set values and gradients (None: zero) in place; rows with a loaded gradient count as
         touched, so a sparse update sees them."""
         self.values[...] = values
@@ -915,298 +750,6 @@ cdef LookupParameters new_lookup(object owner, str name, int n, Dim d):
     return p
 
 
-# ---- collections ----------------------------------------------------------------------------
-
-class ParameterCollection:
-    """Holds Parameters and LookupParameters (DyNet 2.0 calls it Model). Subcollections share the
-    root's lists, so the root's trainer updates everything."""
-
-    # users call ParameterCollection(); the private arguments are add_subcollection's
-    __signature__ = inspect.Signature()
-
-    def __init__(self, _parent=None, _prefix="/"):
-        self._root = self if _parent is None else _parent._root
-        self._prefix = _prefix
-        self._counter = 0          # names the unnamed parameters and lookups: _0, _1, ...
-        self._sub_counter = 0
-        self._names = set()
-        if _parent is None:
-            self._params = []
-            self._lookups = []
-            # lambda from --dynet-weight-decay / DynetParams.set_weight_decay, as DyNet does
-            self._wd = WeightDecay(float(config.state.get("weight_decay", 0.0)))
-        self._own_params = []
-        self._own_lookups = []
-        self._children = []
-
-    def _new_name(self, name, what):
-        if name is None:
-            name = f"_{self._counter}"
-            self._counter += 1
-        else:
-            if not isinstance(name, str) or not name or "/" in name:
-                raise ValueError(f"{what}: a name must be a non-empty string without '/', got {name!r}")
-        return self._unique(self._prefix + name, "")
-
-    def _unique(self, full, tail):
-        # DyNet appends a running index to a name already taken: /x, /x_1, /x_2 (so that, e.g.,
-        # dy.load can rebuild two builders that name their subcollections alike)
-        if full + tail in self._names:
-            k = 1
-            while f"{full}_{k}{tail}" in self._names:
-                k += 1
-            full = f"{full}_{k}"
-        self._names.add(full + tail)
-        return full + tail
-
-    def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
-        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot)."""
-        cdef Dim d = make_dim(dim)
-        if init is None:
-            init = GlorotInitializer(gain=1.0) if scale is None else GlorotInitializer(gain=scale)
-        elif isinstance(init, (int, float)):
-            init = ConstInitializer(init)
-        elif isinstance(init, np.ndarray):
-            init = NumpyInitializer(init)
-        if not isinstance(init, PyInitializer):
-            raise TypeError(f"add_parameters: init must be an initializer, got {type(init).__name__}")
-        cdef Parameters p = new_parameters(self, self._new_name(name, "add_parameters"), d)
-        arr = np.zeros(dim_shape(&d), dtype=np.float32)
-        init.initialize(arr, False)
-        p.values[...] = np.ravel(arr, order="F")
-        self._root._params.append(p)
-        self._own_params.append(p)
-        return p
-
-    def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None):
-        """A new table: dim[0] embeddings of shape dim[1:] (default init: Glorot for lookups)."""
-        if isinstance(dim, int) or len(tuple(dim)) < 2:
-            raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
-                             f"got {dim!r}")
-        dim = tuple(dim)
-        cdef Dim d = make_dim(dim[1:])
-        make_dim(dim[:1])
-        if init is None:
-            init = GlorotInitializer(is_lookup=True)
-        elif isinstance(init, np.ndarray):
-            init = NumpyInitializer(init)
-        if not isinstance(init, PyInitializer):
-            raise TypeError(f"add_lookup_parameters: init must be an initializer, got {type(init).__name__}")
-        cdef LookupParameters p = new_lookup(self, self._new_name(name, "add_lookup_parameters"),
-                                             int(dim[0]), d)
-        arr = np.zeros(dim, dtype=np.float32)
-        init.initialize(arr, True)
-        p.init_from_array(arr)
-        self._root._lookups.append(p)
-        self._own_lookups.append(p)
-        return p
-
-    def parameters_from_numpy(self, array, name=None, device=None):
-        """A new Parameters initialised from an array
-
-        Args:
-            array (numpy.ndarray): the values (its shape is the parameter's)
-            name (str): the parameter's name (default: a number)
-            device (str): ignored on the CPU
-
-        Returns:
-            Parameters: the new parameter
-        """
-        array = np.asarray(array, dtype=np.float32)
-        return self.add_parameters(array.shape, NumpyInitializer(array), name=name)
-
-    def lookup_parameters_from_numpy(self, array, name=None, device=None):
-        """New LookupParameters initialised from an array
-
-        Args:
-            array (numpy.ndarray): shape (N,) + embedding shape
-            name (str): the table's name (default: a number)
-            device (str): ignored on the CPU
-
-        Returns:
-            LookupParameters: the new table
-        """
-        array = np.asarray(array, dtype=np.float32)
-        return self.add_lookup_parameters(array.shape, NumpyInitializer(array), name=name)
-
-    def add_subcollection(self, name=None):
-        """A new collection inside this one (its parameters' names get its prefix)
-
-        Args:
-            name (str): the subcollection's name (default: a number)
-
-        Returns:
-            ParameterCollection: the subcollection
-
-        Raises:
-            ValueError: if name is empty or contains '/'
-        """
-        if name is None:
-            name = f"_{self._sub_counter}"
-            self._sub_counter += 1
-        elif not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"add_subcollection: a name must be a non-empty string without '/', got {name!r}")
-        full = self._unique(self._prefix + name, "/")
-        child = ParameterCollection(self, full)
-        child._names = self._names
-        self._children.append(child)
-        return child
-
-    def _all(self, kind):
-        out = list(getattr(self, kind))
-        for c in self._children:
-            out.extend(c._all(kind))
-        return out
-
-    def parameters_list(self):
-        """Every Parameters of this collection and its subcollections, in creation order."""
-        if self._root is self:
-            return list(self._params)
-        mine = set(map(id, self._all("_own_params")))
-        return [p for p in self._root._params if id(p) in mine]
-
-    def lookup_parameters_list(self):
-        """Every LookupParameters of this collection and its subcollections
-
-        Returns:
-            list of LookupParameters: in creation order
-        """
-        if self._root is self:
-            return list(self._lookups)
-        mine = set(map(id, self._all("_own_lookups")))
-        return [p for p in self._root._lookups if id(p) in mine]
-
-    def _index_of(self, p):
-        return self._root._params.index(p)
-
-    def parameter_count(self):
-        """The number of values in all parameters and lookup tables
-
-        Returns:
-            int: the count
-        """
-        return sum(int(np.prod(p.shape())) for p in self.parameters_list()) + \
-            sum(int(np.prod(p.shape())) for p in self.lookup_parameters_list())
-
-    def name(self):
-        """The collection's name prefix
-
-        Returns:
-            str: "/" for a model, "/name/" for a subcollection
-        """
-        return self._prefix
-
-    def get_weight_decay(self):
-        """The weight-decay lambda (shared by the whole collection tree)."""
-        return self._root._wd.lam
-
-    def set_weight_decay_lambda(self, lam):
-        """Each trainer update multiplies every parameter by (1 - lam) (lazily: see WeightDecay)."""
-        lam = float(lam)
-        if not 0 <= lam < 1:
-            raise ValueError(f"set_weight_decay_lambda: lambda must be in [0, 1), got {lam}")
-        (<WeightDecay>self._root._wd).lam = lam
-
-    def set_weight_decay(self, lam):
-        """Alias of set_weight_decay_lambda (DyNet 2.1)."""
-        self.set_weight_decay_lambda(lam)
-
-    @property
-    def weight_decay(self):
-        """The weight-decay lambda (settable; see set_weight_decay_lambda)"""
-        return self._root._wd.lam
-
-    @property
-    def current_weight_decay(self):
-        """The lazy weight-decay factor: real values are this times the stored ones (io uses it)."""
-        return (<WeightDecay>self._root._wd).scale
-
-    @weight_decay.setter
-    def weight_decay(self, lam):
-        self.set_weight_decay_lambda(lam)
-
-    def __repr__(self):
-        return f"<ParameterCollection {self._prefix}: {len(self.parameters_list())} parameters, " \
-               f"{len(self.lookup_parameters_list())} lookup parameters>"
-
-    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
-
-    def save(self, fname, key="", append=False, components=None, name=None):
-        """DyNet 2.1: save(fname, key="", append=False) writes every parameter of the collection,
-        its prefix replaced by `key` if given. DyNet 2.0: save(fname, components) writes those
-        components (parameters, lookup parameters, builders) and fname.meta to rebuild them."""
-        from dynet import io as dyio
-        if name is not None:
-            key = name
-        if components is None and key is not None and not isinstance(key, str):
-            components, key = key, ""
-        if components is not None:
-            components = list(components)
-        if components:
-            dyio._save_objects(fname, str(fname) + ".meta", components)
-        else:                                   # (2.0: no components means the whole model)
-            dyio.save_collection(self, fname, key or "", append)
-
-    def populate(self, fname, key=""):
-        """Read the values of all parameters of the collection (those saved under `key` if given),
-        matched by order: the collection must hold the same parameters as when it was saved."""
-        from dynet import io as dyio
-        dyio.populate_collection(self, fname, key)
-
-    def write_to_textfile(self, fname, key="", append=False):
-        """DyNet 2.0 name of save(fname, key, append)
-
-        Args:
-            fname (str): the file
-            key (str): replaces the collection's prefix in the entries' names
-            append (bool): add to the file instead of replacing it
-        """
-        self.save(fname, key, append)
-
-    def populate_from_textfile(self, fname, key=""):
-        """DyNet 2.0 name of populate(fname, key)
-
-        Args:
-            fname (str): the file
-            key (str): read the entries saved under this prefix
-
-        Raises:
-            ModelFileError: if the file does not hold this collection's parameters
-        """
-        self.populate(fname, key)
-
-    def load_param(self, fname, key):
-        """A new Parameters in this collection from the entry named `key` (a full name)."""
-        from dynet import io as dyio
-        return dyio.load_param(self, fname, key)
-
-    def load_lookup_param(self, fname, key):
-        """A new LookupParameters in this collection from the entry named `key`."""
-        from dynet import io as dyio
-        return dyio.load_lookup_param(self, fname, key)
-
-    def save_all(self, fname):
-        """DyNet 2.0: save every parameter of the model to `fname`."""
-        self.save(fname)
-
-    def load_all(self, fname):
-        """DyNet 2.0: populate every parameter of the model from `fname`."""
-        self.populate(fname)
-
-    def load(self, fname):
-        """DyNet 2.0: the components saved with save(fname, components), added to this model; for a
-        file saved without components, populate the whole model and return its parameters."""
-        from dynet import io as dyio
-        return dyio.model_load(self, fname)
-
-    @staticmethod
-    def from_file(fname):
-        """DyNet 2.0: a new model holding every parameter of the file, with the file's names."""
-        from dynet import io as dyio
-        return dyio.model_from_file(fname)
-
-
-Model = ParameterCollection
 
 
 # ---- the functions that put parameters in the graph -----------------------------------------

@@ -15,6 +15,7 @@ from dynet.core.dim cimport with_size, Dim, MAX_DIMS, total_size, batch_size, di
 from dynet.core.memory cimport work_buffer
 from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport gemm, axpy, dot, fill
+from dynet.kernels import generic
 
 
 # Temporaries (dCol, or a recomputed Col) use memory.work_buffer.
@@ -62,6 +63,12 @@ cdef int pad_before(int n, int f, int s, int out, bint valid) noexcept:
 
 cdef struct ConvGeom:
     int XH, XW, C, FH, FW, CO, YH, YW, sh, sw, pt, pl
+
+
+cdef dict geom_dict(ConvGeom g):
+    """The geometry for the generic kernels' index maps."""
+    return dict(XH=g.XH, XW=g.XW, C=g.C, FH=g.FH, FW=g.FW, YH=g.YH, YW=g.YW, sh=g.sh, sw=g.sw,
+                pt=g.pt, pl=g.pl)
 
 
 cdef void im2col(const ConvGeom* g, const float* x, float* col, bint backward) noexcept nogil:
@@ -171,6 +178,19 @@ cdef class Conv2D(Expression):
                             s += dy[p]
                         bias.grad[o] += s
         return 0
+
+    cdef object col_index(self, xp):
+        """im2col's index map (P x K), made once per node."""
+        if self.aux is None:
+            self.aux = xp.asarray(generic.conv_index(geom_dict(self.g)))
+        return self.aux
+
+    def generic_forward(self, xp, list xs, out):
+        generic.conv_forward(xp, xs[0], xs[1], xs[2] if self.has_bias else None,
+                             self.col_index(xp), out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.conv_backward(xp, xs, self.col_index(xp), dout, i, dxi)
 
 
 cdef str dims_of(tuple args):
@@ -286,6 +306,15 @@ cdef class MaxPooling2D(Expression):
                     x.grad[b * xper + self.where[b * yper + o]] += self.grad[b * yper + o]
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        # aux: the windows' index map (made once per node), then where each maximum is
+        if self.aux is None:
+            self.aux = [xp.asarray(generic.pool_index(geom_dict(self.g))), None]
+        self.aux[1] = generic.maxpool_forward(xp, xs[0], self.aux[0], out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.maxpool_backward(xp, self.aux[1], dout, dxi)
+
 
 def maxpooling2d(x, ksize, stride, is_valid=True):
     """2D max pooling of x ((H x W [x C]), optionally batched) with window ksize = [rows, cols]
@@ -349,6 +378,12 @@ cdef class Filter1DNarrow(Mirrored):
                     if f.grad != NULL:
                         axpy(win, g, x.val + xo + R * j, f.grad + fo + win * fid)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.filter1d_forward(xp, xs[0], xs[1], out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.filter1d_backward(xp, xs, dout, i, dxi)
 
 
 
@@ -431,6 +466,13 @@ cdef class KMaxPooling(Expression):
                 for t in range(self.k):
                     x.grad[p * pre * n + q + self.where[dst + t * pre] * pre] += self.grad[dst + t * pre]
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        self.aux = generic.ravel(generic.kmax_sources(xp, xs[0], self.axis, self.k))
+        generic.ravel(out)[...] = generic.ravel(xs[0])[self.aux]
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.ravel(dxi)[self.aux] += generic.ravel(dout)     # the positions are distinct
 
 
 def kmax_pooling(x, k, d=1):

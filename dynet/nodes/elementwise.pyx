@@ -12,6 +12,7 @@ from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.kernels.cpu cimport fast_exp, fast_tanh, fast_sigmoid
+from dynet.kernels import generic
 
 cdef float SELU_LAMBDA = 1.0507009873554805
 cdef float SELU_ALPHA = 1.6732632423543772
@@ -174,6 +175,12 @@ cdef class Unary(Expression):
                     dx[i] += dy[i] * unary_derivative(op, xv[i], y[i], a, b)
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        generic.unary_forward(xp, UNARY_NAMES[self.op], xs[0], out, self.alpha, self.beta)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.unary_backward(xp, UNARY_NAMES[self.op], xs[0], out, dout, dxi, self.alpha, self.beta)
+
     cdef str describe(self):
         cdef Expression x = <Expression>self.args[0]
         if self.op == U_AFFINE:
@@ -306,6 +313,12 @@ cdef class Binary(Expression):
         else:
             self._general(1)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.binary_forward(xp, BINARY_NAMES[self.op], xs[0], xs[1], out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.binary_backward(xp, BINARY_NAMES[self.op], xs, out, dout, i, dxi)
 
     cdef void _general(self, bint backward) noexcept:
         """Odometer over the 8 (7 + batch) output axes with per-axis argument strides (0 = broadcast)."""

@@ -5,6 +5,7 @@ cimport cython
 from dynet.core.dim cimport Dim, total_size, batch_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.kernels.cpu cimport copy, fill, add_to, axpy
+from dynet.kernels import generic
 
 
 @cython.final
@@ -31,6 +32,13 @@ cdef class GradScale(Expression):
         else:
             axpy(total_size(&self.d), self.scale, self.grad, x.grad)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        out[...] = xs[0]
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        if self.scale != 0:
+            dxi += self.scale * dout
 
 
 cdef Expression grad_scale(object x, float scale, str name):
@@ -88,6 +96,15 @@ cdef class Argmax(Expression):
         if x.grad != NULL and self.straight_through:
             add_to(total_size(&self.d), self.grad, x.grad)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        x = generic.flat(xs[0])
+        best = xp.argmax(x, axis=0)                        # the first maximum
+        generic.flat(out)[...] = xp.arange(x.shape[0]).reshape(-1, 1) == best.reshape(1, -1)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        if self.straight_through:
+            dxi += dout
 
 
 def argmax(x, gradient_mode="zero_gradient"):

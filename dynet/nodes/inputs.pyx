@@ -12,6 +12,7 @@ from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_
 from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index
 from dynet.core import config
 from dynet.kernels.cpu cimport fill
+from dynet.kernels import generic
 
 cnp.import_array()
 
@@ -29,6 +30,12 @@ cdef class InputNode(Expression):
         cdef cnp.ndarray a = self.data
         memcpy(self.val, cnp.PyArray_DATA(a), total_size(&self.d) * sizeof(float))
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.ravel(out)[...] = xp.asarray(self.data)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        pass                                  # a leaf: no argument to pass a gradient to
 
     def set(self, values):
         """New values for this input (same size); the graph recomputes from here on next use."""
@@ -174,6 +181,12 @@ cdef class ConstantNode(Expression):
         fill(total_size(&self.d), self.value, self.val)
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        out[...] = self.value
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        pass                                  # a leaf: no argument to pass a gradient to
+
 
 def constant(dim, val, batch_size=1):
     """An expression whose every value is val
@@ -244,6 +257,12 @@ cdef class RandomNode(Expression):
         cdef Py_ssize_t n = total_size(&self.d)
         np_view(self.val, n)[:] = self.sampler(config.rng(), n)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.ravel(out)[...] = xp.asarray(self.sampler(generic.random_source(xp), out.size))
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        pass                                  # a leaf: no argument to pass a gradient to
 
 
 cdef Expression new_random(object sampler, Dim d, str kind):

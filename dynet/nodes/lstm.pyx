@@ -14,6 +14,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, copy, fill
+from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
 
@@ -250,6 +251,14 @@ cdef class VanillaLSTMGates(Expression):
             self.scatter(dio, self.nx, 1, H, mh, hp)
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        self.aux = generic.lstm_gates_forward(xp, xs, out, self.nx, self.has_h, self.dropout,
+                                              self.forget_bias, self.noise_std)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.lstm_gates_backward(xp, xs, self.aux, out, dout, i, dxi, self.nx, self.has_h,
+                                    self.dropout)
+
 
 cdef Expression make_gates(list xs, object h_tm1, object Wx, object Wh, object b, object mask_x,
                            object mask_h, float weightnoise_std, float forget_bias, str op):
@@ -370,6 +379,12 @@ cdef class VanillaLSTMC(Expression):
                     dc[i] += d[i] * gt[H + i]
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        generic.lstm_c_forward(xp, xs, out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.lstm_c_backward(xp, xs, dout, i, dxi)
+
 
 @cython.final
 @cython.no_gc
@@ -413,6 +428,12 @@ cdef class VanillaLSTMH(Expression):
                 if dc != NULL:
                     dc[i] += d[i] * gt[i] * (1 - t * t)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.lstm_h_forward(xp, xs, out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.lstm_h_backward(xp, xs, dout, i, dxi)
 
 
 cdef int check_cell(Expression c, Expression gates, str op, str cname) except -1:

@@ -19,6 +19,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, set_
 from dynet.core.graph import register_backward_hooks
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, add_to, copy
+from dynet.kernels import generic
 
 
 cdef struct Pending:
@@ -248,6 +249,12 @@ cdef class MatMul(Expression):
     cdef int backward_impl(self) except -1:
         return mm_backward(self.grad, &self.d, <Expression>self.args[0], <Expression>self.args[1])
 
+    def generic_forward(self, xp, list xs, out):
+        generic.matmul_forward(xp, xs[0], xs[1], out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.matmul_backward(xp, xs[0], xs[1], dout, i, dxi)
+
 
 cdef Expression matmul(object a, object b):
     cdef Expression A = as_expr(a, "matmul")
@@ -289,6 +296,20 @@ cdef class AffineTransform(Expression):
         for i in range(1, len(self.args), 2):
             mm_backward(self.grad, &self.d, <Expression>self.args[i], <Expression>self.args[i + 1])
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        # the bias, broadcast over columns and the batch, then each product added
+        generic.axes8(out)[...] = generic.axes8(xs[0])
+        for k in range(1, len(xs), 2):
+            generic.matmul_forward(xp, xs[k], xs[k + 1], out, accumulate=True)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        if i == 0:
+            generic.acc(dxi, dout)
+        elif i % 2 == 1:
+            generic.matmul_backward(xp, xs[i], xs[i + 1], dout, 0, dxi)
+        else:
+            generic.matmul_backward(xp, xs[i - 1], xs[i], dout, 1, dxi)
 
 
 def affine_transform(exprs):

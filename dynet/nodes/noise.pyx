@@ -11,6 +11,7 @@ from dynet.core.dim cimport Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view, to_index
 from dynet.core import config
 from dynet.kernels.cpu cimport add_to, copy
+from dynet.kernels import generic
 
 
 @cython.final
@@ -63,6 +64,22 @@ cdef class Dropout(Expression):
         else:
             self._scale(self.grad, x.grad, True)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        # the mask (or the noise) is drawn as the typed node draws it, and kept for backward
+        if self.additive:
+            self.aux = xp.asarray(generic.random_source(xp).normal(0.0, self.p, out.size),
+                                  dtype=out.dtype).reshape(out.shape, order="F")
+            out[...] = xs[0] + self.aux
+        else:
+            self.aux = generic.dropout_mask(xp, out.size // self.rep, self.p)
+            out[...] = generic.masked(xs[0], self.aux, self.pre, self.rep)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        if self.additive:
+            dxi += dout
+        else:
+            dxi += generic.masked(dout, self.aux, self.pre, self.rep)
 
 
 cdef Expression make_dropout(object x, object p, Py_ssize_t pre, Py_ssize_t rep, str op):

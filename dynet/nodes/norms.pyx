@@ -6,8 +6,8 @@ from libc.math cimport fabsf, sqrtf
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport dot
+from dynet.kernels import generic
 
-import numpy as np
 from dynet.nodes.pyop import pyop
 from dynet.nodes.npbase import fmt, strip, batch_of, acc
 
@@ -98,6 +98,12 @@ cdef class PairReduce(Expression):
                     for i in range(per):
                         dy[i] -= g * pair_dx(self.kind, xv[i], yv[i], self.c)
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.pair_forward(xp, self.op_name(), xs, out, self.c)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.pair_backward(xp, self.op_name(), xs, dout, i, dxi, self.c)
 
 
 cdef int out_batch(Expression a, Expression b, str op) except -1:
@@ -224,6 +230,12 @@ cdef class LayerNorm(Expression):
                     d[i] += (gv[i] * dy[i] - mh) / s - hc * (xv[i] - mu)
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        generic.layer_norm_forward(xp, xs[0], xs[1], xs[2], out, LAYER_NORM_EPS)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.layer_norm_backward(xp, xs, dout, i, dxi, LAYER_NORM_EPS)
+
 
 def layer_norm(x, g, b):
     """Layer normalisation (Ba et al., 2016): g * (x - mean(x)) / std(x) + b, with the mean and
@@ -263,11 +275,12 @@ class WeightNorm:
 
     def forward(self, xs, out):
         w, g = self._flat(xs[0]), self._flat(xs[1])
-        self._flat(out)[...] = g * w / np.sqrt((w * w).sum(axis=0, keepdims=True))
+        # array methods only (no np. calls), so the same code runs on CuPy arrays
+        self._flat(out)[...] = g * w / (w * w).sum(axis=0, keepdims=True) ** 0.5
 
     def backward(self, xs, out, dout, i, dxi):
         w, g, dy = self._flat(xs[0]), self._flat(xs[1]), self._flat(dout)
-        norm = np.sqrt((w * w).sum(axis=0, keepdims=True))
+        norm = (w * w).sum(axis=0, keepdims=True) ** 0.5
         u = w / norm
         if i == 0:
             acc(dxi, g / norm * (dy - u * (u * dy).sum(axis=0, keepdims=True)))

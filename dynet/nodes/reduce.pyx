@@ -5,6 +5,7 @@ from libc.math cimport sqrtf
 from dynet.core.dim cimport Dim, make_dim1, batch_size
 from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.kernels.cpu cimport add_to, copy, dot, sum_of
+from dynet.kernels import generic
 
 
 cdef enum ReduceKind:
@@ -64,6 +65,12 @@ cdef class Reduce(Expression):
                 for i in range(per):
                     dx[i] += g * xv[i]
         return 0
+
+    def generic_forward(self, xp, list xs, out):
+        generic.reduce_forward(xp, self.op_name(), xs[0], out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.reduce_backward(xp, self.op_name(), xs[0], out, dout, dxi)
 
 
 cdef Expression reduce(object x, int kind, str op):

@@ -12,8 +12,8 @@ from libc.string cimport memset
 from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape, same_shape, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
 from dynet.kernels.cpu cimport fill, add_to, copy, fast_exp
+from dynet.kernels import generic
 
-import numpy as np
 from dynet.nodes.pyop import pyop
 from dynet.nodes.npbase import fmt as _fmt
 
@@ -147,6 +147,20 @@ cdef class DimReduce(Expression):
                 for i in range(M):
                     dx[arg[i]] += g[i]
         return 0
+
+    cdef tuple generic_args(self):
+        """(kind, reduced axes of the (dims..., batch) layout, r, scale, n_eff) for the kernels."""
+        axes = tuple([k for k in range(self.na) if self.ostr[k] == 0])
+        kind = ("sum", "moment", "std", "lse", "max", "min")[self.kind]
+        return kind, axes, self.r, self.scale, self.n_eff
+
+    def generic_forward(self, xp, list xs, out):
+        kind, axes, r, scale, n_eff = self.generic_args()
+        generic.dim_reduce_forward(xp, kind, xs[0], axes, out, r, scale, n_eff)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        kind, axes, r, scale, n_eff = self.generic_args()
+        generic.dim_reduce_backward(xp, kind, xs[0], axes, out, dout, dxi, r, scale, n_eff)
 
 
 cdef list as_dims(object d, str op):
@@ -387,6 +401,12 @@ cdef class NaryReduce(Expression):
                         dx[i] += g[oi + i] * fast_exp(xv[i] - self.val[oi + i])
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        generic.nary_forward(xp, self.op_name(), xs, out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.nary_backward(xp, self.op_name(), xs, out, dout, i, dxi)
+
 
 cdef Expression nary(object xs, int kind, str name):
     cdef tuple args = as_expr_tuple(xs, name)
@@ -440,12 +460,14 @@ class CumSum:
             raise ValueError(f"cumsum: dimension {self.d} is out of range for {_fmt(shape, bd)}")
         return shape, bd
 
+    # (array methods and slicing only, so the same code runs on CuPy arrays)
     def forward(self, xs, out):
-        np.cumsum(xs[0], axis=self.d, out=out)
+        xs[0].cumsum(axis=self.d, out=out)
 
     def backward(self, xs, out, dout, i, dxi):
         # d/dx_j = sum_{i >= j} g_i: a cumulative sum from the end
-        dxi += np.flip(np.cumsum(np.flip(dout, self.d), axis=self.d), self.d)
+        rev = tuple(slice(None, None, -1) if k == self.d else slice(None) for k in range(dout.ndim))
+        dxi += dout[rev].cumsum(axis=self.d)[rev]
 
 
 def cumsum(x, d=0):

@@ -9,6 +9,12 @@ from dynet.core.dim cimport (with_size, Dim, MAX_DIMS, make_dim, total_size, bat
                              same_shape)
 from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
 from dynet.kernels.cpu cimport copy, add_to
+from dynet.kernels import generic
+
+
+cdef object index_array(xp, const int* index, Py_ssize_t n):
+    """A node's C index list as an integer array of the module xp (for generic_select)."""
+    return xp.asarray([index[i] for i in range(n)], dtype=xp.int64)
 
 
 cdef inline Py_ssize_t prod_before(const Dim* d, int axis) noexcept:
@@ -43,6 +49,9 @@ cdef class Pick(Mirrored):
                 else:
                     copy(pre, x.val + src, self.val + (b * post + p) * pre)
         return 0
+
+    def generic_select(self, xp, list xs, shape):
+        return generic.pick(xp, xs[0], self.axis, index_array(xp, self.index, self.d.bd), shape)
 
 
 cdef Expression make_pick(object e, object indices, int axis, bint batched, str op):
@@ -108,6 +117,12 @@ cdef class Reshape(Expression):
             add_to(total_size(&self.d), self.grad, x.grad)
         return 0
 
+    def generic_forward(self, xp, list xs, out):
+        generic.ravel(out)[...] = generic.ravel(xs[0])
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.ravel(dxi)[...] += generic.ravel(dout)
+
 
 def reshape(x, d, batch_size=1):
     """The same values (column-major) with dimension d; a batched x keeps its batch when the new
@@ -169,6 +184,9 @@ cdef class Transpose(Mirrored):
                     i += 1
         return 0
 
+    def generic_select(self, xp, list xs, shape):
+        return generic.transpose(xp, xs[0], [self.perm[k] for k in range(self.d.nd)], shape)
+
 
 
 
@@ -219,6 +237,9 @@ cdef class Concatenate(Mirrored):
                             copy(pre * n, x.val + src, self.val + b * per + p * pre * N + offset * pre)
             offset += n
         return 0
+
+    def generic_select(self, xp, list xs, shape):
+        return generic.concatenate(xp, xs, self.axis, shape)
 
 
 
@@ -282,6 +303,10 @@ cdef class PickRange(Mirrored):
                 else:
                     copy(pre * m, x.val + src, self.val + dst)
         return 0
+
+    def generic_select(self, xp, list xs, shape):
+        return generic.pick_range(xp, xs[0], self.axis, self.start,
+                                  self.start + dim_at(&self.d, self.axis), shape)
 
 
 
@@ -367,6 +392,10 @@ cdef class Gather(Mirrored):
                     copy(pre, x.val + src, self.val + dst)
         return 0
 
+    def generic_select(self, xp, list xs, shape):
+        index = index_array(xp, self.index, dim_at(&self.d, self.axis))
+        return generic.gather(xp, xs[0], self.axis, index, shape)
+
 
 
 
@@ -413,6 +442,9 @@ cdef class PickBatchElems(Mirrored):
                 copy(per, x.val + self.index[b] * per, self.val + b * per)
         return 0
 
+    def generic_select(self, xp, list xs, shape):
+        return generic.gather(xp, xs[0], 7, index_array(xp, self.index, self.d.bd), shape)   # 7: the batch
+
 
 cdef Expression make_pick_batch_elems(object x, list vs, str op):
     cdef Expression ex = as_expr(x, op)
@@ -454,6 +486,9 @@ cdef class ConcatenateToBatch(Mirrored):
                 copy(n, x.val, self.val + offset)
             offset += n
         return 0
+
+    def generic_select(self, xp, list xs, shape):
+        return xp.concatenate([generic.axes8(x) for x in xs], axis=7).reshape(shape, order="F")
 
 
 
@@ -515,6 +550,10 @@ cdef class StridedSelect(Mirrored):
                 idx[i] = 0
                 i += 1
         return 0
+
+    def generic_select(self, xp, list xs, shape):
+        return generic.strided(xp, xs[0], self.start, [self.step[k] for k in range(8)],
+                               [self.extent[k] for k in range(8)], shape)
 
 
 

@@ -5,6 +5,7 @@ from libc.math cimport logf, INFINITY
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp
+from dynet.kernels import generic
 
 
 @cython.final
@@ -80,6 +81,20 @@ cdef class Softmax(Expression):
                 for i in range(r):
                     dx[i] += yc[i] * (gc[i] - s)
         return 0
+
+    cdef object keep_column(self, xp, int r):
+        """The restrict= mask as a (rows, 1) boolean array (None when unrestricted)."""
+        if self.keep == NULL:
+            return None
+        if self.aux is None:
+            self.aux = xp.asarray([[self.keep[i] != 0] for i in range(r)])
+        return self.aux
+
+    def generic_forward(self, xp, list xs, out):
+        generic.softmax_forward(xp, xs[0], out, self.log, self.keep_column(xp, xs[0].shape[0]))
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.softmax_backward(xp, out, dout, dxi, self.log, self.keep_column(xp, out.shape[0]))
 
 
 cdef Expression make_softmax(object x, bint log, object restrict):
@@ -159,6 +174,17 @@ cdef class PickNegLogSoftmax(Expression):
                 dx[i] += g * fast_exp(xb[i] - lz)
             dx[self.index[b]] -= g
         return 0
+
+    cdef object indices(self, xp):
+        if self.aux is None:
+            self.aux = xp.asarray([self.index[b] for b in range(self.d.bd)], dtype=xp.int64)
+        return self.aux
+
+    def generic_forward(self, xp, list xs, out):
+        generic.pick_neg_log_softmax_forward(xp, xs[0], self.indices(xp), out)
+
+    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        generic.pick_neg_log_softmax_backward(xp, xs[0], self.indices(xp), dout, dxi)
 
 
 cdef Expression make_pnls(object x, object indices, str op):

@@ -37,7 +37,7 @@ import sys
 import numpy as np
 
 from dynet.core.params cimport Parameters, LookupParameters, WeightDecay
-from dynet.core.params import ParameterCollection
+from dynet.core.collection import ParameterCollection
 
 cnp.import_array()
 
@@ -125,7 +125,7 @@ cdef class Trainer:
             raise TypeError(f"{type(self).__name__}: the first argument must be a ParameterCollection "
                             f"(Model), got {type(m).__name__}")
         self.model = m
-        self.wd = m._root._wd
+        self.wd = m.weight_decay_state()
         self._set_rate(float(learning_rate), "learning rate")
         self.eta0 = self.lr
         self.eta_decay = 0.0
@@ -219,10 +219,10 @@ cdef class Trainer:
     # ---- the update -------------------------------------------------------------------------
     cdef tuple _lists(self):
         """The parameters this trainer owns: the collection's, subcollections included."""
-        root = self.model._root
-        if root is self.model:
-            return root._params, root._lookups
-        key = (len(root._params), len(root._lookups))
+        tree_params, tree_lookups = self.model.storage()
+        if self.model.is_root():
+            return tree_params, tree_lookups
+        key = (len(tree_params), len(tree_lookups))
         if key != self._lists_key:
             self._plist = self.model.parameters_list()
             self._llist = self.model.lookup_parameters_list()
@@ -325,10 +325,10 @@ cdef class Trainer:
         cdef float keep = <float>(1 - wd.lam)
         wd.scale = wd.scale * keep     # float32 product, as DyNet
         if wd.scale < 0.25:   # fold the factor into the stored values before precision suffers
-            root = self.model._root
-            for p in root._params:
+            tree_params, tree_lookups = self.model.storage()
+            for p in tree_params:
                 _scale_values(p.values, wd.scale)
-            for lp in root._lookups:
+            for lp in tree_lookups:
                 _scale_values(lp.values, wd.scale)
             wd.scale = 1.0
         return 0

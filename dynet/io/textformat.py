@@ -14,32 +14,22 @@ written as DyNet writes them: times the collection's current weight-decay scale.
 first, then lookup parameters, each in creation order; a collection populates by that order (the
 names only select a key's entries), a single parameter by its full name.
 
-dy.save(basename, objects) writes basename.data (the entries) and basename.meta: per object one
-pickled tuple ("Parameters", name), ("LookupParameters", name) or (class, spec, collection name) as
-DyNet does. Loading never unpickles: the .meta records are read by a small interpreter of the pickle
-opcodes that builds only plain data (tuples, lists, dicts, strings, numbers) and looks classes up in
-modules that are already imported; it never imports a module or calls anything.
-
 Every file is written beside its target and renamed into place, so a failed save leaves the old file
 as it was. Loading reads into temporary arrays and touches the model only when everything parsed, so
 a bad file (missing, truncated, wrong dimensions, unknown key, garbage) raises ModelFileError (or
 FileNotFoundError) naming the file, the line and the parameter, and changes nothing.
 """
-import io as _pyio
 import os
-import pickle
-import pickletools
 import re
 import shutil
-import sys
 import tempfile
 
 import numpy as np
 
-from dynet.core.params import (ParameterCollection, Parameters, LookupParameters, ConstInitializer)
+from dynet.core import collection as _collection     # (it imports dynet.io: use it at call time)
+from dynet.core.initializers import ConstInitializer
+from dynet.core.params import Parameters, LookupParameters
 from dynet.kernels import textio as _tx
-
-__all__ = ["ModelFileError", "save", "load", "load_generator", "read_first_tensor"]
 
 _FLOAT_WIDTH = 16          # "+1.23456789e+00 "
 _CHUNK = 1 << 20           # values formatted per write
@@ -78,14 +68,10 @@ def _dim_text(dims):
 
 def _weight_decay_scale(owner):
     """The factor between stored values and the values a user sees, for collections that apply L2
-    weight decay lazily as DyNet does (they expose `current_weight_decay`); 1 otherwise."""
+    weight decay lazily as DyNet does; 1 for a parameter without a collection."""
     if owner is None:
         return 1.0
-    root = getattr(owner, "_root", owner)
-    s = getattr(root, "current_weight_decay", None)
-    if s is None:
-        return 1.0
-    return float(s() if callable(s) else s)
+    return float(owner.weight_decay_state().scale)
 
 
 def _check_key(key, what, collection=False):
@@ -101,8 +87,8 @@ def _check_key(key, what, collection=False):
 
 # ---- writing ------------------------------------------------------------------------------------
 
-def _write_entry(f, p, key):
-    owner, has_grad = p._io_state()
+def write_entry(f, p, key):
+    owner, has_grad = p.collection(), p.has_gradient()
     kind = "#LookupParameter#" if isinstance(p, LookupParameters) else "#Parameter#"
     dims = _dims_of(p)
     values, grads = p.values, p.grads
@@ -133,7 +119,7 @@ def _default_mode():
     return 0o666 & ~umask
 
 
-def _atomic_write(fname, write, append=False):
+def atomic_write(fname, write, append=False):
     """Run write(f) on a new file beside `fname`, then rename it into place (keeping the old
     contents first when appending). On any failure the old file is left as it was."""
     target = os.fspath(fname)
@@ -163,10 +149,10 @@ def _atomic_write(fname, write, append=False):
 def save_parameters(fname, params, key="", append=False, what="save"):
     """Write one parameter or lookup parameter under `key` (its own name if empty)."""
     _check_key(key, what)
-    _atomic_write(fname, lambda f: _write_entry(f, params, key), append)
+    atomic_write(fname, lambda f: write_entry(f, params, key), append)
 
 
-def _collection_entries(pc, key):
+def collection_entries(pc, key):
     """(parameter, key) pairs of a collection: parameters first, then lookup parameters, with the
     collection's own prefix replaced by `key` when one is given (DyNet's rule)."""
     plist = list(pc.parameters_list()) + list(pc.lookup_parameters_list())
@@ -180,12 +166,12 @@ def _collection_entries(pc, key):
 def save_collection(pc, fname, key="", append=False):
     """ParameterCollection.save: every parameter of the collection (and its subcollections)."""
     _check_key(key, "ParameterCollection.save", collection=True)
-    entries = _collection_entries(pc, key)
+    entries = collection_entries(pc, key)
 
     def write(f):
         for p, k in entries:
-            _write_entry(f, p, k)
-    _atomic_write(fname, write, append)
+            write_entry(f, p, k)
+    atomic_write(fname, write, append)
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -248,14 +234,14 @@ class _Reader:
         parts = text.split()
         if not parts or parts[0] not in _KINDS:
             raise self.error(f"expected a '#Parameter#' or '#LookupParameter#' header, found "
-                             f"{_shorten(text)!r}", line)
+                             f"{shorten(text)!r}", line)
         if len(parts) < 4 or len(parts) > 5:
             raise self.error(f"a header needs a kind, a name, a dimension, a byte count and "
-                             f"ZERO_GRAD/FULL_GRAD, found {_shorten(text)!r}", line)
+                             f"ZERO_GRAD/FULL_GRAD, found {shorten(text)!r}", line)
         kind, name, dimtext, count = parts[:4]
         m = _DIM_RE.match(dimtext)
         if not m:
-            raise self.error(f"bad dimension {_shorten(dimtext)!r} (expected e.g. {{64,100}})", line, name)
+            raise self.error(f"bad dimension {shorten(dimtext)!r} (expected e.g. {{64,100}})", line, name)
         dims = tuple(int(x) for x in m.group(1).split(","))
         if len(dims) > 7 or min(dims) < 1:
             raise self.error(f"bad dimension {dimtext} (1 to 7 positive sizes)", line, name)
@@ -263,11 +249,11 @@ class _Reader:
             raise self.error(f"a lookup parameter's dimension needs at least two sizes, got {dimtext}",
                              line, name)
         if not count.isdigit():
-            raise self.error(f"bad byte count {_shorten(count)!r}", line, name)
+            raise self.error(f"bad byte count {shorten(count)!r}", line, name)
         full = False
         if len(parts) == 5:
             if parts[4] not in ("ZERO_GRAD", "FULL_GRAD"):
-                raise self.error(f"expected ZERO_GRAD or FULL_GRAD, found {_shorten(parts[4])!r}",
+                raise self.error(f"expected ZERO_GRAD or FULL_GRAD, found {shorten(parts[4])!r}",
                                  line, name)
             full = parts[4] == "FULL_GRAD"
         if not terminated:
@@ -293,7 +279,7 @@ class _Reader:
             return out
         if status == _tx.BAD_TOKEN:
             tok = self.r.bad_token.decode("latin-1")
-            raise self.error(f"{what}: number {count + 1} of {hdr.size}, {_shorten(tok)!r}, is not a "
+            raise self.error(f"{what}: number {count + 1} of {hdr.size}, {shorten(tok)!r}, is not a "
                              f"number", line, hdr.name)
         if status == _tx.TOO_MANY:
             raise self.error(f"{what}: more than the {hdr.size} numbers of {_dim_text(hdr.dims)}",
@@ -329,7 +315,7 @@ class _Reader:
             yield hdr
 
 
-def _shorten(s, n=40):
+def shorten(s, n=40):
     return s if len(s) <= n else s[:n] + "..."
 
 
@@ -352,11 +338,10 @@ def _kind_of(p):
 def _commit(p, values, grads):
     """Write parsed values (stored divided by the weight-decay scale, the inverse of saving) and
     gradients into a parameter; nothing can fail any more at this point."""
-    owner, _ = p._io_state()
-    scale = _weight_decay_scale(owner)
+    scale = _weight_decay_scale(p.collection())
     if scale != 1.0:
         values = values / np.float32(scale)
-    p._io_assign(values, grads)
+    p.load_state(values, grads)
 
 
 def populate_parameter(p, fname, key=""):
@@ -426,30 +411,30 @@ def _find_entry(fname, kind, key):
     raise ModelFileError(fname, None, key, f"no #{kind}# named {key!r} in the file")
 
 
-def _add_loaded(pc, hdr, values, grads, name):
+def add_loaded(pc, hdr, values, grads, name):
     """A new parameter in `pc` holding an entry's contents, named as in the file (DyNet's way)."""
     if hdr.kind == "Parameter":
         p = pc.add_parameters(hdr.dims, init=ConstInitializer(0))
     else:
         p = pc.add_lookup_parameters(hdr.dims[-1:] + hdr.dims[:-1], init=ConstInitializer(0))
     _commit(p, values, grads)
-    p._io_rename(name)
+    p.set_name(name)
     return p
 
 
 def load_param(pc, fname, key):
     """ParameterCollection.load_param: a new Parameters from the entry named `key`."""
     hdr, values, grads = _find_entry(fname, "Parameter", key)
-    return _add_loaded(pc, hdr, values, grads, key)
+    return add_loaded(pc, hdr, values, grads, key)
 
 
 def load_lookup_param(pc, fname, key):
     """ParameterCollection.load_lookup_param: a new LookupParameters from the entry named `key`."""
     hdr, values, grads = _find_entry(fname, "LookupParameter", key)
-    return _add_loaded(pc, hdr, values, grads, key)
+    return add_loaded(pc, hdr, values, grads, key)
 
 
-def _read_all(fname, prefix=""):
+def read_all(fname, prefix=""):
     """Every entry (under prefix), parsed: a list of (header, values, grads)."""
     out = []
     with _Reader(fname) as rd:
@@ -510,357 +495,3 @@ def _read_plain(fname, size):
 
 
 # ---- the 2.0 API: Model.save(fname, components) / load / from_file -----------------------------
-
-def model_from_file(fname):
-    """Model.from_file: a new collection holding every entry of the file, with the file's names."""
-    entries = _read_all(fname)
-    pc = ParameterCollection()
-    for hdr, values, grads in entries:
-        _add_loaded(pc, hdr, values, grads, hdr.name)
-    return pc
-
-
-def model_load(pc, fname):
-    """Model.load: with a component list saved beside the file (Model.save(fname, components)),
-    add those components to the collection and return them; else populate the whole collection
-    and return its parameters and lookup parameters."""
-    meta = os.fspath(fname) + ".meta"
-    if os.path.exists(meta):
-        return list(_load_objects(fname, meta, pc))
-    populate_collection(pc, fname)
-    return list(pc.parameters_list()) + list(pc.lookup_parameters_list())
-
-
-# ---- dy.save / dy.load --------------------------------------------------------------------------
-
-def save(basename, objects):
-    """dy.save: basename.data holds the objects' parameters, basename.meta how to rebuild them."""
-    base = os.fspath(basename)
-    _save_objects(base + ".data", base + ".meta", objects)
-
-
-def _save_objects(datafile, metafile, objects):
-    objects = list(objects)
-    records, writers = [], []
-    for obj in objects:
-        if isinstance(obj, Parameters):
-            records.append(("Parameters", obj.name()))
-            writers.append([(obj, "")])
-        elif isinstance(obj, LookupParameters):
-            records.append(("LookupParameters", obj.name()))
-            writers.append([(obj, "")])
-        elif isinstance(obj, ParameterCollection):
-            records.append(("ParameterCollection", obj.name()))
-            writers.append(_collection_entries(obj, ""))
-        elif hasattr(obj, "param_collection") and hasattr(obj, "spec"):
-            pc = obj.param_collection()
-            if not isinstance(pc, ParameterCollection):
-                raise TypeError(f"save: {type(obj).__name__}.param_collection() returned "
-                                f"{type(pc).__name__}, not a ParameterCollection")
-            if not hasattr(type(obj), "from_spec"):
-                raise TypeError(f"save: {type(obj).__name__} has no from_spec(spec, model), so it "
-                                f"could not be loaded")
-            records.append((type(obj), obj.spec, pc.name()))
-            writers.append(_collection_entries(pc, ""))
-        else:
-            raise TypeError(f"save: cannot save an object of type {type(obj).__name__}: expected "
-                            f"Parameters, LookupParameters, a ParameterCollection or an object with "
-                            f"param_collection(), spec and from_spec(spec, model)")
-
-    def write_meta(f):
-        pickler = _MetaPickler(f, protocol=2)
-        for obj, rec in zip(objects, records):
-            try:
-                pickler.dump(rec)
-            except (pickle.PicklingError, TypeError, AttributeError) as e:
-                raise TypeError(f"save: cannot save the {type(obj).__name__}: its spec "
-                                f"{_shorten(repr(rec[1]), 80)} cannot be written ({e})") from None
-            pickler.clear_memo()
-
-    def write_data(f):
-        for entries in writers:
-            for p, key in entries:
-                _write_entry(f, p, key)
-    # the meta is pickled into memory first: an unpicklable spec fails before any file changes
-    buf = _pyio.BytesIO()
-    write_meta(buf)
-    _atomic_write(datafile, write_data)
-    _atomic_write(metafile, lambda f: f.write(buf.getvalue()))
-
-
-def load(basename, params):
-    """dy.load: the saved objects, rebuilt in the collection `params`, in their saved order."""
-    return list(load_generator(basename, params))
-
-
-def load_generator(basename, params):
-    """dy.load_generator: like load, one object at a time."""
-    base = os.fspath(basename)
-    if not isinstance(params, ParameterCollection):
-        raise TypeError(f"load: the second argument must be a ParameterCollection, got "
-                        f"{type(params).__name__}")
-    for f in (base + ".meta", base + ".data"):
-        if not os.path.exists(f):
-            raise FileNotFoundError(2, "no such model file", f)
-    return _load_objects(base + ".data", base + ".meta", params)
-
-
-def _load_objects(datafile, metafile, pc):
-    with open(metafile, "rb") as f:
-        # in memory: a corrupt length in a record must not make a file read allocate that much
-        fh = _pyio.BytesIO(f.read())
-    index = 0
-    while True:
-        rec = _read_meta_record(fh, metafile, index)
-        if rec is _END:
-            return
-        yield _load_one(datafile, metafile, index, rec, pc)
-        index += 1
-
-
-def _load_one(datafile, metafile, index, rec, pc):
-    if isinstance(rec, tuple) and len(rec) == 2 and rec[0] in ("Parameters", "LookupParameters") \
-            and isinstance(rec[1], str):
-        if rec[0] == "Parameters":
-            return load_param(pc, datafile, rec[1])
-        return load_lookup_param(pc, datafile, rec[1])
-    if isinstance(rec, tuple) and len(rec) == 2 and rec[0] == "ParameterCollection" \
-            and isinstance(rec[1], str):
-        return _load_subcollection(pc, datafile, rec[1])
-    if isinstance(rec, tuple) and len(rec) == 3 and isinstance(rec[0], type) and isinstance(rec[2], str):
-        cls, spec, name = rec
-        if not callable(getattr(cls, "from_spec", None)):
-            raise ModelFileError(metafile, None, name, f"object {index}: class {cls.__qualname__} "
-                                 f"has no from_spec(spec, model)")
-        try:
-            obj = cls.from_spec(spec, pc)
-        except Exception as e:      # a spec from a damaged file, most likely: say where it came from
-            raise ModelFileError(metafile, None, name, f"object {index}: {cls.__qualname__}.from_spec"
-                                 f"({_shorten(repr(spec), 60)}) failed: {type(e).__name__}: {e}") from e
-        populate_collection(obj.param_collection(), datafile, name)
-        return obj
-    raise ModelFileError(metafile, None, None, f"object {index}: not a record dy.save writes "
-                         f"({_shorten(repr(rec), 60)})")
-
-
-def _load_subcollection(pc, datafile, key):
-    entries = _read_all(datafile, key)
-    if not entries:
-        raise ModelFileError(datafile, None, key, f"no parameters under the key {key!r} in the file")
-    leaf = key.rstrip("/").rsplit("/", 1)[-1]
-    try:
-        sub = pc.add_subcollection(leaf) if leaf else pc.add_subcollection()
-    except ValueError:
-        sub = pc.add_subcollection()
-    for hdr, values, grads in entries:
-        _add_loaded(sub, hdr, values, grads, sub.name() + hdr.name[len(key):])
-    return sub
-
-
-# ---- the .meta records: pickled as DyNet does, read without unpickling --------------------------
-
-# Our builder classes pickle under the names the reference DyNet module (`_dynet`) gives them, so
-# its dy.load finds them; its LSTMBuilder is the vanilla LSTM and our LSTMBuilder its
-# CoupledLSTMBuilder (see DESIGN.md).
-_WRITE_NAMES = {"LSTMBuilder": "CoupledLSTMBuilder"}
-_READ_NAMES = {"LSTMBuilder": "VanillaLSTMBuilder", "CoupledLSTMBuilder": "LSTMBuilder"}
-_OUR_MODULES = ("_dynet", "_gdynet", "dynet")
-
-
-# what a record may hold: what _read_meta_record reads back from a protocol-2 pickle
-_PLAIN_TYPES = (type(None), bool, int, float, str, tuple, list, dict, type)
-
-
-class _MetaPickler(pickle._Pickler):
-    """The standard pickler, except that classes of this package are named as DyNet names them,
-    and that it refuses objects the loader would not read back (anything but plain data and
-    classes, e.g. the builders in the spec of a BiRNNBuilder built from builder_layers)."""
-
-    def reducer_override(self, obj):
-        if isinstance(obj, _PLAIN_TYPES):
-            return NotImplemented
-        raise pickle.PicklingError(f"a spec may hold only plain data (numbers, strings, tuples, "
-                                   f"lists, dicts) and classes, not a {type(obj).__name__} object")
-
-    def save_global(self, obj, name=None):
-        module = getattr(obj, "__module__", "") or ""
-        if isinstance(obj, type) and (module == "dynet" or module.startswith("dynet.")):
-            qual = _WRITE_NAMES.get(obj.__name__, obj.__name__)
-            self.write(pickle.GLOBAL + b"_dynet\n" + qual.encode("utf-8") + b"\n")
-            self.memoize(obj)
-            return
-        super().save_global(obj, name)
-
-
-_END = object()
-_MARK = object()
-_PLAIN = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
-_ARG_VALUE = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-              "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "BINBYTES",
-              "SHORT_BINBYTES", "BINBYTES8"}
-
-
-def _resolve_class(module, qualname, metafile, index):
-    """A class named in a .meta file: from this package, or from a module already imported."""
-    if module in _OUR_MODULES or module.startswith("dynet."):
-        from dynet import _dynet as ours
-        obj = getattr(ours, _READ_NAMES.get(qualname, qualname), None)
-        if obj is None and module.startswith("dynet."):
-            obj = _lookup(sys.modules.get(module), qualname)
-    else:
-        mod = sys.modules.get(module)
-        if mod is None:
-            raise ModelFileError(metafile, None, None, f"object {index}: class {module}.{qualname} "
-                                 f"is in a module that is not imported (import it before loading)")
-        obj = _lookup(mod, qualname)
-    if not isinstance(obj, type):
-        raise ModelFileError(metafile, None, None, f"object {index}: {module}.{qualname} is not a "
-                             f"class that can be found (only classes are looked up)")
-    return obj
-
-
-def _lookup(mod, qualname):
-    obj = mod
-    for part in qualname.split("."):
-        if obj is None or part.startswith("__"):
-            return None
-        obj = getattr(obj, part, None)
-    return obj
-
-
-def _read_meta_record(fh, metafile, index):
-    """One pickled record, interpreted as plain data; _END at the end of the file."""
-    pos = fh.tell()
-    if fh.read(1) == b"":
-        return _END
-    fh.seek(pos)
-
-    def bad(problem):
-        return ModelFileError(metafile, None, None, f"object {index} (byte {pos}): {problem}")
-    stack, memo = [], {}
-    try:
-        for op, arg, at in pickletools.genops(fh):
-            name = op.name
-            if name in ("PROTO", "FRAME"):
-                continue
-            if name == "STOP":
-                if len(stack) != 1 or stack[0] is _MARK:
-                    raise bad("a malformed record")
-                return stack[0]
-            if name in _PLAIN:
-                stack.append(_PLAIN[name])
-            elif name in _ARG_VALUE:
-                stack.append(arg)
-            elif name in ("STRING", "BINSTRING", "SHORT_BINSTRING"):
-                stack.append(arg.decode("latin-1") if isinstance(arg, bytes) else arg)
-            elif name == "BYTEARRAY8":
-                stack.append(bytearray(arg))
-            elif name == "MARK":
-                stack.append(_MARK)
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                k = int(name[-1])
-                _need(stack, k, bad)
-                items = tuple(stack[-k:])
-                del stack[-k:]
-                stack.append(items)
-            elif name in ("TUPLE", "LIST", "FROZENSET"):
-                items = _pop_mark(stack, bad)
-                stack.append(tuple(items) if name == "TUPLE" else
-                             items if name == "LIST" else frozenset(items))
-            elif name == "EMPTY_LIST":
-                stack.append([])
-            elif name == "EMPTY_DICT":
-                stack.append({})
-            elif name == "EMPTY_SET":
-                stack.append(set())
-            elif name == "DICT":
-                items = _pop_mark(stack, bad)
-                stack.append(_pairs(items, bad))
-            elif name == "APPEND":
-                _need(stack, 2, bad)
-                x = stack.pop()
-                _target(stack, list, bad).append(x)
-            elif name == "APPENDS":
-                items = _pop_mark(stack, bad)
-                _target(stack, list, bad).extend(items)
-            elif name == "SETITEM":
-                _need(stack, 3, bad)
-                v, k = stack.pop(), stack.pop()
-                _target(stack, dict, bad)[_hashable(k, bad)] = v
-            elif name == "SETITEMS":
-                items = _pop_mark(stack, bad)
-                _target(stack, dict, bad).update(_pairs(items, bad))
-            elif name == "ADDITEMS":
-                items = _pop_mark(stack, bad)
-                _target(stack, set, bad).update(_hashable(x, bad) for x in items)
-            elif name == "POP":
-                _need(stack, 1, bad)
-                stack.pop()
-            elif name == "POP_MARK":
-                _pop_mark(stack, bad)
-            elif name == "DUP":
-                _need(stack, 1, bad)
-                stack.append(stack[-1])
-            elif name == "MEMOIZE":
-                _need(stack, 1, bad)
-                memo[len(memo)] = stack[-1]
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                _need(stack, 1, bad)
-                memo[arg] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if arg not in memo:
-                    raise bad(f"refers to an unknown memo entry {arg}")
-                stack.append(memo[arg])
-            elif name in ("GLOBAL", "STACK_GLOBAL"):
-                if name == "GLOBAL":
-                    module, qual = arg.split(" ", 1)
-                else:
-                    _need(stack, 2, bad)
-                    qual, module = stack.pop(), stack.pop()
-                    if not isinstance(module, str) or not isinstance(qual, str):
-                        raise bad("a malformed class reference")
-                stack.append(_resolve_class(module, qual, metafile, index))
-            else:
-                raise bad(f"the record would run code to build an object (pickle opcode {name}); "
-                          f"only plain data and classes are read")
-        raise bad("the record has no end (truncated)")
-    except ModelFileError:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError, EOFError) as e:
-        raise bad(f"not a record dy.save writes ({e})") from None
-
-
-def _need(stack, k, bad):
-    if len(stack) < k or any(x is _MARK for x in stack[-k:]):
-        raise bad("a malformed record (stack underflow)")
-
-
-def _pop_mark(stack, bad):
-    for i in range(len(stack) - 1, -1, -1):
-        if stack[i] is _MARK:
-            items = stack[i + 1:]
-            del stack[i:]
-            return items
-    raise bad("a malformed record (no mark)")
-
-
-def _target(stack, kind, bad):
-    if not stack or not isinstance(stack[-1], kind):
-        raise bad(f"a malformed record (expected a {kind.__name__})")
-    return stack[-1]
-
-
-def _hashable(k, bad):
-    try:
-        hash(k)
-    except TypeError:
-        raise bad("a malformed record (unhashable key)") from None
-    return k
-
-
-def _pairs(items, bad):
-    if len(items) % 2:
-        raise bad("a malformed record (odd dict items)")
-    return {_hashable(items[i], bad): items[i + 1] for i in range(0, len(items), 2)}

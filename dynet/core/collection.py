@@ -1,0 +1,313 @@
+"""ParameterCollection (DyNet 2.0's Model): a tree of named Parameters and LookupParameters.
+
+A subcollection shares its root's lists, names and weight decay, so the root's trainer updates
+everything. Saving and loading are DyNet's (dynet/io); the parameters themselves are in params.pyx.
+"""
+import inspect
+
+import numpy as np
+
+from dynet.core import config
+from dynet.core.initializers import (PyInitializer, GlorotInitializer, ConstInitializer,
+                                     NumpyInitializer)
+from dynet.core.params import WeightDecay, create_parameters, create_lookup_parameters
+from dynet import io as dyio
+
+
+class ParameterCollection:
+    """Holds Parameters and LookupParameters (DyNet 2.0 calls it Model). Subcollections share the
+    root's lists, so the root's trainer updates everything."""
+
+    # users call ParameterCollection(); the private arguments are add_subcollection's
+    __signature__ = inspect.Signature()
+
+    def __init__(self, _parent=None, _prefix="/"):
+        self._root = self if _parent is None else _parent._root
+        self._prefix = _prefix
+        self._counter = 0          # names the unnamed parameters and lookups: _0, _1, ...
+        self._sub_counter = 0
+        self._names = set()
+        if _parent is None:
+            self._params = []
+            self._lookups = []
+            # lambda from --dynet-weight-decay / DynetParams.set_weight_decay, as DyNet does
+            self._wd = WeightDecay(float(config.state.get("weight_decay", 0.0)))
+        self._own_params = []
+        self._own_lookups = []
+        self._children = []
+
+    def _new_name(self, name, what):
+        if name is None:
+            name = f"_{self._counter}"
+            self._counter += 1
+        else:
+            if not isinstance(name, str) or not name or "/" in name:
+                raise ValueError(f"{what}: a name must be a non-empty string without '/', got {name!r}")
+        return self._unique(self._prefix + name, "")
+
+    def _unique(self, full, tail):
+        # DyNet appends a running index to a name already taken: /x, /x_1, /x_2 (so that, e.g.,
+        # dy.load can rebuild two builders that name their subcollections alike)
+        if full + tail in self._names:
+            k = 1
+            while f"{full}_{k}{tail}" in self._names:
+                k += 1
+            full = f"{full}_{k}"
+        self._names.add(full + tail)
+        return full + tail
+
+    def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
+        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot)."""
+        if init is None:
+            init = GlorotInitializer(gain=1.0) if scale is None else GlorotInitializer(gain=scale)
+        elif isinstance(init, (int, float)):
+            init = ConstInitializer(init)
+        elif isinstance(init, np.ndarray):
+            init = NumpyInitializer(init)
+        if not isinstance(init, PyInitializer):
+            raise TypeError(f"add_parameters: init must be an initializer, got {type(init).__name__}")
+        p = create_parameters(self, self._new_name(name, "add_parameters"), dim)
+        arr = np.zeros(p.shape(), dtype=np.float32)
+        init.initialize(arr, False)
+        p.values[...] = np.ravel(arr, order="F")
+        self._root._params.append(p)
+        self._own_params.append(p)
+        return p
+
+    def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None):
+        """A new table: dim[0] embeddings of shape dim[1:] (default init: Glorot for lookups)."""
+        if isinstance(dim, int) or len(tuple(dim)) < 2:
+            raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
+                             f"got {dim!r}")
+        dim = tuple(dim)
+        if init is None:
+            init = GlorotInitializer(is_lookup=True)
+        elif isinstance(init, np.ndarray):
+            init = NumpyInitializer(init)
+        if not isinstance(init, PyInitializer):
+            raise TypeError(f"add_lookup_parameters: init must be an initializer, got {type(init).__name__}")
+        p = create_lookup_parameters(self, self._new_name(name, "add_lookup_parameters"),
+                                     int(dim[0]), dim[1:])
+        arr = np.zeros(dim, dtype=np.float32)
+        init.initialize(arr, True)
+        p.init_from_array(arr)
+        self._root._lookups.append(p)
+        self._own_lookups.append(p)
+        return p
+
+    def parameters_from_numpy(self, array, name=None, device=None):
+        """A new Parameters initialised from an array
+
+        Args:
+            array (numpy.ndarray): the values (its shape is the parameter's)
+            name (str): the parameter's name (default: a number)
+            device (str): ignored on the CPU
+
+        Returns:
+            Parameters: the new parameter
+        """
+        array = np.asarray(array, dtype=np.float32)
+        return self.add_parameters(array.shape, NumpyInitializer(array), name=name)
+
+    def lookup_parameters_from_numpy(self, array, name=None, device=None):
+        """New LookupParameters initialised from an array
+
+        Args:
+            array (numpy.ndarray): shape (N,) + embedding shape
+            name (str): the table's name (default: a number)
+            device (str): ignored on the CPU
+
+        Returns:
+            LookupParameters: the new table
+        """
+        array = np.asarray(array, dtype=np.float32)
+        return self.add_lookup_parameters(array.shape, NumpyInitializer(array), name=name)
+
+    def add_subcollection(self, name=None):
+        """A new collection inside this one (its parameters' names get its prefix)
+
+        Args:
+            name (str): the subcollection's name (default: a number)
+
+        Returns:
+            ParameterCollection: the subcollection
+
+        Raises:
+            ValueError: if name is empty or contains '/'
+        """
+        if name is None:
+            name = f"_{self._sub_counter}"
+            self._sub_counter += 1
+        elif not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"add_subcollection: a name must be a non-empty string without '/', got {name!r}")
+        full = self._unique(self._prefix + name, "/")
+        child = ParameterCollection(self, full)
+        child._names = self._names
+        self._children.append(child)
+        return child
+
+    def _all(self, kind):
+        out = list(getattr(self, kind))
+        for c in self._children:
+            out.extend(c._all(kind))
+        return out
+
+    def parameters_list(self):
+        """Every Parameters of this collection and its subcollections, in creation order."""
+        if self._root is self:
+            return list(self._params)
+        mine = set(map(id, self._all("_own_params")))
+        return [p for p in self._root._params if id(p) in mine]
+
+    def lookup_parameters_list(self):
+        """Every LookupParameters of this collection and its subcollections
+
+        Returns:
+            list of LookupParameters: in creation order
+        """
+        if self._root is self:
+            return list(self._lookups)
+        mine = set(map(id, self._all("_own_lookups")))
+        return [p for p in self._root._lookups if id(p) in mine]
+
+    def _index_of(self, p):
+        return self._root._params.index(p)
+
+    # ---- what trainers, io and distributed training use (the whole tree's storage) ----
+
+    def storage(self):
+        """(parameters, lookup parameters) of the whole collection tree, in creation order: the
+        root's own lists, not copies (trainers update everything from the root). Read only."""
+        return self._root._params, self._root._lookups
+
+    def is_root(self):
+        """Whether this is the root of its tree (not a subcollection)."""
+        return self._root is self
+
+    def weight_decay_state(self):
+        """The WeightDecay object shared by the collection tree: its `lam` and its lazy factor
+        `scale` (stored values times scale are the real values)."""
+        return self._root._wd
+
+    def parameter_count(self):
+        """The number of values in all parameters and lookup tables
+
+        Returns:
+            int: the count
+        """
+        return sum(int(np.prod(p.shape())) for p in self.parameters_list()) + \
+            sum(int(np.prod(p.shape())) for p in self.lookup_parameters_list())
+
+    def name(self):
+        """The collection's name prefix
+
+        Returns:
+            str: "/" for a model, "/name/" for a subcollection
+        """
+        return self._prefix
+
+    def get_weight_decay(self):
+        """The weight-decay lambda (shared by the whole collection tree)."""
+        return self._root._wd.lam
+
+    def set_weight_decay_lambda(self, lam):
+        """Each trainer update multiplies every parameter by (1 - lam) (lazily: see WeightDecay)."""
+        lam = float(lam)
+        if not 0 <= lam < 1:
+            raise ValueError(f"set_weight_decay_lambda: lambda must be in [0, 1), got {lam}")
+        self._root._wd.lam = lam
+
+    def set_weight_decay(self, lam):
+        """Alias of set_weight_decay_lambda (DyNet 2.1)."""
+        self.set_weight_decay_lambda(lam)
+
+    @property
+    def weight_decay(self):
+        """The weight-decay lambda (settable; see set_weight_decay_lambda)"""
+        return self._root._wd.lam
+
+    @property
+    def current_weight_decay(self):
+        """The lazy weight-decay factor: real values are this times the stored ones (io uses it)."""
+        return self._root._wd.scale
+
+    @weight_decay.setter
+    def weight_decay(self, lam):
+        self.set_weight_decay_lambda(lam)
+
+    def __repr__(self):
+        return f"<ParameterCollection {self._prefix}: {len(self.parameters_list())} parameters, " \
+               f"{len(self.lookup_parameters_list())} lookup parameters>"
+
+    # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
+
+    def save(self, fname, key="", append=False, components=None, name=None):
+        """DyNet 2.1: save(fname, key="", append=False) writes every parameter of the collection,
+        its prefix replaced by `key` if given. DyNet 2.0: save(fname, components) writes those
+        components (parameters, lookup parameters, builders) and fname.meta to rebuild them."""
+        if name is not None:
+            key = name
+        if components is None and key is not None and not isinstance(key, str):
+            components, key = key, ""
+        if components is not None:
+            components = list(components)
+        if components:
+            dyio.save_objects(fname, str(fname) + ".meta", components)
+        else:                                   # (2.0: no components means the whole model)
+            dyio.save_collection(self, fname, key or "", append)
+
+    def populate(self, fname, key=""):
+        """Read the values of all parameters of the collection (those saved under `key` if given),
+        matched by order: the collection must hold the same parameters as when it was saved."""
+        dyio.populate_collection(self, fname, key)
+
+    def write_to_textfile(self, fname, key="", append=False):
+        """DyNet 2.0 name of save(fname, key, append)
+
+        Args:
+            fname (str): the file
+            key (str): replaces the collection's prefix in the entries' names
+            append (bool): add to the file instead of replacing it
+        """
+        self.save(fname, key, append)
+
+    def populate_from_textfile(self, fname, key=""):
+        """DyNet 2.0 name of populate(fname, key)
+
+        Args:
+            fname (str): the file
+            key (str): read the entries saved under this prefix
+
+        Raises:
+            ModelFileError: if the file does not hold this collection's parameters
+        """
+        self.populate(fname, key)
+
+    def load_param(self, fname, key):
+        """A new Parameters in this collection from the entry named `key` (a full name)."""
+        return dyio.load_param(self, fname, key)
+
+    def load_lookup_param(self, fname, key):
+        """A new LookupParameters in this collection from the entry named `key`."""
+        return dyio.load_lookup_param(self, fname, key)
+
+    def save_all(self, fname):
+        """DyNet 2.0: save every parameter of the model to `fname`."""
+        self.save(fname)
+
+    def load_all(self, fname):
+        """DyNet 2.0: populate every parameter of the model from `fname`."""
+        self.populate(fname)
+
+    def load(self, fname):
+        """DyNet 2.0: the components saved with save(fname, components), added to this model; for a
+        file saved without components, populate the whole model and return its parameters."""
+        return dyio.model_load(self, fname)
+
+    @staticmethod
+    def from_file(fname):
+        """DyNet 2.0: a new model holding every parameter of the file, with the file's names."""
+        return dyio.model_from_file(fname)
+
+
+Model = ParameterCollection
