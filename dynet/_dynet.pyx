@@ -4,7 +4,6 @@ This module is the readable face of the library: it gathers the public names fro
 implement them (dynet/core, dynet/nodes, dynet/builders, dynet/training, dynet/io).
 """
 import sys as _sys
-import numpy as _np
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
@@ -121,7 +120,7 @@ def _initialize(settings):
     _config.check_devices(settings)
     if "weight_decay" in settings and not 0 <= float(settings["weight_decay"]) < 1:
         raise ValueError(f"--dynet-weight-decay must be in [0, 1), got {settings['weight_decay']}")
-    fwd, bwd, param = _config.parse_mem(settings.get("mem", "512"))
+    fwd, bwd, _param = _config.parse_mem(settings.get("mem", "512"))   # parameters: own arrays
     _graph.set_pool_sizes(fwd, bwd)
     _config.state.update(settings)
     _config.reseed(int(settings.get("seed", 0)))

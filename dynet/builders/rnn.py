@@ -10,7 +10,7 @@ The LSTM cells are built from the fused vanilla_lstm_gates/_c/_h nodes (dynet/no
 three nodes per layer and step.
 """
 from dynet.core import graph as _graph
-from dynet.core.initializers import ConstInitializer, UniformInitializer
+from dynet.core.initializers import ConstInitializer
 from dynet.nodes.elementwise import tanh, logistic, cmult, cdiv, sqrt
 from dynet.nodes.matmul import affine_transform
 from dynet.nodes.select import pick_range, concatenate, reshape

@@ -6,7 +6,7 @@ before its (released) memory could be read.
 """
 cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from libc.string cimport memset, memcpy
+from libc.string cimport memset
 from libc.math cimport isfinite
 
 import numpy as np
@@ -103,7 +103,6 @@ cdef class Expression:
             shape = shape + (self.d.bd,)
         cdef Py_ssize_t n = total_size(&self.d)
         out = np.empty(shape, dtype=np.float64, order="F")
-        cdef double[::1, :] dummy
         cdef cnp.ndarray arr = out
         cdef double* dst = <double*>cnp.PyArray_DATA(arr)
         cdef Py_ssize_t i

@@ -5,13 +5,13 @@ Values and gradients are float32 NumPy arrays owned by the Parameters object and
 a parameter node can point straight at them (no copy per use) and a node keeps its parameter alive.
 """
 cimport cython
-from libc.stdlib cimport malloc, realloc, free, calloc
-from libc.string cimport memset, memcpy
+from libc.stdlib cimport realloc, free, calloc
+from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
-from dynet.core.dim cimport (Dim, make_dim, make_dim1, total_size, batch_size, dim_shape, dim_str)
-from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch
+from dynet.core.dim cimport (Dim, make_dim, total_size, batch_size, dim_shape, dim_str)
+from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, fwd_scratch
 
 cnp.import_array()
 

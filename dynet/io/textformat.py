@@ -26,9 +26,8 @@ import tempfile
 
 import numpy as np
 
-from dynet.core import collection as _collection     # (it imports dynet.io: use it at call time)
 from dynet.core.initializers import ConstInitializer
-from dynet.core.params import Parameters, LookupParameters
+from dynet.core.params import LookupParameters
 from dynet.kernels import textio as _tx
 
 _FLOAT_WIDTH = 16          # "+1.23456789e+00 "

@@ -5,7 +5,7 @@ A new elementwise function is one row: an op code in elementwise.pxd, its formul
 its derivative in `unary_derivative`, and a name in UNARY_NAMES.
 """
 cimport cython
-from libc.math cimport (tanhf, expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf, atanf,
+from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf, atanf,
                         sinhf, coshf, asinhf, acoshf, atanhf, erff, lgammaf, log1pf, roundf,
                         ceilf, floorf, powf, fminf, fmaxf, M_PI, NAN)
 from libc.math cimport log as c_log

@@ -8,7 +8,7 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
-from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape
+from dynet.core.dim cimport Dim, make_dim, total_size, dim_str
 from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index
 from dynet.core import config
 from dynet.kernels.cpu cimport fill

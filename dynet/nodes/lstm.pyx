@@ -8,12 +8,11 @@ The builders also use two internal variants: no previous h (the first step of a 
 DyNet drops the recurrent term) and no previous c.
 """
 cimport cython
-from libc.stdlib cimport realloc
-from dynet.core.dim cimport Dim, make_dim1, total_size, rows, cols, dim_str
-from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, np_view
+from dynet.core.dim cimport make_dim1, rows, cols, dim_str
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
-from dynet.kernels.cpu cimport gemm, copy, fill
+from dynet.kernels.cpu cimport gemm, copy
 from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
@@ -396,10 +395,9 @@ cdef class VanillaLSTMH(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
-        cdef Py_ssize_t H = rows(&self.d), b, i
+        cdef Py_ssize_t H = rows(&self.d), b
         cdef const float* gt
         cdef const float* cp
-        cdef float* out
         for b in range(self.d.bd):
             gt = bat(gates, 4 * H, b) + 2 * H
             cp = bat(c, H, b)

@@ -10,7 +10,7 @@ Every array is a float32 view of graph memory shaped (dims..., batch), column-ma
 is ordinary NumPy over the last axis. Rare operations live here; hot ones get typed nodes.
 """
 cimport cython
-from dynet.core.dim cimport Dim, make_dim, total_size, dim_shape, dim_str
+from dynet.core.dim cimport Dim, make_dim, total_size, dim_shape
 from dynet.core.graph cimport Expression, add_node, as_expr, np_view
 
 

@@ -9,9 +9,9 @@ output stride 0), so any set of dimensions, the batch included, costs the same s
 cimport cython
 from libc.math cimport expf, logf, sqrtf, powf, INFINITY
 from libc.string cimport memset
-from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape, same_shape, MAX_DIMS
+from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, same_shape, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fill, add_to, copy, fast_exp
+from dynet.kernels.cpu cimport fill, add_to, fast_exp
 from dynet.kernels import generic
 
 from dynet.nodes.pyop import pyop

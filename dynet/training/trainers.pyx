@@ -160,7 +160,7 @@ cdef class Trainer:
         """Clip gradients whose global L2 norm exceeds thr; thr <= 0 turns clipping off."""
         thr = float(thr)
         if thr != thr:
-            raise ValueError(f"set_clip_threshold: the threshold is NaN")
+            raise ValueError("set_clip_threshold: the threshold is NaN")
         if thr <= 0:
             self.clipping_enabled = False
             self.clip_threshold = 0.0
