@@ -7,6 +7,8 @@ import sys as _sys
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
+from dynet.core import memory as _memory
+from dynet.core import parampool as _parampool
 from dynet.kernels.blas_setup import set_blas_threads, configure_default as _configure_blas
 
 _configure_blas()
@@ -37,15 +39,10 @@ class DynetParams:
             _config.parse_mem(self._settings["mem"], "dynet_config.set(mem=...)")
 
     def set_mem(self, mem):
-        """Set the memory of the forward, backward and parameter pools
-
-        Args:
-            mem (str or int): MB in all ("512"), or
-                "forward,backward,parameters" ("256,256,512")
-
-        Raises:
-            ValueError: if mem is not one or three positive numbers
-        """
+        """One size in MB, DyNet 2.0's 'forward,backward,parameters' or 2.1's
+        'forward,backward,parameters,scratch' (a string, or a list/tuple of numbers)."""
+        if isinstance(mem, (list, tuple)):
+            mem = ",".join(str(m) for m in mem)
         _config.parse_mem(mem, "DynetParams.set_mem")
         self._settings["mem"] = str(mem)
 
@@ -120,8 +117,18 @@ def _initialize(settings):
     _config.check_devices(settings)
     if "weight_decay" in settings and not 0 <= float(settings["weight_decay"]) < 1:
         raise ValueError(f"--dynet-weight-decay must be in [0, 1), got {settings['weight_decay']}")
-    fwd, bwd, _param = _config.parse_mem(settings.get("mem", "512"))   # parameters: own arrays
-    _graph.set_pool_sizes(fwd, bwd)
+    mem = _config.parse_mem(settings.get("mem", "512"))
+    shared = bool(settings.get("shared_parameters", False))
+    if _config.state["initialized"] and shared != bool(_config.state["shared_parameters"]):
+        raise RuntimeError(f"shared_parameters={shared}: DyNet is already initialised with "
+                           f"shared_parameters={bool(_config.state['shared_parameters'])}; it can only "
+                           f"be chosen at the first initialisation (--dynet-shared-parameters, "
+                           f"dynet_config.set(shared_parameters=...), or DynetParams before "
+                           f"`import dynet` initialises)")
+    _graph.set_pool_sizes(mem.forward, mem.backward)
+    _memory.reserve_work_buffer(mem.scratch)
+    _parampool.configure(mem.parameters, shared)
+    _graph.set_viz(settings.get("viz", False))
     _config.state.update(settings)
     _config.reseed(int(settings.get("seed", 0)))
     _config.state["initialized"] = True
@@ -205,13 +212,26 @@ def print_text_graphviz():
     print(_graph.cg().print_graphviz())
 
 
-def print_graphviz(**kwargs):
-    """Print the current computation graph in Graphviz's DOT language
-
-    As DyNet, this prints text; dy.render_graph() draws it in a notebook. DyNet's keyword arguments (compact, show_dims,
-    expression_names, lookup_names, collapse_to_basic_lstms) are accepted and do not change the output.
-    """
-    print_text_graphviz()
+def print_graphviz(compact=False, show_dims=True, expression_names=None, lookup_names=None,
+                   collapse_birnns=False):
+    """With --dynet-viz: draw the current graph in Graphviz's dot language (expression_names:
+    {Expression: name}; lookup_names: {LookupParameters: [a name per row]} to label lookups).
+    Without it, as DyNet, only says how to get it."""
+    if not _graph.viz_enabled():
+        print("Run with --dynet-viz to get the visualization behavior.")
+        return
+    if collapse_birnns:
+        raise ValueError("print_graphviz: collapse_birnns is not supported (the graph holds the "
+                         "BiRNN's nodes, not its states)")
+    names = dict(expression_names or {})
+    if lookup_names:
+        for e, _ in _graph.cg().nodes_list():
+            looked_up = getattr(e, "looked_up", None)     # lookup nodes: (table, rows)
+            if looked_up is not None and e not in names:
+                table, rows = looked_up()
+                if table in lookup_names:
+                    names[e] = ",".join(str(lookup_names[table][r]) for r in rows)
+    print(_graph.cg().print_graphviz(compact, show_dims, names))
 
 
 from dynet.display import render_graph, GraphDrawing

@@ -129,9 +129,19 @@ def test_cg_api_and_graphviz(capsys):
     dy.print_text_graphviz()
     out = capsys.readouterr().out
     assert "digraph G" in out and "tanh(v0)" in out and "N0 -> N1" in out
+
+
+
+def test_check_validity_only_in_immediate_mode():
+    """As DyNet: check_validity checks each new node's value when immediate_compute computes it; a
+    lazy graph is not checked (its NaN is an ordinary value)."""
     dy.renew_cg(immediate_compute=True, check_validity=True)
-    with pytest.raises(RuntimeError, match="non-finite"):
+    with pytest.raises(RuntimeError, match=r"NaN or Inf detected: log \(node v1"):
         dy.log(dy.inputVector([-1.0]))
+    dy.renew_cg(check_validity=True)
+    assert np.isnan(dy.log(dy.inputVector([-1.0])).value())
+    dy.renew_cg(immediate_compute=True)
+    assert np.isnan(dy.log(dy.inputVector([-1.0])).value())
 
 
 def test_pools_grow_instead_of_failing():

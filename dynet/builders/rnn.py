@@ -193,6 +193,7 @@ class _RNNBuilder:
             self.spec = (layers, input_dim, hidden_dim)
         self.model = subcollection(model, self._collection_name)
         self.dropout_rate = 0.0
+        self._masks = None        # per-sequence dropout masks (those builders that use them)
         self._params = []
         self._vars = None
         self._vars_version = -1
@@ -239,7 +240,7 @@ class _RNNBuilder:
         pass
 
     def _new_sequence(self):
-        pass
+        self._masks = None        # variational dropout: new masks for each sequence
 
     # ---- states ----
     def initial_state(self, vecs=None, update=True):
@@ -293,8 +294,7 @@ class _RNNBuilder:
         Raises:
             ValueError: if p is not in [0, 1)
         """
-        if not 0 <= p < 1:
-            raise ValueError(f"{type(self).__name__}.set_dropout: rate must be in [0, 1), got {p}")
+        _check_rates(self, "set_dropout", p)
         self.dropout_rate = float(p)
 
     def disable_dropout(self):
@@ -308,6 +308,51 @@ class _RNNBuilder:
             str: e.g. "VanillaLSTMBuilder"
         """
         return type(self).__name__
+
+
+class _VariationalDropout:
+    """Variational dropout (Gal & Ghahramani, 2016), as DyNet's SimpleRNN, LSTM builders do: one
+    mask per layer for each of the parts in `_dropout_rates()` (the input x, the recurrent h, for
+    CoupledLSTM also the cell c), Bernoulli(1 - rate) scaled by 1/(1 - rate), drawn once per
+    sequence (at its first input, or by set_dropout_masks) and applied at every step; a part whose
+    rate is 0 is left alone."""
+
+    def _dropout_rates(self):
+        raise TypeError(f"{type(self).__name__} does not define its dropout rates")
+
+    def set_dropout_masks(self, batch_size=1):
+        """Draw the dropout masks of this sequence (call after initial_state); without it they are
+        drawn at the first input, for that input's batch size."""
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"{type(self).__name__}.set_dropout_masks: batch_size must be a positive "
+                             f"integer, got {batch_size!r}")
+        rates = self._dropout_rates()
+        self._masks = []
+        for i in range(self.layers):
+            layer = []
+            for k, rate in enumerate(rates):
+                dim = self.input_dim if (k == 0 and i == 0) else self.hidden_dim
+                keep = 1.0 - rate
+                layer.append(random_bernoulli((dim,), keep, 1.0 / keep, batch_size) if rate else None)
+            self._masks.append(tuple(layer))
+
+    def _layer_masks(self, x):
+        """Per layer, a tuple of masks (None where that rate is 0); None without dropout."""
+        if not any(self._dropout_rates()):
+            return None
+        if self._masks is None:
+            self.set_dropout_masks(x.dim()[1])
+        return self._masks
+
+
+def _check_rates(builder, what, *rates):
+    for v in rates:
+        if not 0 <= v < 1:
+            raise ValueError(f"{type(builder).__name__}.{what}: rates must be in [0, 1), got {v}")
+
+
+def _masked(e, mask):
+    return e if mask is None else cmult(e, mask)
 
 
 
@@ -328,10 +373,29 @@ def _zero_bias():
     return ConstInitializer(0.0)
 
 
-class SimpleRNNBuilder(_RNNBuilder):
+class SimpleRNNBuilder(_VariationalDropout, _RNNBuilder):
     """h_t = tanh(W_hx x_t + W_hh h_{t-1} + b_h); parameters per layer: W_hx, W_hh, b_h.
-    Dropout (set_dropout) applies to each layer's input."""
+    Dropout is variational, as DyNet's: set_dropouts(d, d_h) masks x (rate d) and h_{t-1} (rate
+    d_h) with masks drawn once per sequence; set_dropout(d) sets both rates."""
     _collection_name = "simple-rnn-builder"
+
+    def __init__(self, layers, input_dim, hidden_dim, model):
+        self.dropout_rate_h = 0.0
+        _RNNBuilder.__init__(self, layers, input_dim, hidden_dim, model)
+
+    def _dropout_rates(self):
+        return (self.dropout_rate, self.dropout_rate_h)
+
+    def set_dropout(self, d):
+        """Variational dropout with rate d on both the input and the recurrent state."""
+        self.set_dropouts(d, d)
+
+    def set_dropouts(self, d, d_h):
+        _check_rates(self, "set_dropouts", d, d_h)
+        self.dropout_rate, self.dropout_rate_h = float(d), float(d_h)
+
+    def disable_dropout(self):
+        self.dropout_rate = self.dropout_rate_h = 0.0
 
     def _make_layer(self, in_dim):
         m, H = self.model, self.hidden_dim
@@ -340,14 +404,14 @@ class SimpleRNNBuilder(_RNNBuilder):
 
     def _step(self, s, x):
         out = []
-        p = self.dropout_rate
+        masks = self._layer_masks(x)
         for i, (W, U, b) in enumerate(self._vars):
-            if p:
-                x = dropout(x, p)
+            mx, mh = masks[i] if masks is not None else (None, None)
+            x = _masked(x, mx)
             if s is None:
                 x = tanh(affine_transform([b, W, x]))
             else:
-                x = tanh(affine_transform([b, W, x, U, s[i]]))
+                x = tanh(affine_transform([b, W, x, U, _masked(s[i], mh)]))
             out.append(x)
         return out, x
 
@@ -412,16 +476,20 @@ class _LSTMState(_RNNBuilder):
         return es
 
 
-class CoupledLSTMBuilder(_LSTMState):
+class CoupledLSTMBuilder(_VariationalDropout, _LSTMState):
     """The LSTM with peephole connections and coupled input/forget gates (the 2.0 text's
     LSTMBuilder); parameters per layer: W_ix, W_ih, W_ic, b_i, W_ox, W_oh, W_oc, b_o, W_cx, W_ch, b_c.
 
         i = sigmoid(W_ix x + W_ih h + W_ic c + b_i),  f = 1 - i
         c' = f * c + i * tanh(W_cx x + W_ch h + b_c)
         o = sigmoid(W_ox x + W_oh h + W_oc c' + b_o),  h' = o * tanh(c')
-
-    Dropout (set_dropout) applies to each layer's input and to the output."""
+    Dropout is variational, as DyNet's: set_dropout(d) masks x, h_{t-1} and c_{t-1} of every
+    layer with masks drawn once per sequence (the output itself is not dropped)."""
     _collection_name = "lstm-builder"
+
+    def _dropout_rates(self):
+        d = self.dropout_rate
+        return (d, d, d)
 
     def _make_layer(self, in_dim):
         m, H = self.model, self.hidden_dim
@@ -442,16 +510,16 @@ class CoupledLSTMBuilder(_LSTMState):
     def _step(self, s, x):
         L = self.layers
         cs, hs = [], []
-        p = self.dropout_rate
+        masks = self._layer_masks(x)
         for i, (x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc) in enumerate(self._vars):
-            if p:
-                x = dropout(x, p)
+            mx, mh, mc = masks[i] if masks is not None else (None, None, None)
+            x = _masked(x, mx)
             if s is None:
                 it = self._gate(logistic, [bi, x2i, x], None)
                 c = cmult(it, tanh(affine_transform([bc, x2c, x])))
                 ot = self._gate(logistic, [bo, x2o, x], (c2o, c))
             else:
-                c_prev, h_prev = s[i], s[L + i]
+                c_prev, h_prev = _masked(s[i], mc), _masked(s[L + i], mh)
                 it = self._gate(logistic, [bi, x2i, x, h2i, h_prev], (c2i, c_prev))
                 wt = tanh(affine_transform([bc, x2c, x, h2c, h_prev]))
                 c = cmult((1.0 - it), c_prev) + cmult(it, wt)
@@ -459,7 +527,7 @@ class CoupledLSTMBuilder(_LSTMState):
             x = cmult(ot, tanh(c))
             cs.append(c)
             hs.append(x)
-        return cs + hs, (dropout(x, p) if p else x)
+        return cs + hs, x
 
     def _gate(self, f, terms, peep):
         if peep is not None:
@@ -476,6 +544,18 @@ class FastLSTMBuilder(CoupledLSTMBuilder):
     left unfinished in its source; we use them, as the builder's documentation describes.)"""
     _collection_name = "fast-lstm-builder"
 
+    def _dropout_rates(self):
+        return (0.0, 0.0, 0.0)
+
+    def set_dropout(self, p):
+        """DyNet's FastLSTMBuilder has no dropout: the rate is checked and kept, but nothing is
+        dropped (a warning says so, instead of silently training without it)."""
+        _RNNBuilder.set_dropout(self, p)
+        if p:
+            import warnings
+            warnings.warn("FastLSTMBuilder has no dropout (as in DyNet): set_dropout changes nothing",
+                          stacklevel=2)
+
     def _peephole(self, m, H):
         return m.add_parameters((H, 1))
 
@@ -487,7 +567,7 @@ class FastLSTMBuilder(CoupledLSTMBuilder):
         return f(a)
 
 
-class VanillaLSTMBuilder(_LSTMState):
+class VanillaLSTMBuilder(_VariationalDropout, _LSTMState):
     """The standard LSTM (separate input and forget gates, no peepholes); parameters per layer:
     W_x, W_h, b, the four gates (i, f, o, g) stacked. forget_bias is added to the forget gate's
     pre-activation; ln_lstm adds layer normalisation of W_x x, W_h h and c.
@@ -501,7 +581,6 @@ class VanillaLSTMBuilder(_LSTMState):
         self._parent = model
         self.dropout_rate_h = 0.0
         self.weightnoise_std = 0.0
-        self._masks = None
         self._ln = []
         _RNNBuilder.__init__(self, layers, input_dim, hidden_dim, model)
 
@@ -528,8 +607,8 @@ class VanillaLSTMBuilder(_LSTMState):
     def _new_graph(self):
         self._ln_vars = [[p.expr(self._vars_update) for p in layer] for layer in self._ln]
 
-    def _new_sequence(self):
-        self._masks = None
+    def _dropout_rates(self):
+        return (self.dropout_rate, self.dropout_rate_h)
 
     def set_dropout(self, d):
         """Variational dropout with rate d on both the input and the recurrent state."""
@@ -545,9 +624,7 @@ class VanillaLSTMBuilder(_LSTMState):
         Raises:
             ValueError: if a rate is not in [0, 1)
         """
-        for v in (d, d_r):
-            if not 0 <= v < 1:
-                raise ValueError(f"{type(self).__name__}.set_dropouts: rates must be in [0, 1), got {v}")
+        _check_rates(self, "set_dropouts", d, d_r)
         self.dropout_rate = float(d)
         self.dropout_rate_h = float(d_r)
 
@@ -556,25 +633,11 @@ class VanillaLSTMBuilder(_LSTMState):
         self.dropout_rate = 0.0
         self.dropout_rate_h = 0.0
 
-    def set_dropout_masks(self, batch_size=1):
-        """Draw the dropout masks of this sequence (call after initial_state)."""
-        rx, rh = 1.0 - self.dropout_rate, 1.0 - self.dropout_rate_h
-        self._masks = []
-        for i in range(self.layers):
-            idim = self.input_dim if i == 0 else self.hidden_dim
-            self._masks.append((random_bernoulli((idim,), rx, 1.0 / rx, batch_size),
-                                random_bernoulli((self.hidden_dim,), rh, 1.0 / rh, batch_size)))
-
-    def _dropout_masks(self, x):
-        if self._masks is None:
-            self.set_dropout_masks(x.dim()[1])
-        return self._masks
-
     def _step(self, s, x):
         if self.ln_lstm:
             return self._step_ln(s, x)
         L = self.layers
-        masks = self._dropout_masks(x) if (self.dropout_rate or self.dropout_rate_h) else None
+        masks = self._layer_masks(x)
         cs, hs = [], []
         fb, wn = self.forget_bias, self.weightnoise_std
         for i, (Wx, Wh, b) in enumerate(self._vars):
@@ -592,17 +655,15 @@ class VanillaLSTMBuilder(_LSTMState):
 
     def _step_ln(self, s, x):
         L, H = self.layers, self.hidden_dim
-        masks = self._dropout_masks(x) if (self.dropout_rate or self.dropout_rate_h) else None
+        masks = self._layer_masks(x)
         cs, hs = [], []
         for i, (Wx, Wh, b) in enumerate(self._vars):
             gh, bh, gx, bx, gc, bcn = self._ln_vars[i]
-            if masks is not None:
-                x = cmult(x, masks[i][0])
+            mx, mh = masks[i] if masks is not None else (None, None)
+            x = _masked(x, mx)
             a = b + _layer_norm(Wx * x, gx, bx)
             if s is not None:
-                h_prev = s[L + i]
-                if masks is not None:
-                    h_prev = cmult(h_prev, masks[i][1])
+                h_prev = _masked(s[L + i], mh)
                 a = a + _layer_norm(Wh * h_prev, gh, bh)
             it = logistic(pick_range(a, 0, H))
             ft = logistic(pick_range(a, H, 2 * H) + self.forget_bias)

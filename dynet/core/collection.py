@@ -57,9 +57,10 @@ class ParameterCollection:
         return full + tail
 
     def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
-        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot)."""
+        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot). As in DyNet,
+        `scale` is the range of init='uniform' only; it is not a gain of the default Glorot."""
         if init is None:
-            init = GlorotInitializer(gain=1.0) if scale is None else GlorotInitializer(gain=scale)
+            init = GlorotInitializer()
         elif isinstance(init, (int, float)):
             init = ConstInitializer(init)
         elif isinstance(init, np.ndarray):
@@ -75,13 +76,15 @@ class ParameterCollection:
         return p
 
     def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None):
-        """A new table: dim[0] embeddings of shape dim[1:] (default init: Glorot for lookups)."""
+        """A new table: dim[0] embeddings of shape dim[1:]. The default init is DyNet's:
+        GlorotInitializer() over the table's dimensions, the row count included (is_lookup=False),
+        so a 1000 x 50 table draws from +-sqrt(6/1050)."""
         if isinstance(dim, int) or len(tuple(dim)) < 2:
             raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
                              f"got {dim!r}")
         dim = tuple(dim)
         if init is None:
-            init = GlorotInitializer(is_lookup=True)
+            init = GlorotInitializer()
         elif isinstance(init, np.ndarray):
             init = NumpyInitializer(init)
         if not isinstance(init, PyInitializer):
@@ -241,20 +244,36 @@ class ParameterCollection:
 
     # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
 
-    def save(self, fname, key="", append=False, components=None, name=None):
+    def save(self, fname, *args, key=None, append=None, components=None, name=None):
         """DyNet 2.1: save(fname, key="", append=False) writes every parameter of the collection,
         its prefix replaced by `key` if given. DyNet 2.0: save(fname, components) writes those
-        components (parameters, lookup parameters, builders) and fname.meta to rebuild them."""
+        components (parameters, lookup parameters, builders) and fname.meta to rebuild them; it
+        takes no key or append (mixing the two spellings is an error, not a silent choice)."""
+        if len(args) > 2:
+            raise TypeError(f"ParameterCollection.save: expected save(fname, key, append) or "
+                            f"save(fname, components), got {1 + len(args)} positional arguments")
+        if args and args[0] is not None and not isinstance(args[0], str):
+            if len(args) > 1 or components is not None:
+                raise TypeError("ParameterCollection.save: the 2.0 call is save(fname, components)")
+            components = args[0]
+        else:
+            if args:
+                key = _first_given("key", key, args[0])
+            if len(args) > 1:
+                append = _first_given("append", append, args[1])
         if name is not None:
-            key = name
-        if components is None and key is not None and not isinstance(key, str):
-            components, key = key, ""
+            key = _first_given("key", key, name)
         if components is not None:
             components = list(components)
         if components:
+            if key or append:
+                raise ValueError(f"ParameterCollection.save: key={key!r}/append={append!r} belong to "
+                                 f"DyNet 2.1's save(fname, key, append) of the whole collection; "
+                                 f"DyNet 2.0's save(fname, components) takes neither. Use "
+                                 f"dy.save(basename, components) or save(fname, key=..., append=...)")
             dyio.save_objects(fname, str(fname) + ".meta", components)
         else:                                   # (2.0: no components means the whole model)
-            dyio.save_collection(self, fname, key or "", append)
+            dyio.save_collection(self, fname, key or "", bool(append))
 
     def populate(self, fname, key=""):
         """Read the values of all parameters of the collection (those saved under `key` if given),
@@ -308,6 +327,12 @@ class ParameterCollection:
     def from_file(fname):
         """DyNet 2.0: a new model holding every parameter of the file, with the file's names."""
         return dyio.model_from_file(fname)
+
+
+def _first_given(what, by_name, positional):
+    if by_name is not None:
+        raise TypeError(f"ParameterCollection.save: {what} given twice")
+    return positional
 
 
 Model = ParameterCollection

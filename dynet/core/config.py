@@ -28,23 +28,40 @@ def reseed(seed):
     state["seed"] = seed
 
 
+class MemSizes(tuple):
+    """--dynet-mem in MB: (forward, backward, parameters, scratch), DyNet 2.1's four pools."""
+    __slots__ = ()
+
+    def __new__(cls, sizes):
+        return tuple.__new__(cls, sizes)
+
+    forward = property(lambda self: self[0])
+    backward = property(lambda self: self[1])
+    parameters = property(lambda self: self[2])
+    scratch = property(lambda self: self[3])
+
+
 def parse_mem(value, flag="--dynet-mem"):
-    """'512' or 'fwd,bwd,param' (MB) -> (fwd, bwd, param) in MB, as DyNet splits memory."""
+    """Every form DyNet took, in MB: one total (split in four equal pools, as DyNet 2.1), DyNet
+    2.0's 'forward,backward,parameters' (the scratch pool then gets their mean), or DyNet 2.1's
+    'forward,backward,parameters,scratch'. Returns MemSizes."""
     text = str(value).strip()
     parts = text.split(",")
     try:
         sizes = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"{flag}: expected a number of MB or 'fwd,bwd,param' MB, got {text!r}")
+        raise ValueError(f"{flag}: expected a number of MB, 'forward,backward,parameters' or "
+                         f"'forward,backward,parameters,scratch' MB, got {text!r}")
+    if any(s <= 0 for s in sizes):
+        raise ValueError(f"{flag}: memory sizes must be positive MB, got {text!r}")
     if len(sizes) == 1:
-        total = sizes[0]
-        if total <= 0:
-            raise ValueError(f"{flag}: memory must be positive, got {text!r}")
-        third = max(1, total // 3)
-        return (third, third, max(1, total - 2 * third))
-    if len(sizes) != 3 or any(s <= 0 for s in sizes):
-        raise ValueError(f"{flag}: expected one or three positive sizes in MB, got {text!r}")
-    return tuple(sizes)
+        return MemSizes([max(1, sizes[0] // 4)] * 4)
+    if len(sizes) == 3:
+        return MemSizes(sizes + [max(1, sum(sizes) // 3)])
+    if len(sizes) == 4:
+        return MemSizes(sizes)
+    raise ValueError(f"{flag}: expected one, three or four sizes in MB (total; forward,backward,"
+                     f"parameters; forward,backward,parameters,scratch), got {len(sizes)}: {text!r}")
 
 
 # flag name -> (state key, parser, takes a value)

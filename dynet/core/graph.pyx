@@ -78,6 +78,8 @@ cdef class Expression:
 
     cdef int _ensure_value(self, bint recalculate) except -1:
         self._live("value")
+        if _viz:
+            return 0                             # --dynet-viz: graphs are drawn, never computed
         if recalculate:
             _cg.invalidate_from(0)
         _cg.forward_to(self.index)
@@ -116,11 +118,15 @@ cdef class Expression:
     def npvalue(self, recalculate=False):
         """The value as a numpy array (column-major); a batched value has the batch as its last axis."""
         self._ensure_value(recalculate)
+        if _viz:
+            return None
         return self._as_numpy(self.val)
 
     def scalar_value(self, recalculate=False):
         """The value of a one-element expression as a float."""
         self._ensure_value(recalculate)
+        if _viz:
+            return 0.0
         if total_size(&self.d) != 1:
             raise ValueError(f"scalar_value: expression {dim_str(&self.d)} is not a scalar")
         return float(self.val[0])
@@ -128,12 +134,16 @@ cdef class Expression:
     def vec_value(self, recalculate=False):
         """All values (every batch element), flattened in column-major order, as a list."""
         self._ensure_value(recalculate)
+        if _viz:
+            return []
         cdef Py_ssize_t i, n = total_size(&self.d)
         return [<double>self.val[i] for i in range(n)]
 
     def value(self, recalculate=False):
         """A float for a scalar, a list for a vector (or batch of them), else a numpy array."""
         self._ensure_value(recalculate)
+        if _viz:
+            return None
         if self.d.nd <= 1:
             if total_size(&self.d) == 1:
                 return float(self.val[0])
@@ -142,6 +152,8 @@ cdef class Expression:
 
     def tensor_value(self, recalculate=False):
         """The value as a Tensor (a copy that outlives the graph)."""
+        if _viz:
+            return None
         return Tensor(self.npvalue(recalculate), self.d.bd > 1)
 
     def gradient(self):
@@ -152,6 +164,7 @@ cdef class Expression:
     def backward(self, full=False):
         """Backpropagate from this (scalar per batch element) expression; batch gradients are summed."""
         self._live("backward")
+        check_not_viz("backward")
         _cg.run_backward(self, full)
 
     def __repr__(self):
@@ -361,17 +374,12 @@ cdef class ComputationGraph:
     cdef int forward_to(self, int index) except -1:
         cdef Expression node
         cdef int i
-        cdef Py_ssize_t j, n
+        if _viz:
+            return 0                             # --dynet-viz: nothing is computed
         for i in range(self.n_forwarded, index + 1):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             node.forward_impl()
             self.n_forwarded = i + 1
-            if self.check_validity:
-                n = total_size(&node.d)
-                for j in range(n):
-                    if not isfinite(node.val[j]):
-                        raise RuntimeError(f"{node.op_name()} (node v{i}, {dim_str(&node.d)}) "
-                                           f"produced a non-finite value {node.val[j]}")
         return 0
 
     cdef int invalidate_from(self, int index) except -1:
@@ -514,16 +522,25 @@ cdef class ComputationGraph:
         """
         return params.expr()
 
-    def print_graphviz(self):
-        """The graph in Graphviz's DOT language
-
-        Returns:
-            str: DOT text, one node per expression, labelled "vN = operation(arguments) {dimensions}"
-        """
-        lines = ["digraph G {", "  rankdir=LR;", "  nodesep=.05;"]
+    def print_graphviz(self, compact=False, show_dims=True, expression_names=None):
+        """The graph in Graphviz's dot language. compact: labels are the operations alone (no
+        argument names); show_dims: add each node's dimension; expression_names: {Expression: name}
+        to label chosen nodes."""
+        lines = ["digraph G {", "  rankdir=LR;"] + ([] if compact else ["  nodesep=.05;"])
+        names = {}
         cdef Expression node, a
+        if expression_names:
+            for e, name in dict(expression_names).items():
+                node = <Expression?>e
+                if node.version == self._version:
+                    names[node.index] = str(name)
         for node in self.nodes:
-            lines.append(f'  N{node.index} [label="v{node.index} = {node.describe()} {dim_str(&node.d)}"];')
+            label = node.op_name() if compact else f"v{node.index} = {node.describe()}"
+            if node.index in names:
+                label = f"{names[node.index]}\\n{label}"
+            if show_dims:
+                label = f"{label} {dim_str(&node.d)}"
+            lines.append(f'  N{node.index} [label="{label}"];')
         for node in self.nodes:
             for a in node.args:
                 lines.append(f"  N{a.index} -> N{node.index};")
@@ -586,7 +603,49 @@ cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
     cg.nodes.append(node)
     if cg.immediate_compute:
         cg.forward_to(node.index)
+        if cg.check_validity and not _viz:
+            check_finite(node)
     return node
+
+
+cdef int check_finite(Expression node) except -1:
+    """renew_cg(immediate_compute=True, check_validity=True): as DyNet, each new node's value is
+    checked when it is computed (only in immediate mode: a lazy graph is not checked)."""
+    cdef Py_ssize_t j
+    for j in range(total_size(&node.d)):
+        if not isfinite(node.val[j]):
+            raise RuntimeError(f"NaN or Inf detected: {node.op_name()} (node v{node.index}, "
+                               f"{dim_str(&node.d)}) produced {node.val[j]} "
+                               f"(renew_cg(check_validity=True))")
+    return 0
+
+
+# ---- --dynet-viz: DyNet's visualisation mode --------------------------------------------------
+
+cdef bint _viz = False
+
+
+def set_viz(flag):
+    """--dynet-viz (init): graphs are built (with their dimension checks) but never computed, so
+    value() is None, and print_graphviz draws them."""
+    global _viz
+    _viz = bool(flag)
+
+
+def viz_enabled():
+    return _viz
+
+
+cdef int check_not_viz(str op) except -1:
+    if _viz:
+        raise RuntimeError(f"{op}: DyNet runs with --dynet-viz (visualisation mode), where graphs are "
+                           f"drawn but never computed; run without --dynet-viz to train")
+    return 0
+
+
+def require_values(str op):
+    """A RuntimeError naming --dynet-viz if `op` needs computed values in visualisation mode."""
+    check_not_viz(op)
 
 
 cdef Expression add_node(Expression node, tuple args, Dim d):

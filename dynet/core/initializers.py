@@ -103,8 +103,11 @@ class IdentityInitializer(PyInitializer):
 
 
 class GlorotInitializer(PyInitializer):
-    """Uniform in +-gain*sqrt(6/(sum of the dimensions)); a lookup table's row count is left out, and a
-    4-d convolution filter counts its receptive field in both fans."""
+    """DyNet's Glorot rule: uniform in +-gain*sqrt(3k / (sum of the k dimensions)), i.e.
+    sqrt(6/(rows+cols)) for a matrix and sqrt(3/d) for a vector; a 4-d convolution filter
+    (H, W, In, Out) uses gain*sqrt(6/(H*W*In + H*W*Out)). The dimensions are DyNet's: a lookup
+    table's are its embedding's then its row count, and is_lookup=True leaves out the last one (the
+    row count of a table; of an ordinary parameter, its last axis, as DyNet does)."""
 
     def __init__(self, is_lookup=False, gain=1.0):
         self.is_lookup, self.gain = bool(is_lookup), float(gain)
@@ -116,13 +119,18 @@ class GlorotInitializer(PyInitializer):
             array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
             is_lookup (bool): whether it is a lookup table
         """
-        shape = array.shape[1:] if (is_lookup or self.is_lookup) and array.ndim > 1 else array.shape
-        if len(shape) == 4:
-            field = shape[0] * shape[1]
-            fan = shape[2] * field + shape[3] * field
+        shape = array.shape
+        dims = list(shape[1:]) + [shape[0]] if is_lookup else list(shape)
+        if self.is_lookup:
+            dims = dims[:-1]
+        if not dims:
+            raise ValueError(f"GlorotInitializer(is_lookup=True): a parameter of shape {shape} has no "
+                             f"dimension left once the last one is left out")
+        if len(dims) == 4:
+            field = dims[0] * dims[1]
+            scale = self.gain * np.sqrt(6.0 / (dims[2] * field + dims[3] * field))
         else:
-            fan = sum(shape)
-        scale = self.gain * np.sqrt(6.0 / fan)
+            scale = self.gain * np.sqrt(3.0 * len(dims) / sum(dims))
         array[...] = config.rng().uniform(-scale, scale, array.shape)
 
 

@@ -113,3 +113,13 @@ cdef float* work_buffer(size_t n) except NULL:
         _scratch = p
         _scratch_n = n
     return _scratch
+
+
+def reserve_work_buffer(size_t megabytes):
+    """Size the work buffer up front (--dynet-mem's fourth number, DyNet's scratch pool); it still
+    grows if a node needs more."""
+    work_buffer(megabytes * (1 << 20) // sizeof(float))
+
+
+def work_buffer_bytes():
+    return _scratch_n * sizeof(float)

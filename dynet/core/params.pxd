@@ -8,6 +8,7 @@ cdef class WeightDecay:
     # `scale` times its stored value; each update multiplies `scale` by (1 - lam).
     cdef public float lam
     cdef public float scale
+    cdef bint is_identity(self)
 
 
 cdef class ParameterStorage:

@@ -45,6 +45,10 @@ cdef class WeightDecay:
         self.lam = lam
         self.scale = 1.0
 
+    cdef bint is_identity(self):
+        """No decay now nor later (lambda 0, factor 1): graph nodes may use the storage itself."""
+        return self.lam == 0 and self.scale == 1
+
 
 cdef inline void scaled_copy(float* dst, const float* src, Py_ssize_t n, float c) noexcept nogil:
     cdef Py_ssize_t i
@@ -59,9 +63,9 @@ cdef inline void scaled_copy(float* dst, const float* src, Py_ssize_t n, float c
 @cython.freelist(128)
 cdef class ParameterNode(Expression):
     """A parameter in the graph: its value *is* the parameter's storage (no copy), except under
-    weight decay, where it is the stored value times the collection's factor."""
+    weight decay, where it is the stored value times the collection's factor as it is at each
+    forward (DyNet reads it then: a static graph recomputed after updates sees the new factor)."""
     cdef Parameters param
-    cdef float wscale
 
     cpdef str op_name(self):
         return "parameter"
@@ -71,7 +75,7 @@ cdef class ParameterNode(Expression):
 
     cdef int forward_impl(self) except -1:
         if self.val != self.param.vptr:
-            scaled_copy(self.val, self.param.vptr, total_size(&self.d), self.wscale)
+            scaled_copy(self.val, self.param.vptr, total_size(&self.d), self.param.wd.scale)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -89,21 +93,25 @@ cdef class LookupNode(Expression):
     cdef LookupParameters table
     cdef int* rows        # in the forward pool
     cdef int nrows
-    cdef float wscale     # weight-decay factor when the node was made
 
     cpdef str op_name(self):
         return "lookup"
+
+    def looked_up(self):
+        """(the table, the rows looked up): print_graphviz's lookup_names use it."""
+        return self.table, [self.rows[i] for i in range(self.nrows)]
 
     cdef str describe(self):
         return f"lookup({self.table._name}, {[self.rows[i] for i in range(self.nrows)]})"
 
     cdef int forward_impl(self) except -1:
         cdef Py_ssize_t i, n = self.table.row_size
+        cdef float c = self.table.wd.scale       # the factor now, as DyNet reads it at each forward
         for i in range(self.nrows):
-            if self.wscale == 1:
+            if c == 1:
                 memcpy(self.val + i * n, self.table.vptr + self.rows[i] * n, n * sizeof(float))
             else:
-                scaled_copy(self.val + i * n, self.table.vptr + self.rows[i] * n, n, self.wscale)
+                scaled_copy(self.val + i * n, self.table.vptr + self.rows[i] * n, n, c)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -115,14 +123,13 @@ cdef class LookupNode(Expression):
 cdef class LookupTableNode(Expression):
     """A whole lookup table as one {d, N} expression (dy.parameter(lookup_parameters))."""
     cdef LookupParameters table
-    cdef float wscale
 
     cpdef str op_name(self):
         return "lookup_table"
 
     cdef int forward_impl(self) except -1:
         if self.val != self.table.vptr:
-            scaled_copy(self.val, self.table.vptr, total_size(&self.d), self.wscale)
+            scaled_copy(self.val, self.table.vptr, total_size(&self.d), self.table.wd.scale)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -147,8 +154,9 @@ cdef int lookup_backward(LookupNode node) except -1:
 
 # ---- Parameters -----------------------------------------------------------------------------
 
-cdef object _new_storage(Py_ssize_t n):
-    return np.zeros(n, dtype=np.float32)
+# Where parameter memory comes from: the parameter pool (dynet/core/parampool.py), whose value
+# blocks are shared between forked processes under shared_parameters.
+from dynet.core import parampool as _parampool
 
 
 cdef class ParameterStorage:
@@ -156,8 +164,8 @@ cdef class ParameterStorage:
     graph nodes can point into them), a name, the owning collection, and the update flag."""
 
     cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size) except -1:
-        cdef cnp.ndarray v = _new_storage(size)
-        cdef cnp.ndarray g = _new_storage(size)
+        cdef cnp.ndarray v = _parampool.value_zeros(size)
+        cdef cnp.ndarray g = _parampool.private_zeros(size)
         self.values = v
         self.grads = g
         self.vptr = <float*>cnp.PyArray_DATA(v)
@@ -265,10 +273,9 @@ cdef class Parameters(ParameterStorage):
             return cached
         cdef ParameterNode node = ParameterNode.__new__(ParameterNode)
         node.param = self
-        node.wscale = self.wd.scale
         # under weight decay the value is a scaled copy; the gradient still goes to the storage's
         # grad unscaled (it is d loss / d real value, which is what the trainers expect)
-        node.val = self.vptr if node.wscale == 1 else fwd_scratch(total_size(&self.d))
+        node.val = self.vptr if self.wd.is_identity() else fwd_scratch(total_size(&self.d))
         node.grad = NULL
         node.external_grad = True
         node.needs_grad = update and self.updated
@@ -324,18 +331,12 @@ cdef class Parameters(ParameterStorage):
         return self._owner._index_of(self) if self._owner is not None else 0
 
     def clip_inplace(self, left, right):
-        """Clip every value into [left, right]
-
-        Args:
-            left (float): the lower bound
-            right (float): the upper bound
-
-        Raises:
-            ValueError: if left > right
-        """
+        """Clip the values (the real ones: under weight decay the stored values times the
+        collection's factor, as in DyNet) to [left, right]."""
         if left > right:
             raise ValueError(f"clip_inplace: left {left} > right {right}")
-        np.clip(self.values, left, right, out=self.values)
+        c = self.wd.scale
+        np.clip(self.values, left / c, right / c, out=self.values)
 
     def set_value(self, arr):
         """Replace the values with those of an array of the parameter's shape."""
@@ -556,7 +557,6 @@ cdef class LookupParameters(ParameterStorage):
             self._check_row(i, op)
         cdef LookupNode node = LookupNode.__new__(LookupNode)
         node.table = self
-        node.wscale = self.wd.scale
         node.nrows = len(indices)
         node.rows = <int*>fwd_scratch(node.nrows)
         cdef int k
@@ -592,8 +592,7 @@ cdef class LookupParameters(ParameterStorage):
                              f"{dim_str(&self.d)}")
         cdef LookupTableNode node = LookupTableNode.__new__(LookupTableNode)
         node.table = self
-        node.wscale = self.wd.scale
-        node.val = self.vptr if node.wscale == 1 else fwd_scratch(self.row_size * self.n)
+        node.val = self.vptr if self.wd.is_identity() else fwd_scratch(self.row_size * self.n)
         node.external_grad = True
         node.needs_grad = update and self.updated
         cdef Dim d = self.d

@@ -26,6 +26,10 @@ their step by c, and when c drops below 0.25 the stored values are multiplied by
 1. as_array() shows the stored values, as in DyNet. (DyNet folds c only into the parameters that are
 updated, so frozen ones jump back up; here every parameter is folded, so all decay alike.)
 
+Shared parameters (DynetParams.set_shared_parameters): the moments come from the parameter pool's
+shared memory. A trainer made before the workers are forked makes the moments of every parameter it
+has not seen yet just before each fork (os.register_at_fork), so all processes update one set.
+
 A new rule subclasses Trainer, sets `nstate` (moment buffers per parameter value) and overrides
 `rule` (and `prepare` for per-update constants).
 """
@@ -33,11 +37,15 @@ cimport cython
 from libc.math cimport sqrt, sqrtf, isfinite, pow, floor, fabs
 from libc.string cimport memset
 cimport numpy as cnp
+import os
 import sys
+import weakref
 import numpy as np
 
 from dynet.core.params cimport Parameters, LookupParameters, WeightDecay
 from dynet.core.collection import ParameterCollection
+from dynet.core import parampool
+from dynet.core.graph import require_values
 
 cnp.import_array()
 
@@ -119,6 +127,7 @@ cdef class Trainer:
     cdef dict state                # Parameters / LookupParameters -> float32 array (nstate * size)
     cdef tuple _lists_key
     cdef list _plist, _llist
+    cdef object __weakref__
 
     def __init__(self, m, learning_rate):
         if not isinstance(m, ParameterCollection):
@@ -134,6 +143,8 @@ cdef class Trainer:
         self.clip_threshold = 5.0
         self.sparse_updates_enabled = True
         self.state = {}
+        if parampool.is_shared():
+            _shared_trainers.add(self)
 
     cdef int _set_rate(self, double lr, str what) except -1:
         if not lr >= 0 or not isfinite(lr):
@@ -234,9 +245,19 @@ cdef class Trainer:
             return None
         arr = self.state.get(p)
         if arr is None:
-            arr = np.zeros(self.nstate * size, dtype=np.float32)
+            arr = parampool.value_zeros(self.nstate * size)
             self.state[p] = arr
         return arr
+
+    def _make_all_state(self):
+        """Make the moments of every parameter now (before a fork, under shared parameters)."""
+        cdef Parameters p
+        cdef LookupParameters lp
+        params, lookups = self._lists()
+        for p in params:
+            self._state_of(p, p.values.shape[0])
+        for lp in lookups:
+            self._state_of(lp, lp.values.shape[0])
 
     cdef double _grad_norm_squared(self, list params, list lookups):
         cdef Parameters p
@@ -269,6 +290,11 @@ cdef class Trainer:
     cdef int _update_params(self, list params, list lookups, double s) except -1:
         if not isfinite(s):
             raise ValueError(f"{type(self).__name__}.update: the scale s must be finite, got {s}")
+        require_values(f"{type(self).__name__}.update")
+        if self.wd.lam != 0 and parampool.is_shared():
+            raise RuntimeError(f"{type(self).__name__}.update: weight decay with shared_parameters is "
+                               f"not supported (the lazy decay factor is kept per process, and each "
+                               f"process would fold its own factor into the shared values)")
         cdef double gscale = s, norm
         all_params, all_lookups = self._lists()
         if self.clipping_enabled:
@@ -360,6 +386,18 @@ cdef class Trainer:
         sel_p = _select(params, updated_params, "parameter", "parameters")
         sel_l = _select(lookups, updated_lookups, "lookup parameter", "lookup parameters")
         self._update_params(sel_p, sel_l, float(s))
+
+
+# Trainers made under shared parameters; before a fork each makes its missing moments in shared memory.
+_shared_trainers = weakref.WeakSet()
+
+
+def _share_trainer_state():
+    for t in list(_shared_trainers):
+        t._make_all_state()
+
+
+os.register_at_fork(before=_share_trainer_state)
 
 
 cdef list _select(list items, object indices, str what, str plural):
