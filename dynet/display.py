@@ -26,7 +26,8 @@ class GraphDrawing:
 
     def nodes(self):
         """The nodes as text, one "vN = operation(arguments) {dimensions}" line each (list of str)."""
-        return [m.group(1).replace('\\"', '"') for m in map(_LABEL.match, self.source.splitlines()) if m]
+        return [m.group(1).replace('\\"', '"').replace("\\n", ": ")
+                for m in map(_LABEL.match, self.source.splitlines()) if m]
 
     def svg(self):
         """The picture as SVG text, or None where Graphviz (the `graphviz` package or `dot`) is absent."""
@@ -61,12 +62,19 @@ class GraphDrawing:
         printer.text(repr(self))
 
 
-def render_graph():
+def render_graph(compact=False, show_dims=True, expression_names=None):
     """Draw the current computation graph (for Jupyter notebooks).
+
+    Unlike print_graphviz, which draws only under --dynet-viz as in DyNet, this works in every mode.
+
+    Args:
+        compact (bool): label nodes with their operation alone (no argument names)
+        show_dims (bool): add each node's dimensions to its label
+        expression_names (dict): {Expression: name} to label chosen nodes
 
     Returns:
         GraphDrawing: displayed as an SVG picture in a notebook where Graphviz is installed (the
         `graphviz` Python package and the `dot` program), otherwise as a list of the nodes,
         "v2 = v1 * v0 {3}" per line. Its `source` attribute is the DOT text print_graphviz() prints.
     """
-    return GraphDrawing(_graph.cg().print_graphviz())
+    return GraphDrawing(_graph.cg().print_graphviz(compact, show_dims, expression_names))

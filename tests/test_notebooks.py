@@ -97,3 +97,12 @@ def test_tutorial_notebook_runs_in_a_jupyter_kernel(monkeypatch):
     assert "same values after loading: True" in text
     drawing = nb.cells[-1].outputs[0]["data"]
     assert "v0 = inputVector() {2}" in drawing["text/plain"]
+
+
+def test_render_graph_options_as_print_graphviz():
+    loss = small_graph()
+    named = dy.render_graph(expression_names={loss: "loss"}).nodes()
+    assert named[-1] == "loss: v4 = squared_norm(v3) {1}"
+    compact = dy.render_graph(compact=True, show_dims=False).nodes()
+    assert len(compact) == 5 and compact[3] == "tanh" and compact[4] == "squared_norm"
+    assert not any(" = " in label for label in compact)

@@ -391,6 +391,15 @@ class SimpleRNNBuilder(_VariationalDropout, _RNNBuilder):
         self.set_dropouts(d, d)
 
     def set_dropouts(self, d, d_h):
+        """Variational dropout with separate rates for the input and the recurrent state
+
+        Args:
+            d (float): dropout rate on the input x_t, in [0, 1)
+            d_h (float): dropout rate on the recurrent h_{t-1}, in [0, 1)
+
+        Raises:
+            ValueError: if a rate is not in [0, 1)
+        """
         _check_rates(self, "set_dropouts", d, d_h)
         self.dropout_rate, self.dropout_rate_h = float(d), float(d_h)
 
@@ -483,6 +492,7 @@ class CoupledLSTMBuilder(_VariationalDropout, _LSTMState):
         i = sigmoid(W_ix x + W_ih h + W_ic c + b_i),  f = 1 - i
         c' = f * c + i * tanh(W_cx x + W_ch h + b_c)
         o = sigmoid(W_ox x + W_oh h + W_oc c' + b_o),  h' = o * tanh(c')
+
     Dropout is variational, as DyNet's: set_dropout(d) masks x, h_{t-1} and c_{t-1} of every
     layer with masks drawn once per sequence (the output itself is not dropped)."""
     _collection_name = "lstm-builder"
