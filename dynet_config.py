@@ -17,8 +17,12 @@ def _warn_if_too_late(name):
                       RuntimeWarning, stacklevel=3)
 
 
+# the levels dynet/core/config.py knows (not imported here: that would initialise dynet)
+_API_LEVELS = ("2.0", "2.1", "2.2")
+
+
 def set(mem="512", random_seed=0, autobatch=0, profiling=0, weight_decay=0,
-        shared_parameters=0, requested_gpus=0, gpu_mask=None):
+        shared_parameters=0, requested_gpus=0, gpu_mask=None, api=None):
     """Remember the settings that `import dynet` will initialise with.
 
     Args:
@@ -30,14 +34,23 @@ def set(mem="512", random_seed=0, autobatch=0, profiling=0, weight_decay=0,
         shared_parameters (int): 1 to share parameters between processes
         requested_gpus (int): number of GPUs wanted
         gpu_mask (list of int): which GPUs may be used
+        api (str): the DyNet API level: '2.0' (the default) or '2.1'/'2.2' (LSTMBuilder and
+            trainer defaults as in DyNet 2.1)
+
+    Raises:
+        ValueError: if api is not a known level
 
     Warns:
         RuntimeWarning: when called after `import dynet`, where it has no effect.
     """
     _warn_if_too_late("set")
+    if api is not None and str(api).strip() not in _API_LEVELS:
+        raise ValueError(f"dynet_config.set: unknown DyNet API level api={api!r}; expected one of "
+                         f"{', '.join(_API_LEVELS)}")
     conf = {"mem": mem, "seed": random_seed, "autobatch": autobatch, "profiling": profiling,
             "weight_decay": weight_decay, "shared_params": shared_parameters,
-            "requested_gpus": requested_gpus, "gpu_mask": list(gpu_mask) if gpu_mask else []}
+            "requested_gpus": requested_gpus, "gpu_mask": list(gpu_mask) if gpu_mask else [],
+            "api": api}
     setattr(builtins, _KEY, conf)
 
 

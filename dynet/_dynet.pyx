@@ -31,12 +31,14 @@ class DynetParams:
         """Settings from dynet_config.set(...)."""
         mapping = {"mem": "mem", "seed": "seed", "autobatch": "autobatch", "profiling": "profiling",
                    "weight_decay": "weight_decay", "shared_params": "shared_parameters",
-                   "requested_gpus": "requested_gpus", "gpu_mask": "gpu_mask"}
+                   "requested_gpus": "requested_gpus", "gpu_mask": "gpu_mask", "api": "api"}
         for k, v in conf.items():
             if k in mapping and v is not None:
                 self._settings[mapping[k]] = v
         if "mem" in self._settings:
             _config.parse_mem(self._settings["mem"], "dynet_config.set(mem=...)")
+        if "api" in self._settings:
+            self._settings["api"] = _config.parse_api(self._settings["api"], "dynet_config.set(api=...)")
 
     def set_mem(self, mem):
         """One size in MB, DyNet 2.0's 'forward,backward,parameters' or 2.1's
@@ -107,6 +109,11 @@ class DynetParams:
         """
         self._settings["profiling"] = int(profiling)
 
+    def set_api(self, api):
+        """The DyNet API level, '2.0' (the default) or '2.1'/'2.2': under 2.1, LSTMBuilder is the
+        VanillaLSTMBuilder and the trainers take DyNet 2.1's defaults (see the README)."""
+        self._settings["api"] = _config.parse_api(api, "DynetParams.set_api")
+
     def init(self):
         """Initialise DyNet with these settings (may be called again to re-initialise)."""
         _initialize(self._settings)
@@ -117,6 +124,8 @@ def _initialize(settings):
     _config.check_devices(settings)
     if "weight_decay" in settings and not 0 <= float(settings["weight_decay"]) < 1:
         raise ValueError(f"--dynet-weight-decay must be in [0, 1), got {settings['weight_decay']}")
+    settings["api"] = _config.parse_api(settings["api"], "api") if "api" in settings else \
+        _config.default_api()
     mem = _config.parse_mem(settings.get("mem", "512"))
     shared = bool(settings.get("shared_parameters", False))
     if _config.state["initialized"] and shared != bool(_config.state["shared_parameters"]):

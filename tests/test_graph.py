@@ -252,3 +252,50 @@ def test_static_graph_trains_every_update():
         np.testing.assert_allclose(V.as_array(), before - 0.01 * g, rtol=1e-5)
         np.testing.assert_allclose(E.as_array(), beforeE - 0.01 * gE, rtol=1e-5)
         assert not V.grad_as_array().any() and not E.grad_as_array().any()
+
+
+# ---- DyNet 2.1/2.2 graph API: gradient availability, renew_cg's result ---------------------------
+
+def test_gradient_before_any_backward_is_a_runtime_error():
+    x = dy.inputVector([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="gradient.*v0.*no backward pass"):
+        x.gradient()
+
+
+def test_gradient_of_a_node_after_the_loss_is_a_runtime_error():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((2, 2))
+    x = dy.inputVector([1.0, 2.0])
+    unused = dy.inputVector([3.0, 4.0])
+    loss = dy.sum_elems(W * x)
+    loss.backward()
+    np.testing.assert_array_equal(x.gradient(), [0, 0])      # not needed: zero, as in DyNet
+    np.testing.assert_array_equal(unused.gradient(), [0, 0])
+    later = dy.sum_elems(x * 2)
+    with pytest.raises(RuntimeError, match=f"v{later.vindex}.*computed from node v{loss.vindex}"):
+        later.gradient()
+    dy.renew_cg()
+    y = dy.inputVector([1.0])
+    with pytest.raises(RuntimeError, match="no backward pass"):
+        y.gradient()
+
+
+def test_renew_cg_returns_the_graph():
+    g = dy.renew_cg()
+    assert g is dy.cg()
+    x = dy.inputVector([1.0])
+    assert g.size() == 1 and x.cg_version == g.version()
+
+
+def test_no_gradient_for_nodes_made_after_a_revert():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((2, 2))
+    x = dy.inputVector([1.0, 2.0])
+    dy.cg_checkpoint()
+    loss = dy.sum_elems(W * x)
+    loss.backward()
+    dy.cg_revert()
+    again = dy.sum_elems(x * 3)           # takes the reverted loss's place in the graph
+    with pytest.raises(RuntimeError, match="gradient"):
+        again.gradient()
+    np.testing.assert_array_equal(x.gradient(), [0, 0])

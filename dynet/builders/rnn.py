@@ -9,11 +9,14 @@ node in the tree of states a user walks with add_input/prev.
 The LSTM cells are built from the fused vanilla_lstm_gates/_c/_h nodes (dynet/nodes/lstm.pyx):
 three nodes per layer and step.
 """
-from dynet.core import graph as _graph
+import math
+from numbers import Real
+
+from dynet.core import config, graph as _graph
 from dynet.core.initializers import ConstInitializer
 from dynet.nodes.elementwise import tanh, logistic, cmult, cdiv, sqrt
 from dynet.nodes.matmul import affine_transform
-from dynet.nodes.select import pick_range, concatenate, reshape
+from dynet.nodes.select import pick_range, concatenate
 from dynet.nodes.reduce import sum_elems
 from dynet.nodes.noise import dropout
 from dynet.nodes.inputs import inputTensor, random_bernoulli, zeros
@@ -170,6 +173,13 @@ def _spec_args(cls, spec, needed):
     return tuple(spec)
 
 
+def _size(builder, what, v):
+    """A positive size; a float is truncated, as DyNet does (hidden_dim=64.0 in Python 2-era code)."""
+    if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and int(v) > 0:
+        return int(v)
+    raise ValueError(f"{builder}: {what} must be a positive integer, got {v!r}")
+
+
 class _RNNBuilder:
     """The common part of the builders: parameters per layer, loading them into the graph,
     initial states and standard dropout.
@@ -183,14 +193,12 @@ class _RNNBuilder:
 
     def __init__(self, layers, input_dim, hidden_dim, model):
         name = type(self).__name__
-        for what, v in (("layers", layers), ("input_dim", input_dim), ("hidden_dim", hidden_dim)):
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{name}: {what} must be a positive integer, got {v!r}")
+        layers, input_dim, hidden_dim = [_size(name, what, v) for what, v in (
+            ("layers", layers), ("input_dim", input_dim), ("hidden_dim", hidden_dim))]
         self.layers = layers
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
-        if not hasattr(self, "spec"):
-            self.spec = (layers, input_dim, hidden_dim)
+        self.spec = (layers, input_dim, hidden_dim) + tuple(getattr(self, "spec", ())[3:])
         self.model = subcollection(model, self._collection_name)
         self.dropout_rate = 0.0
         self._masks = None        # per-sequence dropout masks (those builders that use them)
@@ -545,13 +553,36 @@ class CoupledLSTMBuilder(_VariationalDropout, _LSTMState):
         return f(affine_transform(terms))
 
 
-LSTMBuilder = CoupledLSTMBuilder
+class _StandsFor(type):
+    """isinstance(b, LSTMBuilder) holds for the builder that LSTMBuilder stands for."""
+
+    def __instancecheck__(cls, obj):
+        if cls is LSTMBuilder:
+            return isinstance(obj, VanillaLSTMBuilder if config.api_2_1() else CoupledLSTMBuilder)
+        return type.__instancecheck__(cls, obj)
+
+
+class LSTMBuilder(CoupledLSTMBuilder, metaclass=_StandsFor):
+    """DyNet's LSTMBuilder. In the 2.0 API (our spec, the default) it is the LSTM with peepholes,
+    CoupledLSTMBuilder; in DyNet 2.1/2.2 it is VanillaLSTMBuilder. It builds the 2.1 one under the
+    2.1 API level (dynet_config.set(api="2.1"), --dynet-api 2.1), or when called with arguments
+    only 2.1 has (ln_lstm, forget_bias: 2.0 code cannot pass them). The builder it returns is a
+    CoupledLSTMBuilder or a VanillaLSTMBuilder, so files are saved under those names."""
+
+    def __new__(cls, *args, **kwargs):
+        if cls is not LSTMBuilder:
+            return super().__new__(cls)          # a user's subclass: the 2.0 builder
+        if config.api_2_1() or len(args) > 4 or "ln_lstm" in kwargs or "forget_bias" in kwargs:
+            return VanillaLSTMBuilder(*args, **kwargs)
+        return CoupledLSTMBuilder(*args, **kwargs)
 
 
 class FastLSTMBuilder(CoupledLSTMBuilder):
-    """CoupledLSTM with diagonal peepholes: W_ic and W_oc are {H,1} vectors multiplied elementwise
-    with the cell. (The reference wheel creates these vectors but leaves them out of the equations,
-    left unfinished in its source; we use them, as the builder's documentation describes.)"""
+    """DyNet's FastLSTMBuilder: the coupled LSTM's parameters, with W_ic and W_oc as {H,1} vectors
+    (diagonal peepholes). DyNet's fast-lstm.cc creates these vectors but leaves them out of its
+    equations, so the cell computes as CoupledLSTM without peepholes; we compute as DyNet does, so
+    that a model trained there gives the same outputs here. The vectors are kept (and saved), so
+    model files move both ways."""
     _collection_name = "fast-lstm-builder"
 
     def _dropout_rates(self):
@@ -570,11 +601,7 @@ class FastLSTMBuilder(CoupledLSTMBuilder):
         return m.add_parameters((H, 1))
 
     def _gate(self, f, terms, peep):
-        a = affine_transform(terms)
-        if peep is not None:
-            W, c = peep
-            a = a + cmult(reshape(W, (self.hidden_dim,)), c)
-        return f(a)
+        return f(affine_transform(terms))
 
 
 class VanillaLSTMBuilder(_VariationalDropout, _LSTMState):
@@ -782,12 +809,16 @@ class BiRNNBuilder:
     """
 
     def __init__(self, num_layers, input_dim, hidden_dim, model, rnn_builder_factory, builder_layers=None):
+        if rnn_builder_factory is LSTMBuilder:     # the builder it stands for (at this API level)
+            rnn_builder_factory = VanillaLSTMBuilder if config.api_2_1() else CoupledLSTMBuilder
         self.spec = (num_layers, input_dim, hidden_dim, rnn_builder_factory, builder_layers)
         self.model = subcollection(model, "birnn")
         if builder_layers is None:
-            if not isinstance(num_layers, int) or num_layers <= 0:
-                raise ValueError(f"BiRNNBuilder: num_layers must be a positive integer, got {num_layers!r}")
-            if not isinstance(hidden_dim, int) or hidden_dim % 2 != 0:
+            num_layers = _size("BiRNNBuilder", "num_layers", num_layers)
+            hidden_dim = _size("BiRNNBuilder", "hidden_dim", hidden_dim)
+            input_dim = _size("BiRNNBuilder", "input_dim", input_dim)
+            self.spec = (num_layers, input_dim, hidden_dim) + self.spec[3:]
+            if hidden_dim % 2 != 0:
                 raise ValueError(f"BiRNNBuilder: hidden_dim must be even (half each way), got {hidden_dim}")
             half = hidden_dim // 2
             self.builder_layers = []

@@ -8,8 +8,7 @@ import inspect
 import numpy as np
 
 from dynet.core import config
-from dynet.core.initializers import (PyInitializer, GlorotInitializer, ConstInitializer,
-                                     NumpyInitializer)
+from dynet.core.initializers import NumpyInitializer, initializer_from
 from dynet.core.params import WeightDecay, create_parameters, create_lookup_parameters
 from dynet import io as dyio
 
@@ -56,17 +55,11 @@ class ParameterCollection:
         self._names.add(full + tail)
         return full + tail
 
-    def add_parameters(self, dim, init=None, name=None, device=None, scale=None):
-        """A new Parameters of shape `dim`, initialised by `init` (default: Glorot). As in DyNet,
-        `scale` is the range of init='uniform' only; it is not a gain of the default Glorot."""
-        if init is None:
-            init = GlorotInitializer()
-        elif isinstance(init, (int, float)):
-            init = ConstInitializer(init)
-        elif isinstance(init, np.ndarray):
-            init = NumpyInitializer(init)
-        if not isinstance(init, PyInitializer):
-            raise TypeError(f"add_parameters: init must be an initializer, got {type(init).__name__}")
+    def add_parameters(self, dim, init=None, name=None, device=None, scale=None, mean=None, std=None):
+        """A new Parameters of shape `dim`, initialised by `init` (default: DyNet's Glorot; the
+        spellings of DyNet 2.1: see initializers.initializer_from). As in DyNet, `scale` is the
+        range of init='uniform' (and Saxe's factor); it is not a gain of the default Glorot."""
+        init = initializer_from(init, dim, scale, mean, std, "add_parameters")
         p = create_parameters(self, self._new_name(name, "add_parameters"), dim)
         arr = np.zeros(p.shape(), dtype=np.float32)
         init.initialize(arr, False)
@@ -75,20 +68,16 @@ class ParameterCollection:
         self._own_params.append(p)
         return p
 
-    def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None):
+    def add_lookup_parameters(self, dim, init=None, name=None, device=None, scale=None, mean=None,
+                              std=None):
         """A new table: dim[0] embeddings of shape dim[1:]. The default init is DyNet's:
         GlorotInitializer() over the table's dimensions, the row count included (is_lookup=False),
-        so a 1000 x 50 table draws from +-sqrt(6/1050)."""
-        if isinstance(dim, int) or len(tuple(dim)) < 2:
+        so a 1000 x 50 table draws from +-sqrt(6/1050); init= spells as for add_parameters."""
+        if not isinstance(dim, (tuple, list, np.ndarray)) or len(tuple(dim)) < 2:
             raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
                              f"got {dim!r}")
-        dim = tuple(dim)
-        if init is None:
-            init = GlorotInitializer()
-        elif isinstance(init, np.ndarray):
-            init = NumpyInitializer(init)
-        if not isinstance(init, PyInitializer):
-            raise TypeError(f"add_lookup_parameters: init must be an initializer, got {type(init).__name__}")
+        dim = tuple(int(d) if isinstance(d, float) else d for d in dim)   # DyNet truncates floats
+        init = initializer_from(init, dim, scale, mean, std, "add_lookup_parameters")
         p = create_lookup_parameters(self, self._new_name(name, "add_lookup_parameters"),
                                      int(dim[0]), dim[1:])
         arr = np.zeros(dim, dtype=np.float32)

@@ -10,7 +10,7 @@ import numpy as np
 # What the library was initialised with (DynetParams.init fills it).
 state = {"initialized": False, "mem": "512", "seed": 0, "weight_decay": 0.0, "autobatch": 0,
          "profiling": 0, "shared_parameters": False, "requested_gpus": 0, "gpu_mask": [],
-         "devices": "CPU", "viz": False}
+         "devices": "CPU", "viz": False, "api": "2.0"}
 
 _rng = np.random.default_rng(0)
 
@@ -107,6 +107,7 @@ FLAGS = {
     "devices": ("devices", str, True),
     "gpu": ("requested_gpus", None, False),
     "viz": ("viz", None, False),
+    "api": ("api", lambda v: parse_api(v, "--dynet-api"), True),
     "shared-parameters": ("shared_parameters", None, False),
 }
 
@@ -160,3 +161,31 @@ def check_devices(settings):
         if not ok:
             raise RuntimeError("DyNet GPU support was requested (--dynet-gpus/--dynet-devices/"
                                "dynet_config.set_gpu) but no GPU can be used: " + why)
+
+
+# ---- the DyNet API level ---------------------------------------------------------------------
+# A few names mean different things in DyNet 2.0 (our spec) and in 2.1/2.2 (what most code in the
+# wild is written for): LSTMBuilder, MomentumSGDTrainer's and CyclicalSGDTrainer's defaults. The
+# level is chosen by dynet_config.set(api=...), --dynet-api, DynetParams.set_api or $DYNET_API.
+API_LEVELS = {"2.0": "2.0", "2.1": "2.1", "2.2": "2.1"}
+
+
+def parse_api(value, where="api"):
+    """'2.0', '2.1' or '2.2' (2.2 behaves as 2.1), as a string or a number -> '2.0' or '2.1'."""
+    level = API_LEVELS.get(str(value).strip())
+    if level is None:
+        raise ValueError(f"{where}: unknown DyNet API level {value!r}; expected one of "
+                         f"{', '.join(API_LEVELS)}")
+    return level
+
+
+def default_api():
+    """The level from $DYNET_API, else 2.0."""
+    import os
+    env = os.environ.get("DYNET_API")
+    return parse_api(env, "$DYNET_API") if env else "2.0"
+
+
+def api_2_1():
+    """Whether the 2.1/2.2 meanings of LSTMBuilder and the trainers' defaults are in force."""
+    return state.get("api", "2.0") == "2.1"

@@ -1,12 +1,15 @@
 """Dimension helpers: construction from Python shapes, comparison, and DyNet's `{3,4}X2` printing."""
 from libc.string cimport memset
+from math import isfinite
+from numbers import Real
 
 
 cdef Dim make_dim(object shape, int bd=1) except *:
     """Build a Dim from an int or a sequence of ints; errors name the bad value."""
     cdef Dim out
     memset(&out, 0, sizeof(Dim))
-    if isinstance(shape, int):
+    if isinstance(shape, int) or (not isinstance(shape, (tuple, list)) and isinstance(shape, Real)
+                                  and not hasattr(shape, "__len__")):
         shape = (shape,)
     try:
         shape = tuple(shape)
@@ -16,9 +19,14 @@ cdef Dim make_dim(object shape, int bd=1) except *:
         raise ValueError(f"DyNet tensors have at most {MAX_DIMS} dimensions, got {len(shape)}: {shape}")
     cdef int i
     for i, s in enumerate(shape):
-        if not isinstance(s, int) and not hasattr(s, "__index__"):
-            raise TypeError(f"dimension sizes must be integers, got {s!r} in {shape}")
-        s = int(s)
+        if not isinstance(s, int):
+            if isinstance(s, Real) and not hasattr(s, "__index__"):
+                # DyNet truncates a float size (sizes computed with / in Python 2-era code)
+                if not isfinite(s):
+                    raise ValueError(f"dimension sizes must be finite, got {s!r} in {shape}")
+            elif not hasattr(s, "__index__"):
+                raise TypeError(f"dimension sizes must be integers, got {s!r} in {shape}")
+            s = int(s)
         if s <= 0:
             raise ValueError(f"dimension sizes must be positive, got {s} in {shape}")
         if s > 2**31 - 1:

@@ -14,9 +14,14 @@ cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena
+from dynet.core.tensor import Tensor
 from dynet.kernels import generic
 
 cnp.import_array()
+
+# the loss node of the last backward pass in the current graph (-1: none yet): gradients exist for
+# nodes up to it (kept here, not in the graph's struct, as there is one graph)
+cdef int _backward_from = -1
 
 
 cdef class Expression:
@@ -157,8 +162,14 @@ cdef class Expression:
         return Tensor(self.npvalue(recalculate), self.d.bd > 1)
 
     def gradient(self):
-        """d(loss)/d(this) from the last backward pass, shaped like npvalue()."""
+        """d(loss)/d(this) from the last backward pass, shaped like npvalue(). As in DyNet, a
+        RuntimeError where no backward pass of this graph covered the node (none yet, or the node
+        came after its loss); a node the pass did not need has a zero gradient."""
         self._live("gradient")
+        if self.index > _backward_from:
+            raise RuntimeError(f"gradient: requested the gradient of node v{self.index}, but "
+                               + ("no backward pass was run in this graph" if _backward_from < 0 else
+                                  f"the backward pass was computed from node v{_backward_from}"))
         return self._as_numpy(self.grad)
 
     def backward(self, full=False):
@@ -307,54 +318,6 @@ def register_operators(**fns):
     _operators.update(fns)
 
 
-class Tensor:
-    """A value copied out of the graph (DyNet's Tensor, from Expression.tensor_value())."""
-
-    def __init__(self, array, batched):
-        self._array = array
-        self.batched = batched
-
-    def as_numpy(self):
-        """The values as a numpy array (a copy)
-
-        Returns:
-            numpy.ndarray: the values, the batch as the last axis if batched
-        """
-        return self._array.copy()
-
-    def vec_value(self):
-        """The values as a flat list, in column-major order
-
-        Returns:
-            list of float: the values
-        """
-        return list(np.ravel(self._array, order="F"))
-
-    def scalar_value(self):
-        """The single value of a one-element tensor
-
-        Returns:
-            float: the value
-
-        Raises:
-            ValueError: if the tensor has more than one element
-        """
-        if self._array.size != 1:
-            raise ValueError(f"Tensor.scalar_value: tensor of shape {self._array.shape} is not a scalar")
-        return float(self._array.ravel()[0])
-
-    def argmax(self):
-        """The flat index of the largest value
-
-        Returns:
-            int: the index (column-major over all values)
-        """
-        return int(np.argmax(self._array))
-
-    def __repr__(self):
-        return f"Tensor({self._array!r})"
-
-
 # ---- the graph ------------------------------------------------------------------------------
 
 cdef class ComputationGraph:
@@ -392,6 +355,8 @@ cdef class ComputationGraph:
             raise ValueError(f"backward: the expression must be a scalar (per batch element), "
                              f"but its dimension is {dim_str(&root.d)}")
         self.forward_to(root.index)
+        global _backward_from
+        _backward_from = root.index
         cdef int i, n = root.index + 1
         cdef Expression node
         # Lay out the gradients of every node that needs one, in one block zeroed by one memset.
@@ -456,6 +421,9 @@ cdef class ComputationGraph:
         self.bwd.reset()
         self.immediate_compute = bool(immediate_compute)
         self.check_validity = bool(check_validity)
+        global _backward_from
+        _backward_from = -1
+        return self
 
     def version(self):
         """The graph's version (incremented by renew)
@@ -508,6 +476,8 @@ cdef class ComputationGraph:
             node.version = -1                   # reverted away: stale from now on
         del self.nodes[size:]
         self.n_forwarded = min(self.n_forwarded, forwarded, size)
+        global _backward_from
+        _backward_from = min(_backward_from, size - 1)     # new nodes at these places have none
         # The forward pool is not rewound: nodes before the checkpoint may hold scratch memory
         # taken after it. It is released at the next renew_cg.
 
@@ -689,6 +659,8 @@ cdef object np_view(float* p, Py_ssize_t n):
 
 cdef long to_index(object v, str op) except? -1:
     """An integer argument (Python or NumPy int); a TypeError naming the op otherwise."""
-    if isinstance(v, bool) or not hasattr(v, "__index__"):
+    if type(v) is int:
+        return v
+    if isinstance(v, bool) or not hasattr(v, "__index__") or getattr(v, "ndim", 0) != 0:
         raise TypeError(f"{op}: expected an integer index, got {type(v).__name__} ({v!r:.40})")
     return v.__index__()

@@ -1,5 +1,7 @@
 """Initializers: how a new parameter's values are drawn. `initialize(array, is_lookup)` fills a float32
 array shaped like the parameter (for lookup parameters, (rows,) + embedding shape)."""
+from numbers import Number
+
 import numpy as np
 
 from dynet.core import config
@@ -196,3 +198,52 @@ class FromFileInitializer(PyInitializer):
         """
         from dynet.io.textformat import read_first_tensor   # (io imports the parameters)
         array[...] = read_first_tensor(self.fname, array.shape, is_lookup)
+
+
+# init= spellings of add_parameters / add_lookup_parameters (DyNet 2.1): which keyword arguments
+# each one takes
+_SPELLINGS = {"uniform": ("scale",), "normal": ("mean", "std"), "identity": (), "glorot": ("scale",),
+              "he": (), "saxe": ("scale",)}
+
+
+def initializer_from(init, dim, scale=None, mean=None, std=None, op="add_parameters"):
+    """The initializer that `init` spells (DyNet 2.1): None or 'glorot' (DyNet's Glorot over every
+    dimension, a table's row count included; as in DyNet, `scale` is accepted there but is not a
+    gain), an initializer, a number (that constant), a NumPy array (those values), or one of
+    'uniform' (U(-scale, scale), scale 1 by default), 'normal' (N(mean, std^2), 0 and 1 by
+    default), 'identity', 'he' (N(0, 1/(2 n)) with n the last dimension, as DyNet draws it) and
+    'saxe' (a random orthonormal matrix times `scale`). Keyword arguments the spelling does not
+    take are an error, as is an unknown spelling."""
+    spelled = init is None or isinstance(init, str)
+    if spelled and init is not None and init not in _SPELLINGS:
+        raise ValueError(f"{op}: unknown init={init!r}; expected a number, a NumPy array, an "
+                         f"initializer or one of {', '.join(map(repr, _SPELLINGS))}")
+    takes = ("scale",) if init is None else _SPELLINGS[init] if spelled else ()
+    for k, v in (("scale", scale), ("mean", mean), ("std", std)):
+        if v is not None and k not in takes:
+            what = f"init={init!r}" if spelled else f"an init of type {type(init).__name__}"
+            raise ValueError(f"{op}: {k}={v!r} does not apply to {what}"
+                             + (f" (it takes {', '.join(t + '=' for t in takes)})" if takes else ""))
+    if std is not None and not std >= 0:
+        raise ValueError(f"{op}: std must be >= 0, got {std}")
+    if spelled:
+        if init is None or init == "glorot":
+            return GlorotInitializer()
+        if init == "uniform":
+            return UniformInitializer(1.0 if scale is None else scale)
+        if init == "normal":
+            return NormalInitializer(0.0 if mean is None else mean, 1.0 if std is None else std * std)
+        if init == "identity":
+            return IdentityInitializer()
+        if init == "he":
+            last = dim if isinstance(dim, Number) else tuple(dim)[-1]
+            return NormalInitializer(0.0, 1.0 / (2 * int(last)))
+        return SaxeInitializer(1.0 if scale is None else scale)
+    if isinstance(init, PyInitializer):
+        return init
+    if isinstance(init, np.ndarray):
+        return NumpyInitializer(init)
+    if isinstance(init, Number) and not isinstance(init, bool):
+        return ConstInitializer(init)
+    raise TypeError(f"{op}: init must be a number, a string, a NumPy array or an initializer, "
+                    f"got {type(init).__name__} ({init!r:.40})")

@@ -117,6 +117,21 @@ cdef class LookupNode(Expression):
     cdef int backward_impl(self) except -1:
         return lookup_backward(self)
 
+    def set(self, index):
+        """Look up another row (a list of rows for lookup_batch, as many as before); the graph
+        recomputes from here on next use (DyNet's reusable lookup expressions)."""
+        check_live(self, "set")
+        rows = list(index) if isinstance(index, (list, tuple, np.ndarray)) else [index]
+        if len(rows) != self.nrows:
+            raise ValueError(f"set: {len(rows)} indices for a lookup of {self.nrows} rows of "
+                             f"{self.table._name}")
+        for r in rows:
+            self.table._check_row(r, "set")
+        cdef int k
+        for k in range(self.nrows):
+            self.rows[k] = rows[k]
+        the_cg().invalidate_from(self.index)
+
 
 @cython.final
 @cython.no_gc
@@ -705,6 +720,10 @@ cdef class LookupParameters(ParameterStorage):
             tuple of int: (N,) + embedding shape
         """
         return (self.n,) + dim_shape(&self.d)
+
+    def __len__(self):
+        """The number of rows (embeddings)."""
+        return self.n
 
     def dim(self):
         """The table's dimensions and batch size (always 1), as DyNet's dim()

@@ -13,10 +13,16 @@ from dynet.io.textformat import ModelFileError
 # ---- the .meta records: pickled as DyNet does, read without unpickling --------------------------
 
 # Our builder classes pickle under the names the reference DyNet module (`_dynet`) gives them, so
-# its dy.load finds them; its LSTMBuilder is the vanilla LSTM and our LSTMBuilder its
-# CoupledLSTMBuilder (see DESIGN.md).
-_WRITE_NAMES = {"LSTMBuilder": "CoupledLSTMBuilder"}
-_READ_NAMES = {"LSTMBuilder": "VanillaLSTMBuilder", "CoupledLSTMBuilder": "LSTMBuilder"}
+# its dy.load finds them; its LSTMBuilder is the vanilla LSTM, and our LSTMBuilder stands for its
+# CoupledLSTMBuilder, or its VanillaLSTMBuilder under the 2.1 API level (see DESIGN.md).
+_READ_NAMES = {"LSTMBuilder": "VanillaLSTMBuilder"}
+
+
+def _write_name(cls):
+    if cls.__name__ == "LSTMBuilder":
+        from dynet.core import config
+        return "VanillaLSTMBuilder" if config.api_2_1() else "CoupledLSTMBuilder"
+    return cls.__name__
 _OUR_MODULES = ("_dynet", "_gdynet", "dynet")
 
 
@@ -38,7 +44,7 @@ class MetaPickler(pickle._Pickler):
     def save_global(self, obj, name=None):
         module = getattr(obj, "__module__", "") or ""
         if isinstance(obj, type) and (module == "dynet" or module.startswith("dynet.")):
-            qual = _WRITE_NAMES.get(obj.__name__, obj.__name__)
+            qual = _write_name(obj)
             self.write(pickle.GLOBAL + b"_dynet\n" + qual.encode("utf-8") + b"\n")
             self.memoize(obj)
             return

@@ -361,9 +361,56 @@ def populate_parameter(p, fname, key=""):
     raise ModelFileError(fname, None, key, f"no #{kind}# named {key!r} in the file")
 
 
+# The two LSTMs that DyNet calls LSTMBuilder (2.0: the peephole LSTM; 2.1: the vanilla one) keep
+# their parameters in subcollections named after them; a file of the other one gets a hint.
+_LSTM_LAYOUTS = {
+    "vanilla-lstm-builder": "a VanillaLSTMBuilder (DyNet 2.1's LSTMBuilder): build dy.VanillaLSTMBuilder, "
+                            "or choose the 2.1 API level (dynet_config.set(api='2.1'), --dynet-api 2.1)",
+    "lstm-builder": "a CoupledLSTMBuilder (DyNet 2.0's LSTMBuilder, with peepholes): build "
+                    "dy.CoupledLSTMBuilder, or keep the 2.0 API level (the default)",
+}
+
+
+def _lstm_layouts(names):
+    found = set()
+    for name in names:
+        for part in name.split("/")[:-1]:
+            base = re.sub(r"_\d+$", "", part)
+            if base in _LSTM_LAYOUTS:
+                found.add(base)
+    return found
+
+
+def _lstm_hint(pc, fname):
+    """'' or a sentence saying which builder the file's LSTM parameters belong to, where they are
+    the other LSTM than the collection's."""
+    try:
+        with _Reader(fname) as rd:
+            in_file = set()
+            for hdr in rd.headers():
+                in_file |= _lstm_layouts([hdr.name])
+                rd.skip_entry(hdr)
+    except ModelFileError:
+        return ""
+    in_model = _lstm_layouts(p.name() for p in pc.parameters_list())
+    if not (in_model - in_file):
+        return ""
+    return "".join(f"; the file holds {_LSTM_LAYOUTS[k]}" for k in sorted(in_file - in_model))
+
+
 def populate_collection(pc, fname, key=""):
     """ParameterCollection.populate: the file's entries (those under `key` if one is given) fill
     the collection's parameters, then its lookup parameters, in order (DyNet's rule)."""
+    try:
+        _populate_collection(pc, fname, key)
+    except ModelFileError as e:
+        hint = _lstm_hint(pc, fname)
+        if not hint:
+            raise
+        raise ModelFileError(e.filename, e.line, e.parameter, e.problem + hint) from None
+
+
+def _populate_collection(pc, fname, key):
     if not isinstance(key, str):
         raise TypeError(f"populate: the key must be a string, got {type(key).__name__}")
     targets = {"Parameter": list(pc.parameters_list()),

@@ -69,9 +69,10 @@ cdef object _to_array(object arr, str op):
     return a
 
 
-def inputTensor(arr, batched=False, device=None):
+def inputTensor(arr, batched=False, device=None, reusable_expr=False):
     """An input from a numpy array or nested lists; with batched=True the last axis is the batch.
-    A list of numpy arrays is a batch whose elements are the arrays."""
+    A list of numpy arrays is a batch whose elements are the arrays. Every input can be given new
+    values with set() (DyNet 2.1 asks for reusable_expr=True for that; it is accepted)."""
     if isinstance(arr, (list, tuple)) and arr and all(isinstance(x, np.ndarray) for x in arr):
         shapes = {x.shape for x in arr}
         if len(shapes) != 1:
@@ -123,7 +124,8 @@ def vecInput(dim, device=None):
     Returns:
         dynet.Expression: of dimension {dim}
     """
-    return new_input(np.zeros(dim), make_dim((dim,)), "vecInput")
+    cdef Dim d = make_dim((dim,))
+    return new_input(np.zeros(d.d[0]), d, "vecInput")
 
 
 def inputVector(v, device=None):
@@ -155,7 +157,8 @@ def matInput(d1, d2):
     Returns:
         dynet.Expression: of dimension {d1, d2}
     """
-    return new_input(np.zeros(d1 * d2), make_dim((d1, d2)), "matInput")
+    cdef Dim d = make_dim((d1, d2))
+    return new_input(np.zeros(total_size(&d)), d, "matInput")
 
 
 def inputMatrix(v, d):

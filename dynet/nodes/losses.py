@@ -88,7 +88,8 @@ def sparsemax(x):
 
 class ConstrainedSoftmax:
     """softmax(x) with upper bounds u (Martins and Kreutzer, 2017): p_i = min(u_i, exp(x_i) / Z),
-    Z chosen so that p sums to 1. Capped entries get no gradient from x."""
+    Z chosen so that p sums to 1. Capped entries get no gradient from x. Where the bounds sum to
+    less than 1, every entry is capped and p = u, as in DyNet (the loop below caps them all)."""
     name = "constrained_softmax"
 
     def dim(self, dims):
@@ -102,9 +103,6 @@ class ConstrainedSoftmax:
         n = xs[0].shape[0]
         x = np.broadcast_to(xs[0].reshape(n, -1), (n, bd)).astype(np.float64)
         u = np.broadcast_to(xs[1].reshape(n, -1), (n, bd)).astype(np.float64)
-        if np.any(u.sum(axis=0) < 1 - 1e-6):
-            raise ValueError(f"{self.name}: the upper bounds must sum to at least 1, got "
-                             f"{u.sum(axis=0).tolist()}")
         e = np.exp(x - x.max(axis=0))
         capped = np.zeros((n, bd), dtype=bool)
         while True:

@@ -165,7 +165,7 @@ cdef class DimReduce(Expression):
 
 cdef list as_dims(object d, str op):
     """A dimension argument as a list of ints (an int or a sequence of ints)."""
-    if hasattr(d, "__index__") and not isinstance(d, bool):
+    if hasattr(d, "__index__") and not isinstance(d, bool) and getattr(d, "ndim", 0) == 0:
         return [to_index(d, op)]
     try:
         return [to_index(v, op) for v in d]

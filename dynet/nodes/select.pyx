@@ -6,7 +6,8 @@ contiguous), which turns every one of them into a few block copies.
 cimport cython
 from dynet.core.dim cimport (with_size, Dim, MAX_DIMS, make_dim, total_size, batch_size, dim_str, dim_at,
                              same_shape)
-from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
+from dynet.core.graph cimport (Expression, Mirrored, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index,
+                               the_cg, check_live)
 from dynet.kernels.cpu cimport copy, add_to
 from dynet.kernels import generic
 
@@ -52,13 +53,42 @@ cdef class Pick(Mirrored):
     def generic_select(self, xp, list xs, shape):
         return generic.pick(xp, xs[0], self.axis, index_array(xp, self.index, self.d.bd), shape)
 
+    def set_index(self, index):
+        """Pick another element: one index (for every batch element), or one per batch element
+        as pick_batch takes them; the graph recomputes from here on next use (DyNet's reusable
+        pick expressions)."""
+        check_live(self, "set_index")
+        cdef Expression x = <Expression>self.args[0]
+        fill_indices(self.index, self.d.bd, index, dim_at(&x.d, self.axis), self.axis, x, "set_index")
+        the_cg().invalidate_from(self.vindex)
+
+
+cdef int fill_indices(int* out, int count, object indices, int n, int axis, Expression x,
+                      str op) except -1:
+    """Checked indices into out[0..count): a list of `count`, or one index for all of them."""
+    if isinstance(indices, (list, tuple)) or getattr(indices, "ndim", 0) > 0:
+        indices = list(indices)
+        if len(indices) != count:
+            raise ValueError(f"{op}: {len(indices)} indices for a batch of {count} ({dim_str(&x.d)})")
+    else:
+        indices = [indices] * count
+    cdef int b
+    cdef long v
+    for b in range(count):
+        v = to_index(indices[b], op)
+        if v < 0 or v >= n:
+            raise IndexError(f"{op}: index {v} is out of range for dimension {axis} of size {n} "
+                             f"in {dim_str(&x.d)}")
+        out[b] = v
+    return 0
+
 
 cdef Expression make_pick(object e, object indices, int axis, bint batched, str op):
     cdef Expression x = as_expr(e, op)
     axis = to_index(axis, op)
     if axis < 0 or axis >= MAX_DIMS:
         raise ValueError(f"{op}: dimension {axis} is out of range")
-    cdef int n = dim_at(&x.d, axis), b
+    cdef int n = dim_at(&x.d, axis)
     if batched:
         indices = list(indices)
         if len(indices) != x.d.bd and x.d.bd != 1:
@@ -70,12 +100,7 @@ cdef Expression make_pick(object e, object indices, int axis, bint batched, str 
     cdef Pick node = Pick.__new__(Pick)
     node.axis = axis
     node.index = <int*>fwd_scratch(len(indices))
-    for b in range(len(indices)):
-        v = to_index(indices[b], op)
-        if v < 0 or v >= n:
-            raise IndexError(f"{op}: index {v} is out of range for dimension {axis} of size {n} "
-                             f"in {dim_str(&x.d)}")
-        node.index[b] = v
+    fill_indices(node.index, len(indices), indices, n, axis, x, op)
     cdef Dim d = x.d
     cdef int i
     d.bd = len(indices)

@@ -123,10 +123,19 @@ cdef Expression make_softmax(object x, bint log, object restrict):
 
 
 def softmax(x, d=0):
-    """exp(x_i) / sum_j exp(x_j) over each column."""
-    if d != 0:
-        raise ValueError(f"softmax: only d=0 (over each column) is supported, got d={d}")
-    return make_softmax(x, False, None)
+    """exp(x_i) / sum_j exp(x_j) over each column (d=0) or over each row (d=1)."""
+    if type(d) is int and d == 0:
+        return make_softmax(x, False, None)
+    if isinstance(d, bool) or not hasattr(d, "__index__") or d not in (0, 1):
+        raise ValueError(f"softmax: d must be 0 (over each column) or 1 (over each row), got d={d!r}")
+    if d == 0:
+        return make_softmax(x, False, None)
+    from dynet.nodes.select import transpose
+    cdef Expression ex = as_expr(x, "softmax")
+    if ex.d.nd != 2:
+        raise ValueError(f"softmax: d=1 (over each row) needs a matrix, got {dim_str(&ex.d)}")
+    # over each row: the column softmax of the transpose, transposed back
+    return transpose(make_softmax(transpose(ex), False, None))
 
 
 def log_softmax(x, restrict=None):
@@ -192,7 +201,7 @@ cdef Expression make_pnls(object x, object indices, str op):
     if ex.d.nd != 1 and not (ex.d.nd == 2 and ex.d.d[1] == 1):
         raise ValueError(f"{op}: expects a vector of scores, got {dim_str(&ex.d)}")
     cdef int n = rows(&ex.d), bd, b
-    if hasattr(indices, "__index__"):
+    if isinstance(indices, int) or (hasattr(indices, "__index__") and getattr(indices, "ndim", 0) == 0):
         indices = [indices] * ex.d.bd
     else:
         indices = list(indices)

@@ -44,6 +44,7 @@ import numpy as np
 
 from dynet.core.params cimport Parameters, LookupParameters, WeightDecay
 from dynet.core.collection import ParameterCollection
+from dynet.core import config
 from dynet.core import parampool
 from dynet.core.graph import require_values
 
@@ -485,14 +486,15 @@ cdef class CyclicalSGDTrainer(SimpleSGDTrainer):
     update(): it = number of updates so far, cycle = floor(1 + it / (2 step_size)),
     x = |it / step_size - 2 cycle + 1|, eta = e_min + (e_max - e_min) max(0, 1 - x) gamma^it.
     The first two updates use e_min. DyNet 2.0's default gamma is 0.0 (kept here), which makes
-    gamma^it = 0 after the first update: pass gamma=1.0 for an undecayed cycle.
+    gamma^it = 0 after the first update: pass gamma=1.0 for an undecayed cycle. Under the 2.1 API
+    level (dynet_config.set(api="2.1")) the default is DyNet 2.1's, 1.0.
 
     Args:
         m (ParameterCollection): the model whose parameters are trained
         e0_min (float): the lower learning rate (default 0.01)
         e0_max (float): the upper learning rate (default 0.1)
         step_size (float): updates per half cycle
-        gamma (float): decay of the cycle's amplitude per update
+        gamma (float): decay of the cycle's amplitude per update (default 0.0; 1.0 at the 2.1 API level)
         edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
         learning_rate_min (float): DyNet 2.1 name of e0_min
         learning_rate_max (float): DyNet 2.1 name of e0_max
@@ -504,8 +506,10 @@ cdef class CyclicalSGDTrainer(SimpleSGDTrainer):
     cdef public double e_min, e_max, step_size, gamma
     cdef public long it
 
-    def __init__(self, m, e0_min=None, e0_max=None, step_size=2000, gamma=0.0, edecay=0.0,
+    def __init__(self, m, e0_min=None, e0_max=None, step_size=2000, gamma=None, edecay=0.0,
                  learning_rate_min=None, learning_rate_max=None):
+        if gamma is None:
+            gamma = 1.0 if config.api_2_1() else 0.0
         lo = pick_rate("CyclicalSGDTrainer", "e0_min", e0_min, learning_rate_min)
         hi = pick_rate("CyclicalSGDTrainer", "e0_max", e0_max, learning_rate_max)
         lo = 0.01 if lo is None else float(lo)
@@ -531,11 +535,12 @@ cdef class MomentumSGDTrainer(Trainer):
     """MomentumSGDTrainer(m, e0=None, mom=0.9, edecay=0.0, learning_rate=None)\n--\n\n
     SGD with momentum
 
-    v = mom * v - learning_rate * gg;  w += v / c
+    v = mom * v - learning_rate * gg;  w += v / c. The default learning rate is DyNet 2.0's 0.1;
+    under the 2.1 API level (dynet_config.set(api="2.1")) it is DyNet 2.1's 0.01.
 
     Args:
         m (ParameterCollection): the model whose parameters are trained
-        e0 (float): the initial learning rate (default 0.1, as DyNet 2.0's text)
+        e0 (float): the initial learning rate (default 0.1; 0.01 at the 2.1 API level)
         mom (float): the momentum
         edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
         learning_rate (float): DyNet 2.1 name of e0 (give one of them)
@@ -548,7 +553,9 @@ cdef class MomentumSGDTrainer(Trainer):
 
     def __init__(self, m, e0=None, mom=0.9, edecay=0.0, learning_rate=None):
         rate = pick_rate("MomentumSGDTrainer", "e0", e0, learning_rate)
-        Trainer.__init__(self, m, 0.1 if rate is None else rate)
+        if rate is None:
+            rate = 0.01 if config.api_2_1() else 0.1
+        Trainer.__init__(self, m, rate)
         check_nonneg("MomentumSGDTrainer", "mom", mom)
         check_nonneg("MomentumSGDTrainer", "edecay", edecay)
         self.momentum = mom

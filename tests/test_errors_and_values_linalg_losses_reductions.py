@@ -1,5 +1,6 @@
-"""Part A operations: wrong dimensions and bad arguments raise errors naming the operation and the
-dimensions; value tests for the non-differentiable and gradient-flow operations."""
+"""Linear algebra, norms, losses and reductions: wrong dimensions and bad arguments raise errors
+naming the operation and the dimensions; value tests for the non-differentiable and gradient-flow
+operations."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
-"""Bad input to the part-B operations raises a Python exception naming the operation and the
-dimensions or values involved (never a crash, never a silent wrong value)."""
+"""Bad input to the input, selection, dropout and convolution operations raises a Python exception
+naming the operation and the dimensions or values involved (never a crash, never a silent wrong
+value)."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
-"""Part-B API details that a table row cannot express: multi-expression helpers, n-d inputs,
-sparse and one-hot inputs' values, and Expression indexing results."""
+"""API details that a table row cannot express: multi-expression helpers (forward, npvalues,
+values), n-d inputs, sparse and one-hot inputs' values, Expression indexing, conv2d and kmax
+pooling against direct computations."""
 import numpy as np
 
 import dynet as dy

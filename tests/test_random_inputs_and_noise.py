@@ -1,0 +1,48 @@
+"""Random inputs (random_normal/uniform/bernoulli/gumbel) and noise: their distributions and
+seeding; const_parameter/const_lookup: values without gradients. (These cannot be rows of
+tests/optable.py: their values are random, or they are not built from inputs.)"""
+import numpy as np
+import pytest
+
+import dynet as dy
+
+N = 20000
+
+
+@pytest.mark.parametrize("make,mean,std", [
+    (lambda: dy.random_normal((N,), mean=1.0, stddev=2.0), 1.0, 2.0),
+    (lambda: dy.random_uniform((N,), -2.0, 4.0), 1.0, 6 / np.sqrt(12)),
+    (lambda: dy.random_bernoulli((N,), 0.3, scale=2.0), 0.6, 2 * np.sqrt(0.21)),
+    (lambda: dy.random_gumbel((N,), mu=0.5, beta=2.0), 0.5 + 2.0 * 0.5772, 2.0 * np.pi / np.sqrt(6)),
+    (lambda: dy.noise(dy.inputTensor(np.full(N, 3.0)), 0.5), 3.0, 0.5),
+])
+def test_distributions(make, mean, std):
+    v = make().npvalue()
+    assert v.shape == (N,)
+    assert abs(v.mean() - mean) < 5 * std / np.sqrt(N)
+    assert abs(v.std() / std - 1) < 0.05
+
+
+def test_noise_gradient_is_the_identity_and_draws_are_seeded():
+    x = dy.inputVector([1.0, 2.0, 3.0])
+    y = dy.noise(x, 0.1)
+    dy.sum_elems(dy.cmult(y, dy.inputVector([2.0, -1.0, 0.5]))).backward(full=True)
+    np.testing.assert_allclose(x.gradient(), [2.0, -1.0, 0.5])
+    draws = []
+    for _ in range(2):
+        dy.renew_cg()
+        dy.reset_random_seed(9)
+        draws.append(dy.random_gumbel((5,)).npvalue())
+    np.testing.assert_array_equal(draws[0], draws[1])
+
+
+def test_const_parameter_and_const_lookup_get_no_gradient():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((2, 2), init=1.0)
+    lp = m.add_lookup_parameters((3, 2), init=2.0)
+    loss = dy.sum_elems(dy.const_parameter(W) * dy.const_lookup(lp, 1) + W * dy.lookup(lp, 2))
+    assert loss.value() == pytest.approx(16.0)
+    loss.backward()
+    np.testing.assert_array_equal(W.grad_as_array(), np.full((2, 2), 2.0))   # only the updated use
+    np.testing.assert_array_equal(lp.grad_as_array()[1], [0, 0])
+    np.testing.assert_array_equal(lp.grad_as_array()[2], [2, 2])
