@@ -11,7 +11,7 @@ cimport numpy as cnp
 import numpy as np
 
 from dynet.core.dim cimport (Dim, make_dim, total_size, batch_size, dim_shape, dim_str)
-from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, fwd_scratch
+from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch
 
 cnp.import_array()
 
