@@ -47,7 +47,7 @@ EXPRESSION_MODULES = ("dynet.nodes.",)
 # Operators and protocol methods worth showing (the rest of the dunder methods are left out).
 DUNDERS = {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
            "__rtruediv__", "__neg__", "__pow__", "__getitem__", "__len__", "__iter__", "__call__",
-           "__rpow__", "__init__"}
+           "__rpow__", "__init__", "__new__"}
 
 
 def params_text(sig):
@@ -102,7 +102,9 @@ def class_stub(name, cls, known):
     lines = ["@disjoint_base"] if disjoint_base(cls) else []
     lines += [f"class {name}({', '.join(bases)}):" if bases else f"class {name}:"]
     body = []
-    if "__init__" not in vars(cls):
+    # a Cython class's signature is its docstring's text signature (inspect cannot see its __init__);
+    # a Python class states its own __init__ or inherits it
+    if "__init__" not in vars(cls) and not cls.__flags__ & (1 << 9):
         try:
             sig = inspect.signature(cls)
             body.append(f"    def __init__(self{', ' if sig.parameters else ''}{params_text(sig)}) -> None: ...")
@@ -111,6 +113,8 @@ def class_stub(name, cls, known):
     for mn, mo in vars(cls).items():
         if mn.startswith("_") and mn not in DUNDERS:
             continue
+        if mn == "__new__" and not isinstance(mo, staticmethod):
+            continue                      # a Cython class's slot: its signature is the class's
         qual = f"{name}.{mn}"
         if isinstance(mo, property):
             body += ["    @property", f"    def {mn}(self) -> {OVERRIDES.get(qual, 'Any')}: ..."]
