@@ -8,10 +8,10 @@ import sys
 import time
 
 
-def load(impl):
+def load(impl, autobatch=0):
     if impl == "ref":
         from tests.oracle.refdynet import load as load_ref
-        module = load_ref()
+        module = load_ref(autobatch=autobatch)
         if module is None:
             raise SystemExit("the reference DyNet is not installed: python -m tests.oracle.install")
         return module
@@ -19,13 +19,15 @@ def load(impl):
     params = dy.DynetParams()
     params.set_random_seed(1)
     params.set_mem(1024)
+    params.set_autobatch(autobatch)
     params.init()
     return dy
 
 
 def main():
     impl, name, config, seconds = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4])
-    dy = load(impl)
+    # a config's "autobatch" is DyNet's --dynet-autobatch for both implementations, not a workload argument
+    dy = load(impl, config.pop("autobatch", 0))
     workload = importlib.import_module(f"bench.workloads.{name}")
     step = workload.make(dy, **config)
     t0 = time.perf_counter()

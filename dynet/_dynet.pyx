@@ -7,6 +7,7 @@ import sys as _sys
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
+from dynet.core import execution as _execution
 from dynet.core import memory as _memory
 from dynet.core import parampool as _parampool
 from dynet.kernels.blas_setup import set_blas_threads, configure_default as _configure_blas
@@ -140,6 +141,7 @@ def _initialize(settings):
     _graph.set_viz(settings.get("viz", False))
     _config.state.update(settings)
     _config.reseed(int(settings.get("seed", 0)))
+    _execution.configure(_config.state["autobatch"], _config.state["profiling"])
     _config.state["initialized"] = True
 
 
@@ -244,6 +246,30 @@ def print_graphviz(compact=False, show_dims=True, expression_names=None, lookup_
 
 
 from dynet.display import render_graph, GraphDrawing
+
+
+# ---- Profiling (--dynet-profiling 1/2) ------------------------------------------------------------
+
+def profiling_stats():
+    """{operation: {"nodes", "batches", "forward_s", "backward_s", "memory_bytes"}}: what
+    --dynet-profiling has measured so far (empty with profiling off)."""
+    return _execution.stats()
+
+
+def profiling_node_stats():
+    """With --dynet-profiling 2: {node index: {"op", "dim", "forward_s", "backward_s"}} for the
+    most recent graph."""
+    return _execution.node_stats()
+
+
+def reset_profiling():
+    """Forget what --dynet-profiling has measured so far."""
+    _execution.reset()
+
+
+def print_profiling(detail=None):
+    """Print the profiling table (printed at exit anyway under --dynet-profiling)."""
+    _execution.report(detail=detail)
 
 
 # ---- Expression operations --------------------------------------------------------------------

@@ -46,6 +46,14 @@ cdef class ComputationGraph:
     cdef int run_backward(self, Expression root, bint full) except -1
 
 
+# Other executors (dynet/core/execution.pyx: autobatching, profiling) replace the plain forward
+# loop and the backward visit when a flag asks for them; NULL (the default) keeps the plain loops.
+ctypedef int (*forward_runner)(ComputationGraph, int) except -1
+ctypedef int (*backward_runner)(ComputationGraph, Expression) except -1
+cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept
+cdef int run_backward_hooks(bint begin) except -1
+cdef int complete_pending(Expression node) except -1
+
 cdef ComputationGraph the_cg()
 cdef Expression add_node(Expression node, tuple args, Dim d)
 cdef Expression add_node_noalloc(Expression node, tuple args, Dim d)

@@ -299,6 +299,28 @@ cdef void set_completion_hook(completion_hook hook) noexcept:
     _complete_pending = hook
 
 
+cdef int run_backward_hooks(bint begin) except -1:
+    for hook in (_backward_begin if begin else _backward_end):
+        hook()
+    return 0
+
+
+cdef int complete_pending(Expression node) except -1:
+    """Before `node` propagates its gradient: finish what is pending for it (matmul's deferral)."""
+    if node.deferred_grad and _complete_pending != NULL:
+        _complete_pending()
+    return 0
+
+
+cdef forward_runner _forward_runner = NULL
+cdef backward_runner _backward_runner = NULL
+
+
+cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept:
+    global _forward_runner, _backward_runner
+    _forward_runner, _backward_runner = fwd, bwd
+
+
 cdef dict _operators = {}
 cdef binary_operator _op_add = NULL
 cdef binary_operator _op_sub = NULL
@@ -339,6 +361,8 @@ cdef class ComputationGraph:
         cdef int i
         if _viz:
             return 0                             # --dynet-viz: nothing is computed
+        if _forward_runner != NULL:
+            return _forward_runner(self, index)
         for i in range(self.n_forwarded, index + 1):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             node.forward_impl()
@@ -382,6 +406,8 @@ cdef class ComputationGraph:
             return 0                             # the loss does not depend on any parameter
         for k in range(total_size(&root.d)):
             root.grad[k] += 1.0
+        if _backward_runner != NULL:
+            return _backward_runner(self, root)
         # Only nodes that the loss depends on are visited (a side branch built before the loss
         # must not mark lookup rows as updated).
         for hook in _backward_begin:

@@ -13,6 +13,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_vie
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, copy
+from dynet.core.batching cimport total_cols, gather_arg, scatter_values
 from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
@@ -520,3 +521,101 @@ def vanilla_lstm_h(c_t, gates_t):
 def _gates(xs, h_tm1, Wx, Wh, b, mask_x=None, mask_h=None, float forget_bias=1.0, float weightnoise_std=0.0):
     """For the builders: h_tm1 may be None (no recurrent term), the forget bias is free."""
     return make_gates(xs, h_tm1, Wx, Wh, b, mask_x, mask_h, weightnoise_std, forget_bias, "lstm")
+
+
+# ---- autobatching: the gates of many cells sharing Wx, Wh and b as two GEMMs --------------------
+
+cdef object batch_signature(Expression node):
+    """Gates of one input and no dropout or weight noise, whose inputs are used as they are (no
+    batch-1 input broadcast over a batch), group by their parameters and forget bias."""
+    if type(node) is not VanillaLSTMGates:
+        return None
+    cdef VanillaLSTMGates g = <VanillaLSTMGates>node
+    if g.nx != 1 or g.dropout or g.wnoisy != NULL or g.xbuf != NULL or g.hbuf != NULL:
+        return None
+    cdef Expression Wx = g.Wx(), Wh = g.Wh(), bias = g.bias()
+    if Wx.d.bd != 1 or Wh.d.bd != 1 or bias.d.bd != 1:
+        return None
+    return (3, Wx.index, Wh.index, bias.index, g.has_h, g.forget_bias)
+
+
+cdef int forward_batch(list group) except -1:
+    """forward_impl for all the group's cells at once: the bias and forget bias, Wx [x_1 .. x_n]
+    and Wh [h_1 .. h_n] as one GEMM each, the activations column by column."""
+    cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0]
+    cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias()
+    cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
+    cdef Py_ssize_t j, i, total = total_cols(group)
+    cdef float* C = work_buffer(<size_t>(H4 + max(I, H)) * total)
+    cdef float* X = C + H4 * total
+    cdef float* col
+    for j in range(total):
+        col = C + H4 * j
+        copy(H4, bias.val, col)
+        for i in range(H, 2 * H):
+            col[i] += first.forget_bias
+    gather_arg(group, 0, I, X)
+    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, X, I, 1.0, C, H4)
+    if first.has_h:
+        gather_arg(group, 1, H, X)
+        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, X, H, 1.0, C, H4)
+    for j in range(total):
+        lstm_activate(C + H4 * j, H)
+    scatter_values(group, H4, C)
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    """backward_impl for all the group's cells at once (their gradients complete): the
+    pre-activation gradients side by side, then dWx, dWh, the input and recurrent gradients as one
+    GEMM each over all the columns."""
+    cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0], g
+    cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias(), a
+    cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
+    cdef int D = I if I > H else H
+    cdef Py_ssize_t j, i, off, total = total_cols(group)
+    cdef float* dpre = work_buffer(<size_t>(H4 + 2 * D) * total)
+    cdef float* X = dpre + H4 * total
+    cdef float* dX = X + D * total
+    cdef const float* y
+    cdef const float* gr
+    cdef float* dp
+    off = 0
+    for g in group:
+        for j in range(g.d.bd):
+            y = g.val + j * H4
+            gr = g.grad + j * H4
+            dp = dpre + (off + j) * H4
+            for i in range(3 * H):
+                dp[i] = gr[i] * y[i] * (1 - y[i])
+            for i in range(3 * H, H4):
+                dp[i] = gr[i] * (1 - y[i] * y[i])
+        off += g.d.bd
+    if bias.grad != NULL:
+        for j in range(total):
+            dp = dpre + j * H4
+            for i in range(H4):
+                bias.grad[i] += dp[i]
+    cdef int arg, k
+    cdef bint need
+    cdef Expression W
+    for arg in range(2 if first.has_h else 1):
+        W = Wx if arg == 0 else Wh
+        k = I if arg == 0 else H
+        if W.grad != NULL:
+            gather_arg(group, arg, k, X)
+            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, X, k, 1.0, W.grad, H4)
+        need = False
+        for g in group:
+            need = need or (<Expression>g.args[arg]).grad != NULL
+        if not need:
+            continue
+        gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 0.0, dX, k)
+        off = 0
+        for g in group:
+            a = <Expression>g.args[arg]
+            if a.grad != NULL:
+                for i in range(k * g.d.bd):
+                    a.grad[i] += dX[off + i]
+            off += k * g.d.bd
+    return 0

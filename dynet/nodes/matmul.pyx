@@ -19,6 +19,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, set_
 from dynet.core.graph import register_backward_hooks
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, add_to, copy
+from dynet.core.batching cimport ncols, total_cols, gather_arg, scatter_values
 from dynet.kernels import generic
 
 
@@ -34,7 +35,7 @@ cdef Py_ssize_t _n_pending = 0, _cap_pending = 0
 cdef Py_ssize_t _inputs_done = 0     # entries before this have no input gradient left to do
 
 
-cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,
+cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,  # no-cython-lint (a count, not batching.ncols)
                             bint want_dA, bint want_dB) except -1:
     global _pending, _cap_pending, _n_pending
     cdef Pending* grown
@@ -343,3 +344,55 @@ def affine_transform(exprs):
         raise ValueError(f"affine_transform: bias {dim_str(&bias.d)} does not fit the product "
                          f"{dim_str(&d)}")
     return add_node(AffineTransform.__new__(AffineTransform), xs, d)
+
+
+# ---- autobatching: products sharing their matrix as one GEMM ------------------------------------
+
+cdef object batch_signature(Expression node):
+    """Products with the same batch-1 matrix, and affine transforms with the same bias vector and
+    matrices (and no input broadcast over the batch), can run as one GEMM over their columns."""
+    cdef Expression a
+    cdef Py_ssize_t i
+    t = type(node)
+    if t is MatMul:
+        a = <Expression>node.args[0]
+        return (1, a.index) if a.d.bd == 1 else None
+    if t is not AffineTransform:
+        return None
+    a = <Expression>node.args[0]
+    if a.d.bd != 1 or total_size(&a.d) != rows(&node.d):
+        return None                            # a batched bias, or a matrix bias
+    key = [2, a.index]
+    for i in range(1, len(node.args), 2):
+        a = <Expression>node.args[i]
+        if a.d.bd != 1:
+            return None
+        key.append(a.index)
+        a = <Expression>node.args[i + 1]
+        if ncols(a) != ncols(node):
+            return None                        # a batch-1 input used for every batch element
+    return tuple(key)
+
+
+cdef int forward_batch(list group) except -1:
+    """C_j = [b +] W1 X1_j [+ W2 X2_j ...] for every node j of the group: the inputs gathered side
+    by side, one GEMM per matrix over all the columns, the results scattered back."""
+    cdef Expression first = <Expression>group[0], W
+    cdef bint affine = type(first) is AffineTransform
+    cdef Py_ssize_t i, j, total = total_cols(group)
+    cdef int m = rows(&first.d), k, kmax = 0
+    for i in range(1 if affine else 0, len(first.args), 2):
+        W = <Expression>first.args[i]
+        kmax = max(kmax, cols(&W.d))
+    cdef float* C = work_buffer(<size_t>(m + kmax) * total)
+    cdef float* X = C + m * total
+    if affine:
+        for j in range(total):
+            copy(m, (<Expression>first.args[0]).val, C + m * j)
+    for i in range(1 if affine else 0, len(first.args), 2):
+        W = <Expression>first.args[i]
+        k = cols(&W.d)
+        gather_arg(group, i + 1, k, X)
+        gemm(False, False, m, <int>total, k, 1.0, W.val, m, X, k, 1.0 if affine else 0.0, C, m)
+    scatter_values(group, m, C)
+    return 0

@@ -19,8 +19,9 @@ def oracle_dir():
     return os.environ.get("DYNET_ORACLE_DIR") or os.path.join(ROOT, ".oracle")
 
 
-def load(seed=1):
-    """The reference _dynet module, initialised, or None where dynet38 is not installed."""
+def load(seed=1, autobatch=0):
+    """The reference _dynet module, initialised (with --dynet-autobatch `autobatch`), or None where
+    dynet38 is not installed. The first call initialises it; later calls return the same module."""
     if _cached:
         return _cached[0]
     found = glob.glob(os.path.join(oracle_dir(), "_dynet*.so"))
@@ -40,6 +41,8 @@ def load(seed=1):
     params = module.DynetParams()
     params.set_random_seed(seed)
     params.set_mem(1024)
+    if autobatch:
+        params.set_autobatch(autobatch)
     params.init()
     _cached.append(module)
     return module

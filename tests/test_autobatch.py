@@ -1,0 +1,172 @@
+"""Automatic operation batching (--dynet-autobatch 1, dynet/core/execution.pyx): every row of the
+operation table and every builder gives the same values and gradients with autobatching on as off
+(1e-5), groups really form, and incremental forward, recalculate, checkpoints and full backward keep
+working."""
+import numpy as np
+import pytest
+
+import dynet as dy
+from dynet.core import execution
+from tests.gradcheck import _inputs
+from tests.optable import CASES
+
+COPIES = 3      # copies of a case sharing their inputs (so products share their matrix) ...
+                # ... plus one copy on inputs of its own
+
+
+@pytest.fixture(autouse=True)
+def executor_off_after():
+    yield
+    execution.configure(0, 0)
+
+
+def run_case(case, mode, autobatch):
+    execution.configure(autobatch, 0)
+    dy.reset_random_seed(5)
+    dy.renew_cg()
+    rng = np.random.default_rng(3)
+    args, own = case.make_inputs(rng, mode), case.make_inputs(rng, mode)
+    xs, ys = _inputs(args), _inputs(own)
+    outs = [case.build(dy, *xs) for _ in range(COPIES)] + [case.build(dy, *ys)]
+    terms = []
+    for out in outs:
+        proj = rng.uniform(-1, 1, out.npvalue().shape)
+        terms.append(dy.sum_batches(dy.sum_elems(dy.cmult(out, dy.inputTensor(proj, batched=out.dim()[1] > 1)))))
+    loss = dy.esum(terms)
+    loss.backward(full=True)
+    return [o.npvalue() for o in outs], [x.gradient() for x in xs + ys]
+
+
+PARAMS = [(c, m) for c in CASES for m in c.modes()]
+
+
+@pytest.mark.parametrize("case,mode", PARAMS, ids=[f"{c.name}-{m}" for c, m in PARAMS])
+def test_operation_table_autobatched_equals_plain(case, mode):
+    plain_values, plain_grads = run_case(case, mode, 0)
+    values, grads = run_case(case, mode, 1)
+    for got, want in zip(values + grads, plain_values + plain_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_products_sharing_a_matrix_run_as_one_batch():
+    execution.configure(1, 1)
+    execution.reset()
+    rng = np.random.default_rng(0)
+    W = dy.inputTensor(rng.normal(size=(5, 4)))
+    b = dy.inputTensor(rng.normal(size=5))
+    xs = [dy.inputTensor(rng.normal(size=4)) for _ in range(7)]
+    outs = [W * x for x in xs] + [dy.affine_transform([b, W, x]) for x in xs]
+    dy.esum([dy.sum_elems(o) for o in outs]).value()
+    stats = dy.profiling_stats()
+    assert stats["matmul"]["nodes"] == 7 and stats["matmul"]["batches"] == 1
+    assert stats["affine_transform"]["nodes"] == 7 and stats["affine_transform"]["batches"] == 1
+    assert stats["sum_elems"]["batches"] == 14          # no batched kernel: each runs alone
+    for i, x in enumerate(xs):
+        np.testing.assert_allclose(outs[i].npvalue(), W.npvalue() @ x.npvalue(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(outs[7 + i].npvalue(), W.npvalue() @ x.npvalue() + b.npvalue(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+BUILDERS = [
+    ("VanillaLSTMBuilder", lambda m: dy.VanillaLSTMBuilder(2, 6, 5, m)),
+    ("LSTMBuilder", lambda m: dy.LSTMBuilder(1, 6, 5, m)),
+    ("CoupledLSTMBuilder", lambda m: dy.CoupledLSTMBuilder(1, 6, 5, m)),
+    ("GRUBuilder", lambda m: dy.GRUBuilder(2, 6, 5, m)),
+    ("SimpleRNNBuilder", lambda m: dy.SimpleRNNBuilder(1, 6, 5, m)),
+    ("FastLSTMBuilder", lambda m: dy.FastLSTMBuilder(1, 6, 5, m)),
+    ("CompactVanillaLSTMBuilder", lambda m: dy.CompactVanillaLSTMBuilder(1, 6, 5, m)),
+    ("BiRNNBuilder", lambda m: dy.BiRNNBuilder(1, 6, 10, m, dy.VanillaLSTMBuilder)),
+]
+
+
+def run_builder(make, autobatch, batch=1):
+    execution.configure(autobatch, 0)
+    dy.reset_random_seed(3)
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((20, 6))
+    builder = make(m)
+    out_dim = 10 if isinstance(builder, dy.BiRNNBuilder) else 5
+    V = m.add_parameters((4, out_dim))
+    dy.renew_cg()
+    losses = []
+    for s in range(5):
+        words = [(s * 3 + i) % 20 for i in range(3 + s)]
+        if batch == 1:
+            xs = [dy.lookup(E, w) for w in words]
+        else:
+            xs = [dy.lookup_batch(E, [w, (w + 1) % 20]) for w in words]
+        hs = builder.transduce(xs) if isinstance(builder, dy.BiRNNBuilder) else \
+            builder.initial_state().transduce(xs)
+        for i, h in enumerate(hs):
+            losses.append(dy.sum_batches(dy.pickneglogsoftmax(V * h, i % 4)))
+    loss = dy.esum(losses)
+    value = loss.value()
+    loss.backward()
+    grads = [p.grad_as_array().copy() for p in m.parameters_list()] + [E.grad_as_array().copy()]
+    return value, grads
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("name,make", BUILDERS, ids=[b[0] for b in BUILDERS])
+def test_builders_autobatched_equal_plain(name, make, batch):
+    v0, g0 = run_builder(make, 0, batch)
+    v1, g1 = run_builder(make, 1, batch)
+    assert abs(v0 - v1) <= 1e-5 * abs(v0)
+    assert len(g0) == len(g1)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_lstm_gates_of_many_sequences_batch_by_step():
+    execution.configure(1, 1)
+    execution.reset()
+    m = dy.ParameterCollection()
+    lstm = dy.VanillaLSTMBuilder(1, 4, 3, m)
+    dy.renew_cg()
+    rng = np.random.default_rng(1)
+    outs = []
+    for length in (2, 4, 4):
+        xs = [dy.inputTensor(rng.normal(size=4)) for _ in range(length)]
+        outs.extend(lstm.initial_state().transduce(xs))
+    dy.esum(outs).value()
+    gates = dy.profiling_stats()["vanilla_lstm_gates"]
+    assert gates["nodes"] == 10 and gates["batches"] == 4      # one batch per time step
+
+
+def test_incremental_forward_recalculate_checkpoint_and_full_backward():
+    execution.configure(1, 0)
+    rng = np.random.default_rng(2)
+    W = dy.inputTensor(rng.normal(size=(3, 3)))
+    x = dy.inputVector([1.0, 2.0, 3.0])
+    h1 = dy.tanh(W * x)
+    assert np.allclose(h1.npvalue(), np.tanh(W.npvalue() @ [1, 2, 3]), atol=1e-6)
+    h2 = dy.tanh(W * h1)           # incremental: only the new nodes run
+    want2 = np.tanh(W.npvalue() @ h1.npvalue())
+    assert np.allclose(h2.npvalue(), want2, atol=1e-6)
+    x.set([0.5, -1.0, 2.0])        # a re-set input: recalculate
+    assert np.allclose(h1.npvalue(recalculate=True), np.tanh(W.npvalue() @ [0.5, -1, 2]), atol=1e-6)
+    dy.cg_checkpoint()
+    extra = dy.sum_elems(W * h2)
+    extra.value()
+    dy.cg_revert()
+    loss = dy.sum_elems(h2 + h1)
+    loss.forward()
+    loss.backward(full=True)
+    # d/dx of sum(tanh(W tanh(W x)) + tanh(W x)), by hand
+    a1 = W.npvalue() @ x.npvalue()
+    t1 = np.tanh(a1)
+    t2 = np.tanh(W.npvalue() @ t1)
+    g_t1 = W.npvalue().T @ (1 - t2 ** 2) + 1
+    g_x = W.npvalue().T @ (g_t1 * (1 - t1 ** 2))
+    np.testing.assert_allclose(x.gradient(), g_x, rtol=1e-5, atol=1e-5)
+
+
+def test_errors_inside_a_batch_name_the_operation():
+    execution.configure(1, 0)
+    W = dy.inputTensor(np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"matmul: cannot multiply \{3,4\} by \{3\}"):
+        W * dy.inputVector([1.0, 2.0, 3.0])
+    dy.renew_cg(immediate_compute=True, check_validity=True)
+    W = dy.inputTensor(np.ones((2, 2)))
+    with pytest.raises(RuntimeError, match=r"NaN or Inf detected: log \(node v\d+, \{2\}\)"):
+        dy.log(W * dy.inputVector([1.0, -2.0]))
