@@ -14,7 +14,7 @@ node reads a parameter's gradient before then).
 cimport cython
 from cpython.ref cimport PyObject
 from libc.stdlib cimport realloc
-from dynet.core.dim cimport Dim, batch_size, dim_str, rows, cols, make_dim2, make_dim1
+from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, set_completion_hook
 from dynet.core.graph import register_backward_hooks
 from dynet.core.memory cimport work_buffer
