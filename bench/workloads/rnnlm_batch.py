@@ -9,7 +9,8 @@ CONFIGS = [{"vocab": 10000, "emb": 64, "hidden": 128, "batch": 16, "length": 20}
            {"vocab": 1000, "emb": 64, "hidden": 128, "batch": 16, "length": 20}]
 
 
-def make(dy, vocab, emb, hidden, batch, length):
+def make(dy, vocab, emb, hidden, batch, length, wrap_trainer=None):
+    """wrap_trainer: e.g. dynet.distributed.DistributedTrainer (bench/distributed.py)."""
     rng = np.random.default_rng(0)
     m = dy.ParameterCollection()
     E = m.add_lookup_parameters((vocab, emb))
@@ -17,6 +18,8 @@ def make(dy, vocab, emb, hidden, batch, length):
     W = m.add_parameters((vocab, hidden))
     b = m.add_parameters(vocab)
     trainer = dy.SimpleSGDTrainer(m, 0.1)
+    if wrap_trainer is not None:
+        trainer = wrap_trainer(trainer)
     batches = [rng.integers(0, vocab, (length + 1, batch)) for _ in range(20)]
     it = [0]
 

@@ -8,8 +8,13 @@ node in the tree of states a user walks with add_input/prev.
 
 The LSTM cells are built from the fused vanilla_lstm_gates/_c/_h nodes (dynet/nodes/lstm.pyx):
 three nodes per layer and step.
+
+Each thread has its own computation graph, so what a builder keeps of the current graph (its
+parameters' expressions, dropout masks) is kept per thread (`_PerThread`): threads can run one
+builder on their own graphs side by side.
 """
 import math
+import threading
 from numbers import Real
 
 from dynet.core import config, graph as _graph
@@ -173,6 +178,26 @@ def _spec_args(cls, spec, needed):
     return tuple(spec)
 
 
+class _PerThread:
+    """A builder attribute that holds expressions of the current graph: each thread sees its own
+    value (None until it sets one), as each thread has its own graph."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        local = obj.__dict__.get("_per_thread")
+        return None if local is None else getattr(local, self.name, None)
+
+    def __set__(self, obj, value):
+        local = obj.__dict__.get("_per_thread")
+        if local is None:
+            local = obj.__dict__.setdefault("_per_thread", threading.local())
+        setattr(local, self.name, value)
+
+
 def _size(builder, what, v):
     """A positive size; a float is truncated, as DyNet does (hidden_dim=64.0 in Python 2-era code)."""
     if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and int(v) > 0:
@@ -190,6 +215,14 @@ class _RNNBuilder:
     move between this package and DyNet in both directions."""
     _collection_name = "rnn-builder"
     _state_factor = 1         # expressions per layer in s(): 2 for LSTMs (c and h)
+    # of the current graph, per thread: the parameters' expressions (and the graph version and
+    # update flag they were made for), layer-norm and masked expressions, dropout masks
+    _vars = _PerThread()
+    _vars_version = _PerThread()
+    _vars_update = _PerThread()
+    _ln_vars = _PerThread()
+    _masked = _PerThread()
+    _masks = _PerThread()
 
     def __init__(self, layers, input_dim, hidden_dim, model):
         name = type(self).__name__
@@ -203,9 +236,6 @@ class _RNNBuilder:
         self.dropout_rate = 0.0
         self._masks = None        # per-sequence dropout masks (those builders that use them)
         self._params = []
-        self._vars = None
-        self._vars_version = -1
-        self._vars_update = True
         for i in range(layers):
             self._params.append(self._make_layer(input_dim if i == 0 else hidden_dim))
 

@@ -1,7 +1,9 @@
 """ParameterCollection (DyNet 2.0's Model): a tree of named Parameters and LookupParameters.
 
-A subcollection shares its root's lists, names and weight decay, so the root's trainer updates
-everything. Saving and loading are DyNet's (dynet/io); the parameters themselves are in params.pyx.
+A subcollection shares its root's lists, names and weight decay (the objects themselves, not the
+root: nothing points back up the tree, and Parameters hold their collection weakly, so that `del m`
+frees a collection and its storage at once, without waiting for the cycle collector), so the root's
+trainer updates everything. Saving and loading are DyNet's (dynet/io); the parameters themselves are in params.pyx.
 """
 import inspect
 
@@ -21,16 +23,21 @@ class ParameterCollection:
     __signature__ = inspect.Signature()
 
     def __init__(self, _parent=None, _prefix="/"):
-        self._root = self if _parent is None else _parent._root
+        self._is_root = _parent is None
         self._prefix = _prefix
         self._counter = 0          # names the unnamed parameters and lookups: _0, _1, ...
         self._sub_counter = 0
-        self._names = set()
         if _parent is None:
-            self._params = []
+            self._names = set()
+            self._params = []      # the whole tree's, in creation order (shared by subcollections)
             self._lookups = []
             # lambda from --dynet-weight-decay / DynetParams.set_weight_decay, as DyNet does
             self._wd = WeightDecay(float(config.state.get("weight_decay", 0.0)))
+        else:
+            self._names = _parent._names
+            self._params = _parent._params
+            self._lookups = _parent._lookups
+            self._wd = _parent._wd
         self._own_params = []
         self._own_lookups = []
         self._children = []
@@ -64,7 +71,7 @@ class ParameterCollection:
         arr = np.zeros(p.shape(), dtype=np.float32)
         init.initialize(arr, False)
         p.values[...] = np.ravel(arr, order="F")
-        self._root._params.append(p)
+        self._params.append(p)
         self._own_params.append(p)
         return p
 
@@ -83,7 +90,7 @@ class ParameterCollection:
         arr = np.zeros(dim, dtype=np.float32)
         init.initialize(arr, True)
         p.init_from_array(arr)
-        self._root._lookups.append(p)
+        self._lookups.append(p)
         self._own_lookups.append(p)
         return p
 
@@ -134,7 +141,6 @@ class ParameterCollection:
             raise ValueError(f"add_subcollection: a name must be a non-empty string without '/', got {name!r}")
         full = self._unique(self._prefix + name, "/")
         child = ParameterCollection(self, full)
-        child._names = self._names
         self._children.append(child)
         return child
 
@@ -146,10 +152,10 @@ class ParameterCollection:
 
     def parameters_list(self):
         """Every Parameters of this collection and its subcollections, in creation order."""
-        if self._root is self:
+        if self._is_root:
             return list(self._params)
         mine = set(map(id, self._all("_own_params")))
-        return [p for p in self._root._params if id(p) in mine]
+        return [p for p in self._params if id(p) in mine]
 
     def lookup_parameters_list(self):
         """Every LookupParameters of this collection and its subcollections
@@ -157,29 +163,29 @@ class ParameterCollection:
         Returns:
             list of LookupParameters: in creation order
         """
-        if self._root is self:
+        if self._is_root:
             return list(self._lookups)
         mine = set(map(id, self._all("_own_lookups")))
-        return [p for p in self._root._lookups if id(p) in mine]
+        return [p for p in self._lookups if id(p) in mine]
 
     def _index_of(self, p):
-        return self._root._params.index(p)
+        return self._params.index(p)
 
     # ---- what trainers, io and distributed training use (the whole tree's storage) ----
 
     def storage(self):
         """(parameters, lookup parameters) of the whole collection tree, in creation order: the
         root's own lists, not copies (trainers update everything from the root). Read only."""
-        return self._root._params, self._root._lookups
+        return self._params, self._lookups
 
     def is_root(self):
         """Whether this is the root of its tree (not a subcollection)."""
-        return self._root is self
+        return self._is_root
 
     def weight_decay_state(self):
         """The WeightDecay object shared by the collection tree: its `lam` and its lazy factor
         `scale` (stored values times scale are the real values)."""
-        return self._root._wd
+        return self._wd
 
     def parameter_count(self):
         """The number of values in all parameters and lookup tables
@@ -200,14 +206,14 @@ class ParameterCollection:
 
     def get_weight_decay(self):
         """The weight-decay lambda (shared by the whole collection tree)."""
-        return self._root._wd.lam
+        return self._wd.lam
 
     def set_weight_decay_lambda(self, lam):
         """Each trainer update multiplies every parameter by (1 - lam) (lazily: see WeightDecay)."""
         lam = float(lam)
         if not 0 <= lam < 1:
             raise ValueError(f"set_weight_decay_lambda: lambda must be in [0, 1), got {lam}")
-        self._root._wd.lam = lam
+        self._wd.lam = lam
 
     def set_weight_decay(self, lam):
         """Alias of set_weight_decay_lambda (DyNet 2.1)."""
@@ -216,12 +222,12 @@ class ParameterCollection:
     @property
     def weight_decay(self):
         """The weight-decay lambda (settable; see set_weight_decay_lambda)"""
-        return self._root._wd.lam
+        return self._wd.lam
 
     @property
     def current_weight_decay(self):
         """The lazy weight-decay factor: real values are this times the stored ones (io uses it)."""
-        return self._root._wd.scale
+        return self._wd.scale
 
     @weight_decay.setter
     def weight_decay(self, lam):

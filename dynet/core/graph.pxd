@@ -44,6 +44,7 @@ cdef class ComputationGraph:
     cdef int forward_to(self, int index) except -1
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
+    cdef int _backward(self, Expression root, bint full) except -1
 
 
 # Other executors (dynet/core/execution.pyx: autobatching, profiling) replace the plain forward
@@ -58,6 +59,7 @@ cdef ComputationGraph the_cg()
 cdef Expression add_node(Expression node, tuple args, Dim d)
 cdef Expression add_node_noalloc(Expression node, tuple args, Dim d)
 cdef int check_live(Expression e, str op) except -1
+cdef Expression node_in_graph(void* node, int index)
 cdef float* fwd_scratch(size_t n) except NULL
 cdef Expression as_expr_slow(object x, str op)
 

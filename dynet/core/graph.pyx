@@ -1,8 +1,9 @@
 """The computation graph: node registration, lazy incremental forward, backward, Expression's API.
 
-There is one graph at a time (as in DyNet). `renew_cg` bumps its version and releases every node's
-memory at once; an Expression remembers the version it was made in, so a stale Expression is caught
-before its (released) memory could be read.
+There is one graph at a time per thread (as in DyNet, where there is one per process; see "Threads"
+in docs/architecture.md). `renew_cg` gives it a new version, unique across all threads' graphs, and
+releases every node's memory at once; an Expression remembers the version it was made in, so a stale
+Expression (or one from another thread's graph) is caught before its memory could be read.
 """
 cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -13,8 +14,10 @@ import numpy as np
 cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
-from dynet.core.memory cimport Arena
+from dynet.core.memory cimport Arena, ThreadState, this_thread
 from dynet.core.tensor import Tensor
+import os
+import threading
 from dynet.kernels import generic
 
 cnp.import_array()
@@ -83,11 +86,12 @@ cdef class Expression:
 
     cdef int _ensure_value(self, bint recalculate) except -1:
         self._live("value")
+        cdef ComputationGraph cg = the_cg()
         if _viz:
             return 0                             # --dynet-viz: graphs are drawn, never computed
         if recalculate:
-            _cg.invalidate_from(0)
-        _cg.forward_to(self.index)
+            cg.invalidate_from(0)
+        cg.forward_to(self.index)
         return 0
 
     def dim(self):
@@ -176,7 +180,7 @@ cdef class Expression:
         """Backpropagate from this (scalar per batch element) expression; batch gradients are summed."""
         self._live("backward")
         check_not_viz("backward")
-        _cg.run_backward(self, full)
+        the_cg().run_backward(self, full)
 
     def __repr__(self):
         return f"expression {self.index}/{self.version}"
@@ -347,11 +351,11 @@ cdef class ComputationGraph:
     The one computation graph: an append-only list of nodes with lazy incremental forward."""
 
     def __cinit__(self):
-        self._version = 0
+        self._version = _new_version()
         self.nodes = []
         self.n_forwarded = 0
-        self.fwd = Arena("forward", 16)
-        self.bwd = Arena("backward", 16)
+        self.fwd = Arena("forward", _fwd_mb)
+        self.bwd = Arena("backward", _bwd_mb)
         self.checkpoints = []
         self.immediate_compute = False
         self.check_validity = False
@@ -375,6 +379,13 @@ cdef class ComputationGraph:
         return 0
 
     cdef int run_backward(self, Expression root, bint full) except -1:
+        # One backward pass at a time in the whole process: passes from several threads add into
+        # the same parameter gradients and lookup row lists (and matmul's deferred products are one
+        # list), so they take turns; trainers' updates take the same lock. Waiting releases the GIL.
+        with gradient_lock:
+            return self._backward(root, full)
+
+    cdef int _backward(self, Expression root, bint full) except -1:
         if batch_size(&root.d) != 1:
             raise ValueError(f"backward: the expression must be a scalar (per batch element), "
                              f"but its dimension is {dim_str(&root.d)}")
@@ -440,7 +451,7 @@ cdef class ComputationGraph:
             node.grad = NULL
             node.val = NULL
         self.nodes = []
-        self._version += 1
+        self._version = _new_version()
         self.n_forwarded = 0
         self.checkpoints = []
         self.fwd.reset()
@@ -549,39 +560,95 @@ cdef class ComputationGraph:
         return {"forward": self.fwd.used_bytes, "backward": self.bwd.used_bytes}
 
 
-cdef ComputationGraph _cg = ComputationGraph()
+# ---- one graph per thread ---------------------------------------------------------------------
+
+# Versions are unique across every thread's graph, so an Expression's version names its graph: one
+# from another thread's graph is as stale as one from before renew_cg, and a parameter's cached node
+# (see Parameters.node) is never taken for another graph's. The GIL makes this counter atomic.
+cdef int _last_version = 0
+
+
+cdef int _new_version() noexcept:
+    global _last_version
+    _last_version += 1
+    return _last_version
+
+
+# Held by every backward pass and by trainer updates (see run_backward); reentrant, so that a
+# thread holding it (e.g. around a whole training step) can still call backward and update.
+gradient_lock = threading.RLock()
+# A process forked while another thread runs a backward pass would inherit the lock held forever:
+# forking waits for the pass to finish, and the child starts with the lock free.
+os.register_at_fork(before=gradient_lock.acquire, after_in_parent=gradient_lock.release,
+                    after_in_child=gradient_lock.release)
+
+# pool sizes in MB for graphs made from now on (--dynet-mem)
+cdef size_t _fwd_mb = 16, _bwd_mb = 16
+
+
+cdef ComputationGraph _new_graph(ThreadState t):
+    cdef ComputationGraph g = ComputationGraph.__new__(ComputationGraph)
+    t.graph = g
+    return g
 
 
 cdef ComputationGraph the_cg():
-    return _cg
+    """The calling thread's computation graph (made on first use)."""
+    cdef ThreadState t = this_thread()
+    if t.graph is None:
+        return _new_graph(t)
+    return <ComputationGraph>t.graph
 
 
 def cg():
-    """The current ComputationGraph."""
-    return _cg
+    """The current ComputationGraph (the calling thread's own)."""
+    return the_cg()
 
 
 def set_pool_sizes(size_t fwd_mb, size_t bwd_mb):
-    """Size the forward/backward pools (from --dynet-mem); takes effect for the next graph."""
-    _cg.fwd = Arena("forward", fwd_mb)
-    _cg.bwd = Arena("backward", bwd_mb)
-    _cg.renew()
+    """Size the forward/backward pools (from --dynet-mem): the calling thread's graph now, and every
+    thread's graph made from now on."""
+    global _fwd_mb, _bwd_mb
+    _fwd_mb, _bwd_mb = fwd_mb, bwd_mb
+    cdef ComputationGraph g = the_cg()
+    g.fwd = Arena("forward", fwd_mb)
+    g.bwd = Arena("backward", bwd_mb)
+    g.renew()
 
 
 cdef int check_live(Expression e, str op) except -1:
-    if e.version != _cg._version:
+    cdef ComputationGraph cg = the_cg()
+    if e.version != cg._version:
         if e.version < 0:
             raise RuntimeError(f"{op}: the expression (node v{e.index}) was removed by cg_revert()")
+        if e.version > cg._version:
+            raise RuntimeError(f"{op}: the expression (node v{e.index}) belongs to another thread's "
+                               f"computation graph (version {e.version}; this thread's is "
+                               f"{cg._version}): each thread has its own graph")
         raise RuntimeError(f"{op}: stale expression from computation graph version {e.version}; "
-                           f"the current version is {_cg._version} (renew_cg() was called after "
-                           f"it was created)")
+                           f"the current version is {cg._version} (renew_cg() was called after "
+                           f"it was created, or it belongs to another thread's graph)")
     return 0
+
+
+cdef Expression node_in_graph(void* node, int index):
+    """`node` if the calling thread's current graph holds it at `index`, else None: a cache of a
+    node held by borrowed pointer is checked here without ever reading a node that may be gone."""
+    cdef ComputationGraph cg = the_cg()
+    if node != NULL and 0 <= index < PyList_GET_SIZE(cg.nodes) and \
+            <void*>PyList_GET_ITEM(cg.nodes, index) == node:
+        return <Expression>node
+    return None
 
 
 @cython.boundscheck(False)
 cdef Expression add_node_noalloc(Expression node, tuple args, Dim d):
     """Append `node` to the graph with arguments `args` and shape `d`, value memory left unset."""
-    cdef ComputationGraph cg = _cg
+    return _append(the_cg(), node, args, d)
+
+
+@cython.boundscheck(False)
+cdef inline Expression _append(ComputationGraph cg, Expression node, tuple args, Dim d):
     cdef bint needs_grad = False
     cdef Expression a
     cdef Py_ssize_t i
@@ -646,14 +713,15 @@ def require_values(str op):
 
 cdef Expression add_node(Expression node, tuple args, Dim d):
     """Append `node` to the graph with its value allocated in the forward pool."""
-    node.val = _cg.fwd.alloc(total_size(&d))
+    cdef ComputationGraph cg = the_cg()
+    node.val = cg.fwd.alloc(total_size(&d))
     node.external_grad = False
-    return add_node_noalloc(node, args, d)
+    return _append(cg, node, args, d)
 
 
 cdef float* fwd_scratch(size_t n) except NULL:
     """Memory in the forward pool that lives until renew_cg (e.g. to keep softmax for backward)."""
-    return _cg.fwd.alloc(n)
+    return the_cg().fwd.alloc(n)
 
 
 cdef Expression as_expr_slow(object x, str op):

@@ -16,4 +16,13 @@ cdef class Arena:
     cdef void _free_spill(self) noexcept
 
 
+cdef class ThreadState:
+    # What each thread has of its own: its computation graph (set by graph.pyx) and the work
+    # buffer. It lives in the thread's state dict, so it is freed when the thread ends.
+    cdef object graph
+    cdef float* scratch
+    cdef size_t scratch_n
+
+
+cdef ThreadState this_thread()
 cdef float* work_buffer(size_t n) except NULL

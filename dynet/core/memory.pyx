@@ -7,6 +7,9 @@ the high-water mark so the spill does not recur.
 """
 from libc.stdlib cimport free, realloc
 from libc.stdint cimport uintptr_t
+from cpython.ref cimport PyObject
+from cpython.pystate cimport PyThreadState_GetDict
+from cpython.pythread cimport PyThread_get_thread_ident
 from posix.stdlib cimport posix_memalign
 
 # Keep every slice 64-byte aligned (16 floats): vector loads and BLAS prefer it.
@@ -95,31 +98,73 @@ cdef class Arena:
         return (self.used + self.spill_total) * sizeof(float)
 
 
-# One work buffer for temporaries that live only inside one node's forward or backward call (conv2d's
-# column matrix, the LSTM cell's pre-activation gradients, kmax_pooling's row): nodes run one at a
-# time, so they can all share it.
-cdef float* _scratch = NULL
-cdef size_t _scratch_n = 0
+# ---- what each thread has of its own ------------------------------------------------------
+# Each thread has its own computation graph and work buffer (threads that build and run graphs
+# side by side, as a server's request handlers do). They live in a ThreadState kept in the thread's
+# state dict, which CPython clears when the thread ends. The hot path (add_node, once per node)
+# reaches it through a one-entry cache: the last thread's ident and a borrowed pointer, cleared by
+# ThreadState's __dealloc__ so that a new thread that is given a dead thread's ident never sees it.
+
+cdef str _KEY = "dynet.thread_state"
+cdef PyObject* _cached = NULL
+cdef long _cached_ident = 0
 
 
+cdef class ThreadState:
+    def __dealloc__(self):
+        global _cached, _cached_ident
+        if _cached == <PyObject*>self:
+            _cached = NULL
+            _cached_ident = 0
+        free(self.scratch)
+        self.scratch = NULL
+
+
+cdef ThreadState _lookup_thread(long ident):
+    global _cached, _cached_ident
+    cdef PyObject* dp = PyThreadState_GetDict()
+    if dp == NULL:
+        raise RuntimeError("dynet: this thread has no Python thread state")
+    cdef dict d = <dict><object>dp
+    state = d.get(_KEY)
+    if state is None:
+        state = ThreadState.__new__(ThreadState)
+        d[_KEY] = state
+    _cached = <PyObject*>state
+    _cached_ident = ident
+    return <ThreadState>state
+
+
+cdef ThreadState this_thread():
+    """The calling thread's ThreadState (made on first use)."""
+    cdef long ident = PyThread_get_thread_ident()
+    if ident == _cached_ident and _cached != NULL:
+        return <ThreadState>_cached
+    return _lookup_thread(ident)
+
+
+# The work buffer, for temporaries that live only inside one node's forward or backward call (conv2d's
+# column matrix, the LSTM cell's pre-activation gradients, kmax_pooling's row, matmul's gathered
+# gradients): a thread runs its nodes one at a time, so they can all share its buffer.
 cdef float* work_buffer(size_t n) except NULL:
-    """A buffer of at least n floats, valid until the next call (reused, never freed)."""
-    global _scratch, _scratch_n
+    """A buffer of at least n floats for the calling thread, valid until its next call (reused)."""
+    cdef ThreadState t = this_thread()
     cdef float* p
-    if n > _scratch_n:
-        p = <float*>realloc(_scratch, max(n, <size_t>1) * sizeof(float))
+    if n > t.scratch_n or t.scratch == NULL:
+        p = <float*>realloc(t.scratch, max(n, <size_t>1) * sizeof(float))
         if p == NULL:
             raise MemoryError(f"cannot allocate a work buffer of {n} floats")
-        _scratch = p
-        _scratch_n = n
-    return _scratch
+        t.scratch = p
+        t.scratch_n = max(n, <size_t>1)
+    return t.scratch
 
 
 def reserve_work_buffer(size_t megabytes):
-    """Size the work buffer up front (--dynet-mem's fourth number, DyNet's scratch pool); it still
-    grows if a node needs more."""
+    """Size the calling thread's work buffer up front (--dynet-mem's fourth number, DyNet's scratch
+    pool); it still grows if a node needs more. Other threads' buffers grow as they need."""
     work_buffer(megabytes * (1 << 20) // sizeof(float))
 
 
 def work_buffer_bytes():
-    return _scratch_n * sizeof(float)
+    """The calling thread's work buffer size."""
+    return this_thread().scratch_n * sizeof(float)

@@ -11,6 +11,7 @@ memory as its parent, so workers train one model Hogwild-style, as with DyNet's 
 Gradients always stay private to a process (each worker computes its own).
 """
 import mmap
+import threading
 
 import numpy as np
 
@@ -27,6 +28,7 @@ class _Pool:
         self.block = None
         self.used = 0
         self.reserved_bytes = 0     # sum of the blocks taken so far
+        self.lock = threading.Lock()   # threads may make parameters at the same time
 
     def _new_block(self, nfloats):
         if self.shared:
@@ -41,14 +43,15 @@ class _Pool:
         """A new zeroed float32 array of n values."""
         n = max(int(n), 1)
         size = (n + _ALIGN - 1) // _ALIGN * _ALIGN
-        if size > self.block_floats:
-            return self._new_block(size)[:n]
-        if self.block is None or self.used + size > self.block.shape[0]:
-            self.block = self._new_block(self.block_floats)
-            self.used = 0
-        out = self.block[self.used:self.used + n]
-        self.used += size
-        return out
+        with self.lock:
+            if size > self.block_floats:
+                return self._new_block(size)[:n]
+            if self.block is None or self.used + size > self.block.shape[0]:
+                self.block = self._new_block(self.block_floats)
+                self.used = 0
+            out = self.block[self.used:self.used + n]
+            self.used += size
+            return out
 
 
 _private = _Pool(128 * _MB, False)

@@ -19,7 +19,7 @@ cdef class ParameterStorage:
     cdef float* gptr
     cdef Dim d                     # of the parameter (of one embedding, for lookup parameters)
     cdef str _name
-    cdef object _owner
+    cdef object _owner             # a weak reference to the collection (it holds us), or None
     cdef bint updated
     cdef WeightDecay wd            # the collection's weight-decay factor (shared)
     cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size) except -1
@@ -27,8 +27,11 @@ cdef class ParameterStorage:
 
 cdef class Parameters(ParameterStorage):
     cdef bint has_grad             # a backward pass wrote into grads since the last update
-    cdef Expression _expr_update   # this graph's expression (cached per graph, as DyNet 2.1)
-    cdef Expression _expr_const
+    # this graph's expressions (made once per graph, as DyNet 2.1), [const, update]. Borrowed: the
+    # graph holds them, and a strong reference would close a Parameters -> node -> Parameters
+    # cycle that keeps a deleted collection's storage alive (nodes are outside the GC).
+    cdef void* _cached_node[2]
+    cdef int _cached_index[2]
     cdef Expression node(self, bint update)
 
 

@@ -11,7 +11,9 @@ cimport numpy as cnp
 import numpy as np
 
 from dynet.core.dim cimport (Dim, make_dim, total_size, batch_size, dim_shape, dim_str)
-from dynet.core.graph cimport Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch
+from dynet.core.graph cimport (Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch,
+                               node_in_graph)
+import weakref
 
 cnp.import_array()
 
@@ -66,6 +68,7 @@ cdef class ParameterNode(Expression):
     weight decay, where it is the stored value times the collection's factor as it is at each
     forward (DyNet reads it then: a static graph recomputed after updates sees the new factor)."""
     cdef Parameters param
+    cdef bint update           # made by expr(update) (needs_grad also depends on is_updated)
 
     cpdef str op_name(self):
         return "parameter"
@@ -187,7 +190,7 @@ cdef class ParameterStorage:
         self.gptr = <float*>cnp.PyArray_DATA(g)
         self.d = d
         self._name = name
-        self._owner = owner
+        self._owner = weakref.ref(owner) if owner is not None else None
         self.updated = True
         self.wd = owner.weight_decay_state() if owner is not None else WeightDecay()
         return 0
@@ -267,8 +270,9 @@ cdef class ParameterStorage:
         self.populate(fname, key)
 
     def collection(self):
-        """The ParameterCollection that holds this parameter (None for a detached one)."""
-        return self._owner
+        """The ParameterCollection that holds this parameter (None for a detached one, or once the
+        collection is gone)."""
+        return self._owner() if self._owner is not None else None
 
     def set_name(self, name):
         """Rename (loading gives a parameter the name it had in the file)."""
@@ -283,11 +287,16 @@ cdef class Parameters(ParameterStorage):
         raise TypeError("Parameters are created by ParameterCollection.add_parameters")
 
     cdef Expression node(self, bint update):
-        cdef Expression cached = self._expr_update if update else self._expr_const
-        if cached is not None and cached.version == the_cg()._version:
-            return cached
+        cdef int u = 1 if update else 0
+        cdef Expression cached = node_in_graph(self._cached_node[u], self._cached_index[u])
+        cdef ParameterNode pn
+        if cached is not None and type(cached) is ParameterNode:
+            pn = <ParameterNode>cached
+            if pn.param is self and pn.update == update:
+                return cached
         cdef ParameterNode node = ParameterNode.__new__(ParameterNode)
         node.param = self
+        node.update = update
         # under weight decay the value is a scaled copy; the gradient still goes to the storage's
         # grad unscaled (it is d loss / d real value, which is what the trainers expect)
         node.val = self.vptr if self.wd.is_identity() else fwd_scratch(total_size(&self.d))
@@ -297,10 +306,8 @@ cdef class Parameters(ParameterStorage):
         add_node_noalloc(node, (), self.d)
         if node.needs_grad:
             node.grad = self.gptr
-        if update:
-            self._expr_update = node
-        else:
-            self._expr_const = node
+        self._cached_node[u] = <void*>node
+        self._cached_index[u] = node.index
         return node
 
     def expr(self, update=True):
@@ -343,7 +350,8 @@ cdef class Parameters(ParameterStorage):
         Returns:
             int: the index
         """
-        return self._owner._index_of(self) if self._owner is not None else 0
+        owner = self.collection()
+        return owner._index_of(self) if owner is not None else 0
 
     def clip_inplace(self, left, right):
         """Clip the values (the real ones: under weight decay the stored values times the
@@ -482,6 +490,11 @@ cdef class Parameters(ParameterStorage):
         """Whether a backward pass wrote a gradient since the last update (or a load set one)."""
         return self.has_grad
 
+    def mark_gradient(self):
+        """Note that `grads` was written outside a backward pass (e.g. averaged across processes by
+        dynet.distributed), so that the next update() applies it."""
+        self.has_grad = True
+
     def load_state(self, values, grads):
         """Set values and gradients (None: zero) in place, as loading does."""
         self.values[...] = values
@@ -541,6 +554,22 @@ cdef class LookupParameters(ParameterStorage):
         if self.all_rows_touched:
             return np.arange(self.n, dtype=np.int64)
         return np.array([self.touched_list[i] for i in range(self.n_touched)], dtype=np.int64)
+
+    def mark_rows_touched(self, rows=None):
+        """Note that these rows of `grads` were written outside a backward pass (e.g. averaged across
+        processes by dynet.distributed), so that a sparse update() applies them; None: every row
+        (a dense gradient)."""
+        if rows is None:
+            self.all_rows_touched = True
+            return
+        cdef cnp.int64_t[:] idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        cdef Py_ssize_t i
+        for i in range(idx.shape[0]):
+            if idx[i] < 0 or idx[i] >= self.n:
+                raise IndexError(f"mark_rows_touched: row {idx[i]} is out of range for lookup "
+                                 f"parameters {self._name} with {self.n} rows")
+        for i in range(idx.shape[0]):
+            self.mark_touched(<int>idx[i])
 
     def clear_touched(self):
         """Forget which rows received gradients (trainers do it after an update)"""

@@ -15,14 +15,17 @@ first, then lookup parameters, each in creation order; a collection populates by
 names only select a key's entries), a single parameter by its full name.
 
 Every file is written beside its target and renamed into place, so a failed save leaves the old file
-as it was. Loading reads into temporary arrays and touches the model only when everything parsed, so
+as it was. The temporary file is named after the target and the writing process
+(`.NAME.PID.XXXXXXXX.tmp`); a save first removes such files left by saves of the same target that
+were killed (their process is gone), so killed saves do not pile up. Loading reads into temporary
+arrays and touches the model only when everything parsed, so
 a bad file (missing, truncated, wrong dimensions, unknown key, garbage) raises ModelFileError (or
 FileNotFoundError) naming the file, the line and the parameter, and changes nothing.
 """
 import os
 import re
 import shutil
-import tempfile
+import time
 
 import numpy as np
 
@@ -128,7 +131,8 @@ def atomic_write(fname, write, append=False):
         exists = True
     except FileNotFoundError:
         mode, exists = _default_mode(), False
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=folder)
+    remove_stale_temporaries(target)
+    fd, tmp = _new_temporary(folder, os.path.basename(target))
     try:
         with os.fdopen(fd, "wb") as f:
             if append and exists:
@@ -143,6 +147,64 @@ def atomic_write(fname, write, append=False):
         except OSError:
             pass
         raise
+
+
+# A temporary file of a save that was killed is removed by the next save of the same file once it
+# is stale: its process is gone (or, for a name without a process id, as older versions wrote them,
+# or a process id since reused, it has not been written to for a while: a live save writes all the
+# time).
+_LEGACY_STALE_S = 60
+_STALE_S = 3600
+
+
+def _new_temporary(folder, base):
+    """(fd, path) of a new empty file `.BASE.PID.XXXXXXXX.tmp` in `folder`."""
+    while True:
+        path = os.path.join(folder, f".{base}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+        except FileExistsError:
+            continue
+
+
+def _process_gone(pid):
+    if pid == os.getpid():
+        return False                 # ours: a save of another thread may be writing it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
+
+
+def remove_stale_temporaries(target):
+    """Remove the temporary files that killed saves of `target` left beside it."""
+    folder = os.path.dirname(os.path.abspath(target))
+    prefix, now = "." + os.path.basename(target) + ".", time.time()
+    ours = re.compile(re.escape(prefix) + r"(\d+)\.[0-9a-f]{8}\.tmp\Z")
+    legacy = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}\.tmp\Z")   # tempfile.mkstemp's names
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            age = now - os.stat(path).st_mtime
+        except OSError:
+            continue
+        m = ours.match(name)
+        if m:
+            stale = _process_gone(int(m.group(1))) or age > _STALE_S
+        else:
+            stale = legacy.match(name) is not None and age > _LEGACY_STALE_S
+        if stale:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def save_parameters(fname, params, key="", append=False, what="save"):

@@ -65,24 +65,32 @@ cdef inline float sum_of(Py_ssize_t n, const float* x) noexcept nogil:
 
 # ---- exp and tanh written out so that loops over them vectorise (libm calls do not) ----------
 cdef inline float fast_exp(float x) noexcept nogil:
-    """e^x to about 2 ulp: x = n ln2 + r with |r| <= ln2/2, a degree-7 polynomial for e^r, and 2^n
-    built in the exponent bits. Written with selects, floorf, a memcpy bit-cast and float-typed
-    constants (no branches, no union, no double promotion), which is what lets gcc vectorise the
-    loops that call it: about 10x faster than libm's expf."""
-    cdef float hi = 88.0, lo = -87.0, log2e = 1.4426950408889634, half = 0.5, one = 1.0
+    """e^x to about 2 ulp over float32's whole range, as expf: x = n ln2 + r with |r| <= ln2/2, a
+    degree-7 polynomial for e^r, times 2^n built in the exponent bits. 2^n is applied as two factors
+    2^(n/2) and 2^(n - n/2), each a normal float, so that the result overflows to inf above ~88.72
+    and underflows gradually (denormals, rounded once) to 0 below ~-103.97 like expf, instead of
+    being clamped. Written with selects, floorf, a memcpy bit-cast and float-typed constants (no
+    branches, no union, no double promotion), which is what lets gcc vectorise the loops that call
+    it: about 10x faster than libm's expf."""
+    # beyond these the result is inf / 0 anyway; the clamp keeps n (and the exponent bits) in range
+    cdef float hi = 89.0, lo = -104.0, log2e = 1.4426950408889634, half = 0.5, one = 1.0
     cdef float ln2_hi = 0.693145751953125, ln2_lo = 1.428606765330187e-06
     cdef float c2 = 0.5, c3 = 0.16666666666666666, c4 = 0.041666666666666664
     cdef float c5 = 0.008333333333333333, c6 = 0.001388888888888889, c7 = 0.0001984126984126984
-    cdef float n, r, p, scale
-    cdef int bits
+    cdef float n, r, p, scale1, scale2
+    cdef int k, k1, bits1, bits2
     x = hi if x > hi else x
     x = lo if x < lo else x
     n = floorf(x * log2e + half)
     r = (x - n * ln2_hi) - n * ln2_lo
     p = one + r * (one + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * c7))))))
-    bits = (<int>n + 127) << 23
-    memcpy(&scale, &bits, sizeof(float))
-    return p * scale
+    k = <int>n                     # in [-150, 128]
+    k1 = k >> 1                    # both halves in [-75, 64]: normal floats
+    bits1 = (k1 + 127) << 23
+    bits2 = (k - k1 + 127) << 23
+    memcpy(&scale1, &bits1, sizeof(float))
+    memcpy(&scale2, &bits2, sizeof(float))
+    return (p * scale1) * scale2
 
 
 cdef inline float fast_tanh(float x) noexcept nogil:
@@ -253,9 +261,9 @@ cdef inline void gemm_tall_skinny(int m, int n, int k, const float* A, int lda, 
                 C[i + <Py_ssize_t>j * ldc] += sacc
 
 
-cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
-                      const float* A, int lda, const float* B, int ldb,
-                      float beta, float* C, int ldc) noexcept nogil:
+cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
+                            const float* A, int lda, const float* B, int ldb,
+                            float beta, float* C, int ldc) noexcept nogil:
     """C = alpha * op(A) * op(B) + beta * C, with C m x n and the inner dimension k."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
@@ -287,3 +295,22 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alp
         sgemv(&ta, &rows_a, &cols_a, &alpha, <float*>A, &lda, <float*>B, &one, &beta, C, &one)
         return
     sgemm(&ta, &tb, &m, &n, &k, &alpha, <float*>A, &lda, <float*>B, &ldb, &beta, C, &ldc)
+
+
+# ---- releasing the GIL -----------------------------------------------------------------------
+# Work of at least this many multiply-adds (or elements, for maps) runs with the GIL released, so
+# that other Python threads run meanwhile. Releasing and retaking it costs 0.1-0.2 us, and on a
+# contended GIL a thread that gives it up may wait for it, so small nodes keep it.
+cdef enum:
+    NOGIL_MIN_WORK = 8192
+
+
+cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
+                      const float* A, int lda, const float* B, int ldb,
+                      float beta, float* C, int ldc) noexcept:
+    """gemm_nogil, called with the GIL held; large products release it while they run."""
+    if <Py_ssize_t>m * n * k >= NOGIL_MIN_WORK:
+        with nogil:
+            gemm_nogil(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    else:
+        gemm_nogil(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)

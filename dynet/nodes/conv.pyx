@@ -14,7 +14,7 @@ from libc.math cimport ceil
 from dynet.core.dim cimport with_size, Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
 from dynet.core.memory cimport work_buffer
 from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, fwd_scratch, to_index
-from dynet.kernels.cpu cimport gemm, axpy, dot
+from dynet.kernels.cpu cimport gemm, axpy, dot, NOGIL_MIN_WORK
 from dynet.kernels import generic
 
 
@@ -110,6 +110,16 @@ cdef void im2col(const ConvGeom* g, const float* x, float* col, bint backward) n
                             dst[oh] = 0
 
 
+cdef inline void im2col_gil(const ConvGeom* g, const float* x, float* col, bint backward,
+                            Py_ssize_t n) noexcept:
+    """im2col called with the GIL held: a large one (n values) releases it while it runs."""
+    if n >= NOGIL_MIN_WORK:
+        with nogil:
+            im2col(g, x, col, backward)
+    else:
+        im2col(g, x, col, backward)
+
+
 @cython.final
 @cython.no_gc
 cdef class Conv2D(Expression):
@@ -129,7 +139,7 @@ cdef class Conv2D(Expression):
         cdef float bo
         for b in range(self.d.bd):
             col = self.cols + b * P * K if self.cols != NULL else work_buffer(P * K)
-            im2col(&self.g, x.val + b * xper, col, False)
+            im2col_gil(&self.g, x.val + b * xper, col, False, P * K)
             gemm(False, False, <int>P, self.g.CO, <int>K, 1.0, col, <int>P, f.val, <int>K,
                  0.0, self.val + b * yper, <int>P)
         if self.has_bias:
@@ -157,7 +167,7 @@ cdef class Conv2D(Expression):
                     col = self.cols + b * P * K
                 else:
                     col = work_buffer(P * K)
-                    im2col(&self.g, x.val + b * xper, col, False)
+                    im2col_gil(&self.g, x.val + b * xper, col, False, P * K)
                 gemm(True, False, <int>K, self.g.CO, <int>P, 1.0, col, <int>P, self.grad + b * yper,
                      <int>P, 1.0, f.grad, <int>K)
         if x.grad != NULL:
@@ -166,7 +176,7 @@ cdef class Conv2D(Expression):
             for b in range(self.d.bd):
                 gemm(False, True, <int>P, <int>K, self.g.CO, 1.0, self.grad + b * yper, <int>P,
                      f.val, <int>K, 0.0, dcol, <int>P)
-                im2col(&self.g, x.grad + b * xper, dcol, True)
+                im2col_gil(&self.g, x.grad + b * xper, dcol, True, P * K)
         if self.has_bias:
             bias = <Expression>self.args[2]
             if bias.grad != NULL:

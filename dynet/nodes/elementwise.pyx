@@ -11,7 +11,7 @@ from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf
 from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
-from dynet.kernels.cpu cimport fast_exp, fast_tanh, fast_sigmoid
+from dynet.kernels.cpu cimport fast_exp, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.kernels import generic
 
 cdef float SELU_LAMBDA = 1.0507009873554805
@@ -119,6 +119,41 @@ cdef inline float unary_derivative(int op, float x, float y, float a, float b) n
     return 1.0   # U_IDENTITY
 
 
+cdef void unary_forward(int op, Py_ssize_t n, const float* xv, float* y, float a, float b) noexcept nogil:
+    cdef Py_ssize_t i
+    # the hottest maps get their own loops so that they vectorise
+    if op == U_TANH:
+        for i in range(n):
+            y[i] = fast_tanh(xv[i])
+    elif op == U_LOGISTIC:
+        for i in range(n):
+            y[i] = fast_sigmoid(xv[i])
+    elif op == U_RECTIFY:
+        for i in range(n):
+            y[i] = xv[i] if xv[i] > 0 else 0.0
+    elif op == U_AFFINE:
+        for i in range(n):
+            y[i] = a * xv[i] + b
+    else:
+        for i in range(n):
+            y[i] = unary_value(op, xv[i], a, b)
+
+
+cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, const float* dy,
+                         float* dx, float a, float b) noexcept nogil:
+    cdef Py_ssize_t i
+    if op == U_TANH:
+        for i in range(n):
+            dx[i] += dy[i] * (1 - y[i] * y[i])
+    elif op == U_AFFINE:
+        for i in range(n):
+            dx[i] += a * dy[i]
+    else:
+        for i in range(n):
+            dx[i] += dy[i] * unary_derivative(op, xv[i], y[i], a, b)
+
+
+
 @cython.final
 @cython.no_gc
 @cython.freelist(256)
@@ -128,51 +163,34 @@ cdef class Unary(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t i, n = total_size(&self.d)
+        cdef Py_ssize_t n = total_size(&self.d)
         cdef const float* xv = x.val
         cdef float* y = self.val
         cdef int op = self.op
         cdef float a = self.alpha, b = self.beta
-        with nogil:
-            # the hottest maps get their own loops so that they vectorise
-            if op == U_TANH:
-                for i in range(n):
-                    y[i] = fast_tanh(xv[i])
-            elif op == U_LOGISTIC:
-                for i in range(n):
-                    y[i] = fast_sigmoid(xv[i])
-            elif op == U_RECTIFY:
-                for i in range(n):
-                    y[i] = xv[i] if xv[i] > 0 else 0.0
-            elif op == U_AFFINE:
-                for i in range(n):
-                    y[i] = a * xv[i] + b
-            else:
-                for i in range(n):
-                    y[i] = unary_value(op, xv[i], a, b)
+        if n >= NOGIL_MIN_WORK:
+            with nogil:                  # other threads run meanwhile
+                unary_forward(op, n, xv, y, a, b)
+        else:
+            unary_forward(op, n, xv, y, a, b)
         return 0
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
         if x.grad == NULL:
             return 0
-        cdef Py_ssize_t i, n = total_size(&self.d)
+        cdef Py_ssize_t n = total_size(&self.d)
         cdef const float* xv = x.val
         cdef const float* y = self.val
         cdef const float* dy = self.grad
         cdef float* dx = x.grad
         cdef int op = self.op
         cdef float a = self.alpha, b = self.beta
-        with nogil:
-            if op == U_TANH:
-                for i in range(n):
-                    dx[i] += dy[i] * (1 - y[i] * y[i])
-            elif op == U_AFFINE:
-                for i in range(n):
-                    dx[i] += a * dy[i]
-            else:
-                for i in range(n):
-                    dx[i] += dy[i] * unary_derivative(op, xv[i], y[i], a, b)
+        if n >= NOGIL_MIN_WORK:
+            with nogil:
+                unary_backward(op, n, xv, y, dy, dx, a, b)
+        else:
+            unary_backward(op, n, xv, y, dy, dx, a, b)
         return 0
 
     def generic_forward(self, xp, list xs, out):

@@ -12,7 +12,7 @@ from dynet.core.dim cimport make_dim1, rows, cols, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
-from dynet.kernels.cpu cimport gemm, copy
+from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.core.batching cimport total_cols, gather_arg, scatter_values
 from dynet.kernels import generic
 
@@ -40,22 +40,34 @@ cdef extern from *:
         q = q * x2 + 4.89352518554385e-03f;
         return p / q;
     }
-    /* 1 / (1 + e^-x) = (1 + tanh(x / 2)) / 2 */
-    static inline float dy_fast_sigmoid(float x) { return 0.5f + 0.5f * dy_fast_tanh(0.5f * x); }
-    /* the gate non-linearities of one column [i; f; o; g] in place */
-    static void dy_lstm_activate(float* col, long H) {
-        long i;
-        for (i = 0; i < 3 * H; ++i) col[i] = dy_fast_sigmoid(col[i]);
-        for (i = 3 * H; i < 4 * H; ++i) col[i] = dy_fast_tanh(col[i]);
-    }
     static void dy_lstm_h(const float* o, const float* c, float* out, long H) {
         long i;
         for (i = 0; i < H; ++i) out[i] = o[i] * dy_fast_tanh(c[i]);
     }
     """
     float fast_tanh "dy_fast_tanh"(float x) noexcept nogil
-    void lstm_activate "dy_lstm_activate"(float* col, long H) noexcept nogil
     void lstm_h "dy_lstm_h"(const float* o, const float* c, float* out, long H) noexcept nogil
+
+
+cdef inline void lstm_activate(float* col, Py_ssize_t H) noexcept nogil:
+    """The gate non-linearities of one column [i; f; o; g] in place. The sigmoids are 1/(1+e^-x) on
+    the full-range exp (not (1 + tanh(x/2))/2, which loses all relative precision for x < -17)."""
+    cdef Py_ssize_t i
+    for i in range(3 * H):
+        col[i] = fast_sigmoid(col[i])
+    for i in range(3 * H, 4 * H):
+        col[i] = fast_tanh(col[i])
+
+
+cdef inline void gates_products(int H4, int B, int I, int H, const float* wx, const float* xp,
+                                const float* wh, const float* hp, bint has_h, float* val) noexcept nogil:
+    """val += Wx x (+ Wh h), then the non-linearities: the gates node's work after the bias."""
+    cdef Py_ssize_t b
+    gemm_nogil(False, False, H4, B, I, 1.0, wx, H4, xp, I, 1.0, val, H4)
+    if has_h:
+        gemm_nogil(False, False, H4, B, H, 1.0, wh, H4, hp, H, 1.0, val, H4)
+    for b in range(B):
+        lstm_activate(val + b * H4, H)
 
 
 cdef inline const float* bat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
@@ -155,11 +167,13 @@ cdef class VanillaLSTMGates(Expression):
             copy(H4, bv, col)
             for i in range(H, 2 * H):
                 col[i] += self.forget_bias
-        gemm(False, False, H4, B, I, 1.0, wx, H4, xp, I, 1.0, self.val, H4)
-        if self.has_h:
-            gemm(False, False, H4, B, H, 1.0, wh, H4, hp, H, 1.0, self.val, H4)
-        for b in range(B):
-            lstm_activate(self.val + b * H4, H)
+        cdef bint has_h = self.has_h
+        cdef float* val = self.val
+        if <Py_ssize_t>H4 * B * (I + H) >= NOGIL_MIN_WORK:
+            with nogil:                  # let other threads run meanwhile
+                gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
+        else:
+            gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
         return 0
 
     cdef int scatter(self, const float* dbuf, int first, int count, int dim, Expression mask,

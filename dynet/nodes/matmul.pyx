@@ -30,6 +30,8 @@ cdef struct Pending:
     int ncols
     bint want_dA, want_dB
 
+# One list for the process: backward passes take turns (graph.gradient_lock), so only one pass
+# at a time uses it (and work_flags below).
 cdef Pending* _pending = NULL
 cdef Py_ssize_t _n_pending = 0, _cap_pending = 0
 cdef Py_ssize_t _inputs_done = 0     # entries before this have no input gradient left to do

@@ -46,7 +46,7 @@ from dynet.core.params cimport Parameters, LookupParameters, WeightDecay
 from dynet.core.collection import ParameterCollection
 from dynet.core import config
 from dynet.core import parampool
-from dynet.core.graph import require_values
+from dynet.core.graph import gradient_lock, require_values
 
 cnp.import_array()
 
@@ -373,8 +373,9 @@ cdef class Trainer:
     def update(self, s=1.0):
         """Apply one update from the accumulated gradients (scaled by s), then clear them."""
         params, lookups = self._lists()
-        self._update_params(params, lookups, float(s))
-        self.after_update()
+        with gradient_lock:      # not while another thread's backward pass adds into gradients
+            self._update_params(params, lookups, float(s))
+            self.after_update()
 
     cdef int after_update(self) except -1:
         return 0
@@ -386,7 +387,8 @@ cdef class Trainer:
         params, lookups = self._lists()
         sel_p = _select(params, updated_params, "parameter", "parameters")
         sel_l = _select(lookups, updated_lookups, "lookup parameter", "lookup parameters")
-        self._update_params(sel_p, sel_l, float(s))
+        with gradient_lock:
+            self._update_params(sel_p, sel_l, float(s))
 
 
 # Trainers made under shared parameters; before a fork each makes its missing moments in shared memory.

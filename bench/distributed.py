@@ -1,0 +1,151 @@
+"""Data-parallel scaling: training throughput on 1, 2, ... processes (mpirun over loopback), with
+dynet.distributed.DistributedTrainer, and the reference DyNet's one process alongside.
+
+    python -m bench.distributed                       # mlp_batch and rnnlm_batch at 1 and 2 processes
+    python -m bench.distributed --procs 1 2 3 --seconds 6 mlp_batch
+
+Each process count runs in a fresh `mpirun -np P`, alternating the counts `--repeat` times and keeping
+each one's best. All ranks run the same number of steps per round (rank 0 fixes it from its warm-up
+speed); the throughput is the units of all ranks together over rank 0's time for the round, barrier
+to barrier. Scaling efficiency = throughput(P) / (P * throughput(1)). "independent" is the speedup
+that P unconnected single processes get together at the same time (no MPI): what the machine itself
+allows, the ceiling of the speedup on a shared machine. The reference DyNet has no multi-process
+training for Python, so its column is its one process (bench.worker).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the workloads and the config of each that is measured (the first of its CONFIGS)
+DEFAULT_WORKLOADS = ["mlp_batch", "rnnlm_batch"]
+
+
+def rank_main(name, config, seconds):
+    """One rank, under mpirun: time the workload's steps with a DistributedTrainer."""
+    import _dynet as dy
+    params = dy.DynetParams()
+    params.set_random_seed(1)
+    params.set_mem(1024)
+    params.init()
+    import importlib
+    import dynet.distributed as dd
+    rank, size = dd.init(use_mpi=True)
+    workload = importlib.import_module(f"bench.workloads.{name}")
+    step = workload.make(dy, **config, wrap_trainer=dd.DistributedTrainer)
+    # every rank must make the same number of steps (each update is a collective): rank 0 says
+    # when the warm-up ends, and how many steps a round has
+    t0, warm = time.perf_counter(), 0
+    while dd.broadcast_object(time.perf_counter() - t0 < min(1.0, seconds / 4) or warm < 2):
+        step()
+        warm += 1
+    per_round = dd.broadcast_object(max(2, int(warm * (seconds / 3) / (time.perf_counter() - t0))))
+    rounds = []
+    for _ in range(3):
+        dd.barrier()
+        t0, units = time.perf_counter(), 0
+        for _ in range(per_round):
+            units += step()
+        dd.barrier()
+        rounds.append(units * size / (time.perf_counter() - t0))
+    if rank == 0:
+        print(json.dumps({"procs": size, "throughput": max(rounds), "rounds": rounds}))
+
+
+def measure(procs, name, config, seconds):
+    from tests.mpi_launch import mpirun_command, mpirun_env
+    env = mpirun_env(ROOT)
+    cmd = mpirun_command(procs) + [sys.executable, "-m", "bench.distributed", "--rank-worker", name,
+                                   json.dumps(config), str(seconds)]
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=60 + 10 * seconds)
+    except subprocess.TimeoutExpired:
+        return {"procs": procs, "error": ["timed out"]}
+    if out.returncode != 0:
+        return {"procs": procs, "error": (out.stderr or out.stdout).strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_independent(procs, name, config, seconds):
+    """The machine's own parallel capacity: `procs` single processes (no MPI, no communication) at
+    once, their throughputs summed. On a shared machine this, not procs x one process, is the
+    ceiling for the data-parallel run."""
+    cmd = [sys.executable, "-m", "bench.worker", "ours", name, json.dumps(config), str(seconds)]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    runs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(procs)]
+    total = 0.0
+    for run in runs:
+        out, err = run.communicate(timeout=60 + 10 * seconds)
+        if run.returncode != 0:
+            return {"procs": procs, "error": (err or out).strip().splitlines()[-1:]}
+        total += json.loads(out.strip().splitlines()[-1])["throughput"]
+    return {"procs": procs, "throughput": total}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help=f"workloads (default: {' '.join(DEFAULT_WORKLOADS)})")
+    parser.add_argument("--procs", type=int, nargs="+", default=[1, 2], help="process counts")
+    parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
+    parser.add_argument("--repeat", type=int, default=2, help="alternations of the process counts")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference's column")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--rank-worker", nargs=3, metavar=("NAME", "CONFIG", "SECONDS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, ROOT)
+    if args.rank_worker:
+        name, config, seconds = args.rank_worker
+        rank_main(name, json.loads(config), float(seconds))
+        return
+    if shutil.which("mpirun") is None:
+        raise SystemExit("mpirun not found: install Open MPI (openmpi-bin libopenmpi-dev) and mpi4py")
+    import importlib
+    from bench.run import measure as measure_one
+    results = []
+    print(f"{'workload':<12} {'procs':>5} {'throughput':>12} {'speedup':>8} {'efficiency':>10} "
+          f"{'independent':>12} {'reference 1 proc':>17}")
+    for name in args.names or DEFAULT_WORKLOADS:
+        module = importlib.import_module(f"bench.workloads.{name}")
+        config = module.CONFIGS[0]
+        best, alone = {}, {}
+        for _ in range(max(1, args.repeat)):
+            for procs in args.procs:
+                for table, run in ((best, measure), (alone, measure_independent)):
+                    if run is measure_independent and procs == 1:
+                        continue
+                    r = run(procs, name, config, args.seconds)
+                    if procs not in table or r.get("throughput", 0) > table[procs].get("throughput", 0):
+                        table[procs] = r
+        ref = None if args.no_reference else measure_one("ref", name, config, args.seconds)
+        base = best.get(1, {}).get("throughput")
+        for procs in args.procs:
+            r = best[procs]
+            if "throughput" not in r:
+                print(f"{name:<12} {procs:>5} error: {r['error']}")
+                continue
+            speedup = r["throughput"] / base if base else None
+            ref_text = (f"{ref['throughput']:.1f}" if ref and "throughput" in ref else "-")
+            ceiling = alone.get(procs, {}).get("throughput") if procs > 1 else base
+            print(f"{name:<12} {procs:>5} {r['throughput']:>12.1f} "
+                  f"{(f'{speedup:.2f}x' if speedup else '-'):>8} "
+                  f"{(f'{speedup / procs:.0%}' if speedup else '-'):>10} "
+                  f"{(f'{ceiling / base:.2f}x' if ceiling and base else '-'):>12} "
+                  f"{ref_text if procs == 1 else '':>17}   ({module.UNIT})", flush=True)
+            results.append({"workload": name, "config": config, "unit": module.UNIT, "procs": procs,
+                            "throughput": r["throughput"], "speedup": speedup,
+                            "independent_processes": ceiling,
+                            "reference_1proc": ref.get("throughput") if ref else None})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

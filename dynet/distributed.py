@@ -1,0 +1,592 @@
+"""Data-parallel training across processes, on MPI (mpi4py): `import dynet.distributed as dd`.
+
+Every process (rank) holds the whole model and trains on its own slice of each minibatch. Rank 0's
+parameter values are broadcast at the start; after each `backward()` the gradients are averaged
+across ranks, so that every rank makes the same update -- the one a single process would make on
+the union of the ranks' minibatches (with each rank's loss the mean over its own examples):
+
+    import dynet as dy
+    import dynet.distributed as dd
+
+    dd.init()                                       # the MPI world; a world of one without MPI
+    trainer = dd.DistributedTrainer(dy.AdamTrainer(m))   # broadcasts m from rank 0
+    for epoch in range(10):
+        for batch in minibatches(dd.shard(train, epoch=epoch, seed=1), 32):
+            dy.renew_cg()
+            loss = dy.mean_batches(...)
+            loss.backward()
+            trainer.update()                        # all-reduce (averaged), then the update
+    dd.save_model(m, "model.txt")                   # rank 0 writes, the others wait
+
+    mpirun -np 2 python train.py        (or plain `python train.py`: a world of one)
+
+Without the wrapper: `dd.broadcast_parameters(m)` once before training, and
+`dd.allreduce_gradients(m)` between `loss.backward()` and `trainer.update()`.
+
+Gradients travel in one fused float32 buffer per update (one all-reduce, after two small
+all-gathers that check the models agree and say which parameters have gradients and which lookup
+rows were touched on any rank): the gradient of every parameter that has one on some rank (so a
+parameter used on one rank only is updated everywhere), and for each lookup table the union of the
+touched rows -- or the whole table when the union covers every row. Since every rank then holds the
+same averaged gradient, the trainer's clipping sees the global gradient norm.
+
+A rank that raises an uncaught exception prints it with its rank number and aborts the whole job
+(MPI_Abort), so the other ranks never wait forever in a collective. Every rank must make the same
+sequence of updates (`shard` gives every rank the same number of items); a rank that leaves early
+without an exception (sys.exit, a shorter loop) leaves the others waiting.
+
+Everything that touches parameter internals is in `_ModelTensors`; everything that talks to MPI is
+in `_MPIWorld` (a GPU world on NCCL would be another class with the same four collectives).
+"""
+import os
+import sys
+import time
+import traceback
+import weakref
+import zlib
+
+import numpy as np
+
+from dynet.core.collection import ParameterCollection
+
+__all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
+           "allgather_object", "broadcast_parameters",
+           "allreduce_gradients", "DistributedTrainer", "shard_indices", "shard", "save", "load",
+           "save_model", "populate_model"]
+
+# Environment variables the common MPI launchers set in the processes they start (Open MPI, MPICH
+# and Intel MPI through PMI, PMIx-based launchers): their presence means "started by mpirun".
+_LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS")
+_LAUNCHER_VARS = _LAUNCHER_SIZE_VARS + ("PMIX_RANK",)
+
+
+# ---- worlds: who the ranks are and the collectives between them ----------------------------------
+
+class _LocalWorld:
+    """A world of one process: every collective is the identity."""
+    rank = 0
+    size = 1
+
+    def barrier(self):
+        pass
+
+    def bcast(self, buf, root=0):
+        pass
+
+    def allreduce_sum(self, buf):
+        pass
+
+    def allgather_object(self, obj):
+        return [obj]
+
+    def bcast_object(self, obj, root=0):
+        return obj
+
+    def allgather_ints(self, values):
+        return np.asarray(values, dtype=np.int64).reshape(1, -1)
+
+    def allgatherv_ints(self, values, counts):
+        return [np.asarray(values, dtype=np.int64)]
+
+
+class _MPIWorld:
+    """The ranks of an mpi4py communicator (COMM_WORLD by default)."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+        self._MPI = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def bcast(self, buf, root=0):
+        self.comm.Bcast(buf, root=root)
+
+    def allreduce_sum(self, buf):
+        self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+
+    def allgather_object(self, obj):
+        return self.comm.allgather(obj)
+
+    def bcast_object(self, obj, root=0):
+        return self.comm.bcast(obj, root=root)
+
+    def allgather_ints(self, values):
+        """Every rank gives k int64 values (the same k everywhere): a (ranks, k) array. This is the
+        first collective of an update, where the ranks wait for the slowest: see _wait."""
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        out = np.empty((self.size, values.size), dtype=np.int64)
+        self._wait(self.comm.Iallgather(values, out))
+        return out
+
+    @staticmethod
+    def _wait(request):
+        """Wait for a non-blocking collective: poll for a moment (the other ranks are usually about
+        to arrive), then sleep between polls, longer and longer, so that a rank waiting for a slower
+        one gives its CPU away (MPI's own wait spins: on a busy or oversubscribed machine it takes
+        the very core the slower rank needs)."""
+        if request.Test():
+            return
+        start = time.perf_counter()
+        while time.perf_counter() - start < _SPIN_SECONDS:
+            if request.Test():
+                return
+        delay = _FIRST_SLEEP
+        while not request.Test():
+            time.sleep(delay)
+            delay = min(2 * delay, _LONGEST_SLEEP)
+
+    def allgatherv_ints(self, values, counts):
+        """Every rank gives its int64 values, counts[r] of them on rank r: one array per rank."""
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        counts = np.asarray(counts, dtype=np.int64)
+        recv = np.empty(int(counts.sum()), dtype=np.int64)
+        self.comm.Allgatherv(values, [recv, counts, self._MPI.INT64_T])
+        return np.split(recv, np.cumsum(counts)[:-1])
+
+    def abort(self, code):
+        self.comm.Abort(code)
+
+
+# Open MPI settings, unless the user chose others (read by MPI_Init, so set before mpi4py loads):
+# waiting ranks yield the CPU instead of spinning (on a busy or oversubscribed machine a spinning
+# rank takes the core its partner needs: all-reduces became 5-10x slower on a loaded 2-core
+# machine), and shared-memory messages are copied through the shared segment rather than with
+# cross-memory attach, which containers often forbid or slow down.
+_OPEN_MPI_DEFAULTS = {"OMPI_MCA_mpi_yield_when_idle": "1",
+                      "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+
+# waiting for the other ranks (_MPIWorld._wait): poll this long, then sleep from the first to the
+# longest interval between polls
+_SPIN_SECONDS, _FIRST_SLEEP, _LONGEST_SLEEP = 3e-4, 5e-5, 2e-4
+
+_world = None
+
+
+def _launcher_size():
+    """The number of processes the MPI launcher started, from its environment (None: not started by
+    a launcher, or it does not say)."""
+    for var in _LAUNCHER_SIZE_VARS:
+        value = os.environ.get(var)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def init(comm=None, use_mpi=None):
+    """Join the MPI world (once; later calls return the same world). Returns (rank, world size).
+
+    comm: an mpi4py communicator to train over (default: MPI.COMM_WORLD).
+    use_mpi: None (default) uses MPI when the process was started by an MPI launcher (mpirun,
+    mpiexec, srun with PMI) and is a world of one otherwise, without importing mpi4py; True always
+    imports mpi4py; False is a world of one. A process started by a launcher with several ranks but
+    without mpi4py raises, since each rank would otherwise train alone without noticing."""
+    global _world
+    if _world is not None:
+        if comm is not None and getattr(_world, "comm", None) is not comm:
+            raise RuntimeError("dynet.distributed.init: already initialised with another "
+                               "communicator")
+        return _world.rank, _world.size
+    if use_mpi not in (None, True, False):
+        raise TypeError(f"dynet.distributed.init: use_mpi must be None, True or False, got {use_mpi!r}")
+    if comm is not None:
+        world = _MPIWorld(comm)
+    elif use_mpi is False or (use_mpi is None and
+                              not any(v in os.environ for v in _LAUNCHER_VARS)):
+        world = _LocalWorld()
+    else:
+        for name, value in _OPEN_MPI_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        try:
+            from mpi4py import MPI
+        except ImportError as e:
+            launched = _launcher_size()
+            if use_mpi or (launched or 1) > 1:
+                why = "use_mpi=True" if use_mpi else f"started by an MPI launcher with {launched} processes"
+                raise RuntimeError(
+                    f"dynet.distributed.init: MPI is needed ({why}) "
+                    f"but mpi4py cannot be imported ({e}); install it with "
+                    f"`pip install mpi4py` (it needs an MPI library, e.g. Debian's "
+                    f"openmpi-bin libopenmpi-dev)") from None
+            world = _LocalWorld()
+        else:
+            world = _MPIWorld(MPI.COMM_WORLD)
+    _world = world
+    if world.size > 1:
+        _install_fault_handler(world)
+    return world.rank, world.size
+
+
+def is_initialized():
+    return _world is not None
+
+
+def _the_world():
+    if _world is None:
+        init()
+    return _world
+
+
+def rank():
+    """This process's rank, 0 .. world_size() - 1 (initialises the world on first use)."""
+    return _the_world().rank
+
+
+def world_size():
+    """The number of processes training together (1 without MPI)."""
+    return _the_world().size
+
+
+def barrier():
+    """Wait until every rank gets here."""
+    _the_world().barrier()
+
+
+def _check_root(root, world, op):
+    if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < world.size:
+        raise ValueError(f"dynet.distributed.{op}: root {root!r} is not a rank of this world of "
+                         f"{world.size}")
+    return int(root)
+
+
+def broadcast_object(obj, root=0):
+    """Rank `root`'s `obj` (any picklable object: a vocabulary, a file name), on every rank."""
+    world = _the_world()
+    return world.bcast_object(obj, _check_root(root, world, "broadcast_object"))
+
+
+def allgather_object(obj):
+    """Every rank's `obj` (picklable), as a list indexed by rank, on every rank."""
+    return _the_world().allgather_object(obj)
+
+
+def _install_fault_handler(world):
+    """An uncaught exception on one rank stops every rank: print it with the rank number, then
+    MPI_Abort (the others may be waiting for this rank in a collective and would never return)."""
+    def excepthook(etype, value, tb):
+        text = "".join(traceback.format_exception(etype, value, tb))
+        try:
+            sys.stderr.write(f"dynet.distributed: rank {world.rank} of {world.size} failed, stopping "
+                             f"every rank:\n{text}rank {world.rank}: {etype.__name__}: {value}\n")
+            sys.stderr.flush()
+        finally:
+            world.abort(1)
+    sys.excepthook = excepthook
+
+
+# ---- the model's tensors: the only place that touches parameter internals ------------------------
+
+class _ModelTensors:
+    """The parameters of a collection as flat float32 arrays, in a fixed order, and their gradient
+    bookkeeping (has a gradient / touched rows)."""
+
+    def __init__(self, model):
+        self.weight_decay = model.weight_decay_state()
+        self.params = model.parameters_list()
+        self.lookups = model.lookup_parameters_list()
+        self.lookup_rows = [int(lp.shape()[0]) for lp in self.lookups]
+        self.shape_code = zlib.crc32(repr([s for _, s in self.signature()[0]]
+                                          + [s for _, s in self.signature()[1]]).encode())
+
+    def signature(self):
+        return ([(p.name(), tuple(p.shape())) for p in self.params],
+                [(lp.name(), tuple(lp.shape())) for lp in self.lookups])
+
+    def values(self):
+        return [p.values for p in self.params] + [lp.values for lp in self.lookups]
+
+    def weight_decay_scale(self):
+        return self.weight_decay.scale
+
+    def set_weight_decay_scale(self, scale):
+        self.weight_decay.scale = float(scale)
+
+    @staticmethod
+    def dense_grad(p):
+        return p.grads
+
+    @staticmethod
+    def has_gradient(p):
+        return p.has_gradient()
+
+    @staticmethod
+    def mark_gradient(p):
+        p.mark_gradient()
+
+    def table_grad(self, k):
+        """Lookup table k's gradient as (rows, row size), a view."""
+        return self.lookups[k].grads.reshape(self.lookup_rows[k], -1)
+
+    def touched_rows(self, k):
+        return self.lookups[k].touched_rows()
+
+    def mark_rows_touched(self, k, rows):
+        self.lookups[k].mark_rows_touched(rows)
+
+
+_tensors_cache = weakref.WeakKeyDictionary()
+
+
+def _tensors_of(model):
+    """The model's _ModelTensors, remade when parameters were added since."""
+    t = _tensors_cache.get(model)
+    if (t is None or len(t.params) != len(model.parameters_list())
+            or len(t.lookups) != len(model.lookup_parameters_list())):
+        t = _ModelTensors(model)
+        _tensors_cache[model] = t
+    return t
+
+
+def _check_model(model, op):
+    if not isinstance(model, ParameterCollection):
+        raise TypeError(f"dynet.distributed.{op}: expected a ParameterCollection (Model), got "
+                        f"{type(model).__name__}")
+
+
+class _Buffer:
+    """A float32 buffer reused across updates (grown when needed)."""
+
+    def __init__(self):
+        self._data = np.empty(0, dtype=np.float32)
+
+    def get(self, n):
+        if self._data.size < n:
+            self._data = np.empty(max(n, int(self._data.size * 1.25)), dtype=np.float32)
+        return self._data[:n]
+
+
+_buffer = _Buffer()
+
+
+# ---- broadcast and all-reduce --------------------------------------------------------------------
+
+def _describe_mismatch(signatures):
+    """The first difference between rank 0's model and another rank's, in words (None: the same)."""
+    base_p, base_l = signatures[0]
+    for r, (ps, ls) in enumerate(signatures[1:], start=1):
+        for what, mine, base in (("parameters", ps, base_p), ("lookup parameters", ls, base_l)):
+            if len(mine) != len(base):
+                return (f"rank {r} has {len(mine)} {what} but rank 0 has {len(base)}")
+            for i, ((name, shape), (bname, bshape)) in enumerate(zip(mine, base)):
+                if shape != bshape:
+                    return (f"{what} {i} ({name}) has shape {shape} on rank {r} but {bshape} "
+                            f"({bname}) on rank 0")
+    return None
+
+
+def broadcast_parameters(model, root=0):
+    """Copy every parameter value of `model` (and the lazy weight-decay factor) from rank `root` to
+    all ranks (one message). Raises ValueError on every rank when the ranks' models differ in number
+    or shapes of parameters."""
+    _check_model(model, "broadcast_parameters")
+    world = _the_world()
+    root = _check_root(root, world, "broadcast_parameters")
+    if world.size == 1:
+        return
+    t = _tensors_of(model)
+    problem = _describe_mismatch(world.allgather_object(t.signature()))
+    if problem is not None:
+        raise ValueError(f"dynet.distributed.broadcast_parameters: the models differ across ranks: "
+                         f"{problem}; every rank must build the same model")
+    values = t.values()
+    buf = _buffer.get(sum(v.size for v in values) + 1)
+    offset = 0
+    for v in values:
+        if world.rank == root:
+            buf[offset:offset + v.size] = v
+        offset += v.size
+    if world.rank == root:
+        buf[offset] = t.weight_decay_scale()    # stored values times this are the real values
+    world.bcast(buf, root=root)
+    offset = 0
+    for v in values:
+        v[...] = buf[offset:offset + v.size]
+        offset += v.size
+    t.set_weight_decay_scale(buf[offset])
+
+
+def allreduce_gradients(model):
+    """Average the gradients of `model` across ranks, in place, so that each rank's next update is
+    the same. One all-reduce of a fused buffer, preceded by two small all-gathers (the models'
+    shapes; which parameters have gradients and which lookup rows were touched)."""
+    _check_model(model, "allreduce_gradients")
+    world = _the_world()
+    if world.size == 1:
+        return
+    t = _tensors_of(model)
+    nparams, nlookups = len(t.params), len(t.lookups)
+    touched = [t.touched_rows(k) for k in range(nlookups)]
+    # one small all-gather compares the ranks' models (a mismatch would make the all-reduce's sizes
+    # differ, which MPI does not check) and sizes the next message
+    headers = world.allgather_ints([nparams, nlookups, t.shape_code,
+                                    sum(len(rows) for rows in touched)])
+    if (headers[:, :3] != headers[0, :3]).any():
+        problem = _describe_mismatch(world.allgather_object(t.signature()))
+        raise ValueError(f"dynet.distributed.allreduce_gradients: the models differ across ranks: "
+                         f"{problem}; every rank must build the same model")
+    # one all-gather of which parameters got a gradient and which lookup rows were touched: a
+    # parameter with a gradient on no rank is not sent; of a table, the union of the touched rows is
+    # sent, or the whole table when every row was touched
+    mine = np.concatenate([np.fromiter((t.has_gradient(p) for p in t.params), np.int64, nparams),
+                           [len(rows) for rows in touched]] + touched).astype(np.int64)
+    per_rank = world.allgatherv_ints(mine, nparams + nlookups + headers[:, 3])
+    needed = np.flatnonzero(np.any([data[:nparams] for data in per_rank], axis=0)) if nparams else []
+    unions = []
+    if nlookups:
+        lists = []
+        for data in per_rank:
+            bounds = nparams + nlookups + np.concatenate(
+                [[0], np.cumsum(data[nparams:nparams + nlookups])])
+            lists.append([data[bounds[k]:bounds[k + 1]] for k in range(nlookups)])
+        unions = [np.unique(np.concatenate([rows[k] for rows in lists])) for k in range(nlookups)]
+    grads = [t.dense_grad(t.params[i]) for i in needed]
+    table_sizes = [len(u) * t.table_grad(k).shape[1] for k, u in enumerate(unions)]
+    if not grads and not any(table_sizes):
+        return
+    buf = _buffer.get(sum(g.size for g in grads) + sum(table_sizes))
+    # pack
+    offset = 0
+    for g in grads:
+        buf[offset:offset + g.size] = g
+        offset += g.size
+    for k, u in enumerate(unions):
+        if len(u):
+            table = t.table_grad(k)
+            np.take(table, u, axis=0, out=buf[offset:offset + table_sizes[k]].reshape(len(u), -1))
+            offset += table_sizes[k]
+    world.allreduce_sum(buf)
+    # unpack, averaging
+    scale = np.float32(1.0 / world.size)
+    offset = 0
+    for i, g in zip(needed, grads):
+        np.multiply(buf[offset:offset + g.size], scale, out=g)
+        t.mark_gradient(t.params[i])
+        offset += g.size
+    for k, u in enumerate(unions):
+        if len(u):
+            table = t.table_grad(k)
+            rows = buf[offset:offset + table_sizes[k]].reshape(len(u), -1)
+            if len(u) == t.lookup_rows[k]:
+                np.multiply(rows, scale, out=table)
+                t.mark_rows_touched(k, None)
+            else:
+                table[u] = rows * scale
+                t.mark_rows_touched(k, u)
+            offset += table_sizes[k]
+
+
+class DistributedTrainer:
+    """Wraps a trainer: broadcasts the model from rank 0 when made, and `update()` averages the
+    gradients across ranks before the wrapped trainer's update. Everything else (learning rate,
+    clipping, status, ...) is the wrapped trainer's."""
+
+    def __init__(self, trainer, broadcast=True):
+        model = getattr(trainer, "model", None)
+        if not hasattr(trainer, "update") or model is None:
+            raise TypeError(f"DistributedTrainer: expected a trainer (e.g. dy.SimpleSGDTrainer), got "
+                            f"{type(trainer).__name__}")
+        self.trainer = trainer
+        _the_world()
+        if broadcast:
+            broadcast_parameters(model)
+
+    def update(self, s=1.0):
+        allreduce_gradients(self.trainer.model)
+        self.trainer.update(s)
+
+    def update_subset(self, updated_params, updated_lookups, s=1.0):
+        allreduce_gradients(self.trainer.model)
+        self.trainer.update_subset(updated_params, updated_lookups, s)
+
+    def status(self):
+        """The wrapped trainer's status line, printed by rank 0 only."""
+        if rank() == 0:
+            self.trainer.status()
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["trainer"], name)
+
+    def __setattr__(self, name, value):
+        if name == "trainer":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.trainer, name, value)
+
+    def __repr__(self):
+        return f"<DistributedTrainer of {self.trainer.whoami()} on {world_size()} rank(s)>"
+
+
+# ---- data sharding -------------------------------------------------------------------------------
+
+def _check_int(value, name, op, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"dynet.distributed.{op}: {name} must be an integer >= {minimum}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def shard_indices(n, epoch=0, seed=0, shuffle=True, rank=None, world_size=None):
+    """The indices of this rank's slice of a dataset of n items for this epoch.
+
+    The n items are permuted with a generator seeded by (seed, epoch) -- the same permutation on every
+    rank, a new one each epoch -- cut to a multiple of the world size (so every rank makes the same
+    number of updates), and dealt out round-robin: rank r gets positions r, r + N, r + 2N, ...
+    So minibatch i of size B on every rank together is the permutation's items i*N*B .. (i+1)*N*B - 1:
+    what one process with minibatches of N*B sees (`world_size=1`)."""
+    op = "shard_indices"
+    n = _check_int(n, "n", op, 0)
+    epoch = _check_int(epoch, "epoch", op, 0)
+    seed = _check_int(seed, "seed", op, 0)
+    size = _check_int(_the_world().size if world_size is None else world_size, "world_size", op, 1)
+    r = _the_world().rank if rank is None else rank
+    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 0 <= r < size:
+        raise ValueError(f"dynet.distributed.{op}: rank {r!r} is not in 0..{size - 1}")
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    return order[:n - n % size][r::size]
+
+
+def shard(data, epoch=0, seed=0, shuffle=True, rank=None, world_size=None):
+    """This rank's slice of `data` (a sequence or an array, indexed along its first axis) for this
+    epoch: a list (an array for a NumPy array). See shard_indices."""
+    try:
+        n = len(data)
+    except TypeError:
+        raise TypeError(f"dynet.distributed.shard: data must be a sequence or an array, got "
+                        f"{type(data).__name__}") from None
+    idx = shard_indices(n, epoch, seed, shuffle, rank, world_size)
+    if isinstance(data, np.ndarray):
+        return data[idx]
+    return [data[int(i)] for i in idx]
+
+
+# ---- saving and loading --------------------------------------------------------------------------
+
+def save(basename, objects):
+    """dy.save from rank 0 only (the files are written once); every rank returns after it is done."""
+    from dynet import io as dyio
+    if rank() == 0:
+        dyio.save(basename, objects)
+    barrier()
+
+
+def load(basename, model):
+    """dy.load on every rank (each rebuilds the saved objects in its own `model`)."""
+    from dynet import io as dyio
+    return dyio.load(basename, model)
+
+
+def save_model(model, fname, key=""):
+    """model.save(fname) from rank 0 only; every rank returns after it is done."""
+    _check_model(model, "save_model")
+    if rank() == 0:
+        model.save(fname, key)
+    barrier()
+
+
+def populate_model(model, fname, key=""):
+    """model.populate(fname) on every rank."""
+    _check_model(model, "populate_model")
+    model.populate(fname, key)

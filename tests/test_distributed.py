@@ -1,0 +1,245 @@
+"""dynet.distributed: data sharding and the world of one in this process; training, faults, saving and
+loading under `mpirun -np 2` and `-np 3` over loopback (tests/mpi_scenarios.py), compared with one
+process training on the union of the minibatches."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import dynet as dy
+import dynet.distributed as dd
+from tests.mpi_launch import mpirun_command, mpirun_env
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIOS = os.path.join(ROOT, "tests", "mpi_scenarios.py")
+TIMEOUT = 180   # seconds: a hang fails the test instead of blocking CI
+
+
+# ---- in this process: a world of one -------------------------------------------------------------
+
+def test_world_of_one_without_launcher():
+    assert dd.init() == (0, 1)
+    assert (dd.rank(), dd.world_size()) == (0, 1)
+    assert dd.broadcast_object({"a": 1}) == {"a": 1}
+    assert dd.allgather_object(5) == [5]
+    dd.barrier()
+
+
+def test_shard_indices_partition_the_epoch_permutation():
+    n, size = 23, 3
+    whole = dd.shard_indices(n, epoch=2, seed=9, rank=0, world_size=1)
+    assert sorted(whole.tolist()) == list(range(n))
+    parts = [dd.shard_indices(n, epoch=2, seed=9, rank=r, world_size=size) for r in range(size)]
+    assert [len(p) for p in parts] == [7, 7, 7]   # cut to a multiple of the world size
+    # minibatch i of B on every rank together = items i*N*B .. (i+1)*N*B-1 of one process's order
+    B = 2
+    for i in range(3):
+        union = np.concatenate([p[i * B:(i + 1) * B] for p in parts])
+        assert sorted(union.tolist()) == sorted(whole[i * size * B:(i + 1) * size * B].tolist())
+    # reshuffled per epoch, the same for the same (seed, epoch)
+    assert not np.array_equal(dd.shard_indices(n, epoch=3, seed=9, rank=0, world_size=1), whole)
+    assert np.array_equal(dd.shard_indices(n, epoch=2, seed=9, rank=0, world_size=1), whole)
+    assert dd.shard_indices(5, shuffle=False, rank=1, world_size=2).tolist() == [1, 3]
+
+
+def test_shard_data_lists_and_arrays():
+    data = [f"s{i}" for i in range(10)]
+    idx = dd.shard_indices(10, epoch=1, seed=4, rank=1, world_size=2)
+    assert dd.shard(data, epoch=1, seed=4, rank=1, world_size=2) == [data[i] for i in idx]
+    arr = np.arange(20).reshape(10, 2)
+    assert np.array_equal(dd.shard(arr, epoch=1, seed=4, rank=1, world_size=2), arr[idx])
+    assert dd.shard(data) == [data[i] for i in dd.shard_indices(10)]   # this world: all of it
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(n=-1), "n must be an integer >= 0"),
+    (dict(n=4, rank=2, world_size=2), "rank 2 is not in 0..1"),
+    (dict(n=4, world_size=0), "world_size must be an integer >= 1"),
+    (dict(n=4, epoch=1.5), "epoch must be an integer"),
+    (dict(n=4, seed=-3), "seed must be an integer >= 0"),
+])
+def test_shard_bad_input(kwargs, words):
+    with pytest.raises(ValueError, match="shard_indices: " + words):
+        dd.shard_indices(**kwargs)
+
+
+def test_bad_arguments_name_the_operation():
+    with pytest.raises(TypeError, match="shard: data must be a sequence"):
+        dd.shard(5)
+    with pytest.raises(TypeError, match="allreduce_gradients: expected a ParameterCollection"):
+        dd.allreduce_gradients("model")
+    with pytest.raises(ValueError, match="broadcast_parameters: root 1 is not a rank of this world of 1"):
+        dd.broadcast_parameters(dy.ParameterCollection(), root=1)
+    with pytest.raises(TypeError, match="DistributedTrainer: expected a trainer"):
+        dd.DistributedTrainer(object())
+
+
+def test_init_bad_argument(monkeypatch):
+    monkeypatch.setattr(dd, "_world", None)
+    with pytest.raises(TypeError, match="init: use_mpi must be None, True or False, got 'yes'"):
+        dd.init(use_mpi="yes")
+
+
+def test_distributed_trainer_in_a_world_of_one_is_the_trainer():
+    def train(wrap):
+        m = dy.ParameterCollection()
+        W = m.add_parameters((3, 4), init=dy.ConstInitializer(0.3))
+        E = m.add_lookup_parameters((5, 4), init=dy.ConstInitializer(0.1))
+        t = dy.SimpleSGDTrainer(m, 0.5)
+        if wrap:
+            t = dd.DistributedTrainer(t)
+            t.set_clip_threshold(0.2)      # reaches the wrapped trainer
+            assert t.get_clip_threshold() == pytest.approx(0.2)
+            t.learning_rate = 0.4
+        else:
+            t.set_clip_threshold(0.2)
+            t.learning_rate = 0.4
+        for k in range(3):
+            dy.renew_cg()
+            dy.squared_norm(W * E[k] - dy.inputVector([1, 2, 3])).backward()
+            t.update()
+        return W.as_array(), E.as_array()
+    for a, b in zip(train(False), train(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mark_gradient_and_rows_touched_are_applied_by_update():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((2, 2), init=dy.ConstInitializer(1.0))
+    E = m.add_lookup_parameters((4, 2), init=dy.ConstInitializer(1.0))
+    t = dy.SimpleSGDTrainer(m, 1.0)
+    t.set_clip_threshold(0)
+    assert not W.has_gradient()
+    W.grads[...] = 0.5
+    E.grads[2:4] = 0.25   # row 1 (values 2, 3 of the flat table)
+    W.mark_gradient()
+    E.mark_rows_touched([1])
+    assert W.has_gradient() and E.touched_rows().tolist() == [1]
+    t.update()
+    np.testing.assert_allclose(W.as_array(), np.full((2, 2), 0.5))
+    np.testing.assert_allclose(E.as_array(), [[1, 1], [0.75, 0.75], [1, 1], [1, 1]])
+    assert not W.has_gradient() and E.touched_rows().tolist() == []
+    E.mark_rows_touched(None)
+    assert E.touched_rows().tolist() == [0, 1, 2, 3]
+    with pytest.raises(IndexError, match="mark_rows_touched: row 4 is out of range .* with 4 rows"):
+        E.mark_rows_touched([0, 4])
+
+
+# ---- under mpirun ----------------------------------------------------------------------------------
+
+def _mpi_missing():
+    if shutil.which("mpirun") is None:
+        return "mpirun not found (install openmpi-bin libopenmpi-dev; .ci/run does)"
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return "mpi4py not installed (pip install mpi4py, or '.[distributed]'; .ci/run does)"
+    return None
+
+
+needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=f"MPI tests skipped: {_mpi_missing()}")
+
+
+def mpirun(np_, *args, timeout=TIMEOUT):
+    """Run tests/mpi_scenarios.py on np_ ranks over loopback; returns (returncode, output, seconds)."""
+    cmd = mpirun_command(np_) + [sys.executable, SCENARIOS, *args]
+    t0 = time.monotonic()
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, env=mpirun_env(ROOT), capture_output=True, text=True,
+                             timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"mpirun -np {np_} {' '.join(args)} hung for {timeout} s: {e.stdout} {e.stderr}")
+    return out.returncode, out.stdout + out.stderr, time.monotonic() - t0
+
+
+def one_process(*args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMI", "PMIX"))}
+    out = subprocess.run([sys.executable, SCENARIOS, *args], cwd=ROOT, env=dict(env, PYTHONPATH=ROOT),
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_training_on_ranks_equals_one_process_on_the_union(ranks, tmp_path):
+    rc, output, _ = mpirun(ranks, "train", str(tmp_path / "mpi.npz"))
+    assert rc == 0, output
+    one_process("train", str(tmp_path / "one.npz"), "--as-ranks", str(ranks))
+    got, want = np.load(tmp_path / "mpi.npz"), np.load(tmp_path / "one.npz")
+    assert int(got["world_size"]) == ranks and int(want["world_size"]) == 1
+    assert bool(got["consistent"]), "the ranks ended with different parameters"
+    keys = [k for k in want.files if "/" in k and not k.endswith("@start")]
+    assert len(keys) == 24 and sorted(keys) == sorted(k for k in got.files if "/" in k
+                                                      and not k.endswith("@start"))
+    for k in keys:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5, err_msg=k)
+    # clipping happened, at the same updates: it saw the global gradient norm
+    for case in ("adam_clipped", "momentum_dense_updates", "sgd_small_table_clipped"):
+        assert int(got[f"clips:{case}"]) == int(want[f"clips:{case}"]) > 0, case
+    # every parameter moved (P only through the ranks whose minibatches had class 0)
+    still = [k for k in keys if np.max(np.abs(want[k] - want[k + "@start"])) < 1e-3]
+    assert still == [], still
+
+
+@needs_mpi
+def test_a_failing_rank_stops_the_job_with_its_rank():
+    rc, output, seconds = mpirun(2, "fail", "1", timeout=120)
+    assert rc != 0
+    assert "rank 1: ValueError: deliberate failure at step 1" in output, output
+    assert "rank 0: ValueError" not in output
+
+
+@needs_mpi
+def test_mismatched_models_are_detected_at_broadcast():
+    rc, output, _ = mpirun(2, "mismatch", "start", timeout=120)
+    assert rc != 0
+    assert ("broadcast_parameters: the models differ across ranks: parameters 1 (/_1) has shape "
+            "(3, 5) on rank 1 but (3, 4) (/_1) on rank 0") in output, output
+
+
+@needs_mpi
+def test_a_model_changed_on_one_rank_is_detected_at_the_all_reduce():
+    rc, output, _ = mpirun(2, "mismatch", "late", timeout=120)
+    assert rc != 0
+    assert ("allreduce_gradients: the models differ across ranks: rank 1 has 3 parameters but rank "
+            "0 has 2") in output, output
+
+
+@needs_mpi
+def test_rank_0_saves_and_every_rank_loads(tmp_path):
+    rc, output, _ = mpirun(3, "save-load", str(tmp_path))
+    assert rc == 0, output
+    assert "save-load ranks=3 equal=True" in output, output
+    assert sorted(os.listdir(tmp_path)) == ["model.data", "model.meta", "model.txt"]
+
+
+@needs_mpi
+def test_example_runs_with_mpirun_and_alone():
+    env = mpirun_env(ROOT)
+    example = os.path.join(ROOT, "examples", "distributed_mlp.py")
+    for cmd in (mpirun_command(2) + [sys.executable, example, "--epochs", "2"],
+                [sys.executable, example, "--epochs", "2"]):
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        assert out.returncode == 0, out.stdout + out.stderr
+        lines = out.stdout.splitlines()
+        assert len([l for l in lines if l.startswith("epoch ")]) == 2, out.stdout
+        accuracy = float(lines[1].split("test accuracy ")[1].split()[0])
+        assert accuracy > 0.8, out.stdout
+        assert "reloaded on every rank: identical" in out.stdout
+
+
+def test_launched_by_mpirun_without_mpi4py_raises(monkeypatch):
+    # each rank would otherwise train alone, silently
+    monkeypatch.setattr(dd, "_world", None)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)      # import mpi4py -> ImportError
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="init: MPI is needed .started by an MPI launcher with 2 "
+                                           "processes. but mpi4py cannot be imported"):
+        dd.init()
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "1")       # a launcher's world of one: fine
+    assert dd.init() == (0, 1)
