@@ -29,6 +29,10 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
 
+# public submodules, each documented whole after the sections of `dynet`
+SUBMODULES = ["dynet.distributed"]
+
+
 def api_sections():
     """[(title, [names])] in the order of dynet/_dynet.pyx."""
     with open(os.path.join(ROOT, "dynet", "_dynet.pyx"), encoding="utf-8") as f:
@@ -71,6 +75,8 @@ def write_api_page():
             else:
                 directive = "autodata"
             lines += [f".. {directive}:: {n}", ""]
+    for modname in SUBMODULES:
+        lines += [modname, "-" * len(modname), "", f".. automodule:: {modname}", "   :members:", ""]
     text = "\n".join(lines)
     path = os.path.join(HERE, "api.rst")
     if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:

@@ -221,6 +221,7 @@ def init(comm=None, use_mpi=None):
 
 
 def is_initialized():
+    """Whether init() has set up the processes"""
     return _world is not None
 
 
@@ -494,10 +495,22 @@ class DistributedTrainer:
             broadcast_parameters(model)
 
     def update(self, s=1.0):
+        """Average the gradients across processes, then update as the wrapped trainer does
+
+        Args:
+            s (float): scale of the gradients (as Trainer.update)
+        """
         allreduce_gradients(self.trainer.model)
         self.trainer.update(s)
 
     def update_subset(self, updated_params, updated_lookups, s=1.0):
+        """Average the gradients across processes, then update only the given parameters
+
+        Args:
+            updated_params (list of Parameters): the parameters to update
+            updated_lookups (list of LookupParameters): the lookup tables to update
+            s (float): scale of the gradients (as Trainer.update)
+        """
         allreduce_gradients(self.trainer.model)
         self.trainer.update_subset(updated_params, updated_lookups, s)
 

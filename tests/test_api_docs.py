@@ -13,12 +13,17 @@ def public_names():
     return sorted(n for n in dir(dy) if not n.startswith("_") and not inspect.ismodule(getattr(dy, n)))
 
 
+def submodule_names():
+    """Public names of the public submodules (their __all__), as "module.name"."""
+    import dynet.distributed
+    return [(f"distributed.{n}", getattr(dynet.distributed, n)) for n in dynet.distributed.__all__]
+
+
 def public_callables():
     """(qualified name, object): module-level callables, and the methods and properties of public
     classes (including those they inherit from the package's own base classes)."""
     out, seen = [], set()
-    for n in public_names():
-        obj = getattr(dy, n)
+    for n, obj in [(n, getattr(dy, n)) for n in public_names()] + submodule_names():
         if not callable(obj):
             continue
         out.append((n, obj))
