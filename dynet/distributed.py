@@ -3,7 +3,7 @@
 Every process (rank) holds the whole model and trains on its own slice of each minibatch. Rank 0's
 parameter values are broadcast at the start; after each `backward()` the gradients are averaged
 across ranks, so that every rank makes the same update -- the one a single process would make on
-the union of the ranks' minibatches (with each rank's loss the mean over its own examples):
+the union of the ranks' minibatches (with each rank's loss the mean over its own examples)::
 
     import dynet as dy
     import dynet.distributed as dd
