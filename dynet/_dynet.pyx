@@ -288,14 +288,14 @@ from dynet.nodes.softmax import softmax, log_softmax, pickneglogsoftmax, pickneg
 from dynet.nodes.select import (pick, pick_batch, pick_range, pickrange, reshape, transpose,
                                 concatenate, concatenate_cols)
 from dynet.nodes.noise import dropout, noise
-from dynet.nodes.losses import binary_log_loss
+from dynet.nodes.losses_cpu import binary_log_loss
 from dynet.nodes.flow import nobackprop, flip_gradient, scale_gradient, argmax
 from dynet.nodes.norms import (dot_product, trace_of_product, squared_distance, l1_distance, huber_distance,
                                layer_norm, weight_norm)
-from dynet.nodes.linalg import (inverse, logdet, circ_conv, circ_corr, contract3d_1d,
-                                contract3d_1d_bias, contract3d_1d_1d, contract3d_1d_1d_bias)
-from dynet.nodes.losses import (sparsemax, constrained_softmax, pairwise_rank_loss, poisson_loss,
-                                 hinge, hinge_batch, hinge_dim)
+from dynet.nodes.linalg_cpu import (inverse, logdet, circ_conv, circ_corr, contract3d_1d,
+                                    contract3d_1d_bias, contract3d_1d_1d, contract3d_1d_1d_bias)
+from dynet.nodes.losses_cpu import (sparsemax, constrained_softmax, pairwise_rank_loss,
+                                    poisson_loss, hinge, hinge_batch, hinge_dim)
 from dynet.nodes.reductions import (sum_dim, sum_cols, cumsum, mean_elems, mean_dim, mean_batches,
                                     std_elems, std_dim, std_batches, moment_elems, moment_dim,
                                     moment_batches, esum, average, emax, logsumexp, logsumexp_dim,

@@ -7,6 +7,7 @@ Expression (or one from another thread's graph) is caught before its memory coul
 """
 cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+
 from libc.string cimport memset
 from libc.math cimport isfinite
 
@@ -21,6 +22,9 @@ import threading
 from dynet.kernels import generic
 
 cnp.import_array()
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object op)
 
 # the loss node of the last backward pass in the current graph (-1: none yet): gradients exist for
 # nodes up to it (kept here, not in the graph's struct, as there is one graph)
@@ -663,6 +667,15 @@ cdef inline Expression _append(ComputationGraph cg, Expression node, tuple args,
     node.index = PyList_GET_SIZE(cg.nodes)
     node.needs_grad = needs_grad or node.needs_grad
     node.grad = NULL
+    # Out of the cyclic GC (the node types' @cython.no_gc does not apply to subclasses of the
+    # GC-tracked Expression): a graph of thousands of nodes otherwise sets off collections that
+    # move its nodes into the old generations and then walk every object of the process (half the
+    # time of building such a graph). Arguments are older nodes, so no cycle passes through a node
+    # or its argument tuple; parameter nodes (external_grad) stay tracked: a Parameters object
+    # caches its node, which refers back to it.
+    PyObject_GC_UnTrack(args)
+    if not node.external_grad:
+        PyObject_GC_UnTrack(node)
     cg.nodes.append(node)
     if cg.immediate_compute:
         cg.forward_to(node.index)

@@ -1,8 +1,10 @@
 """The parameter pool: where parameter values, gradients and trainer moments are allocated.
 
 DyNet carves parameters from a pool sized by the third number of --dynet-mem; here the pool is a
-list of blocks of that size, each array a zeroed, 64-byte aligned slice of a block (an array larger
-than a block gets its own). A block is freed when the last array cut from it is.
+list of blocks of that size, each array a zeroed, 64-byte aligned slice of a block. A block is freed
+when the last array cut from it is. Arrays of 1 MB or more (or larger than a block) get memory of
+their own instead, so that deleting a model gives its big matrices back at once (a slice would pin
+its whole block until the block is used up).
 
 With shared_parameters (DynetParams.set_shared_parameters, --dynet-shared-parameters), the blocks
 for parameter values and trainer moments are anonymous shared memory (mmap MAP_SHARED): a process
@@ -17,6 +19,7 @@ import numpy as np
 
 _ALIGN = 16                     # floats (64 bytes)
 _MB = 1 << 20
+_OWN_MEMORY_FLOATS = _MB // 4   # arrays at least this big are not carved from a block
 
 
 class _Pool:
@@ -27,16 +30,17 @@ class _Pool:
         self.shared = shared
         self.block = None
         self.used = 0
-        self.reserved_bytes = 0     # sum of the blocks taken so far
+        self.reserved_bytes = 0     # sum of the pool blocks taken so far
         self.lock = threading.Lock()   # threads may make parameters at the same time
 
-    def _new_block(self, nfloats):
+    def _new_block(self, nfloats, pooled=True):
         if self.shared:
             buf = mmap.mmap(-1, nfloats * 4)          # MAP_SHARED | MAP_ANONYMOUS, zero-filled
             block = np.frombuffer(buf, dtype=np.float32)
         else:
             block = np.zeros(nfloats, dtype=np.float32)   # calloc: pages cost nothing until used
-        self.reserved_bytes += nfloats * 4
+        if pooled:
+            self.reserved_bytes += nfloats * 4
         return block
 
     def zeros(self, n):
@@ -44,8 +48,8 @@ class _Pool:
         n = max(int(n), 1)
         size = (n + _ALIGN - 1) // _ALIGN * _ALIGN
         with self.lock:
-            if size > self.block_floats:
-                return self._new_block(size)[:n]
+            if size > self.block_floats or size >= _OWN_MEMORY_FLOATS:
+                return self._new_block(size, pooled=False)[:n]
             if self.block is None or self.used + size > self.block.shape[0]:
                 self.block = self._new_block(self.block_floats)
                 self.used = 0

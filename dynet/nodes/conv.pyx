@@ -423,6 +423,27 @@ cdef int cmp_desc(const void* a, const void* b) noexcept nogil:
     return -1 if x > y else (1 if x < y else 0)
 
 
+cdef inline float kth_largest(const float* x, Py_ssize_t n, Py_ssize_t stride, int k,
+                              float* top) noexcept nogil:
+    """The k-th largest of x[0], x[stride], ... (n values), keeping the k largest so far sorted
+    in top[0..k): O(n k), cheaper than sorting the row when k is small."""
+    cdef int t = 0, i
+    cdef Py_ssize_t j
+    cdef float v
+    for j in range(n):
+        v = x[j * stride]
+        if t == k and v <= top[k - 1]:
+            continue
+        i = t if t < k else k - 1
+        while i > 0 and top[i - 1] < v:
+            top[i] = top[i - 1]
+            i -= 1
+        top[i] = v
+        if t < k:
+            t += 1
+    return top[k - 1]
+
+
 @cython.final
 @cython.no_gc
 cdef class KMaxPooling(Expression):
@@ -441,14 +462,18 @@ cdef class KMaxPooling(Expression):
             pre *= dim_at(&x.d, i)
         post = total_size(&x.d) // (pre * n)          # the batch is folded into post
         cdef float* row = work_buffer(n)
+        cdef float top[16]
         cdef float c, v
         for p in range(post):
             for q in range(pre):
                 src = p * pre * n + q
-                for j in range(n):
-                    row[j] = x.val[src + j * pre]
-                qsort(row, n, sizeof(float), cmp_desc)
-                c = row[self.k - 1]                    # the k-th largest value
+                if self.k <= 16:                       # the k-th largest by a k-element insertion
+                    c = kth_largest(x.val + src, n, pre, self.k, top)
+                else:
+                    for j in range(n):
+                        row[j] = x.val[src + j * pre]
+                    qsort(row, n, sizeof(float), cmp_desc)
+                    c = row[self.k - 1]                # the k-th largest value
                 t = 0
                 dst = p * pre * self.k + q
                 for j in range(n):

@@ -2,14 +2,17 @@
 
 An input node keeps its own float32 copy of the data and copies it into the graph at forward time,
 so `set()` can change it and a static graph can be re-run (the graph recomputes from that node on).
+Flat lists of Python numbers (the per-example case: inputVector, scalarInput, set) are copied
+without NumPy: a NumPy conversion costs microseconds, more than the rest of a small graph's node.
 """
 cimport cython
 from libc.string cimport memcpy
+from cpython.float cimport PyFloat_Check
 cimport numpy as cnp
 import numpy as np
 
-from dynet.core.dim cimport Dim, make_dim, total_size, dim_str
-from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index
+from dynet.core.dim cimport Dim, make_dim, make_dim1, total_size, dim_str
+from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index, fwd_scratch
 from dynet.core import config
 from dynet.kernels.cpu cimport fill
 from dynet.kernels import generic
@@ -17,22 +20,44 @@ from dynet.kernels import generic
 cnp.import_array()
 
 
+cdef Py_ssize_t flat_numbers(object v) noexcept:
+    """len(v) if v is a non-empty list or tuple of floats (NumPy's float64 is one) and (moderate) ints, which are
+    copied without NumPy (read_numbers); -1 for anything else, which takes the NumPy path."""
+    if type(v) is not list and type(v) is not tuple:
+        return -1
+    cdef Py_ssize_t i, n = len(v)
+    for i in range(n):
+        x = v[i]
+        if not PyFloat_Check(x) and not (type(x) is int and -(1 << 53) <= x <= (1 << 53)):
+            return -1
+    return n if n > 0 else -1
+
+
+cdef void read_numbers(object v, Py_ssize_t n, float* out) noexcept:
+    """out[i] = v[i] for a list/tuple that flat_numbers accepted."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <double>v[i]
+
+
 @cython.final
 @cython.no_gc
 cdef class InputNode(Expression):
-    cdef object data        # float32, 1-D, column-major
+    """The input's own float32 copy of its values lives in the forward pool next to the value
+    (`host`, column-major), so making an input from a list takes no NumPy call; forward copies it
+    into the value, and `set()` rewrites it."""
+    cdef float* host
     cdef str kind
 
     cpdef str op_name(self):
         return self.kind
 
     cdef int forward_impl(self) except -1:
-        cdef cnp.ndarray a = self.data
-        memcpy(self.val, cnp.PyArray_DATA(a), total_size(&self.d) * sizeof(float))
+        memcpy(self.val, self.host, total_size(&self.d) * sizeof(float))
         return 0
 
     def generic_forward(self, xp, list xs, out):
-        generic.ravel(out)[...] = xp.asarray(self.data)
+        generic.ravel(out)[...] = xp.asarray(np_view(self.host, total_size(&self.d)))
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
         pass                                  # a leaf: no argument to pass a gradient to
@@ -40,19 +65,38 @@ cdef class InputNode(Expression):
     def set(self, values):
         """New values for this input (same size); the graph recomputes from here on next use."""
         check_live(self, "set")
-        a = np.ravel(np.asarray(values, dtype=np.float32), order="F")
-        if a.size != total_size(&self.d):
-            raise ValueError(f"set: {a.size} values for an input of dimension {dim_str(&self.d)}")
-        self.data = np.ascontiguousarray(a)
+        cdef Py_ssize_t n = total_size(&self.d), k = flat_numbers(values)
+        if k == n:
+            read_numbers(values, n, self.host)
+        else:
+            a = np.ravel(np.asarray(values, dtype=np.float32), order="F")
+            if a.size != n:
+                raise ValueError(f"set: {a.size} values for an input of dimension {dim_str(&self.d)}")
+            np_view(self.host, n)[:] = a
         the_cg().invalidate_from(self.index)
 
 
-cdef Expression new_input(object flat, Dim d, str kind):
+cdef InputNode new_input_node(Dim d, str kind):
     cdef InputNode node = InputNode.__new__(InputNode)
-    node.data = np.ascontiguousarray(flat, dtype=np.float32)
+    node.host = fwd_scratch(total_size(&d))
     node.kind = kind
-    if node.data.size != total_size(&d):
-        raise ValueError(f"{kind}: {node.data.size} values for dimension {dim_str(&d)}")
+    return node
+
+
+cdef Expression new_input(object flat, Dim d, str kind):
+    cdef cnp.ndarray a = np.ascontiguousarray(flat, dtype=np.float32)
+    if a.size != total_size(&d):
+        raise ValueError(f"{kind}: {a.size} values for dimension {dim_str(&d)}")
+    cdef InputNode node = new_input_node(d, kind)
+    memcpy(node.host, cnp.PyArray_DATA(a), total_size(&d) * sizeof(float))
+    return add_node(node, (), d)
+
+
+cdef Expression input_from_list(object v, Py_ssize_t n, str kind):
+    """A vector input from a list that flat_numbers accepted (n values)."""
+    cdef Dim d = make_dim1(n, 1)
+    cdef InputNode node = new_input_node(d, kind)
+    read_numbers(v, n, node.host)
     return add_node(node, (), d)
 
 
@@ -73,6 +117,9 @@ def inputTensor(arr, batched=False, device=None, reusable_expr=False):
     """An input from a numpy array or nested lists; with batched=True the last axis is the batch.
     A list of numpy arrays is a batch whose elements are the arrays. Every input can be given new
     values with set() (DyNet 2.1 asks for reusable_expr=True for that; it is accepted)."""
+    cdef Py_ssize_t n = flat_numbers(arr) if not batched else -1
+    if n > 0:
+        return input_from_list(arr, n, "inputTensor")
     if isinstance(arr, (list, tuple)) and arr and all(isinstance(x, np.ndarray) for x in arr):
         shapes = {x.shape for x in arr}
         if len(shapes) != 1:
@@ -107,11 +154,15 @@ def scalarInput(s, device=None):
     Raises:
         TypeError: if s is not a number
     """
+    cdef float v
     try:
         v = float(s)
     except (TypeError, ValueError):
         raise TypeError(f"scalarInput: expected a number, got {type(s).__name__}")
-    return new_input(np.array([v]), make_dim((1,)), "scalarInput")
+    cdef Dim d = make_dim1(1, 1)
+    cdef InputNode node = new_input_node(d, "scalarInput")
+    node.host[0] = v
+    return add_node(node, (), d)
 
 
 def vecInput(dim, device=None):
@@ -125,7 +176,9 @@ def vecInput(dim, device=None):
         dynet.Expression: of dimension {dim}
     """
     cdef Dim d = make_dim((dim,))
-    return new_input(np.zeros(d.d[0]), d, "vecInput")
+    cdef InputNode node = new_input_node(d, "vecInput")
+    fill(total_size(&d), 0.0, node.host)
+    return add_node(node, (), d)
 
 
 def inputVector(v, device=None):
@@ -141,6 +194,9 @@ def inputVector(v, device=None):
     Raises:
         ValueError: if v is not one-dimensional
     """
+    cdef Py_ssize_t n = flat_numbers(v)
+    if n > 0:
+        return input_from_list(v, n, "inputVector")
     a = _to_array(v, "inputVector")
     if a.ndim != 1:
         raise ValueError(f"inputVector: expected a flat list of numbers, got shape {a.shape}")

@@ -1,10 +1,9 @@
-"""Linear algebra on the generic NumPy path: inverse, logdet, circular convolution/correlation and
-the 3-d tensor contractions. (dot_product and trace_of_product are typed nodes in norms.pyx.)
+"""Linear algebra on the generic array path: inverse, logdet, circular convolution/correlation and
+the 3-d tensor contractions: the device-neutral implementations of the typed CPU nodes in
+linalg_cpu.pyx (which makes the public operations); the arrays' module `xp` is NumPy or CuPy.
+(dot_product and trace_of_product are typed nodes in norms.pyx.)
 Every operation works per batch element; a batch-1 argument is broadcast."""
-import numpy as np
-
-from dynet.nodes.pyop import pyop
-from dynet.nodes.npbase import fmt, strip, batch_of, acc, batch_first
+from dynet.nodes.npbase import fmt, strip, batch_of, acc, batch_first, array_module
 
 
 def _square(name, dims):
@@ -22,21 +21,19 @@ class Inverse:
         return (n, n), bd
 
     def forward(self, xs, out):
+        xp = array_module(out)
         try:
-            inv = np.linalg.inv(batch_first(xs[0]))
-        except np.linalg.LinAlgError:
+            inv = xp.linalg.inv(batch_first(xs[0]))
+        except xp.linalg.LinAlgError:
             raise ValueError("inverse: the matrix is singular") from None
+        if not bool(xp.isfinite(inv).all()):      # CuPy reports a singular matrix this way
+            raise ValueError("inverse: the matrix is singular")
         batch_first(out)[...] = inv
 
     def backward(self, xs, out, dout, i, dxi):
         # d(X^-1) = -X^-1 dX X^-1, so dX = -Y^T dY Y^T
-        yt = np.swapaxes(batch_first(out), 1, 2)
+        yt = batch_first(out).transpose(0, 2, 1)
         batch_first(dxi)[...] -= yt @ batch_first(dout) @ yt
-
-
-def inverse(x):
-    """The inverse of a square matrix."""
-    return pyop(Inverse(), (x,))
 
 
 class LogDet:
@@ -47,19 +44,16 @@ class LogDet:
         return (1,), _square(self.name, dims)[1]
 
     def forward(self, xs, out):
-        sign, logabs = np.linalg.slogdet(batch_first(xs[0]).astype(np.float64))
-        if np.any(sign == 0):
+        xp = array_module(out)
+        sign, logabs = xp.linalg.slogdet(batch_first(xs[0]).astype(xp.float64))
+        if bool((sign == 0).any()):
             raise ValueError("logdet: the matrix is singular")
         out[...] = logabs.reshape(out.shape)
 
     def backward(self, xs, out, dout, i, dxi):
-        inv_t = np.swapaxes(np.linalg.inv(batch_first(xs[0]).astype(np.float64)), 1, 2)
+        xp = array_module(out)
+        inv_t = xp.linalg.inv(batch_first(xs[0]).astype(xp.float64)).transpose(0, 2, 1)
         batch_first(dxi)[...] += inv_t * dout.reshape(-1, 1, 1)
-
-
-def logdet(x):
-    """The log of the (absolute value of the) determinant of a square matrix."""
-    return pyop(LogDet(), (x,))
 
 
 def _same_vectors(name, dims):
@@ -80,36 +74,29 @@ class CircConv:
     def dim(self, dims):
         return _same_vectors(self.name, dims)
 
-    def _table(self, n):
-        k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    def _table(self, xp, n):
+        k, i = xp.meshgrid(xp.arange(n), xp.arange(n), indexing="ij")
         return (i + k) % n if self.correlate else (k - i) % n     # [k, i] -> index into v
 
     def forward(self, xs, out):
+        xp = array_module(out)
         u, v = xs[0].reshape(out.shape[0], -1), xs[1].reshape(out.shape[0], -1)
-        out[...] = np.einsum("kib,ib->kb", v[self._table(out.shape[0])], u)
+        out[...] = xp.einsum("kib,ib->kb", v[self._table(xp, out.shape[0])], u)
 
     def backward(self, xs, out, dout, i, dxi):
+        xp = array_module(out)
         n = out.shape[0]
         u, v = xs[0].reshape(n, -1), xs[1].reshape(n, -1)
-        t = self._table(n)
+        t = self._table(xp, n)
         g = dout.reshape(n, -1)
         if i == 0:
-            acc(dxi, np.einsum("kib,kb->ib", v[t], g))
+            acc(dxi, xp.einsum("kib,kb->ib", v[t], g))
         else:
-            # scatter g_k u_i into v's index t[k, i]
-            d = np.zeros((n, max(u.shape[1], g.shape[1])), dtype=np.float32)
-            np.add.at(d, t, np.einsum("kb,ib->kib", g, u))
+            # v's index t[k, i] gets g_k u_i: for each j, sum over the k of row-shifted g
+            d = xp.zeros((n, max(u.shape[1], g.shape[1])), dtype=out.dtype)
+            for k in range(n):
+                d[t[k]] += g[k] * u
             acc(dxi, d)
-
-
-def circ_conv(u, v):
-    """Circular convolution: [u * v]_k = sum_i u_i v_{(k - i) mod n}."""
-    return pyop(CircConv(False), (u, v))
-
-
-def circ_corr(u, v):
-    """Circular correlation: [u (star) v]_k = sum_i u_i v_{(i + k) mod n}."""
-    return pyop(CircConv(True), (u, v))
 
 
 class Contract3D:
@@ -137,23 +124,26 @@ class Contract3D:
         return out, batch_of(self.name, dims)
 
     def _args(self, xs, bd):
-        x = np.broadcast_to(xs[0], xs[0].shape[:3] + (bd,))
-        y = np.broadcast_to(xs[1].reshape(xs[1].shape[0], -1), (xs[1].shape[0], bd))
-        z = np.broadcast_to(xs[2].reshape(xs[2].shape[0], -1), (xs[2].shape[0], bd)) if self.two else None
+        xp = array_module(xs[0])
+        x = xp.broadcast_to(xs[0], xs[0].shape[:3] + (bd,))
+        y = xp.broadcast_to(xs[1].reshape(xs[1].shape[0], -1), (xs[1].shape[0], bd))
+        z = xp.broadcast_to(xs[2].reshape(xs[2].shape[0], -1), (xs[2].shape[0], bd)) if self.two else None
         return x, y, z
 
     def forward(self, xs, out):
+        xp = array_module(out)
         bd = out.shape[-1]
         x, y, z = self._args(xs, bd)
         if self.two:
-            r = np.einsum("ijkb,kb,jb->ib", x, y, z)
+            r = xp.einsum("ijkb,kb,jb->ib", x, y, z)
         else:
-            r = np.einsum("ijkb,kb->ijb", x, y)
+            r = xp.einsum("ijkb,kb->ijb", x, y)
         if self.bias:
             r = r + xs[-1].reshape(r.shape[:-1] + (-1,), order="F")
         out[...] = r.reshape(out.shape, order="F")
 
     def backward(self, xs, out, dout, i, dxi):
+        xp = array_module(out)
         bd = out.shape[-1]
         x, y, z = self._args(xs, bd)
         g = dout.reshape(((out.shape[0],) if self.two else out.shape[:2]) + (bd,), order="F")
@@ -162,28 +152,9 @@ class Contract3D:
         elif self.two:
             spec = {0: "ib,kb,jb->ijkb", 1: "ijkb,ib,jb->kb", 2: "ijkb,ib,kb->jb"}[i]
             ops = {0: (g, y, z), 1: (x, g, z), 2: (x, g, y)}[i]
-            acc(dxi, np.einsum(spec, *ops))
+            acc(dxi, xp.einsum(spec, *ops))
         elif i == 0:
-            acc(dxi, np.einsum("ijb,kb->ijkb", g, y))
+            acc(dxi, xp.einsum("ijb,kb->ijkb", g, y))
         else:
-            acc(dxi, np.einsum("ijkb,ijb->kb", x, g))
+            acc(dxi, xp.einsum("ijkb,ijb->kb", x, g))
 
-
-def contract3d_1d(x, y):
-    """z_ij = sum_k x_ijk y_k: a {i,j,k} tensor contracted with a {k} vector."""
-    return pyop(Contract3D(False, False), (x, y))
-
-
-def contract3d_1d_bias(x, y, b):
-    """z_ij = b_ij + sum_k x_ijk y_k."""
-    return pyop(Contract3D(False, True), (x, y, b))
-
-
-def contract3d_1d_1d(x, y, z):
-    """t_i = sum_jk x_ijk y_k z_j."""
-    return pyop(Contract3D(True, False), (x, y, z))
-
-
-def contract3d_1d_1d_bias(x, y, z, b):
-    """t_i = b_i + sum_jk x_ijk y_k z_j."""
-    return pyop(Contract3D(True, True), (x, y, z, b))

@@ -1,11 +1,19 @@
-"""Losses and sparse softmaxes on the generic NumPy path (see pyop.pyx): binary_log_loss,
+"""Losses and sparse softmaxes on the generic array path (see pyop.pyx): binary_log_loss,
 sparsemax, constrained_softmax, pairwise_rank_loss, poisson_loss, hinge, hinge_batch, hinge_dim.
+These are the device-neutral implementations of the typed CPU nodes in losses_cpu.pyx (which makes
+the public operations); the arrays' module `xp` is NumPy or CuPy.
 Vectors are handled per batch element (the last axis); a batch-1 argument is broadcast."""
 import numpy as np
-from scipy.special import gammaln
 
-from dynet.nodes.pyop import pyop
-from dynet.nodes.npbase import fmt, strip, batch_of, acc
+from dynet.nodes.npbase import fmt, strip, batch_of, acc, array_module
+
+
+def _gammaln(xp, a):
+    if xp is np:
+        from scipy.special import gammaln
+    else:
+        from cupyx.scipy.special import gammaln
+    return gammaln(a)
 
 
 def _same_dims(name, dims):
@@ -25,30 +33,26 @@ class BinaryLogLoss:
         return (1,), _same_dims(self.name, dims)
 
     def _clipped(self, x):
-        return np.clip(x, self.eps, 1 - self.eps)
+        return x.clip(self.eps, 1 - self.eps)
 
     def forward(self, xs, out):
+        xp = array_module(out)
         x, y = self._clipped(xs[0]), xs[1]
-        loss = -(y * np.log(x) + (1 - y) * np.log1p(-x))
+        loss = -(y * xp.log(x) + (1 - y) * xp.log1p(-x))
         out[...] = loss.reshape(-1, loss.shape[-1], order="F").sum(axis=0)
 
     def backward(self, xs, out, dout, i, dxi):
+        xp = array_module(out)
         x, y = self._clipped(xs[0]), xs[1]
         g = dout.reshape(-1)                       # one value per batch element
         if i == 0:
             d = (x - y) / (x * (1 - x))
         else:
-            d = np.log1p(-x) - np.log(x)
+            d = xp.log1p(-x) - xp.log(x)
         d = d * g
         if dxi.shape[-1] == 1 and d.shape[-1] > 1:
             d = d.sum(axis=-1, keepdims=True)
         dxi += d
-
-
-def binary_log_loss(x, y):
-    """The log loss of a binary decision: -sum_i (y_i ln x_i + (1 - y_i) ln(1 - x_i))."""
-    return pyop(BinaryLogLoss(), (x, y))
-
 
 
 def _vector(name, shape, bd):
@@ -66,24 +70,20 @@ class Sparsemax:
         return shape, bd
 
     def forward(self, xs, out):
+        xp = array_module(out)
         z = xs[0].reshape(xs[0].shape[0], -1)
-        s = -np.sort(-z, axis=0)
-        k = np.arange(1, z.shape[0] + 1)[:, None]
-        cs = np.cumsum(s, axis=0)
+        s = -xp.sort(-z, axis=0)
+        k = xp.arange(1, z.shape[0] + 1)[:, None]
+        cs = xp.cumsum(s, axis=0)
         support = (1 + k * s > cs).sum(axis=0)               # size of the support, per column
-        tau = (cs[support - 1, np.arange(z.shape[1])] - 1) / support
-        out[...] = np.maximum(z - tau, 0).reshape(out.shape)
+        tau = (cs[support - 1, xp.arange(z.shape[1])] - 1) / support
+        out[...] = xp.maximum(z - tau, 0).reshape(out.shape)
 
     def backward(self, xs, out, dout, i, dxi):
         p, g = out.reshape(out.shape[0], -1), dout.reshape(out.shape[0], -1)
         on = p > 0
         mean = (g * on).sum(axis=0) / on.sum(axis=0)
         acc(dxi, (on * (g - mean)).reshape(dout.shape))
-
-
-def sparsemax(x):
-    """Sparsemax: like softmax, but most probabilities come out exactly 0."""
-    return pyop(Sparsemax(), (x,))
 
 
 class ConstrainedSoftmax:
@@ -100,18 +100,19 @@ class ConstrainedSoftmax:
         return sx, batch_of(self.name, dims)
 
     def _solve(self, xs, bd):
+        xp = array_module(xs[0])
         n = xs[0].shape[0]
-        x = np.broadcast_to(xs[0].reshape(n, -1), (n, bd)).astype(np.float64)
-        u = np.broadcast_to(xs[1].reshape(n, -1), (n, bd)).astype(np.float64)
-        e = np.exp(x - x.max(axis=0))
-        capped = np.zeros((n, bd), dtype=bool)
+        x = xp.broadcast_to(xs[0].reshape(n, -1), (n, bd)).astype(xp.float64)
+        u = xp.broadcast_to(xs[1].reshape(n, -1), (n, bd)).astype(xp.float64)
+        e = xp.exp(x - x.max(axis=0))
+        capped = xp.zeros((n, bd), dtype=bool)
         while True:
             # the free entries share what the capped ones leave, in proportion to exp(x)
             mass = 1 - (u * capped).sum(axis=0)
             free_e = (e * ~capped).sum(axis=0)
-            p = np.where(capped, u, e * mass / np.where(free_e > 0, free_e, 1))
+            p = xp.where(capped, u, e * mass / xp.where(free_e > 0, free_e, 1))
             over = ~capped & (p > u)
-            if not over.any():
+            if not bool(over.any()):
                 return p, capped, mass
             capped |= over
 
@@ -122,14 +123,10 @@ class ConstrainedSoftmax:
         p, capped, mass = self._solve(xs, out.shape[-1])
         g = dout.reshape(p.shape)
         # p_F = mass * softmax(x_F), mass = 1 - sum_A u: both gradients share sum_F p_j g_j / mass
-        r = (p * g * ~capped).sum(axis=0) / np.where(mass > 0, mass, 1)
-        d = np.where(capped, 0, p * (g - r)) if i == 0 else np.where(capped, g - r, 0)
-        acc(dxi, d.reshape(dout.shape).astype(np.float32))
-
-
-def constrained_softmax(x, y):
-    """Softmax of the scores x with the upper bounds y on the probabilities."""
-    return pyop(ConstrainedSoftmax(), (x, y))
+        xp = array_module(out)
+        r = (p * g * ~capped).sum(axis=0) / xp.where(mass > 0, mass, 1)
+        d = xp.where(capped, 0, p * (g - r)) if i == 0 else xp.where(capped, g - r, 0)
+        acc(dxi, d.reshape(dout.shape).astype(xp.float32))
 
 
 class PairwiseRankLoss:
@@ -147,16 +144,11 @@ class PairwiseRankLoss:
         return sx, batch_of(self.name, dims)
 
     def forward(self, xs, out):
-        out[...] = np.maximum(0, self.m - xs[0] + xs[1])
+        out[...] = array_module(out).maximum(0, self.m - xs[0] + xs[1])
 
     def backward(self, xs, out, dout, i, dxi):
         d = dout * (out > 0)
         acc(dxi, -d if i == 0 else d)
-
-
-def pairwise_rank_loss(x, y, m=1.0):
-    """Margin ranking loss max(0, m - x + y), elementwise (x should be larger than y by m)."""
-    return pyop(PairwiseRankLoss(float(m)), (x, y))
 
 
 def _targets(name, v, bd, limit=None):
@@ -173,7 +165,7 @@ def _targets(name, v, bd, limit=None):
     for t in vs:
         if t < 0 or (limit is not None and t >= limit):
             raise IndexError(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit else ""))
-    return np.array(vs)
+    return np.array(vs)                  # host memory: the op moves it to the arrays' device
 
 
 class PoissonLoss:
@@ -191,18 +183,16 @@ class PoissonLoss:
         return (1,), bd
 
     def forward(self, xs, out):
-        ll = xs[0].reshape(-1).astype(np.float64)
-        out[...] = (np.exp(ll) - self.k * ll + gammaln(self.k + 1)).reshape(out.shape)
+        xp = array_module(out)
+        k = xp.asarray(self.k)
+        ll = xs[0].reshape(-1).astype(xp.float64)
+        out[...] = (xp.exp(ll) - k * ll + _gammaln(xp, k + 1)).reshape(out.shape)
 
     def backward(self, xs, out, dout, i, dxi):
+        xp = array_module(out)
         ll = xs[0].reshape(-1)
-        acc(dxi, (dout.reshape(-1) * (np.exp(ll) - self.k)).reshape(dout.shape).astype(np.float32))
-
-
-def poisson_loss(log_lambda, x):
-    """The negative log probability of the count x under a Poisson with log-rate log_lambda
-    (x: an int, or one per batch element)."""
-    return pyop(PoissonLoss(x), (log_lambda,))
+        d = dout.reshape(-1) * (xp.exp(ll) - xp.asarray(self.k))
+        acc(dxi, d.reshape(dout.shape).astype(xp.float32))
 
 
 class Hinge:
@@ -235,40 +225,26 @@ class Hinge:
     def _scores(self, a):
         """(classes, groups, batch) view."""
         a = a.reshape((a.shape[0], -1, a.shape[-1]), order="F")
-        return np.moveaxis(a, 0, 1) if self.d == 1 else a
+        return a.transpose(1, 0, 2) if self.d == 1 else a
 
     def _margins(self, xs):
+        xp = array_module(xs[0])
         x = self._scores(xs[0])
-        g, b = np.meshgrid(np.arange(x.shape[1]), np.arange(x.shape[2]), indexing="ij")
-        correct = x[self.idx, g, b]
-        viol = np.maximum(0, x - correct[None] + self.m)
-        viol[self.idx, g, b] = 0
-        return viol, g, b
+        g, b = xp.meshgrid(xp.arange(x.shape[1]), xp.arange(x.shape[2]), indexing="ij")
+        idx = xp.asarray(self.idx)
+        correct = x[idx, g, b]
+        viol = xp.maximum(0, x - correct[None] + self.m)
+        viol[idx, g, b] = 0
+        return viol, idx, g, b
 
     def forward(self, xs, out):
         out[...] = self._margins(xs)[0].sum(axis=0).reshape(out.shape)
 
     def backward(self, xs, out, dout, i, dxi):
-        viol, g, b = self._margins(xs)
+        viol, idx, g, b = self._margins(xs)
         active = (viol > 0) * dout.reshape(1, viol.shape[1], -1)
-        d = active.astype(np.float32)
-        d[self.idx, g, b] -= active.sum(axis=0)
+        d = active.astype(dout.dtype)
+        d[idx, g, b] -= active.sum(axis=0)
         if self.d == 1:
-            d = np.moveaxis(d, 1, 0)
+            d = d.transpose(1, 0, 2)
         acc(dxi, d.reshape(dxi.shape[:-1] + (-1,), order="F"))
-
-
-def hinge(x, v, m=1.0):
-    """Multiclass hinge loss: sum_{i != v} max(0, x_i - x_v + m) (v: an int, or one per batch element)."""
-    return pyop(Hinge("hinge", v, float(m)), (x,))
-
-
-def hinge_batch(x, vs, m=1.0):
-    """hinge for a batch of score vectors, with one true class per batch element."""
-    return pyop(Hinge("hinge_batch", list(vs), float(m)), (x,))
-
-
-def hinge_dim(x, v, d=0, m=1.0):
-    """hinge over dimension d of a matrix, one true class per column (d=0) or row (d=1);
-    v: a list of ints, or a list of such lists (one per batch element)."""
-    return pyop(Hinge("hinge_dim", v, float(m), int(d)), (x,))

@@ -1,6 +1,7 @@
 """Norms, similarities and normalisation: dot_product, squared_distance, l1_distance, huber_distance
-(one node type, a per-element term summed per batch element), layer_norm (typed) and weight_norm (NumPy
-path). A batch-1 argument is broadcast over the batch; its gradient sums over the batch."""
+(one node type, a per-element term summed per batch element), layer_norm and weight_norm (typed; its
+generic implementation is the op class WeightNorm, on xp). A batch-1 argument is broadcast over the
+batch; its gradient sums over the batch."""
 cimport cython
 from libc.math cimport fabsf, sqrtf
 from dynet.core.dim cimport Dim, make_dim1, batch_size, dim_str, same_shape
@@ -8,8 +9,10 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport dot
 from dynet.kernels import generic
 
-from dynet.nodes.pyop import pyop
-from dynet.nodes.npbase import fmt, strip, batch_of, acc
+from dynet.nodes.pyop cimport GenericOpNode, batch_of
+
+from dynet.nodes import npbase
+from dynet.nodes.npbase import fmt, strip, acc
 
 cdef enum PairKind:
     P_DOT, P_TRACE, P_SQUARED, P_L1, P_HUBER   # trace_of_product(x, y) = Tr(x^T y) is the dot product
@@ -259,7 +262,8 @@ def layer_norm(x, g, b):
 
 
 class WeightNorm:
-    """w_hat = g * w / ||w|| (Salimans and Kingma, 2016), per batch element."""
+    """w_hat = g * w / ||w|| (Salimans and Kingma, 2016), per batch element: the generic
+    implementation of WeightNormNode (see pyop.GenericOpNode)."""
     name = "weight_norm"
 
     def dim(self, dims):
@@ -267,7 +271,7 @@ class WeightNorm:
         if strip(sg) != (1,):
             raise ValueError(f"weight_norm: the gain g must be a scalar, got {fmt(sg, bg)} "
                              f"(w is {fmt(sw, bw)})")
-        return sw, batch_of(self.name, dims)
+        return sw, npbase.batch_of(self.name, dims)
 
     @staticmethod
     def _flat(a):
@@ -288,6 +292,63 @@ class WeightNorm:
             acc(dxi, (u * dy).sum(axis=0, keepdims=True))
 
 
+@cython.final
+@cython.no_gc
+cdef class WeightNormNode(GenericOpNode):
+    """The typed weight_norm (its generic implementation is WeightNorm above): w_hat = g w / ||w||
+    per batch element, ||w|| kept for backward."""
+    cdef float* norm
+
+    cpdef str op_name(self):
+        return "weight_norm"
+
+    cdef object make_op(self):
+        return WeightNorm()
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression w = <Expression>self.args[0], g = <Expression>self.args[1]
+        cdef Py_ssize_t n = batch_size(&self.d), b, i
+        cdef const float* wv
+        cdef float scale
+        for b in range(self.d.bd):
+            wv = w.val + (b * n if w.d.bd > 1 else 0)
+            self.norm[b] = sqrtf(dot(n, wv, wv))
+            scale = g.val[b if g.d.bd > 1 else 0] / self.norm[b]
+            for i in range(n):
+                self.val[b * n + i] = scale * wv[i]
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        # with u = w / ||w||: dw += g / ||w|| (dy - u (u . dy)), dg += u . dy
+        cdef Expression w = <Expression>self.args[0], g = <Expression>self.args[1]
+        cdef Py_ssize_t n = batch_size(&self.d), b, i
+        cdef const float* wv
+        cdef const float* dy
+        cdef float* dw
+        cdef float nrm, ud, scale
+        for b in range(self.d.bd):
+            wv = w.val + (b * n if w.d.bd > 1 else 0)
+            dy = self.grad + b * n
+            nrm = self.norm[b]
+            ud = dot(n, wv, dy) / nrm
+            if g.grad != NULL:
+                g.grad[b if g.d.bd > 1 else 0] += ud
+            if w.grad != NULL:
+                dw = w.grad + (b * n if w.d.bd > 1 else 0)
+                scale = g.val[b if g.d.bd > 1 else 0] / nrm
+                for i in range(n):
+                    dw[i] += scale * (dy[i] - wv[i] * ud / nrm)
+        return 0
+
+
 def weight_norm(w, g):
     """Weight normalisation: g * w / ||w|| (g a scalar expression)."""
-    return pyop(WeightNorm(), (w, g))
+    cdef Expression ew = as_expr(w, "weight_norm"), eg = as_expr(g, "weight_norm")
+    if total_size(&eg.d) != eg.d.bd:
+        raise ValueError(f"weight_norm: the gain g must be a scalar, got {dim_str(&eg.d)} "
+                         f"(w is {dim_str(&ew.d)})")
+    cdef WeightNormNode node = WeightNormNode.__new__(WeightNormNode)
+    cdef Dim d = ew.d
+    d.bd = batch_of("weight_norm", (ew, eg))
+    node.norm = fwd_scratch(d.bd)
+    return add_node(node, (ew, eg), d)

@@ -1,5 +1,15 @@
-"""Small helpers shared by the operations written on the generic NumPy path (see pyop.pyx)."""
+"""Small helpers shared by the operations written on the generic array path (see pyop.pyx)."""
+import sys
+
 import numpy as np
+
+
+def array_module(a):
+    """The array module of `a`: cupy for a CuPy array, numpy otherwise (cupy is never imported here:
+    a CuPy array can only exist where it already is)."""
+    if type(a).__module__.startswith("cupy"):
+        return sys.modules["cupy"]
+    return np
 
 
 def fmt(shape, bd):
@@ -37,5 +47,5 @@ def as_matrix(a):
 
 
 def batch_first(a):
-    """A (batch, rows, cols) view for the stacked NumPy linear algebra routines."""
-    return np.moveaxis(as_matrix(a), -1, 0)
+    """A (batch, rows, cols) view for the stacked linear algebra routines."""
+    return as_matrix(a).transpose(2, 0, 1)

@@ -1,6 +1,7 @@
 """Reductions over chosen dimensions (sum/mean/moment/std/logsumexp/max/min along dimensions or the
 batch), elementwise reductions of lists (average, emax, logsumexp), and the rarer sums cumsum,
-fold_rows and kmh_ngram (generic NumPy path).
+fold_rows and kmh_ngram (typed nodes whose generic implementations are the op classes CumSum,
+FoldRows and KMHNGram, on xp).
 
 One node type, DimReduce, does every reduction over dimensions: it walks the input once in memory
 order keeping the offset of the output element each input value belongs to (a reduced axis has
@@ -14,7 +15,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_
 from dynet.kernels.cpu cimport fill, add_to, fast_exp
 from dynet.kernels import generic
 
-from dynet.nodes.pyop import pyop
+from dynet.nodes.pyop cimport GenericOpNode
 from dynet.nodes.npbase import fmt as _fmt
 
 cdef enum ReduceKind:
@@ -470,9 +471,91 @@ class CumSum:
         dxi += dout[rev].cumsum(axis=self.d)[rev]
 
 
+@cython.final
+@cython.no_gc
+cdef class Rows(GenericOpNode):
+    """The typed cumsum, fold_rows and kmh_ngram: sums of runs of values along one axis, seen as
+    (inner, length, outer) with the axis in the middle (inner: the product of the dimensions
+    before it, outer: of those after it, the batch included)."""
+    cdef int kind            # 0 cumsum, 1 fold_rows, 2 kmh_ngram
+    cdef int k               # cumsum's dimension, fold_rows' nrows, kmh_ngram's n
+    cdef Py_ssize_t inner, length, outer
+
+    cpdef str op_name(self):
+        return ("cumsum", "fold_rows", "kmh_ngram")[self.kind]
+
+    cdef object make_op(self):
+        return (CumSum, FoldRows, KMHNGram)[self.kind](self.k)
+
+    cdef int _run(self, bint backward) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if backward and x.grad == NULL:
+            return 0
+        cdef Py_ssize_t inner = self.inner, n = self.length, o, i, j, t, m
+        cdef Py_ssize_t nout = n // self.k if self.kind == 1 else (n - self.k + 1 if self.kind == 2 else n)
+        cdef float run
+        for o in range(self.outer):
+            if self.kind == 0:            # cumsum (backward: from the end)
+                for i in range(inner):
+                    run = 0
+                    for t in range(n):
+                        j = n - 1 - t if backward else t
+                        if backward:
+                            run += self.grad[o * n * inner + j * inner + i]
+                            x.grad[o * n * inner + j * inner + i] += run
+                        else:
+                            run += x.val[o * n * inner + j * inner + i]
+                            self.val[o * n * inner + j * inner + i] = run
+                continue
+            if inner == 1:                # runs of single values (fold_rows): no inner loop
+                for j in range(nout):
+                    for m in range(self.k):
+                        t = j * self.k + m if self.kind == 1 else j + m
+                        if backward:
+                            x.grad[o * n + t] += self.grad[o * nout + j]
+                        elif m == 0:
+                            self.val[o * nout + j] = x.val[o * n + t]
+                        else:
+                            self.val[o * nout + j] += x.val[o * n + t]
+                continue
+            for j in range(nout):         # output run j sums input runs j*k.. (fold) or j.. (ngram)
+                if not backward:
+                    fill(inner, 0.0, self.val + (o * nout + j) * inner)
+                for m in range(self.k):
+                    t = j * self.k + m if self.kind == 1 else j + m
+                    if backward:
+                        add_to(inner, self.grad + (o * nout + j) * inner, x.grad + (o * n + t) * inner)
+                    else:
+                        add_to(inner, x.val + (o * n + t) * inner, self.val + (o * nout + j) * inner)
+        return 0
+
+    cdef int forward_impl(self) except -1:
+        return self._run(False)
+
+    cdef int backward_impl(self) except -1:
+        return self._run(True)
+
+
+cdef Expression make_rows(Expression x, int kind, int k, int axis, Dim out):
+    cdef Rows node = Rows.__new__(Rows)
+    cdef int a
+    node.kind, node.k = kind, k
+    node.inner, node.length, node.outer = 1, (x.d.d[axis] if axis < x.d.nd else 1), x.d.bd
+    for a in range(x.d.nd):
+        if a < axis:
+            node.inner *= x.d.d[a]
+        elif a > axis:
+            node.outer *= x.d.d[a]
+    return add_node(node, (x,), out)
+
+
 def cumsum(x, d=0):
     """Cumulative sums along the dimension d."""
-    return pyop(CumSum(to_index(d, "cumsum")), (x,))
+    cdef Expression ex = as_expr(x, "cumsum")
+    cdef long axis = to_index(d, "cumsum")
+    if axis < 0 or axis >= ex.d.nd:
+        raise ValueError(f"cumsum: dimension {axis} is out of range for {dim_str(&ex.d)}")
+    return make_rows(ex, 0, axis, axis, ex.d)
 
 
 class FoldRows:
@@ -502,7 +585,14 @@ class FoldRows:
 
 def fold_rows(x, nrows=2):
     """Sum groups of nrows consecutive rows (rows/nrows rows out)."""
-    return pyop(FoldRows(to_index(nrows, "fold_rows")), (x,))
+    cdef Expression ex = as_expr(x, "fold_rows")
+    cdef long n = to_index(nrows, "fold_rows")
+    if n < 1 or ex.d.nd > 2 or ex.d.d[0] % n:
+        raise ValueError(f"fold_rows: the number of rows of {dim_str(&ex.d)} must be a multiple "
+                         f"of nrows={n} (a vector or a matrix)")
+    # rows are runs of length 1 (inner 1) along axis 0, within each column: inner=1, length=rows
+    cdef Dim out = make_dim((ex.d.d[0] // n, ex.d.d[1] if ex.d.nd > 1 else 1), ex.d.bd)  # a matrix, as DyNet
+    return make_rows(ex, 1, n, 0, out)
 
 
 class KMHNGram:
@@ -539,4 +629,9 @@ class KMHNGram:
 
 def kmh_ngram(x, v):
     """Sums of v consecutive columns of the matrix x (n-gram features)."""
-    return pyop(KMHNGram(to_index(v, "kmh_ngram")), (x,))
+    cdef Expression ex = as_expr(x, "kmh_ngram")
+    cdef long n = to_index(v, "kmh_ngram")
+    cdef int cols = ex.d.d[1] if ex.d.nd > 1 else 1
+    if ex.d.nd > 2 or n < 1 or cols < n:
+        raise ValueError(f"kmh_ngram: needs a matrix with at least n={n} columns, got {dim_str(&ex.d)}")
+    return make_rows(ex, 2, n, 1, make_dim((ex.d.d[0], cols - n + 1), ex.d.bd))

@@ -1,0 +1,549 @@
+"""Losses and sparse softmaxes as typed CPU nodes: binary_log_loss, pairwise_rank_loss,
+poisson_loss, hinge (hinge_batch, hinge_dim), sparsemax, constrained_softmax.
+
+Each node's generic (array) implementation is the class of the same name in losses.py (made from
+the node's parameters by `make_op`, see pyop.GenericOpNode); the dimension checks here raise the
+same messages. Vectors are handled per batch element; a batch-1 argument is broadcast and its
+gradient sums over the batch.
+"""
+cimport cython
+from libc.math cimport logf, log1pf, exp, lgamma
+from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str, same_shape, truncated
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
+from dynet.nodes.pyop cimport GenericOpNode, batch_of
+
+import numpy as np
+from dynet.nodes import losses
+
+cdef float LOG_EPS = 1e-7       # binary_log_loss clips x to [eps, 1 - eps], as DyNet does
+
+
+# ---- shared checks (the messages of losses.py) ---------------------------------------------------
+
+cdef int same_dims(str name, Expression x, Expression y) except -1:
+    if not same_shape(&x.d, &y.d):
+        raise ValueError(f"{name}: arguments must have the same dimensions, got {dim_str(&x.d)} "
+                         f"and {dim_str(&y.d)}")
+    return batch_of(name, (x, y))
+
+
+cdef inline bint is_vector(const Dim* d) noexcept:
+    return truncated(d[0]).nd == 1
+
+
+cdef int* target_storage(int count, int* single) except NULL:
+    """Room for `count` targets: the node's own `single` field for one, else the forward pool."""
+    return single if count == 1 else <int*>fwd_scratch(count)
+
+
+cdef int* read_targets(str name, object v, int count, int limit, int* out) except NULL:
+    """Integer targets into `out`, one per batch element (or group): an int (used for all
+    `count`) or a sequence of `count`. limit < 0: no upper bound."""
+    cdef long t
+    cdef Py_ssize_t k
+    if type(v) is int and count == 1:                      # the common case, without a list
+        vs = [v]
+    else:
+        vs = list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
+    for k in range(len(vs)):
+        if not hasattr(vs[k], "__index__"):
+            raise TypeError(f"{name}: targets must be integers, got {v!r:.60}")
+    if len(vs) == 1:
+        vs = vs * count
+    if len(vs) != count:
+        raise ValueError(f"{name}: {len(vs)} targets for a batch of {count}")
+    for k in range(count):
+        t = vs[k].__index__()
+        if t < 0 or (limit >= 0 and t >= limit):
+            raise IndexError(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit >= 0 else ""))
+        out[k] = t
+    return out
+
+
+cdef inline const float* elem(Expression a, Py_ssize_t b, Py_ssize_t per) noexcept:
+    """Batch element b of a's value (element 0 for a broadcast batch-1 argument)."""
+    return a.val + (b * per if a.d.bd > 1 else 0)
+
+
+cdef inline float* elem_grad(Expression a, Py_ssize_t b, Py_ssize_t per) noexcept:
+    return a.grad + (b * per if a.d.bd > 1 else 0)
+
+
+# ---- binary_log_loss -------------------------------------------------------------------------------
+
+cdef inline float clip01(float x) noexcept nogil:
+    return LOG_EPS if x < LOG_EPS else (1 - LOG_EPS if x > 1 - LOG_EPS else x)
+
+
+@cython.final
+@cython.no_gc
+cdef class BinaryLogLoss(GenericOpNode):
+    """-sum_i (y_i ln x_i + (1 - y_i) ln(1 - x_i)) per batch element, x clipped away from 0 and 1."""
+
+    cpdef str op_name(self):
+        return "binary_log_loss"
+
+    cdef object make_op(self):
+        return losses.BinaryLogLoss()
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef const float* xv
+        cdef const float* yv
+        cdef double s
+        cdef float xc
+        for b in range(self.d.bd):
+            xv, yv, s = elem(x, b, per), elem(y, b, per), 0
+            for i in range(per):
+                xc = clip01(xv[i])
+                s -= yv[i] * logf(xc) + (1 - yv[i]) * log1pf(-xc)
+            self.val[b] = s
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef const float* xv
+        cdef const float* yv
+        cdef float* d
+        cdef float xc, g
+        for b in range(self.d.bd):
+            xv, yv, g = elem(x, b, per), elem(y, b, per), self.grad[b]
+            if x.grad != NULL:
+                d = elem_grad(x, b, per)
+                for i in range(per):
+                    xc = clip01(xv[i])
+                    d[i] += g * (xc - yv[i]) / (xc * (1 - xc))
+            if y.grad != NULL:
+                d = elem_grad(y, b, per)
+                for i in range(per):
+                    xc = clip01(xv[i])
+                    d[i] += g * (log1pf(-xc) - logf(xc))
+        return 0
+
+
+def binary_log_loss(x, y):
+    """The log loss of a binary decision: -sum_i (y_i ln x_i + (1 - y_i) ln(1 - x_i))."""
+    cdef str name = "binary_log_loss"
+    cdef Expression ex = as_expr(x, name), ey = as_expr(y, name)
+    cdef int bd = same_dims(name, ex, ey)
+    return add_node(BinaryLogLoss.__new__(BinaryLogLoss), (ex, ey), make_dim1(1, bd))
+
+
+# ---- pairwise_rank_loss ----------------------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class PairwiseRankLoss(GenericOpNode):
+    """max(0, m - x + y) elementwise."""
+    cdef float m
+
+    cpdef str op_name(self):
+        return "pairwise_rank_loss"
+
+    cdef object make_op(self):
+        return losses.PairwiseRankLoss(self.m)
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&self.d), b, i
+        cdef const float* xv
+        cdef const float* yv
+        cdef float* out
+        cdef float v
+        for b in range(self.d.bd):
+            xv, yv, out = elem(x, b, per), elem(y, b, per), self.val + b * per
+            for i in range(per):
+                v = self.m - xv[i] + yv[i]
+                out[i] = v if v > 0 else 0
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
+        cdef Py_ssize_t per = batch_size(&self.d), b, i
+        cdef const float* out
+        cdef const float* g
+        cdef float* dx
+        cdef float* dy
+        for b in range(self.d.bd):
+            out, g = self.val + b * per, self.grad + b * per
+            if x.grad != NULL:
+                dx = elem_grad(x, b, per)
+                for i in range(per):
+                    if out[i] > 0:
+                        dx[i] -= g[i]
+            if y.grad != NULL:
+                dy = elem_grad(y, b, per)
+                for i in range(per):
+                    if out[i] > 0:
+                        dy[i] += g[i]
+        return 0
+
+
+def pairwise_rank_loss(x, y, m=1.0):
+    """Margin ranking loss max(0, m - x + y), elementwise (x should be larger than y by m)."""
+    cdef str name = "pairwise_rank_loss"
+    cdef Expression ex = as_expr(x, name), ey = as_expr(y, name)
+    cdef int bd = same_dims(name, ex, ey)
+    cdef PairwiseRankLoss node = PairwiseRankLoss.__new__(PairwiseRankLoss)
+    node.m = float(m)
+    cdef Dim d = ex.d
+    d.bd = bd
+    return add_node(node, (ex, ey), d)
+
+
+# ---- poisson_loss ----------------------------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class PoissonLoss(GenericOpNode):
+    """-log Poisson(k | lambda = exp(ll)) = exp(ll) - k ll + log(k!), per batch element."""
+    cdef int* k
+    cdef int single
+    cdef object targets
+
+    cpdef str op_name(self):
+        return "poisson_loss"
+
+    cdef object make_op(self):
+        return losses.PoissonLoss(self.targets)
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t b
+        cdef double ll, k
+        for b in range(self.d.bd):
+            ll, k = x.val[b], self.k[b]
+            self.val[b] = exp(ll) - k * ll + lgamma(k + 1)
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t b
+        if x.grad != NULL:
+            for b in range(self.d.bd):
+                x.grad[b] += self.grad[b] * (exp(<double>x.val[b]) - self.k[b])
+        return 0
+
+
+def poisson_loss(log_lambda, x):
+    """The negative log probability of the count x under a Poisson with log-rate log_lambda
+    (x: an int, or one per batch element)."""
+    cdef str name = "poisson_loss"
+    cdef Expression ex = as_expr(log_lambda, name)
+    if total_size(&ex.d) != ex.d.bd:
+        raise ValueError(f"{name}: log_lambda must be a scalar, got {dim_str(&ex.d)}")
+    cdef PoissonLoss node = PoissonLoss.__new__(PoissonLoss)
+    node.k = read_targets(name, x, ex.d.bd, -1, target_storage(ex.d.bd, &node.single))
+    node.targets = x
+    return add_node(node, (ex,), make_dim1(1, ex.d.bd))
+
+
+# ---- hinge, hinge_batch, hinge_dim -----------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class Hinge(GenericOpNode):
+    """sum_{i != v} max(0, x_i - x_v + m) over the classes of each group (a column, or a row with
+    d=1) and batch element. Class c of group g is at c * cstride + g * gstride."""
+    cdef int n, groups, cstride, gstride
+    cdef float m
+    cdef int* idx            # the target class of (group g, batch element b) at g + groups * b
+    cdef int single
+    cdef int form            # 0 hinge, 1 hinge_batch, 2 hinge_dim
+    cdef int axis            # hinge_dim's d
+    cdef object targets
+
+    cpdef str op_name(self):
+        return ("hinge", "hinge_batch", "hinge_dim")[self.form]
+
+    cdef object make_op(self):
+        if self.form == 2:
+            return losses.Hinge("hinge_dim", self.targets, self.m, self.axis)
+        return losses.Hinge(self.op_name(), self.targets, self.m)
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t per = <Py_ssize_t>self.n * self.groups, b, g, c
+        cdef const float* base
+        cdef float correct, v, s
+        cdef int t
+        for b in range(self.d.bd):
+            for g in range(self.groups):
+                base = x.val + b * per + g * self.gstride
+                t = self.idx[g + self.groups * b]
+                correct = base[t * self.cstride]
+                s = 0
+                for c in range(self.n):
+                    v = base[c * self.cstride] - correct + self.m
+                    if c != t and v > 0:
+                        s += v
+                self.val[g + self.groups * b] = s
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad == NULL:
+            return 0
+        cdef Py_ssize_t per = <Py_ssize_t>self.n * self.groups, b, g, c
+        cdef const float* base
+        cdef float* d
+        cdef float correct, dv, active
+        cdef int t
+        for b in range(self.d.bd):
+            for g in range(self.groups):
+                base = x.val + b * per + g * self.gstride
+                d = x.grad + b * per + g * self.gstride
+                t = self.idx[g + self.groups * b]
+                correct = base[t * self.cstride]
+                dv = self.grad[g + self.groups * b]
+                active = 0
+                for c in range(self.n):
+                    if c != t and base[c * self.cstride] - correct + self.m > 0:
+                        d[c * self.cstride] += dv
+                        active += 1
+                d[t * self.cstride] -= active * dv
+        return 0
+
+
+cdef Hinge new_hinge(str name, Expression ex, float m, int form):
+    if not is_vector(&ex.d):
+        raise ValueError(f"{name}: expects a vector, got {dim_str(&ex.d)}")
+    cdef Hinge node = Hinge.__new__(Hinge)
+    node.n, node.groups, node.cstride, node.gstride = rows(&ex.d), 1, 1, rows(&ex.d)
+    node.m, node.form = m, form
+    return node
+
+
+def hinge(x, v, m=1.0):
+    """Multiclass hinge loss: sum_{i != v} max(0, x_i - x_v + m) (v: an int, or one per batch element)."""
+    cdef Expression ex = as_expr(x, "hinge")
+    cdef Hinge node = new_hinge("hinge", ex, float(m), 0)
+    if type(v) is int and ex.d.bd == 1:           # the per-example case, without a list
+        if not 0 <= v < node.n:
+            raise IndexError(f"hinge: target {v} is out of range [0, {node.n})")
+        node.single = v
+        node.idx = &node.single
+    else:
+        node.idx = read_targets("hinge", v, ex.d.bd, node.n, target_storage(ex.d.bd, &node.single))
+    node.targets = v
+    return add_node(node, (ex,), make_dim1(1, ex.d.bd))
+
+
+def hinge_batch(x, vs, m=1.0):
+    """hinge for a batch of score vectors, with one true class per batch element."""
+    cdef Expression ex = as_expr(x, "hinge_batch")
+    cdef Hinge node = new_hinge("hinge_batch", ex, float(m), 1)
+    vs = list(vs)
+    node.idx = read_targets("hinge_batch", vs, ex.d.bd, node.n,
+                            target_storage(ex.d.bd, &node.single))
+    node.targets = vs
+    return add_node(node, (ex,), make_dim1(1, ex.d.bd))
+
+
+def hinge_dim(x, v, d=0, m=1.0):
+    """hinge over dimension d of a matrix, one true class per column (d=0) or row (d=1);
+    v: a list of ints, or a list of such lists (one per batch element)."""
+    cdef str name = "hinge_dim"
+    cdef Expression ex = as_expr(x, name)
+    d = int(d)
+    if ex.d.nd > 2 or d not in (0, 1):
+        raise ValueError(f"{name}: expects a matrix and d in (0, 1), got {dim_str(&ex.d)} and d={d}")
+    cdef int r = rows(&ex.d), c = ex.d.d[1] if ex.d.nd > 1 else 1, bd = ex.d.bd, b
+    cdef Hinge node = Hinge.__new__(Hinge)
+    node.m, node.form, node.axis = float(m), 2, d
+    if d == 0:
+        node.n, node.groups, node.cstride, node.gstride = r, c, 1, r
+    else:
+        node.n, node.groups, node.cstride, node.gstride = c, r, r, 1
+    vs = list(v)
+    per_batch = vs and isinstance(vs[0], (list, tuple, np.ndarray))
+    rowsets = vs if per_batch else [vs] * bd
+    if len(rowsets) != bd or any([len(t) != node.groups for t in rowsets]):
+        raise ValueError(f"{name}: needs {node.groups} targets (the size of the other dimension) "
+                         f"per batch element for {dim_str(&ex.d)} with d={d}")
+    node.idx = <int*>fwd_scratch(<size_t>node.groups * bd)
+    for b in range(bd):
+        read_targets(name, rowsets[b], node.groups, node.n, node.idx + <Py_ssize_t>b * node.groups)
+    node.targets = v
+    return add_node(node, (ex,), make_dim1(node.groups, bd))
+
+
+# ---- sparsemax ---------------------------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class Sparsemax(GenericOpNode):
+    """The Euclidean projection of each column onto the probability simplex. The threshold tau is
+    found by Michelot's iteration (tau = (sum of the support - 1) / its size, then drop what is not
+    above tau, until the support stops shrinking): the same tau as the sort-based algorithm,
+    without a sort."""
+
+    cpdef str op_name(self):
+        return "sparsemax"
+
+    cdef object make_op(self):
+        return losses.Sparsemax()
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Py_ssize_t n = rows(&self.d), b, i, k, k_prev
+        cdef const float* z
+        cdef float* p
+        cdef double s, tau
+        for b in range(self.d.bd):
+            z, p = x.val + b * n, self.val + b * n
+            tau = -1e300
+            k_prev = -1
+            while True:
+                s, k = 0, 0
+                for i in range(n):
+                    if z[i] > tau:
+                        s += z[i]
+                        k += 1
+                if k == k_prev:
+                    break
+                k_prev = k
+                tau = (s - 1) / k
+            for i in range(n):
+                p[i] = z[i] - tau if z[i] > tau else 0
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        if x.grad == NULL:
+            return 0
+        cdef Py_ssize_t n = rows(&self.d), b, i, k
+        cdef const float* p
+        cdef const float* g
+        cdef float* d
+        cdef float s, mean
+        for b in range(self.d.bd):
+            p, g, d = self.val + b * n, self.grad + b * n, x.grad + b * n
+            s, k = 0, 0
+            for i in range(n):
+                if p[i] > 0:
+                    s += g[i]
+                    k += 1
+            mean = s / k
+            for i in range(n):
+                if p[i] > 0:
+                    d[i] += g[i] - mean
+        return 0
+
+
+def sparsemax(x):
+    """Sparsemax: like softmax, but most probabilities come out exactly 0."""
+    cdef Expression ex = as_expr(x, "sparsemax")
+    if not is_vector(&ex.d):
+        raise ValueError(f"sparsemax: expects a vector, got {dim_str(&ex.d)}")
+    return add_node(Sparsemax.__new__(Sparsemax), (ex,), ex.d)
+
+
+# ---- constrained_softmax ---------------------------------------------------------------------
+
+@cython.final
+@cython.no_gc
+cdef class ConstrainedSoftmax(GenericOpNode):
+    """p_i = min(u_i, exp(x_i) / Z), Z chosen so that p sums to 1 (per batch element). Entries are
+    capped one round at a time until none exceeds its bound; capped entries get no gradient from x.
+    Where the bounds sum to less than 1, every entry ends capped and p = u, as in DyNet."""
+    cdef float* capped      # 1 where p_i = u_i (n per batch element), kept for backward
+    cdef float* mass        # 1 - the capped entries' sum, per batch element
+    cdef float* e           # exp(x_i - max x) of one batch element (computed once per forward)
+
+    cpdef str op_name(self):
+        return "constrained_softmax"
+
+    cdef object make_op(self):
+        return losses.ConstrainedSoftmax()
+
+    cdef int forward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], u = <Expression>self.args[1]
+        cdef Py_ssize_t n = rows(&self.d), b, i
+        cdef const float* xv
+        cdef const float* uv
+        cdef float* p
+        cdef float* capped
+        cdef double top, mass, free_e, scale
+        cdef bint changed
+        for b in range(self.d.bd):
+            xv, uv = elem(x, b, n), elem(u, b, n)
+            p, capped = self.val + b * n, self.capped + b * n
+            top = xv[0]
+            for i in range(n):
+                top = max(top, xv[i])
+                capped[i] = 0
+            for i in range(n):
+                self.e[i] = exp(xv[i] - top)
+            while True:
+                # the free entries share what the capped ones leave, in proportion to exp(x)
+                mass, free_e = 1, 0
+                for i in range(n):
+                    if capped[i]:
+                        mass -= uv[i]
+                    else:
+                        free_e += self.e[i]
+                scale = mass / (free_e if free_e > 0 else 1)
+                changed = False
+                for i in range(n):
+                    if capped[i]:
+                        p[i] = uv[i]
+                    else:
+                        p[i] = self.e[i] * scale
+                        if p[i] > uv[i]:
+                            changed = True
+                if not changed:
+                    break
+                for i in range(n):
+                    if not capped[i] and p[i] > uv[i]:
+                        capped[i] = 1
+            self.mass[b] = mass
+        return 0
+
+    cdef int backward_impl(self) except -1:
+        cdef Expression x = <Expression>self.args[0], u = <Expression>self.args[1]
+        cdef Py_ssize_t n = rows(&self.d), b, i
+        cdef const float* p
+        cdef const float* g
+        cdef const float* capped
+        cdef float* d
+        cdef double r
+        for b in range(self.d.bd):
+            p, g, capped = self.val + b * n, self.grad + b * n, self.capped + b * n
+            # p_F = mass * softmax(x_F), mass = 1 - sum_A u: both gradients share sum_F p_j g_j / mass
+            r = 0
+            for i in range(n):
+                if not capped[i]:
+                    r += p[i] * g[i]
+            r /= self.mass[b] if self.mass[b] > 0 else 1
+            if x.grad != NULL:
+                d = elem_grad(x, b, n)
+                for i in range(n):
+                    if not capped[i]:
+                        d[i] += p[i] * (g[i] - r)
+            if u.grad != NULL:
+                d = elem_grad(u, b, n)
+                for i in range(n):
+                    if capped[i]:
+                        d[i] += g[i] - r
+        return 0
+
+
+def constrained_softmax(x, y):
+    """Softmax of the scores x with the upper bounds y on the probabilities."""
+    cdef str name = "constrained_softmax"
+    cdef Expression ex = as_expr(x, name), ey = as_expr(y, name)
+    if not is_vector(&ex.d) or not same_shape(&ex.d, &ey.d):
+        raise ValueError(f"{name}: expects scores and upper bounds, two vectors of the same "
+                         f"size, got {dim_str(&ex.d)} and {dim_str(&ey.d)}")
+    cdef int bd = batch_of(name, (ex, ey))
+    cdef ConstrainedSoftmax node = ConstrainedSoftmax.__new__(ConstrainedSoftmax)
+    cdef int n = rows(&ex.d)
+    node.capped = fwd_scratch(<size_t>n * bd)
+    node.mass = fwd_scratch(bd)
+    node.e = fwd_scratch(n)
+    cdef Dim d = ex.d
+    d.bd = bd
+    return add_node(node, (ex, ey), d)
