@@ -4,7 +4,7 @@ generic implementation is the op class WeightNorm, on xp). A batch-1 argument is
 batch; its gradient sums over the batch."""
 cimport cython
 from libc.math cimport fabsf, sqrtf
-from dynet.core.dim cimport Dim, make_dim1, batch_size, dim_str, same_shape
+from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport dot
 from dynet.kernels import generic
