@@ -8,7 +8,8 @@ A case builds, per step: renew_cg, the inputs (Parameters, or with a batch, look
 LookupParameters), the op, a scalar loss (sum_elems, sum_batches), forward and backward (the
 gradients accumulate in the parameters; nothing is updated). Its baseline is the same step with the
 loss taken of one row of the first input instead of the op (a loss over the whole input would cost
-as much as a reduction op itself, and bias its cost to zero). cost = step - baseline, the best of several rounds each, in CPU time of the process
+as much as a reduction op itself, and bias its cost to zero). cost = step - baseline, the best of several
+rounds each, in CPU time of the process
 (time.process_time: on a shared machine, time spent descheduled is not the op's). Each implementation runs in its
 own processes (`--repeat` alternations, the best kept); a process that dies (the reference crashes
 on a few inputs) is restarted after the case that killed it. Printed worst ratio first:
@@ -262,7 +263,9 @@ def main():
         rows.append((case, ours, ref, ratio))
     rows.sort(key=lambda r: -(r[3] if r[3] is not None else -1))
     print(f"{'op':<22} {'size':>5} {'batch':>5} {'ours us':>9} {'ref us':>9} {'ratio':>7}")
-    fmt = lambda r: f"{r['cost_us']:9.2f}" if "cost_us" in r else f"{'error':>9}"
+
+    def fmt(r):
+        return f"{r['cost_us']:9.2f}" if "cost_us" in r else f"{'error':>9}"
     for (name, n, b), ours, ref, ratio in rows:
         print(f"{name:<22} {n:>5} {b:>5} {fmt(ours)} {fmt(ref)} {(f'{ratio:.2f}x' if ratio is not None else '-'):>7}")
         for label, r in (("ours", ours), ("ref", ref)):

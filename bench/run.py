@@ -60,7 +60,9 @@ def main():
                         best[impl] = r
             ours, ref = best[first], best[second]
             ratio = (ours["throughput"] / ref["throughput"]) if "throughput" in ours and "throughput" in ref else None
-            fmt = lambda r: f"{r['throughput']:.1f}" if "throughput" in r else "error"
+
+            def fmt(r):
+                return f"{r['throughput']:.1f}" if "throughput" in r else "error"
             cfg = ",".join(f"{k}={v}" for k, v in config.items())
             print(f"{name:<16} {cfg:<28} {fmt(ours):>14} {fmt(ref):>14} "
                   f"{(f'{ratio:.2f}x' if ratio else '-'):>7}   ({module.UNIT})", flush=True)

@@ -10,14 +10,18 @@ from dynet.kernels import blas_setup as _blas_setup
 _blas_setup.prefer_avx512_kernels()   # before anything loads scipy's OpenBLAS
 
 import dynet_config as _dynet_config  # noqa: E402
-from dynet._dynet import *  # noqa: F401,F403
-from dynet import _dynet as _impl
+from dynet._dynet import *  # noqa: E402,F401,F403
+from dynet import _dynet as _impl  # noqa: E402
 
-__version__ = "2.1"   # the DyNet API level this package implements
+from dynet._version import __package_version__  # noqa: E402
+
+# DyNet code checks dynet.__version__ for the DyNet API level; this package's own release number is
+# dynet.__package_version__ (also `importlib.metadata.version("dynet-py")` when installed).
+__version__ = "2.1"
 
 if not getattr(_dynet_config, "_importing_raw_module", False):
     _conf = _dynet_config.get()
-    _params = DynetParams()
+    _params = _impl.DynetParams()
     if _conf is None:
         _params.from_args()
     else:
@@ -26,3 +30,4 @@ if not getattr(_dynet_config, "_importing_raw_module", False):
         if _dynet_config.gpu():
             _params.set_requested_gpus(1)
     _params.init()
+    _dynet_config._initialized_by_import = True

@@ -4,7 +4,6 @@ This module is the readable face of the library: it gathers the public names fro
 implement them (dynet/core, dynet/nodes, dynet/builders, dynet/training, dynet/io).
 """
 import sys as _sys
-import numpy as _np
 
 from dynet.core import config as _config
 from dynet.core import graph as _graph
@@ -52,14 +51,32 @@ class DynetParams:
         self._settings["mem"] = str(mem)
 
     def set_random_seed(self, random_seed):
+        """Set the random seed
+
+        Args:
+            random_seed (int): the seed (0: one from the clock)
+        """
         self._settings["seed"] = int(random_seed)
 
     def set_weight_decay(self, weight_decay):
+        """Set the L2 weight decay applied at every update
+
+        Args:
+            weight_decay (float): lambda, in [0, 1)
+
+        Raises:
+            ValueError: if weight_decay is not in [0, 1)
+        """
         if not 0 <= weight_decay < 1:
             raise ValueError(f"set_weight_decay: weight decay must be in [0, 1), got {weight_decay}")
         self._settings["weight_decay"] = float(weight_decay)
 
     def set_shared_parameters(self, shared_parameters):
+        """Set whether parameters are shared between processes
+
+        Args:
+            shared_parameters (bool): share them
+        """
         self._settings["shared_parameters"] = bool(shared_parameters)
 
     def set_devices(self, devices):
@@ -75,15 +92,35 @@ class DynetParams:
         self._settings["backend"] = name
 
     def set_requested_gpus(self, requested_gpus):
+        """Set the number of GPUs to use
+
+        Args:
+            requested_gpus (int): how many GPUs
+        """
         self._settings["requested_gpus"] = int(requested_gpus)
 
     def set_gpu_mask(self, mask):
+        """Set which GPUs may be used
+
+        Args:
+            mask (list of int): 1 for each usable GPU
+        """
         self._settings["gpu_mask"] = list(mask)
 
     def set_autobatch(self, autobatch):
+        """Set automatic batching
+
+        Args:
+            autobatch (int): 1 to turn it on
+        """
         self._settings["autobatch"] = int(autobatch)
 
     def set_profiling(self, profiling):
+        """Set the profiling level
+
+        Args:
+            profiling (int): the level (0: none)
+        """
         self._settings["profiling"] = int(profiling)
 
     def set_api(self, api):
@@ -132,6 +169,11 @@ def init(shared_parameters=None):
 
 
 def init_from_params(params):
+    """Initialise DyNet with the settings of a DynetParams
+
+    Args:
+        params (DynetParams): the settings (same as params.init())
+    """
     params.init()
 
 
@@ -166,18 +208,40 @@ def renew_cg(immediate_compute=False, check_validity=False):
 
 
 def cg_version():
+    """The version of the current computation graph
+
+    renew_cg() increments it; an Expression remembers the version it was made in.
+
+    Returns:
+        int: the version number
+    """
     return _graph.cg().version()
 
 
 def cg_checkpoint():
+    """Mark the current state of the computation graph
+
+    cg_revert() later removes every node added after this point (checkpoints nest).
+    """
     _graph.cg().checkpoint()
 
 
 def cg_revert():
+    """Go back to the last cg_checkpoint()
+
+    Nodes added since the checkpoint are removed; Expressions for them become stale.
+
+    Raises:
+        RuntimeError: if there is no checkpoint
+    """
     _graph.cg().revert()
 
 
 def print_text_graphviz():
+    """Print the current computation graph in Graphviz's DOT language
+
+    One node per expression, labelled "vN = operation(arguments) {dimensions}".
+    """
     print(_graph.cg().print_graphviz())
 
 
@@ -203,6 +267,9 @@ def print_graphviz(compact=False, show_dims=True, expression_names=None, lookup_
     print(_graph.cg().print_graphviz(compact, show_dims, names))
 
 
+from dynet.display import render_graph, GraphDrawing
+
+
 # ---- Profiling (--dynet-profiling 1/2) ------------------------------------------------------------
 
 def profiling_stats():
@@ -218,6 +285,7 @@ def profiling_node_stats():
 
 
 def reset_profiling():
+    """Forget what --dynet-profiling has measured so far."""
     _execution.reset()
 
 

@@ -3,7 +3,7 @@
 Every process (rank) holds the whole model and trains on its own slice of each minibatch. Rank 0's
 parameter values are broadcast at the start; after each `backward()` the gradients are averaged
 across ranks, so that every rank makes the same update -- the one a single process would make on
-the union of the ranks' minibatches (with each rank's loss the mean over its own examples):
+the union of the ranks' minibatches (with each rank's loss the mean over its own examples)::
 
     import dynet as dy
     import dynet.distributed as dd
@@ -205,8 +205,9 @@ def init(comm=None, use_mpi=None):
         except ImportError as e:
             launched = _launcher_size()
             if use_mpi or (launched or 1) > 1:
+                why = "use_mpi=True" if use_mpi else f"started by an MPI launcher with {launched} processes"
                 raise RuntimeError(
-                    f"dynet.distributed.init: MPI is needed ({'use_mpi=True' if use_mpi else f'started by an MPI launcher with {launched} processes'}) "
+                    f"dynet.distributed.init: MPI is needed ({why}) "
                     f"but mpi4py cannot be imported ({e}); install it with "
                     f"`pip install mpi4py` (it needs an MPI library, e.g. Debian's "
                     f"openmpi-bin libopenmpi-dev)") from None
@@ -220,6 +221,7 @@ def init(comm=None, use_mpi=None):
 
 
 def is_initialized():
+    """Whether init() has set up the processes"""
     return _world is not None
 
 
@@ -493,10 +495,22 @@ class DistributedTrainer:
             broadcast_parameters(model)
 
     def update(self, s=1.0):
+        """Average the gradients across processes, then update as the wrapped trainer does
+
+        Args:
+            s (float): scale of the gradients (as Trainer.update)
+        """
         allreduce_gradients(self.trainer.model)
         self.trainer.update(s)
 
     def update_subset(self, updated_params, updated_lookups, s=1.0):
+        """Average the gradients across processes, then update only the given parameters
+
+        Args:
+            updated_params (list of Parameters): the parameters to update
+            updated_lookups (list of LookupParameters): the lookup tables to update
+            s (float): scale of the gradients (as Trainer.update)
+        """
         allreduce_gradients(self.trainer.model)
         self.trainer.update_subset(updated_params, updated_lookups, s)
 

@@ -39,7 +39,9 @@ def dataset(vocab):
 def build(vocab, seed):
     rng = np.random.default_rng(seed)
     m = dy.ParameterCollection()
-    init = lambda *shape: dy.NumpyInitializer(rng.normal(0, 0.5, shape).astype(np.float32))
+
+    def init(*shape):
+        return dy.NumpyInitializer(rng.normal(0, 0.5, shape).astype(np.float32))
     params = {"E": m.add_lookup_parameters((vocab, 6), init=rng.normal(0, 0.5, (vocab, 6)).astype(np.float32)),
               "W1": m.add_parameters((HIDDEN, 6 + DIM), init=init(HIDDEN, 6 + DIM)),
               "b1": m.add_parameters(HIDDEN, init=init(HIDDEN)),

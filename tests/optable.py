@@ -5,7 +5,7 @@ A row is Case(name, build, shapes): `build(dy, *inputs)` builds the expression w
 Each case runs unbatched, with every input batched (batch 3), and with only the first input batched
 (DyNet's broadcasting of batch-1 arguments) unless the case says otherwise.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np

@@ -53,15 +53,25 @@ def numpy_rule(name, w, g, st, c):
     if name == "sgd":
         w -= g * f(c["step"])
     elif name == "momentum":
-        st[0] *= f(c["mom"]); st[0] -= g * f(c["step"]); w += st[0] * f(c["inv_c"])
+        st[0] *= f(c["mom"])
+        st[0] -= g * f(c["step"])
+        w += st[0] * f(c["inv_c"])
     elif name == "adagrad":
-        gg = g * f(c["gs"]); st[0] += gg * gg; w += gg / np.sqrt(st[0] + f(c["eps"])) * f(c["step"])
+        gg = g * f(c["gs"])
+        st[0] += gg * gg
+        w += gg / np.sqrt(st[0] + f(c["eps"])) * f(c["step"])
     elif name == "adadelta":
-        gg = g * f(c["gs"]); rho = f(c["rho"]); st[0] *= rho; st[0] += gg * gg * (1 - rho)
+        gg, rho = g * f(c["gs"]), f(c["rho"])
+        st[0] *= rho
+        st[0] += gg * gg * (1 - rho)
         d = -gg * np.sqrt(st[1] + f(c["eps"])) / np.sqrt(st[0] + f(c["eps"]))
-        st[1] *= rho; st[1] += d * d * (1 - rho); w += d * f(c["inv_c"])
+        st[1] *= rho
+        st[1] += d * d * (1 - rho)
+        w += d * f(c["inv_c"])
     elif name == "rmsprop":
-        gg = g * f(c["gs"]); rho = f(c["rho"]); st[0] *= rho; st[0] += gg * gg * (1 - rho)
+        gg, rho = g * f(c["gs"]), f(c["rho"])
+        st[0] *= rho
+        st[0] += gg * gg * (1 - rho)
         w += f(c["lr"]) * (-gg / np.sqrt(st[0] + f(c["eps"]))) * f(c["inv_c"])
     else:
         T.adam_moments(np, g, st, c["gs"], c["b1"], c["b2"])
@@ -112,7 +122,8 @@ def test_fused_lstm_cell():
     rng = np.random.default_rng(2)
     H, B = 5, 3
     pre = rng.normal(size=(4 * H, B)).astype(np.float32)          # C order, as a matmul leaves it
-    s = lambda v: 1 / (1 + np.exp(-v))
+    def s(v):
+        return 1 / (1 + np.exp(-v))
     gates = np.concatenate([s(pre[:3 * H]), np.tanh(pre[3 * H:])])
     d = cp.asarray(pre)
     assert gpu.lstm_activate(cp, d, H)

@@ -204,7 +204,7 @@ def test_weight_decay_scale_hook(tmp_path):
     """Under weight decay the collection keeps a lazy factor (DyNet's way): files hold the real
     (scaled) values, and loading divides the factor out again."""
     pc = dy.ParameterCollection()
-    W = pc.add_parameters(2, init=dy.ConstInitializer(3))
+    pc.add_parameters(2, init=dy.ConstInitializer(3))
     pc._wd.scale = 0.5
     assert pc.current_weight_decay == 0.5
     f = str(tmp_path / "m.data")

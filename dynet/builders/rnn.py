@@ -18,7 +18,7 @@ import threading
 from numbers import Real
 
 from dynet.core import config, graph as _graph
-from dynet.core.initializers import ConstInitializer, UniformInitializer
+from dynet.core.initializers import ConstInitializer
 from dynet.nodes.elementwise import tanh, logistic, cmult, cdiv, sqrt
 from dynet.nodes.matmul import affine_transform
 from dynet.nodes.select import pick_range, concatenate
@@ -69,6 +69,11 @@ class RNNState:
         return outs
 
     def output(self):
+        """The output of the network at this step (h of the last layer)
+
+        Returns:
+            dynet.Expression: the output, or None for the initial state
+        """
         return self._out
 
     def h(self):
@@ -80,9 +85,19 @@ class RNNState:
         return tuple(self._s) if self._s is not None else ()
 
     def prev(self):
+        """The state this one was made from
+
+        Returns:
+            RNNState: the previous state (None for the initial state)
+        """
         return self._prev
 
     def b(self):
+        """The builder of this state
+
+        Returns:
+            _RNNBuilder: the builder
+        """
         return self.builder
 
     def set_h(self, es=None):
@@ -104,6 +119,14 @@ class StackedRNNState:
         self._prev = prev
 
     def add_input(self, x):
+        """Feed x to the first builder, each output to the next
+
+        Args:
+            x (dynet.Expression): the input at this step
+
+        Returns:
+            StackedRNNState: the new state
+        """
         next_states = []
         for s in self.states:
             next_states.append(s.add_input(x))
@@ -115,15 +138,35 @@ class StackedRNNState:
         return _states_after(self, xs)
 
     def output(self):
+        """The output of the last builder at this step
+
+        Returns:
+            dynet.Expression: the output
+        """
         return self.states[-1].output()
 
     def prev(self):
+        """The state this one was made from
+
+        Returns:
+            StackedRNNState: the previous state (None for the first)
+        """
         return self._prev
 
     def h(self):
+        """The outputs of every layer of every stacked builder
+
+        Returns:
+            list: h() of each builder's state
+        """
         return [s.h() for s in self.states]
 
     def s(self):
+        """The full states of every stacked builder
+
+        Returns:
+            list: s() of each builder's state
+        """
         return [s.s() for s in self.states]
 
 
@@ -281,13 +324,27 @@ class _RNNBuilder:
 
     # ---- dropout ----
     def set_dropout(self, p):
+        """Apply dropout with rate p to the inputs of every layer when states are made
+
+        Args:
+            p (float): the dropout rate, in [0, 1)
+
+        Raises:
+            ValueError: if p is not in [0, 1)
+        """
         _check_rates(self, "set_dropout", p)
         self.dropout_rate = float(p)
 
     def disable_dropout(self):
+        """Turn dropout off (the rate becomes 0)"""
         self.dropout_rate = 0.0
 
     def whoami(self):
+        """The builder's class name
+
+        Returns:
+            str: e.g. "VanillaLSTMBuilder"
+        """
         return type(self).__name__
 
 
@@ -372,6 +429,15 @@ class SimpleRNNBuilder(_VariationalDropout, _RNNBuilder):
         self.set_dropouts(d, d)
 
     def set_dropouts(self, d, d_h):
+        """Variational dropout with separate rates for the input and the recurrent state
+
+        Args:
+            d (float): dropout rate on the input x_t, in [0, 1)
+            d_h (float): dropout rate on the recurrent h_{t-1}, in [0, 1)
+
+        Raises:
+            ValueError: if a rate is not in [0, 1)
+        """
         _check_rates(self, "set_dropouts", d, d_h)
         self.dropout_rate, self.dropout_rate_h = float(d), float(d_h)
 
@@ -460,9 +526,11 @@ class _LSTMState(_RNNBuilder):
 class CoupledLSTMBuilder(_VariationalDropout, _LSTMState):
     """The LSTM with peephole connections and coupled input/forget gates (the 2.0 text's
     LSTMBuilder); parameters per layer: W_ix, W_ih, W_ic, b_i, W_ox, W_oh, W_oc, b_o, W_cx, W_ch, b_c.
+
         i = sigmoid(W_ix x + W_ih h + W_ic c + b_i),  f = 1 - i
         c' = f * c + i * tanh(W_cx x + W_ch h + b_c)
         o = sigmoid(W_ox x + W_oh h + W_oc c' + b_o),  h' = o * tanh(c')
+
     Dropout is variational, as DyNet's: set_dropout(d) masks x, h_{t-1} and c_{t-1} of every
     layer with masks drawn once per sequence (the output itself is not dropped)."""
     _collection_name = "lstm-builder"
@@ -614,11 +682,21 @@ class VanillaLSTMBuilder(_VariationalDropout, _LSTMState):
         self.set_dropouts(d, d)
 
     def set_dropouts(self, d, d_r):
+        """Variational dropout with separate rates for the input and the recurrent state
+
+        Args:
+            d (float): dropout rate on the input x_t, in [0, 1)
+            d_r (float): dropout rate on the recurrent h_{t-1}, in [0, 1)
+
+        Raises:
+            ValueError: if a rate is not in [0, 1)
+        """
         _check_rates(self, "set_dropouts", d, d_r)
         self.dropout_rate = float(d)
         self.dropout_rate_h = float(d_r)
 
     def disable_dropout(self):
+        """Turn both dropout rates off"""
         self.dropout_rate = 0.0
         self.dropout_rate_h = 0.0
 
@@ -682,6 +760,14 @@ class CompactVanillaLSTMBuilder(VanillaLSTMBuilder):
         self.spec = (layers, input_dim, hidden_dim)
 
     def set_weightnoise(self, std):
+        """Add Gaussian noise to the weights at every step (training only)
+
+        Args:
+            std (float): standard deviation of the noise, >= 0
+
+        Raises:
+            ValueError: if std < 0
+        """
         if std < 0:
             raise ValueError(f"CompactVanillaLSTMBuilder.set_weightnoise: std must be >= 0, got {std}")
         self.weightnoise_std = float(std)
@@ -707,6 +793,14 @@ class SparseLSTMBuilder(VanillaLSTMBuilder):
         return [Wx, Wh, b] + masks
 
     def set_sparsity(self, percent):
+        """Mask the fraction `percent` of the weights with the smallest magnitude
+
+        Args:
+            percent (float): fraction of W_x and W_h weights set to zero, in [0, 1]
+
+        Raises:
+            ValueError: if percent is not in [0, 1]
+        """
         if not 0 <= percent <= 1:
             raise ValueError(f"SparseLSTMBuilder.set_sparsity: expected a fraction in [0, 1], got {percent}")
         import numpy as np
@@ -780,17 +874,36 @@ class BiRNNBuilder:
         return BiRNNBuilder(*args[:3], model, factory)
 
     def whoami(self):
+        """The builder's class name
+
+        Returns:
+            str: "BiRNNBuilder"
+        """
         return "BiRNNBuilder"
 
     def param_collection(self):
+        """The builder's subcollection, holding the parameters of every layer
+
+        Returns:
+            ParameterCollection: what dy.save writes for this builder
+        """
         return self.model
 
     def set_dropout(self, p):
+        """Apply dropout with rate p in every forward and backward builder
+
+        Args:
+            p (float): the dropout rate, in [0, 1)
+
+        Raises:
+            ValueError: if p is not in [0, 1)
+        """
         for fb, bb in self.builder_layers:
             fb.set_dropout(p)
             bb.set_dropout(p)
 
     def disable_dropout(self):
+        """Turn dropout off in every forward and backward builder"""
         for fb, bb in self.builder_layers:
             fb.disable_dropout()
             bb.disable_dropout()

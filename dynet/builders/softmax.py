@@ -82,10 +82,34 @@ class StandardSoftmaxBuilder(SoftmaxBuilder):
             raise IndexError(f"{op}: class {c} out of range [0, {self.num_labels})")
 
     def full_logits(self, x, update=True):
+        """The scores of every class: W x + b
+
+        Args:
+            x (dynet.Expression): the representation, of dimension {rep_dim}
+            update (bool): whether the softmax parameters are updated by training (default True)
+
+        Returns:
+            dynet.Expression: the scores, of dimension {num_labels}
+
+        Raises:
+            ValueError: if x does not have dimension rep_dim
+        """
         _check_rep(x, self.rep_dim, "StandardSoftmaxBuilder.full_logits")
         return self.layer.scores(x, update)
 
     def full_log_distribution(self, x, update=True):
+        """The log-probabilities of every class: log_softmax(W x + b)
+
+        Args:
+            x (dynet.Expression): the representation, of dimension {rep_dim}
+            update (bool): whether the softmax parameters are updated by training (default True)
+
+        Returns:
+            dynet.Expression: log p(c | x) for every class c
+
+        Raises:
+            ValueError: if x does not have dimension rep_dim
+        """
         return log_softmax(self.full_logits(x, update))
 
     def neg_log_softmax(self, x, c, update=True):
@@ -157,13 +181,47 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
         return c
 
     def class_logits(self, x, update=True):
+        """The scores of every class (cluster)
+
+        Args:
+            x (dynet.Expression): the representation, of dimension {rep_dim}
+            update (bool): whether the softmax parameters are updated by training (default True)
+
+        Returns:
+            dynet.Expression: one score per class
+
+        Raises:
+            ValueError: if x does not have dimension rep_dim
+        """
         _check_rep(x, self.rep_dim, "ClassFactoredSoftmaxBuilder.class_logits")
         return self.cluster_layer.scores(x, update)
 
     def class_log_distribution(self, x, update=True):
+        """The log-probabilities of every class (cluster)
+
+        Args:
+            x (dynet.Expression): the representation, of dimension {rep_dim}
+            update (bool): whether the softmax parameters are updated by training (default True)
+
+        Returns:
+            dynet.Expression: log p(c | x) for every class c
+        """
         return log_softmax(self.class_logits(x, update))
 
     def subclass_logits(self, x, classidx, update=True):
+        """The scores of the words of one class
+
+        Args:
+            x (dynet.Expression): the representation, of dimension {rep_dim}
+            classidx (int): the class
+            update (bool): whether the softmax parameters are updated by training (default True)
+
+        Returns:
+            dynet.Expression: one score per word of the class
+
+        Raises:
+            IndexError: if classidx is not a class
+        """
         if not 0 <= classidx < len(self.cidx2words):
             raise IndexError(f"ClassFactoredSoftmaxBuilder.subclass_logits: class {classidx} out of "
                              f"range [0, {len(self.cidx2words)})")
@@ -173,6 +231,19 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
         return layer.scores(x, update)
 
     def subclass_log_distribution(self, x, classidx, update=True):
+        """The log-probabilities of the words of one class
+
+        Args:
+            x (dynet.Expression): the representation, of dimension {rep_dim}
+            classidx (int): the class
+            update (bool): whether the softmax parameters are updated by training (default True)
+
+        Returns:
+            dynet.Expression: log p(w | c, x) for every word w of class c
+
+        Raises:
+            IndexError: if classidx is not a class
+        """
         return log_softmax(self.subclass_logits(x, classidx, update))
 
     def neg_log_softmax(self, x, w, update=True):

@@ -5,6 +5,8 @@ root: nothing points back up the tree, and Parameters hold their collection weak
 frees a collection and its storage at once, without waiting for the cycle collector), so the root's
 trainer updates everything. Saving and loading are DyNet's (dynet/io); the parameters themselves are in params.pyx.
 """
+import inspect
+
 import numpy as np
 
 from dynet.core import config
@@ -17,6 +19,9 @@ from dynet import io as dyio
 class ParameterCollection:
     """Holds Parameters and LookupParameters (DyNet 2.0 calls it Model). Subcollections share the
     root's lists, so the root's trainer updates everything."""
+
+    # users call ParameterCollection(); the private arguments are add_subcollection's
+    __signature__ = inspect.Signature()
 
     def __init__(self, _parent=None, _prefix="/"):
         self._is_root = _parent is None
@@ -94,14 +99,45 @@ class ParameterCollection:
         return p
 
     def parameters_from_numpy(self, array, name=None, device=None):
+        """A new Parameters initialised from an array
+
+        Args:
+            array (numpy.ndarray): the values (its shape is the parameter's)
+            name (str): the parameter's name (default: a number)
+            device (str): ignored on the CPU
+
+        Returns:
+            Parameters: the new parameter
+        """
         array = np.asarray(array, dtype=np.float32)
         return self.add_parameters(array.shape, NumpyInitializer(array), name=name, device=device)
 
     def lookup_parameters_from_numpy(self, array, name=None, device=None):
+        """New LookupParameters initialised from an array
+
+        Args:
+            array (numpy.ndarray): shape (N,) + embedding shape
+            name (str): the table's name (default: a number)
+            device (str): ignored on the CPU
+
+        Returns:
+            LookupParameters: the new table
+        """
         array = np.asarray(array, dtype=np.float32)
         return self.add_lookup_parameters(array.shape, NumpyInitializer(array), name=name, device=device)
 
     def add_subcollection(self, name=None):
+        """A new collection inside this one (its parameters' names get its prefix)
+
+        Args:
+            name (str): the subcollection's name (default: a number)
+
+        Returns:
+            ParameterCollection: the subcollection
+
+        Raises:
+            ValueError: if name is empty or contains '/'
+        """
         if name is None:
             name = f"_{self._sub_counter}"
             self._sub_counter += 1
@@ -126,6 +162,11 @@ class ParameterCollection:
         return [p for p in self._params if id(p) in mine]
 
     def lookup_parameters_list(self):
+        """Every LookupParameters of this collection and its subcollections
+
+        Returns:
+            list of LookupParameters: in creation order
+        """
         if self._is_root:
             return list(self._lookups)
         mine = set(map(id, self._all("_own_lookups")))
@@ -151,10 +192,20 @@ class ParameterCollection:
         return self._wd
 
     def parameter_count(self):
+        """The number of values in all parameters and lookup tables
+
+        Returns:
+            int: the count
+        """
         return sum(int(np.prod(p.shape())) for p in self.parameters_list()) + \
             sum(int(np.prod(p.shape())) for p in self.lookup_parameters_list())
 
     def name(self):
+        """The collection's name prefix
+
+        Returns:
+            str: "/" for a model, "/name/" for a subcollection
+        """
         return self._prefix
 
     def get_weight_decay(self):
@@ -174,6 +225,7 @@ class ParameterCollection:
 
     @property
     def weight_decay(self):
+        """The weight-decay lambda (settable; see set_weight_decay_lambda)"""
         return self._wd.lam
 
     @property
@@ -228,9 +280,25 @@ class ParameterCollection:
         dyio.populate_collection(self, fname, key)
 
     def write_to_textfile(self, fname, key="", append=False):
+        """DyNet 2.0 name of save(fname, key, append)
+
+        Args:
+            fname (str): the file
+            key (str): replaces the collection's prefix in the entries' names
+            append (bool): add to the file instead of replacing it
+        """
         self.save(fname, key, append)
 
     def populate_from_textfile(self, fname, key=""):
+        """DyNet 2.0 name of populate(fname, key)
+
+        Args:
+            fname (str): the file
+            key (str): read the entries saved under this prefix
+
+        Raises:
+            ModelFileError: if the file does not hold this collection's parameters
+        """
         self.populate(fname, key)
 
     def load_param(self, fname, key):

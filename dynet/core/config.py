@@ -3,7 +3,6 @@
 Everything random in the library (initializers, dropout, noise, random_* inputs) draws from one
 NumPy generator seeded by --dynet-seed, so the same seed gives the same run twice.
 """
-import sys
 import time
 
 import numpy as np

@@ -14,8 +14,7 @@ batched backward; products keep matmul's deferral (their backward as wide GEMMs 
 Profiling times every node's forward and backward (or every batch) into a table per operation type;
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
 """
-cimport cython
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM
 from libc.stdlib cimport malloc, calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 

@@ -9,7 +9,7 @@ cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
-from libc.string cimport memset, memcpy
+from libc.string cimport memset
 from libc.math cimport isfinite
 
 import numpy as np
@@ -35,7 +35,8 @@ cdef int _backward_from = -1
 
 
 cdef class Expression:
-    """A node of the computation graph, and the user's handle on its value and gradient."""
+    """Expression()\n--\n\n
+    A node of the computation graph, and the user's handle on its value and gradient."""
 
     cdef int forward_impl(self) except -1:
         raise RuntimeError(f"internal error: {type(self).__name__} has no forward")
@@ -51,12 +52,36 @@ cdef class Expression:
     # (parameters, lookups) has no argument to pass it to: its generic_backward is called once with
     # xs == [], i == -1 and dxi None, as its backward_impl is.
     def generic_forward(self, xp, list xs, out):
+        """The node's value computed on arrays (the generic implementation)
+
+        Used by the generic CPU backend and the GPU. Every array is a column-major view shaped (dims..., batch).
+
+        Args:
+            xp (module): the array module, NumPy or CuPy
+            xs (list): the arguments' values
+            out (array): where the value goes
+        """
         raise RuntimeError(f"internal error: {type(self).__name__} has no generic forward")
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        """Add d(loss)/d(argument i) on arrays (the generic implementation)
+
+        Args:
+            xp (module): the array module, NumPy or CuPy
+            xs (list): the arguments' values
+            out (array): this node's value
+            dout (array): d(loss)/d(this node)
+            i (int): which argument
+            dxi (array): its gradient, added into
+        """
         raise RuntimeError(f"internal error: {type(self).__name__} has no generic backward")
 
     cpdef str op_name(self):
+        """The name of the node's operation (as print_graphviz shows it)
+
+        Returns:
+            str: e.g. "tanh"
+        """
         return type(self).__name__
 
     cdef str describe(self):
@@ -101,7 +126,6 @@ cdef class Expression:
             host = self.dev.to_host(self.dev.flat_view(data, n))
             return host.astype(np.float64).reshape(shape, order="F")
         out = np.empty(shape, dtype=np.float64, order="F")
-        cdef double[::1, :] dummy
         cdef cnp.ndarray arr = out
         cdef double* dst = <double*>cnp.PyArray_DATA(arr)
         cdef Py_ssize_t i
@@ -187,10 +211,20 @@ cdef class Expression:
 
     @property
     def vindex(self):
+        """The node's index in its computation graph (the N of "vN" in print_graphviz)
+
+        Returns:
+            int: the index
+        """
         return self.index
 
     @property
     def cg_version(self):
+        """The version of the graph this expression belongs to
+
+        Returns:
+            int: the version (see dy.cg_version)
+        """
         return self.version
 
     def __len__(self):
@@ -334,7 +368,8 @@ def register_operators(**fns):
 # ---- the graph ------------------------------------------------------------------------------
 
 cdef class ComputationGraph:
-    """The one computation graph: an append-only list of nodes with lazy incremental forward."""
+    """ComputationGraph()\n--\n\n
+    The one computation graph: an append-only list of nodes with lazy incremental forward."""
 
     def __cinit__(self):
         self._version = _new_version()
@@ -492,6 +527,11 @@ cdef class ComputationGraph:
         return self
 
     def version(self):
+        """The graph's version (incremented by renew)
+
+        Returns:
+            int: the version
+        """
         return self._version
 
     def nodes_list(self):
@@ -501,6 +541,11 @@ cdef class ComputationGraph:
         return [(node, node.args) for node in self.nodes]
 
     def size(self):
+        """The number of nodes in the graph
+
+        Returns:
+            int: the node count
+        """
         return len(self.nodes)
 
     def forward(self, last=None):
@@ -514,9 +559,15 @@ cdef class ComputationGraph:
             self.forward_to(len(self.nodes) - 1)
 
     def checkpoint(self):
+        """Mark the current state (see dy.cg_checkpoint)"""
         self.checkpoints.append((len(self.nodes), self.n_forwarded))
 
     def revert(self):
+        """Remove the nodes added since the last checkpoint (see dy.cg_revert)
+
+        Raises:
+            RuntimeError: if there is no checkpoint
+        """
         if not self.checkpoints:
             raise RuntimeError("cg_revert: there is no checkpoint to revert to (call cg_checkpoint first)")
         cdef int size, forwarded
@@ -532,6 +583,14 @@ cdef class ComputationGraph:
         # taken after it. It is released at the next renew_cg.
 
     def parameters(self, params):
+        """A parameter as an expression of this graph
+
+        Args:
+            params (Parameters): the parameter
+
+        Returns:
+            dynet.Expression: params.expr()
+        """
         return params.expr()
 
     def print_graphviz(self, compact=False, show_dims=True, expression_names=None):

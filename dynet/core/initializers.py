@@ -12,37 +12,93 @@ class PyInitializer:
     the parameter (for lookup parameters, (N,) + embedding shape)."""
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            TypeError: in the base class (subclasses define it)
+        """
         raise TypeError(f"{type(self).__name__} does not define initialize()")
 
 
 class NormalInitializer(PyInitializer):
+    """Initialise from a Gaussian distribution
+
+    Args:
+        mean (float): the mean (default 0)
+        var (float): the variance (default 1)
+
+    Raises:
+        ValueError: if var < 0
+    """
     def __init__(self, mean=0, var=1):
         if var < 0:
             raise ValueError(f"NormalInitializer: variance must be >= 0, got {var}")
         self.mean, self.var = float(mean), float(var)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         array[...] = config.rng().normal(self.mean, np.sqrt(self.var), array.shape)
 
 
 class UniformInitializer(PyInitializer):
+    """Initialise uniformly in [-scale, scale]
+
+    Args:
+        scale (float): the bound
+    """
     def __init__(self, scale):
         self.scale = float(scale)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         array[...] = config.rng().uniform(-self.scale, self.scale, array.shape)
 
 
 class ConstInitializer(PyInitializer):
+    """Initialise every value to a constant
+
+    Args:
+        c (float): the value
+    """
     def __init__(self, c):
         self.c = float(c)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         array[...] = self.c
 
 
 class IdentityInitializer(PyInitializer):
+    """Initialise a square matrix to the identity"""
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            ValueError: if the parameter is not a square matrix
+        """
         if array.ndim != 2 or array.shape[0] != array.shape[1]:
             raise ValueError(f"IdentityInitializer: needs a square matrix, got shape {array.shape}")
         array[...] = np.eye(array.shape[0])
@@ -59,6 +115,12 @@ class GlorotInitializer(PyInitializer):
         self.is_lookup, self.gain = bool(is_lookup), float(gain)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         shape = array.shape
         dims = list(shape[1:]) + [shape[0]] if is_lookup else list(shape)
         if self.is_lookup:
@@ -81,6 +143,15 @@ class SaxeInitializer(PyInitializer):
         self.scale = float(scale)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            ValueError: if the parameter is not a square matrix
+        """
         if array.ndim != 2 or array.shape[0] != array.shape[1]:
             raise ValueError(f"SaxeInitializer: needs a square matrix, got shape {array.shape}")
         q, r = np.linalg.qr(config.rng().normal(0, 1, array.shape))
@@ -88,10 +159,24 @@ class SaxeInitializer(PyInitializer):
 
 
 class NumpyInitializer(PyInitializer):
+    """Initialise from a numpy array
+
+    Args:
+        array (numpy.ndarray): the values, shaped like the parameter
+    """
     def __init__(self, array):
         self.array = np.asarray(array, dtype=np.float32)
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+
+        Raises:
+            ValueError: if the array's shape is not the parameter's
+        """
         if self.array.shape != array.shape:
             raise ValueError(f"NumpyInitializer: array of shape {self.array.shape} for a parameter of "
                              f"shape {array.shape}")
@@ -105,6 +190,12 @@ class FromFileInitializer(PyInitializer):
         self.fname = fname
 
     def initialize(self, array, is_lookup=False):
+        """Fill a parameter's array
+
+        Args:
+            array (numpy.ndarray): float32, shaped like the parameter ((N,) + row shape for lookup parameters)
+            is_lookup (bool): whether it is a lookup table
+        """
         from dynet.io.textformat import read_first_tensor   # (io imports the parameters)
         array[...] = read_first_tensor(self.fname, array.shape, is_lookup)
 

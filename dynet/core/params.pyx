@@ -7,12 +7,12 @@ They live on the parameter's device (NumPy arrays on the CPU, CuPy arrays on a G
 that touches them goes through that device's array module or its host copies.
 """
 cimport cython
-from libc.stdlib cimport malloc, realloc, free, calloc
-from libc.string cimport memset, memcpy
+from libc.stdlib cimport realloc, free, calloc
+from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
-from dynet.core.dim cimport (Dim, make_dim, make_dim1, total_size, batch_size, dim_shape, dim_str)
+from dynet.core.dim cimport (Dim, make_dim, total_size, batch_size, dim_shape, dim_str)
 from dynet.core.graph cimport (Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch,
                                node_in_graph, device_scratch)
 from dynet.core.device cimport Device, resolve
@@ -243,9 +243,19 @@ cdef class ParameterStorage:
         return 0
 
     def name(self):
+        """The parameter's full name in its collection
+
+        Returns:
+            str: e.g. "/_0" or "/mlp/W"
+        """
         return self._name
 
     def is_updated(self):
+        """Whether trainers update this parameter
+
+        Returns:
+            bool: see set_updated
+        """
         return self.updated
 
     def set_updated(self, b):
@@ -253,6 +263,7 @@ cdef class ParameterStorage:
         self.updated = bool(b)
 
     def zero(self):
+        """Set every value to 0"""
         self.values.fill(0)
 
     def device(self):
@@ -269,9 +280,19 @@ cdef class ParameterStorage:
         return self.dev.to_host(self.grads)
 
     def scale(self, s):
+        """Multiply every value by s
+
+        Args:
+            s (float): the factor
+        """
         self.values *= np.float32(s)
 
     def scale_gradient(self, s):
+        """Multiply the accumulated gradient by s
+
+        Args:
+            s (float): the factor
+        """
         self.grads *= np.float32(s)
 
     # ---- saving and loading (DyNet's text format; the logic is in dynet/io.py) ----
@@ -287,9 +308,25 @@ cdef class ParameterStorage:
         dyio.populate_parameter(self, fname, key)
 
     def write_to_textfile(self, fname, key="", append=False):
+        """DyNet 2.0 name of save(fname, key, append)
+
+        Args:
+            fname (str): the file
+            key (str): the entry's name (default: the parameter's own)
+            append (bool): add to the file instead of replacing it
+        """
         self.save(fname, key, append)
 
     def populate_from_textfile(self, fname, key=""):
+        """DyNet 2.0 name of populate(fname, key)
+
+        Args:
+            fname (str): the file
+            key (str): the entry's name (default: the parameter's own)
+
+        Raises:
+            ModelFileError: if the file or entry is missing or malformed
+        """
         self.populate(fname, key)
 
     def collection(self):
@@ -303,7 +340,8 @@ cdef class ParameterStorage:
 
 
 cdef class Parameters(ParameterStorage):
-    """A trainable tensor of a ParameterCollection."""
+    """Parameters()\n--\n\n
+    A trainable tensor of a ParameterCollection."""
 
     def __init__(self):
         raise TypeError("Parameters are created by ParameterCollection.add_parameters")
@@ -344,15 +382,35 @@ cdef class Parameters(ParameterStorage):
         return np.asarray(self.host_values(), dtype=np.float64).reshape(dim_shape(&self.d), order="F")
 
     def grad_as_array(self):
+        """The accumulated gradient as a numpy array (a copy)
+
+        Returns:
+            numpy.ndarray: shaped like the parameter
+        """
         return np.asarray(self.host_grads(), dtype=np.float64).reshape(dim_shape(&self.d), order="F")
 
     def shape(self):
+        """The parameter's dimensions
+
+        Returns:
+            tuple of int: e.g. (8, 2)
+        """
         return dim_shape(&self.d)
 
     def dim(self):
+        """The parameter's dimensions and batch size (always 1), as DyNet's dim()
+
+        Returns:
+            tuple: (shape, 1)
+        """
         return (dim_shape(&self.d), 1)
 
     def get_index(self):
+        """The parameter's position in its model
+
+        Returns:
+            int: the index
+        """
         owner = self.collection()
         return owner._index_of(self) if owner is not None else 0
 
@@ -369,31 +427,97 @@ cdef class Parameters(ParameterStorage):
         self.dev.assign(self.values, _as_column_major(arr, dim_shape(&self.d), f"set_value of {self._name}"))
 
     def load_array(self, arr):
+        """Replace the values (same as set_value)
+
+        Args:
+            arr (numpy.ndarray): an array of the parameter's shape
+
+        Raises:
+            ValueError: if the shape differs
+        """
         self.set_value(arr)
 
     # DyNet 2.1 lets a Parameters object stand where an Expression is expected.
     def npvalue(self, recalculate=False):
+        """The parameter's expression's value as a numpy array (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            numpy.ndarray: the value
+        """
         return self.expr().npvalue(recalculate)
 
     def value(self, recalculate=False):
+        """The parameter's expression's value, as Expression.value (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            the value
+        """
         return self.expr().value(recalculate)
 
     def scalar_value(self, recalculate=False):
+        """The parameter's expression's value as a number (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            float: the value
+        """
         return self.expr().scalar_value(recalculate)
 
     def vec_value(self, recalculate=False):
+        """The parameter's expression's value as a flat list (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            list of float: the values
+        """
         return self.expr().vec_value(recalculate)
 
     def tensor_value(self, recalculate=False):
+        """The parameter's expression's value as a Tensor (DyNet 2.1: Parameters used as an Expression)
+
+        Args:
+            recalculate (bool): recompute the graph first
+
+        Returns:
+            Tensor: the value
+        """
         return self.expr().tensor_value(recalculate)
 
     def forward(self, recalculate=False):
+        """Compute the graph up to this parameter's expression
+
+        Args:
+            recalculate (bool): recompute from the start
+        """
         return self.expr().forward(recalculate)
 
     def backward(self, full=False):
+        """Backpropagate from this parameter's expression (it must be a scalar)
+
+        Args:
+            full (bool): compute gradients of every node, not only those leading to parameters
+
+        Raises:
+            ValueError: if the parameter is not a scalar
+        """
         return self.expr().backward(full)
 
     def gradient(self):
+        """The accumulated gradient (same as grad_as_array)
+
+        Returns:
+            numpy.ndarray: shaped like the parameter
+        """
         return self.grad_as_array()
 
     def __add__(self, other):
@@ -462,7 +586,8 @@ cdef Parameters new_parameters(object owner, str name, Dim d, Device dev):
 # ---- LookupParameters -----------------------------------------------------------------------
 
 cdef class LookupParameters(ParameterStorage):
-    """A table of N embeddings; `lookup` copies rows into the graph, and only the rows that got
+    """LookupParameters()\n--\n\n
+    A table of N embeddings; `lookup` copies rows into the graph, and only the rows that got
     gradients are updated by sparse trainers."""
 
     def __init__(self):
@@ -508,6 +633,7 @@ cdef class LookupParameters(ParameterStorage):
             self.mark_touched(<int>idx[i])
 
     def clear_touched(self):
+        """Forget which rows received gradients (trainers do it after an update)"""
         cdef int i
         for i in range(self.n_touched):
             self.touched[self.touched_list[i]] = 0
@@ -551,6 +677,18 @@ cdef class LookupParameters(ParameterStorage):
         return self.lookup_rows(i, True, False, "lookup")
 
     def batch(self, indices):
+        """A minibatch of embeddings: batch element i is row indices[i]
+
+        Args:
+            indices (list of int): the rows
+
+        Returns:
+            dynet.Expression: the embeddings, a batch of len(indices)
+
+        Raises:
+            IndexError: if an index is out of range
+            ValueError: if indices is empty
+        """
         return self.lookup_rows(indices, True, True, "lookup_batch")
 
     def expr(self, update=True):
@@ -580,24 +718,73 @@ cdef class LookupParameters(ParameterStorage):
         return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
 
     def grad_as_array(self):
+        """The accumulated gradients as a numpy array (a copy)
+
+        Returns:
+            numpy.ndarray: shape (N,) + embedding shape
+        """
         shape = dim_shape(&self.d)
         flat = np.asarray(self.host_grads(), dtype=np.float64)
         return flat.reshape((self.n,) + shape[::-1]).transpose([0] + list(range(len(shape), 0, -1)))
 
     def row_as_array(self, row):
+        """One embedding as a numpy array
+
+        Args:
+            row (int): the row
+
+        Returns:
+            numpy.ndarray: the embedding
+
+        Raises:
+            IndexError: if row is out of range
+        """
         self._check_row(row, "row_as_array")
         return self.as_array()[row]
 
     def rows_as_array(self, rows):
+        """Several embeddings as a numpy array
+
+        Args:
+            rows (list of int): the rows
+
+        Returns:
+            numpy.ndarray: shape (len(rows),) + embedding shape
+
+        Raises:
+            IndexError: if a row is out of range
+        """
         for r in rows:
             self._check_row(r, "rows_as_array")
         return self.as_array()[list(rows)]
 
     def row_grad_as_array(self, row):
+        """The gradient of one embedding
+
+        Args:
+            row (int): the row
+
+        Returns:
+            numpy.ndarray: the gradient
+
+        Raises:
+            IndexError: if row is out of range
+        """
         self._check_row(row, "row_grad_as_array")
         return self.grad_as_array()[row]
 
     def rows_grad_as_array(self, rows):
+        """The gradients of several embeddings
+
+        Args:
+            rows (list of int): the rows
+
+        Returns:
+            numpy.ndarray: shape (len(rows),) + embedding shape
+
+        Raises:
+            IndexError: if a row is out of range
+        """
         for r in rows:
             self._check_row(r, "rows_grad_as_array")
         return self.grad_as_array()[list(rows)]
@@ -619,6 +806,11 @@ cdef class LookupParameters(ParameterStorage):
         self.dev.assign(self.values, a.transpose([0] + list(range(a.ndim - 1, 0, -1))).ravel())
 
     def shape(self):
+        """The table's dimensions
+
+        Returns:
+            tuple of int: (N,) + embedding shape
+        """
         return (self.n,) + dim_shape(&self.d)
 
     def __len__(self):
@@ -626,6 +818,11 @@ cdef class LookupParameters(ParameterStorage):
         return self.n
 
     def dim(self):
+        """The table's dimensions and batch size (always 1), as DyNet's dim()
+
+        Returns:
+            tuple: ((N,) + embedding shape, 1)
+        """
         return ((self.n,) + dim_shape(&self.d), 1)
 
     def __repr__(self):
@@ -698,4 +895,16 @@ def lookup_batch(LookupParameters p, indices, update=True):
 
 
 def const_lookup(LookupParameters p, index=0):
+    """An embedding of a lookup table that training does not update
+
+    Args:
+        p (LookupParameters): the table
+        index (int): the row
+
+    Returns:
+        dynet.Expression: the embedding
+
+    Raises:
+        IndexError: if index is out of range
+    """
     return p.lookup_rows(index, False, False, "const_lookup")

@@ -23,9 +23,22 @@ class Tensor:
         return self._array.copy()
 
     def vec_value(self):
+        """The values as a flat list, in column-major order
+
+        Returns:
+            list of float: the values
+        """
         return list(np.ravel(self._array, order="F"))
 
     def scalar_value(self):
+        """The single value of a one-element tensor
+
+        Returns:
+            float: the value
+
+        Raises:
+            ValueError: if the tensor has more than one element
+        """
         if self._array.size != 1:
             raise ValueError(f"Tensor.scalar_value: tensor of shape {self._array.shape} is not a scalar")
         return float(self._array.ravel()[0])

@@ -7,7 +7,7 @@ import pickle
 import pickletools
 import sys
 
-from dynet.io.textformat import ModelFileError, shorten
+from dynet.io.textformat import ModelFileError
 
 
 # ---- the .meta records: pickled as DyNet does, read without unpickling --------------------------

@@ -17,7 +17,8 @@ names only select a key's entries), a single parameter by its full name.
 Every file is written beside its target and renamed into place, so a failed save leaves the old file
 as it was. The temporary file is named after the target and the writing process
 (`.NAME.PID.XXXXXXXX.tmp`); a save first removes such files left by saves of the same target that
-were killed (their process is gone), so killed saves do not pile up. Loading reads into temporary arrays and touches the model only when everything parsed, so
+were killed (their process is gone), so killed saves do not pile up. Loading reads into temporary
+arrays and touches the model only when everything parsed, so
 a bad file (missing, truncated, wrong dimensions, unknown key, garbage) raises ModelFileError (or
 FileNotFoundError) naming the file, the line and the parameter, and changes nothing.
 """
@@ -28,9 +29,8 @@ import time
 
 import numpy as np
 
-from dynet.core import collection as _collection     # (it imports dynet.io: use it at call time)
 from dynet.core.initializers import ConstInitializer
-from dynet.core.params import Parameters, LookupParameters
+from dynet.core.params import LookupParameters
 from dynet.kernels import textio as _tx
 
 _FLOAT_WIDTH = 16          # "+1.23456789e+00 "

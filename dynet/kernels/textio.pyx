@@ -12,7 +12,6 @@ from libc.stdio cimport snprintf
 from libc.stdlib cimport strtof, strtod, malloc, free
 from libc.string cimport memmove, memchr, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize
-import numpy as np
 
 cdef double POW10[23]
 cdef int _k
@@ -65,7 +64,7 @@ cdef inline Py_ssize_t _fmt_one(float v, char* out) noexcept nogil:
         return 16
     d = fabs(<double>v)
     E = ((e - 127) * 78913) >> 18      # floor(log10(2^(e-127))): log10(d) is E or E+1
-    for i in range(3):
+    for i in range(3):  # no-cython-lint (a typed C loop counter)
         p = 8 - E
         if p > 44 or p < -22:
             return _fmt_slow(v, out)   # huge or tiny: powers of ten not exact in double

@@ -8,13 +8,13 @@ flat order of the filter's first three axes, so the filter bank *is* the (K x CO
 Y = Col * F lands in the output's own (YH x YW x CO) layout: no transposes anywhere.
 """
 cimport cython
-from libc.stdlib cimport malloc, realloc, free, qsort
+from libc.stdlib cimport qsort
 from libc.string cimport memset
 from libc.math cimport ceil
 from dynet.core.dim cimport with_size, Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
 from dynet.core.memory cimport work_buffer
 from dynet.core.graph cimport Expression, Mirrored, add_node, as_expr, fwd_scratch, to_index
-from dynet.kernels.cpu cimport gemm, axpy, dot, fill, NOGIL_MIN_WORK
+from dynet.kernels.cpu cimport gemm, axpy, dot, NOGIL_MIN_WORK
 from dynet.kernels import generic
 
 
@@ -275,7 +275,7 @@ cdef class MaxPooling2D(Expression):
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
         cdef ConvGeom* g = &self.g
-        cdef Py_ssize_t xper = batch_size(&x.d), yper = batch_size(&self.d), b, base, at, o
+        cdef Py_ssize_t xper = batch_size(&x.d), yper = batch_size(&self.d), b, at, o
         cdef int c, ow, oh, i, j, h, w, best
         cdef float m
         cdef const float* xv

@@ -5,7 +5,7 @@ A new elementwise function is one row: an op code in elementwise.pxd, its formul
 its derivative in `unary_derivative`, and a name in UNARY_NAMES.
 """
 cimport cython
-from libc.math cimport (tanhf, expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf, atanf,
+from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf, atanf,
                         sinhf, coshf, asinhf, acoshf, atanhf, erff, lgammaf, log1pf, roundf,
                         ceilf, floorf, powf, fminf, fmaxf, M_PI, NAN)
 from libc.math cimport log as c_log
@@ -163,7 +163,7 @@ cdef class Unary(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t i, n = total_size(&self.d)
+        cdef Py_ssize_t n = total_size(&self.d)
         cdef const float* xv = x.val
         cdef float* y = self.val
         cdef int op = self.op
@@ -179,7 +179,7 @@ cdef class Unary(Expression):
         cdef Expression x = <Expression>self.args[0]
         if x.grad == NULL:
             return 0
-        cdef Py_ssize_t i, n = total_size(&self.d)
+        cdef Py_ssize_t n = total_size(&self.d)
         cdef const float* xv = x.val
         cdef const float* y = self.val
         cdef const float* dy = self.grad
@@ -442,75 +442,318 @@ def rectify(x):
     return unary(x, U_RECTIFY)
 
 def exp(x):
+    """Natural exponent
+
+    Elementwise y_i = e^{x_i}.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: e^x, with the dimensions of x
+    """
     return unary(x, U_EXP)
 
 def log(x):
+    """Natural logarithm
+
+    Elementwise y_i = ln(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: ln(x), with the dimensions of x
+    """
     return unary(x, U_LOG)
 
 def square(x):
+    """Square
+
+    Elementwise y_i = x_i^2.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: x^2, with the dimensions of x
+    """
     return unary(x, U_SQUARE)
 
 def sqrt(x):
+    """Square root
+
+    Elementwise y_i = sqrt(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: sqrt(x), with the dimensions of x
+    """
     return unary(x, U_SQRT)
 
 def cube(x):
+    """Cube
+
+    Elementwise y_i = x_i^3.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: x^3, with the dimensions of x
+    """
     return unary(x, U_CUBE)
 
 def abs(x):
+    """Absolute value
+
+    Elementwise y_i = |x_i|.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: |x|, with the dimensions of x
+    """
     return unary(x, U_ABS)
 
 def sin(x):
+    """Sine
+
+    Elementwise y_i = sin(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: sin(x), with the dimensions of x
+    """
     return unary(x, U_SIN)
 
 def cos(x):
+    """Cosine
+
+    Elementwise y_i = cos(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: cos(x), with the dimensions of x
+    """
     return unary(x, U_COS)
 
 def tan(x):
+    """Tangent
+
+    Elementwise y_i = tan(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: tan(x), with the dimensions of x
+    """
     return unary(x, U_TAN)
 
 def asin(x):
+    """Inverse sine
+
+    Elementwise y_i = asin(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: asin(x), with the dimensions of x
+    """
     return unary(x, U_ASIN)
 
 def acos(x):
+    """Inverse cosine
+
+    Elementwise y_i = acos(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: acos(x), with the dimensions of x
+    """
     return unary(x, U_ACOS)
 
 def atan(x):
+    """Inverse tangent
+
+    Elementwise y_i = atan(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: atan(x), with the dimensions of x
+    """
     return unary(x, U_ATAN)
 
 def sinh(x):
+    """Hyperbolic sine
+
+    Elementwise y_i = sinh(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: sinh(x), with the dimensions of x
+    """
     return unary(x, U_SINH)
 
 def cosh(x):
+    """Hyperbolic cosine
+
+    Elementwise y_i = cosh(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: cosh(x), with the dimensions of x
+    """
     return unary(x, U_COSH)
 
 def asinh(x):
+    """Inverse hyperbolic sine
+
+    Elementwise y_i = asinh(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: asinh(x), with the dimensions of x
+    """
     return unary(x, U_ASINH)
 
 def acosh(x):
+    """Inverse hyperbolic cosine
+
+    Elementwise y_i = acosh(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: acosh(x), with the dimensions of x
+    """
     return unary(x, U_ACOSH)
 
 def atanh(x):
+    """Inverse hyperbolic tangent
+
+    Elementwise y_i = atanh(x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: atanh(x), with the dimensions of x
+    """
     return unary(x, U_ATANH)
 
 def erf(x):
+    """Gaussian error function
+
+    Elementwise y_i = erf(x_i) = 2/sqrt(pi) * integral from 0 to x_i of e^{-t^2} dt.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: erf(x), with the dimensions of x
+    """
     return unary(x, U_ERF)
 
 def lgamma(x):
+    """Log-gamma function
+
+    Elementwise y_i = ln(|Gamma(x_i)|).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: lgamma(x), with the dimensions of x
+    """
     return unary(x, U_LGAMMA)
 
 def log_sigmoid(x):
+    """Log sigmoid
+
+    Elementwise y_i = ln(1 / (1 + e^{-x_i})), computed without overflow.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: log(logistic(x)), with the dimensions of x
+    """
     return unary(x, U_LOG_SIGMOID)
 
 def elu(x, alpha=1.0):
+    """Exponential linear unit
+
+    Elementwise y_i = x_i if x_i > 0 else alpha * (e^{x_i} - 1).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+        alpha (float): the value approached for very negative x (default 1.0)
+
+    Returns:
+        dynet.Expression: elu(x), with the dimensions of x
+    """
     return unary(x, U_ELU, alpha)
 
 def selu(x):
+    """Scaled exponential linear unit (Klambauer et al., 2017)
+
+    Elementwise y_i = lambda * x_i if x_i > 0 else lambda * alpha * (e^{x_i} - 1), with the paper's
+    constants lambda = 1.0507..., alpha = 1.6732....
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: selu(x), with the dimensions of x
+    """
     return unary(x, U_SELU)
 
 def silu(x, beta=1.0):
+    """Sigmoid linear unit (swish)
+
+    Elementwise y_i = x_i * logistic(beta * x_i).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+        beta (float): the slope inside the sigmoid (default 1.0)
+
+    Returns:
+        dynet.Expression: silu(x), with the dimensions of x
+    """
     return unary(x, U_SILU, beta)
 
 def softsign(x):
+    """Softsign
+
+    Elementwise y_i = x_i / (1 + |x_i|).
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+
+    Returns:
+        dynet.Expression: softsign(x), with the dimensions of x
+    """
     return unary(x, U_SOFTSIGN)
 
 
@@ -522,12 +765,57 @@ cdef float _gradient_mode(str op, object mode) except? -1:
     raise ValueError(f"{op}: gradient_mode must be 'zero_gradient' or 'straight_through_gradient', got {mode!r}")
 
 def round(x, gradient_mode="zero_gradient"):
+    """Round
+
+    Elementwise rounding to the nearest integer.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+        gradient_mode (str): "zero_gradient" (default: no gradient flows back) or
+            "straight_through_gradient" (the gradient passes through unchanged)
+
+    Returns:
+        dynet.Expression: round(x), with the dimensions of x
+
+    Raises:
+        ValueError: if gradient_mode is not one of the two modes
+    """
     return unary(x, U_ROUND, _gradient_mode("round", gradient_mode))
 
 def ceil(x, gradient_mode="zero_gradient"):
+    """Ceiling
+
+    Elementwise rounding up to an integer.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+        gradient_mode (str): "zero_gradient" (default: no gradient flows back) or
+            "straight_through_gradient" (the gradient passes through unchanged)
+
+    Returns:
+        dynet.Expression: ceil(x), with the dimensions of x
+
+    Raises:
+        ValueError: if gradient_mode is not one of the two modes
+    """
     return unary(x, U_CEIL, _gradient_mode("ceil", gradient_mode))
 
 def floor(x, gradient_mode="zero_gradient"):
+    """Floor
+
+    Elementwise rounding down to an integer.
+
+    Args:
+        x (dynet.Expression): input expression (any dimensions, batched or not)
+        gradient_mode (str): "zero_gradient" (default: no gradient flows back) or
+            "straight_through_gradient" (the gradient passes through unchanged)
+
+    Returns:
+        dynet.Expression: floor(x), with the dimensions of x
+
+    Raises:
+        ValueError: if gradient_mode is not one of the two modes
+    """
     return unary(x, U_FLOOR, _gradient_mode("floor", gradient_mode))
 
 def cmult(x, y):
@@ -539,9 +827,37 @@ def cdiv(x, y):
     return binary(x, y, B_DIV)
 
 def bmin(x, y):
+    """Minimum of two expressions
+
+    Componentwise y_i = min(x_i, y_i), broadcasting dimensions of size 1 and a batch of 1 as cmult does.
+
+    Args:
+        x (dynet.Expression): first input
+        y (dynet.Expression): second input
+
+    Returns:
+        dynet.Expression: the componentwise minimum
+
+    Raises:
+        ValueError: if the dimensions do not match
+    """
     return binary(x, y, B_MIN)
 
 def bmax(x, y):
+    """Maximum of two expressions
+
+    Componentwise y_i = max(x_i, y_i), broadcasting dimensions of size 1 and a batch of 1 as cmult does.
+
+    Args:
+        x (dynet.Expression): first input
+        y (dynet.Expression): second input
+
+    Returns:
+        dynet.Expression: the componentwise maximum
+
+    Raises:
+        ValueError: if the dimensions do not match
+    """
     return binary(x, y, B_MAX)
 
 def pow(x, y):

@@ -2,7 +2,7 @@
 (nobackprop, flip_gradient, scale_gradient), and argmax (a one-hot vector, with a zero or a
 straight-through gradient)."""
 cimport cython
-from dynet.core.dim cimport Dim, total_size, batch_size, rows, dim_str
+from dynet.core.dim cimport total_size, batch_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.kernels.cpu cimport copy, fill, add_to, axpy
 from dynet.kernels import generic

@@ -11,7 +11,7 @@ from cpython.float cimport PyFloat_Check
 cimport numpy as cnp
 import numpy as np
 
-from dynet.core.dim cimport Dim, make_dim, make_dim1, total_size, batch_size, dim_str, dim_shape
+from dynet.core.dim cimport Dim, make_dim, make_dim1, total_size, dim_str
 from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index, fwd_scratch
 from dynet.core.device cimport resolve
 from dynet.core import config
@@ -147,6 +147,18 @@ def inputTensor(arr, batched=False, device=None, reusable_expr=False):
 
 
 def scalarInput(s, device=None):
+    """An input expression holding one number
+
+    Args:
+        s (float): the value (change it later with set())
+        device (str): ignored on the CPU
+
+    Returns:
+        dynet.Expression: of dimension {1}
+
+    Raises:
+        TypeError: if s is not a number
+    """
     cdef float v
     try:
         v = float(s)
@@ -159,6 +171,15 @@ def scalarInput(s, device=None):
 
 
 def vecInput(dim, device=None):
+    """An input vector of zeros (DyNet 2.0; fill it with set())
+
+    Args:
+        dim (int): the length
+        device (str): ignored on the CPU
+
+    Returns:
+        dynet.Expression: of dimension {dim}
+    """
     cdef Dim d = make_dim((dim,))
     cdef InputNode node = new_input_node(d, "vecInput", device)
     fill(total_size(&d), 0.0, node.host)
@@ -166,6 +187,18 @@ def vecInput(dim, device=None):
 
 
 def inputVector(v, device=None):
+    """An input expression holding a vector
+
+    Args:
+        v (list of float or numpy.ndarray): the values, one-dimensional
+        device (str): ignored on the CPU
+
+    Returns:
+        dynet.Expression: of dimension {len(v)}
+
+    Raises:
+        ValueError: if v is not one-dimensional
+    """
     cdef Py_ssize_t n = flat_numbers(v)
     if n > 0:
         return input_from_list(v, n, "inputVector", device)
@@ -176,6 +209,15 @@ def inputVector(v, device=None):
 
 
 def matInput(d1, d2, device=None):
+    """An input matrix of zeros (DyNet 2.0; fill it with set())
+
+    Args:
+        d1 (int): rows
+        d2 (int): columns
+
+    Returns:
+        dynet.Expression: of dimension {d1, d2}
+    """
     cdef Dim d = make_dim((d1, d2))
     return new_input(np.zeros(total_size(&d)), d, "matInput", device)
 
@@ -211,20 +253,57 @@ cdef class ConstantNode(Expression):
 
 
 def constant(dim, val, batch_size=1):
+    """An expression whose every value is val
+
+    Args:
+        dim (int or tuple): the dimensions
+        val (float): the value
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     cdef ConstantNode node = ConstantNode.__new__(ConstantNode)
     node.value = float(val)
     return add_node(node, (), make_dim(dim, batch_size))
 
 
 def zeroes(dim, batch_size=1):
+    """An expression whose every value is 0
+
+    Args:
+        dim (int or tuple): the dimensions
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     return constant(dim, 0.0, batch_size)
 
 
 def zeros(dim, batch_size=1):
+    """An expression whose every value is 0
+
+    Args:
+        dim (int or tuple): the dimensions
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     return constant(dim, 0.0, batch_size)
 
 
 def ones(dim, batch_size=1):
+    """An expression whose every value is 1
+
+    Args:
+        dim (int or tuple): the dimensions
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim, batched if batch_size > 1
+    """
     return constant(dim, 1.0, batch_size)
 
 
@@ -272,12 +351,40 @@ def random_bernoulli(dim, p, scale=1.0, batch_size=1):
 
 
 def random_uniform(dim, left, right, batch_size=1):
+    """Values drawn uniformly from [left, right] at forward time
+
+    Args:
+        dim (int or tuple): the dimensions
+        left (float): the lower bound
+        right (float): the upper bound
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim
+
+    Raises:
+        ValueError: if left > right
+    """
     if left > right:
         raise ValueError(f"random_uniform: left {left} > right {right}")
     return new_random(lambda r, n: r.uniform(left, right, n), make_dim(dim, batch_size), "random_uniform")
 
 
 def random_gumbel(dim, mu=0.0, beta=1.0, batch_size=1):
+    """Values drawn from a Gumbel(mu, beta) distribution at forward time
+
+    Args:
+        dim (int or tuple): the dimensions
+        mu (float): the location
+        beta (float): the scale, > 0
+        batch_size (int): the batch size
+
+    Returns:
+        dynet.Expression: of dimension dim
+
+    Raises:
+        ValueError: if beta <= 0
+    """
     if beta <= 0:
         raise ValueError(f"random_gumbel: beta must be > 0, got {beta}")
     return new_random(lambda r, n: r.gumbel(mu, beta, n), make_dim(dim, batch_size), "random_gumbel")

@@ -25,9 +25,9 @@ class Inverse:
         try:
             inv = xp.linalg.inv(batch_first(xs[0]))
         except xp.linalg.LinAlgError:
-            raise ValueError(f"inverse: the matrix is singular") from None
+            raise ValueError("inverse: the matrix is singular") from None
         if not bool(xp.isfinite(inv).all()):      # CuPy reports a singular matrix this way
-            raise ValueError(f"inverse: the matrix is singular")
+            raise ValueError("inverse: the matrix is singular")
         batch_first(out)[...] = inv
 
     def backward(self, xs, out, dout, i, dxi):
@@ -120,7 +120,7 @@ class Contract3D:
             raise ValueError(f"{self.name}: expects a {{i,j,k}} tensor, a {{k}} vector"
                              + (", a {j} vector" if self.two else "")
                              + (", a bias of the output's dimensions" if self.bias else "")
-                             + f", got " + ", ".join(shapes))
+                             + ", got " + ", ".join(shapes))
         return out, batch_of(self.name, dims)
 
     def _args(self, xs, bd):

@@ -9,7 +9,7 @@ gradient sums over the batch.
 cimport cython
 from libc.math cimport logf, log1pf, exp, lgamma
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str, same_shape, truncated
-from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
 import numpy as np

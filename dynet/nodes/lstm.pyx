@@ -8,12 +8,11 @@ The builders also use two internal variants: no previous h (the first step of a 
 DyNet drops the recurrent term) and no previous c.
 """
 cimport cython
-from libc.stdlib cimport realloc
-from dynet.core.dim cimport Dim, make_dim1, total_size, rows, cols, dim_str
-from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, np_view
+from dynet.core.dim cimport make_dim1, rows, cols, dim_str
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
-from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fill, fast_sigmoid, NOGIL_MIN_WORK
+from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.core.batching cimport total_cols, gather_arg, scatter_values
 from dynet.kernels import generic
 
@@ -411,10 +410,9 @@ cdef class VanillaLSTMH(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
-        cdef Py_ssize_t H = rows(&self.d), b, i
+        cdef Py_ssize_t H = rows(&self.d), b
         cdef const float* gt
         cdef const float* cp
-        cdef float* out
         for b in range(self.d.bd):
             gt = bat(gates, 4 * H, b) + 2 * H
             cp = bat(c, H, b)
@@ -502,6 +500,24 @@ def vanilla_lstm_gates_dropout(x_t, h_tm1, Wx, Wh, b, dropout_mask_x, dropout_ma
 
 def vanilla_lstm_gates_dropout_concat(x_ts, h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h,
                                       weightnoise_std=0.0):
+    """vanilla_lstm_gates of the concatenated inputs x_ts, with dropout masks on the inputs and on h_tm1
+
+    Args:
+        x_ts (list of dynet.Expression): the inputs, concatenated into x_t
+        h_tm1 (dynet.Expression): the previous output {hidden_dim}
+        Wx (dynet.Expression): {4 hidden_dim, input_dim}
+        Wh (dynet.Expression): {4 hidden_dim, hidden_dim}
+        b (dynet.Expression): {4 hidden_dim}
+        dropout_mask_x (dynet.Expression): multiplies x_t
+        dropout_mask_h (dynet.Expression): multiplies h_tm1
+        weightnoise_std (float): Gaussian noise on the weights
+
+    Returns:
+        dynet.Expression: the gates i, f, o, g stacked, {4 hidden_dim}
+
+    Raises:
+        ValueError: if the dimensions do not match
+    """
     return make_gates(list(x_ts), h_tm1, Wx, Wh, b, dropout_mask_x, dropout_mask_h, weightnoise_std,
                       1.0, "vanilla_lstm_gates_dropout_concat")
 

@@ -13,7 +13,7 @@ node reads a parameter's gradient before then).
 """
 cimport cython
 from cpython.ref cimport PyObject
-from libc.stdlib cimport realloc, free
+from libc.stdlib cimport realloc
 from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, set_completion_hook
 from dynet.core.graph import register_backward_hooks
@@ -37,7 +37,7 @@ cdef Py_ssize_t _n_pending = 0, _cap_pending = 0
 cdef Py_ssize_t _inputs_done = 0     # entries before this have no input gradient left to do
 
 
-cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,
+cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,  # no-cython-lint (a count, not batching.ncols)
                             bint want_dA, bint want_dB) except -1:
     global _pending, _cap_pending, _n_pending
     cdef Pending* grown

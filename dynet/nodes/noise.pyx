@@ -7,10 +7,10 @@ values (q, 0..rep-1, r). dropout: rep = 1; dropout_dim(d): pre = the sizes befor
 d; dropout_batch: rep = one batch element; block_dropout: rep = everything.
 """
 cimport cython
-from dynet.core.dim cimport Dim, MAX_DIMS, total_size, batch_size, dim_str, dim_at
+from dynet.core.dim cimport total_size, batch_size, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view, to_index
 from dynet.core import config
-from dynet.kernels.cpu cimport add_to, copy
+from dynet.kernels.cpu cimport add_to
 from dynet.kernels import generic
 
 

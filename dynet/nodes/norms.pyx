@@ -1,6 +1,7 @@
 """Norms, similarities and normalisation: dot_product, squared_distance, l1_distance, huber_distance
 (one node type, a per-element term summed per batch element), layer_norm and weight_norm (typed; its
-generic implementation is the op class WeightNorm, on xp). A batch-1 argument is broadcast over the batch; its gradient sums over the batch."""
+generic implementation is the op class WeightNorm, on xp). A batch-1 argument is broadcast over the
+batch; its gradient sums over the batch."""
 cimport cython
 from libc.math cimport fabsf, sqrtf
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape

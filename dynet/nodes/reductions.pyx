@@ -10,9 +10,9 @@ output stride 0), so any set of dimensions, the batch included, costs the same s
 cimport cython
 from libc.math cimport expf, logf, sqrtf, powf, INFINITY
 from libc.string cimport memset
-from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, dim_shape, same_shape, MAX_DIMS
+from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, same_shape, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fill, add_to, copy, fast_exp
+from dynet.kernels.cpu cimport fill, add_to, fast_exp
 from dynet.kernels import generic
 
 from dynet.nodes.pyop cimport GenericOpNode
@@ -493,8 +493,6 @@ cdef class Rows(GenericOpNode):
             return 0
         cdef Py_ssize_t inner = self.inner, n = self.length, o, i, j, t, m
         cdef Py_ssize_t nout = n // self.k if self.kind == 1 else (n - self.k + 1 if self.kind == 2 else n)
-        cdef const float* src
-        cdef float* dst
         cdef float run
         for o in range(self.outer):
             if self.kind == 0:            # cumsum (backward: from the end)

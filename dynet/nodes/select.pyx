@@ -4,7 +4,6 @@ Most of these view a tensor as [pre, n, post] around one axis (column-major: `pr
 contiguous), which turns every one of them into a few block copies.
 """
 cimport cython
-from libc.string cimport memset
 from dynet.core.dim cimport (with_size, Dim, MAX_DIMS, make_dim, total_size, batch_size, dim_str, dim_at,
                              same_shape)
 from dynet.core.graph cimport (Expression, Mirrored, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index,
@@ -89,7 +88,7 @@ cdef Expression make_pick(object e, object indices, int axis, bint batched, str 
     axis = to_index(axis, op)
     if axis < 0 or axis >= MAX_DIMS:
         raise ValueError(f"{op}: dimension {axis} is out of range")
-    cdef int n = dim_at(&x.d, axis), b
+    cdef int n = dim_at(&x.d, axis)
     if batched:
         indices = list(indices)
         if len(indices) != x.d.bd and x.d.bd != 1:
@@ -149,7 +148,7 @@ cdef class Reshape(Expression):
         generic.ravel(dxi)[...] += generic.ravel(dout)
 
 
-def reshape(x, d, batch_size=1):
+def reshape(x, d, batch_size=1):  # no-cython-lint (DyNet's argument name)
     """The same values (column-major) with dimension d; a batched x keeps its batch when the new
     shape is the size of one batch element."""
     cdef Expression ex = as_expr(x, "reshape")
@@ -187,8 +186,6 @@ cdef class Transpose(Mirrored):
         for i in range(nd):
             stride[i] = in_stride[self.perm[i]]
             idx[i] = 0
-        cdef const float* src
-        cdef float* dst
         for b in range(self.d.bd):
             off = 0
             for i in range(nd):
@@ -215,11 +212,11 @@ cdef class Transpose(Mirrored):
 
 
 
-def transpose(x, dims=[1, 0]):
+def transpose(x, dims=[1, 0]):  # no-cython-lint (DyNet's default; never mutated)
     """Swap rows and columns (or permute the axes by `dims`) of each batch element."""
     cdef Expression ex = as_expr(x, "transpose")
     perm = [to_index(i, "transpose") for i in dims]
-    cdef int nd = max(len(perm), ex.d.nd), i
+    cdef int i
     if sorted(perm) != list(range(len(perm))):
         raise ValueError(f"transpose: dims {list(dims)} is not a permutation of 0..{len(perm) - 1}")
     if ex.d.nd > len(perm):
@@ -356,6 +353,20 @@ def pick_range(x, s, e, d=0):
 
 
 def pickrange(x, s, e, d=0):
+    """DyNet 2.0 name of pick_range(x, s, e, d)
+
+    Args:
+        x (dynet.Expression): input
+        s (int): first index
+        e (int): one past the last index
+        d (int): the dimension
+
+    Returns:
+        dynet.Expression: x's elements s..e-1 along d
+
+    Raises:
+        ValueError: if the range is not inside x
+    """
     return pick_range(x, s, e, d)
 
 
@@ -578,7 +589,7 @@ cdef list int_list(object v, str what, str op):
         raise TypeError(f"{op}: {what} must be a list of integers, got {v!r:.60}")
 
 
-def strided_select(x, strides, range_from=[], range_to=[]):
+def strided_select(x, strides, range_from=[], range_to=[]):  # no-cython-lint (DyNet's defaults)
     """x[range_from[0]:range_to[0]:strides[0], ...] (numpy semantics, positive strides); missing
     entries select everything; one entry more than x has dimensions applies to the batch."""
     cdef Expression ex = as_expr(x, "strided_select")

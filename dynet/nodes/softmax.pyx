@@ -2,7 +2,7 @@
 pickneglogsoftmax loss (one node: log-sum-exp minus the picked score)."""
 cimport cython
 from libc.math cimport logf, INFINITY
-from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str
+from dynet.core.dim cimport make_dim1, total_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp
 from dynet.kernels import generic

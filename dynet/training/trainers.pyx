@@ -117,7 +117,15 @@ cdef object pick_rate(str who, str old_name, object old_value, object new_value)
 
 
 cdef class Trainer:
-    """Base of all trainers: clipping, sparse updates, learning-rate schedule, weight decay, status."""
+    """Trainer(m, learning_rate)\n--\n\n
+    Base class of the trainers
+
+    Base of all trainers: clipping, sparse updates, learning-rate schedule, weight decay, status.
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        learning_rate (float): the initial learning rate
+    """
     cdef readonly object model
     cdef WeightDecay wd
     cdef double lr, eta0
@@ -159,6 +167,7 @@ cdef class Trainer:
     # ---- configuration ------------------------------------------------------------------
     @property
     def learning_rate(self):
+        """The current learning rate (settable: same as set_learning_rate)"""
         return self.lr
 
     @learning_rate.setter
@@ -174,7 +183,7 @@ cdef class Trainer:
         """Clip gradients whose global L2 norm exceeds thr; thr <= 0 turns clipping off."""
         thr = float(thr)
         if thr != thr:
-            raise ValueError(f"set_clip_threshold: the threshold is NaN")
+            raise ValueError("set_clip_threshold: the threshold is NaN")
         if thr <= 0:
             self.clipping_enabled = False
             self.clip_threshold = 0.0
@@ -183,6 +192,11 @@ cdef class Trainer:
             self.clip_threshold = thr
 
     def get_clip_threshold(self):
+        """The gradient-clipping threshold
+
+        Returns:
+            float: the threshold (0 when clipping is off)
+        """
         return self.clip_threshold
 
     def set_sparse_updates(self, su):
@@ -190,6 +204,11 @@ cdef class Trainer:
         self.sparse_updates_enabled = bool(su)
 
     def get_sparse_updates(self):
+        """Whether lookup parameters are updated only on rows that got gradients
+
+        Returns:
+            bool: see set_sparse_updates
+        """
         return self.sparse_updates_enabled
 
     def status(self):
@@ -213,6 +232,11 @@ cdef class Trainer:
             arr[...] = 0
 
     def whoami(self):
+        """The trainer's class name
+
+        Returns:
+            str: e.g. "AdamTrainer"
+        """
         return type(self).__name__
 
     # ---- the update -------------------------------------------------------------------------
@@ -507,7 +531,21 @@ cdef int _scale_values(ParameterStorage p, float c) except -1:
 # gradient and c the weight-decay factor; the arithmetic is float32 as in DyNet.
 
 cdef class SimpleSGDTrainer(Trainer):
-    """w -= learning_rate * gg / c"""
+    """SimpleSGDTrainer(m, e0=None, edecay=0.0, learning_rate=None)\n--\n\n
+    Stochastic gradient descent
+
+    w -= learning_rate * gg / c
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        e0 (float): the initial learning rate (default 0.1)
+        edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
+        learning_rate (float): DyNet 2.1 name of e0 (give one of them)
+
+    Raises:
+        TypeError: if m is not a ParameterCollection
+        ValueError: if a rate or constant is negative or not finite
+    """
     cdef float step
 
     def __init__(self, m, e0=None, edecay=0.0, learning_rate=None):
@@ -532,12 +570,31 @@ cdef class SimpleSGDTrainer(Trainer):
 
 
 cdef class CyclicalSGDTrainer(SimpleSGDTrainer):
-    """SGD whose learning rate follows Smith's (2015) triangular cycle, recomputed after each
+    """CyclicalSGDTrainer(m, e0_min=None, e0_max=None, step_size=2000, gamma=0.0, edecay=0.0, \
+    learning_rate_min=None, learning_rate_max=None)\n--\n\n
+    SGD with a cyclical learning rate (Smith, 2015)
+
+    SGD whose learning rate follows Smith's (2015) triangular cycle, recomputed after each
     update(): it = number of updates so far, cycle = floor(1 + it / (2 step_size)),
     x = |it / step_size - 2 cycle + 1|, eta = e_min + (e_max - e_min) max(0, 1 - x) gamma^it.
     The first two updates use e_min. DyNet 2.0's default gamma is 0.0 (kept here), which makes
     gamma^it = 0 after the first update: pass gamma=1.0 for an undecayed cycle. Under the 2.1 API
-    level (dynet_config.set(api="2.1")) the default is DyNet 2.1's, 1.0."""
+    level (dynet_config.set(api="2.1")) the default is DyNet 2.1's, 1.0.
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        e0_min (float): the lower learning rate (default 0.01)
+        e0_max (float): the upper learning rate (default 0.1)
+        step_size (float): updates per half cycle
+        gamma (float): decay of the cycle's amplitude per update (default 0.0; 1.0 at the 2.1 API level)
+        edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
+        learning_rate_min (float): DyNet 2.1 name of e0_min
+        learning_rate_max (float): DyNet 2.1 name of e0_max
+
+    Raises:
+        TypeError: if m is not a ParameterCollection
+        ValueError: if a rate or constant is negative or not finite
+    """
     cdef public double e_min, e_max, step_size, gamma
     cdef public long it
 
@@ -567,8 +624,23 @@ cdef class CyclicalSGDTrainer(SimpleSGDTrainer):
 
 
 cdef class MomentumSGDTrainer(Trainer):
-    """v = mom * v - learning_rate * gg;  w += v / c. The default learning rate is DyNet 2.0's 0.1;
-    under the 2.1 API level (dynet_config.set(api="2.1")) it is DyNet 2.1's 0.01."""
+    """MomentumSGDTrainer(m, e0=None, mom=0.9, edecay=0.0, learning_rate=None)\n--\n\n
+    SGD with momentum
+
+    v = mom * v - learning_rate * gg;  w += v / c. The default learning rate is DyNet 2.0's 0.1;
+    under the 2.1 API level (dynet_config.set(api="2.1")) it is DyNet 2.1's 0.01.
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        e0 (float): the initial learning rate (default 0.1; 0.01 at the 2.1 API level)
+        mom (float): the momentum
+        edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
+        learning_rate (float): DyNet 2.1 name of e0 (give one of them)
+
+    Raises:
+        TypeError: if m is not a ParameterCollection
+        ValueError: if a rate or constant is negative or not finite
+    """
     cdef public float momentum
 
     def __init__(self, m, e0=None, mom=0.9, edecay=0.0, learning_rate=None):
@@ -602,7 +674,22 @@ cdef class MomentumSGDTrainer(Trainer):
 
 
 cdef class AdagradTrainer(Trainer):
-    """s += gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c"""
+    """AdagradTrainer(m, e0=None, eps=1e-20, edecay=0.0, learning_rate=None)\n--\n\n
+    Adagrad (Duchi et al., 2011)
+
+    s += gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        e0 (float): the initial learning rate (default 0.1)
+        eps (float): added to the accumulated squares
+        edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
+        learning_rate (float): DyNet 2.1 name of e0 (give one of them)
+
+    Raises:
+        TypeError: if m is not a ParameterCollection
+        ValueError: if a rate or constant is negative or not finite
+    """
     cdef public float eps
 
     def __init__(self, m, e0=None, eps=1e-20, edecay=0.0, learning_rate=None):
@@ -635,8 +722,22 @@ cdef class AdagradTrainer(Trainer):
 
 
 cdef class AdadeltaTrainer(Trainer):
-    """hg = rho hg + (1 - rho) gg^2;  d = -gg sqrt(hd + eps) / sqrt(hg + eps);
-    hd = rho hd + (1 - rho) d^2;  w += d / c   (no learning rate, as in DyNet)"""
+    """AdadeltaTrainer(m, eps=1e-6, rho=0.95, edecay=0.0)\n--\n\n
+    Adadelta (Zeiler, 2012)
+
+    hg = rho hg + (1 - rho) gg^2;  d = -gg sqrt(hd + eps) / sqrt(hg + eps);
+    hd = rho hd + (1 - rho) d^2;  w += d / c   (no learning rate, as in DyNet)
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        eps (float): added to the averages
+        rho (float): the decay of the moving averages
+        edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
+
+    Raises:
+        TypeError: if m is not a ParameterCollection
+        ValueError: if a rate or constant is negative or not finite
+    """
     cdef public float eps, rho
 
     def __init__(self, m, eps=1e-6, rho=0.95, edecay=0.0):
@@ -677,7 +778,23 @@ cdef class AdadeltaTrainer(Trainer):
 
 
 cdef class RMSPropTrainer(Trainer):
-    """s = rho s + (1 - rho) gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c"""
+    """RMSPropTrainer(m, e0=None, eps=1e-8, rho=0.9, edecay=0.0, learning_rate=None)\n--\n\n
+    RMSProp (Hinton)
+
+    s = rho s + (1 - rho) gg^2;  w -= learning_rate * gg / sqrt(s + eps) / c
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        e0 (float): the initial learning rate (default 0.001)
+        eps (float): added to the average
+        rho (float): the decay of the moving average
+        edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
+        learning_rate (float): DyNet 2.1 name of e0 (give one of them)
+
+    Raises:
+        TypeError: if m is not a ParameterCollection
+        ValueError: if a rate or constant is negative or not finite
+    """
     cdef public float eps, rho
 
     def __init__(self, m, e0=None, eps=1e-8, rho=0.9, edecay=0.0, learning_rate=None):
@@ -713,9 +830,26 @@ cdef class RMSPropTrainer(Trainer):
 
 
 cdef class AdamTrainer(Trainer):
-    """m = b1 m + (1 - b1) gg;  v = b2 v + (1 - b2) gg^2;
+    """AdamTrainer(m, alpha=None, beta_1=0.9, beta_2=0.999, eps=1e-8, edecay=0.0, learning_rate=None)\n--\n\n
+    Adam (Kingma and Ba, 2014)
+
+    m = b1 m + (1 - b1) gg;  v = b2 v + (1 - b2) gg^2;
     w -= m / (sqrt(v) + eps) * alpha sqrt(1 - b2^t) / (1 - b1^t) / c,  t = the trainer's update
-    count (as DyNet, also for lookup rows that were not touched for a while)."""
+    count (as DyNet, also for lookup rows that were not touched for a while).
+
+    Args:
+        m (ParameterCollection): the model whose parameters are trained
+        alpha (float): the initial learning rate (default 0.001)
+        beta_1 (float): the decay of the first moment
+        beta_2 (float): the decay of the second moment
+        eps (float): added to the second moment's root
+        edecay (float): learning-rate decay: after update_epoch(), rate = e0 / (1 + epoch * edecay)
+        learning_rate (float): DyNet 2.1 name of alpha
+
+    Raises:
+        TypeError: if m is not a ParameterCollection
+        ValueError: if a rate or constant is negative or not finite
+    """
     cdef public float beta_1, beta_2, eps
     cdef float lr_t
 
@@ -761,7 +895,13 @@ cdef class AdamTrainer(Trainer):
 
 
 cdef class AmsgradTrainer(AdamTrainer):
-    """Adam with v_hat = max(v_hat, v) in place of v in the step (Reddi et al. 2018)."""
+    """AmsgradTrainer(m, alpha=None, beta_1=0.9, beta_2=0.999, eps=1e-8, edecay=0.0, learning_rate=None)\n--\n\n
+    AMSGrad (Reddi et al., 2018)
+
+    Adam with v_hat = max(v_hat, v) in place of v in the step (Reddi et al. 2018).
+
+    Args: as AdamTrainer.
+    """
 
     def __init__(self, m, alpha=None, beta_1=0.9, beta_2=0.999, eps=1e-8, edecay=0.0, learning_rate=None):
         AdamTrainer.__init__(self, m, alpha, beta_1, beta_2, eps, edecay, learning_rate)

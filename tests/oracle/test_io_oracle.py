@@ -1,7 +1,6 @@
 """Model files against the reference DyNet, in both directions: files it writes load here, files
 written here load there, and both write the same bytes for the same values."""
 import numpy as np
-import pytest
 
 import dynet as dy
 
