@@ -4,7 +4,7 @@ Modules are found by globbing dynet/**/*.pyx, so a new kernel or node family is 
 
 Environment:
   DYNET_PORTABLE=1   no -march=native (build wheels that run on other machines of the architecture)
-  DYNET_CYTHON_WERROR=1   Cython's own warnings fail the build (CI turns it on where the tree is clean)
+  DYNET_CYTHON_WERROR=1   Cython's own warnings fail the build (CI turns it on)
 """
 import glob
 import os

@@ -68,7 +68,6 @@ cdef inline void scaled_copy(float* dst, const float* src, Py_ssize_t n, float c
 
 @cython.final
 @cython.no_gc
-@cython.freelist(128)
 cdef class ParameterNode(Expression):
     """A parameter in the graph: its value *is* the parameter's storage (no copy), except under
     weight decay, where it is the stored value times the collection's factor as it is at each
@@ -103,7 +102,6 @@ cdef class ParameterNode(Expression):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(128)
 cdef class LookupNode(Expression):
     """Rows of a lookup table (one per batch element), copied into the graph."""
     cdef LookupParameters table

@@ -156,7 +156,6 @@ cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, 
 
 @cython.final
 @cython.no_gc
-@cython.freelist(256)
 cdef class Unary(Expression):
     cpdef str op_name(self):
         return UNARY_NAMES[self.op]
@@ -294,7 +293,6 @@ cdef inline void block_backward(int op, Py_ssize_t n, const float* a, const floa
 
 @cython.final
 @cython.no_gc
-@cython.freelist(256)
 cdef class Binary(Expression):
     cpdef str op_name(self):
         return BINARY_NAMES[self.op]

@@ -10,7 +10,6 @@ from dynet.kernels import generic
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class GradScale(Expression):
     """y = x; dx += scale * dy (scale 0: nobackprop, -1: flip_gradient, lambd: scale_gradient)."""
     cdef float scale
@@ -69,7 +68,6 @@ def scale_gradient(x, lambd=1.0):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(16)
 cdef class Argmax(Expression):
     """A one-hot vector marking the (first) largest value of each batch element's vector."""
     cdef bint straight_through

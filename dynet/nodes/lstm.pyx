@@ -81,7 +81,6 @@ cdef inline float* gbat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
 
 @cython.final
 @cython.no_gc
-@cython.freelist(128)
 cdef class VanillaLSTMGates(Expression):
     # args: x_1..x_nx, [h_tm1 if has_h], Wx, Wh, b, [mask_x, mask_h if dropout]
     cdef int nx
@@ -342,7 +341,6 @@ cdef Expression make_gates(list xs, object h_tm1, object Wx, object Wh, object b
 
 @cython.final
 @cython.no_gc
-@cython.freelist(128)
 cdef class VanillaLSTMC(Expression):
     """c_t = c_tm1 * f + i * g (args: gates, [c_tm1])."""
     cpdef str op_name(self):
@@ -402,7 +400,6 @@ cdef class VanillaLSTMC(Expression):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(128)
 cdef class VanillaLSTMH(Expression):
     """h_t = o * tanh(c_t) (args: c_t, gates)."""
     cpdef str op_name(self):

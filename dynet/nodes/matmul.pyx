@@ -237,7 +237,6 @@ cdef Dim product_dim(str op, Expression A, Expression B) except *:
 
 @cython.final
 @cython.no_gc
-@cython.freelist(256)
 cdef class MatMul(Expression):
     cpdef str op_name(self):
         return "matmul"
@@ -268,7 +267,6 @@ cdef Expression matmul(object a, object b):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(64)
 cdef class AffineTransform(Expression):
     """b + W1 x1 + W2 x2 + ...; b is broadcast over columns and over the batch when smaller."""
     cpdef str op_name(self):

@@ -16,7 +16,6 @@ from dynet.kernels import generic
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class Dropout(Expression):
     """y = x * mask, mask = Bernoulli(1 - p) / (1 - p) (inverted dropout); noise: y = x + N(0, s)."""
     cdef float p

@@ -48,7 +48,6 @@ cdef inline float pair_dx(int kind, float x, float y, float c) noexcept nogil:
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class PairReduce(Expression):
     """sum_i f(x_i, y_i) per batch element: dot_product, squared_distance, l1_distance, huber_distance."""
     cdef int kind
@@ -157,7 +156,6 @@ def huber_distance(x, y, c=1.345):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(16)
 cdef class LayerNorm(Expression):
     """y = g * (x - mean(x)) / (std(x) + eps) + b over all values of each batch element."""
     cdef float* stats          # per output batch element: mean, then std

@@ -14,7 +14,6 @@ cdef enum ReduceKind:
 
 @cython.final
 @cython.no_gc
-@cython.freelist(64)
 cdef class Reduce(Expression):
     """Per-batch-element sum, sum of squares or L2 norm of all values, or the sum over the batch."""
     cdef int kind

@@ -38,7 +38,6 @@ cdef inline void advance(int* idx, const int* sizes, const Py_ssize_t* ostr, int
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class DimReduce(Expression):
     cdef int kind
     cdef int r                  # moment order
@@ -324,7 +323,6 @@ cdef enum NaryKind:
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class NaryReduce(Expression):
     """esum / average / emax / logsumexp of a list, elementwise; batch-1 arguments are broadcast."""
     cdef int kind

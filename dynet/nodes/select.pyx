@@ -27,7 +27,6 @@ cdef inline Py_ssize_t prod_before(const Dim* d, int axis) noexcept:
 
 @cython.final
 @cython.no_gc
-@cython.freelist(64)
 cdef class Pick(Mirrored):
     """Element `index[b]` along `axis` of each batch element (that axis is removed)."""
     cdef int axis
@@ -126,7 +125,6 @@ def pick_batch(e, indices, dim=0):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class Reshape(Expression):
     cpdef str op_name(self):
         return "reshape"
@@ -165,7 +163,6 @@ def reshape(x, d, batch_size=1):  # no-cython-lint (DyNet's argument name)
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class Transpose(Mirrored):
     """Permutes the axes of each batch element: output axis i is input axis perm[i]."""
     cdef int perm[7]
@@ -233,7 +230,6 @@ def transpose(x, dims=[1, 0]):  # no-cython-lint (DyNet's default; never mutated
 
 @cython.final
 @cython.no_gc
-@cython.freelist(64)
 cdef class Concatenate(Mirrored):
     """The arguments side by side along `axis`; batch-1 arguments are broadcast."""
     cdef int axis
@@ -302,7 +298,6 @@ def concatenate_cols(xs):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(32)
 cdef class PickRange(Mirrored):
     """Elements start..start+len-1 along `axis` of each batch element."""
     cdef int axis, start

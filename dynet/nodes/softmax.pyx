@@ -10,7 +10,6 @@ from dynet.kernels import generic
 
 @cython.final
 @cython.no_gc
-@cython.freelist(64)
 cdef class Softmax(Expression):
     """softmax (log=False) or log_softmax (log=True) of each column; columns outside `keep` are
     excluded (their output is 0 for softmax, -inf for log_softmax) when restricted."""
@@ -145,7 +144,6 @@ def log_softmax(x, restrict=None):
 
 @cython.final
 @cython.no_gc
-@cython.freelist(64)
 cdef class PickNegLogSoftmax(Expression):
     """-log softmax(x)[v] for each batch element, in one node."""
     cdef int* index       # one per output batch element (forward pool)
