@@ -1,46 +1,25 @@
 """BiLSTM tagger training, one sentence per step: embeddings 64, a VanillaLSTMBuilder of 64 each
 way, an MLP of 32, 50 tags, vocabulary 10,000, sentences of 10-30 words; forward, backward, SGD."""
-import numpy as np
+from bench.tagger_model import Tagger
 
 UNIT = "sentences/s"
 CONFIGS = [{"vocab": 10000, "emb": 64, "hidden": 64, "mlp": 32, "tags": 50}]
 
 
-def make(dy, vocab, emb, hidden, mlp, tags):
-    rng = np.random.default_rng(0)
-    m = dy.ParameterCollection()
-    E = m.add_lookup_parameters((vocab, emb))
-    fwd = dy.VanillaLSTMBuilder(1, emb, hidden, m)
-    bwd = dy.VanillaLSTMBuilder(1, emb, hidden, m)
-    W1 = m.add_parameters((mlp, 2 * hidden))
-    b1 = m.add_parameters(mlp)
-    W2 = m.add_parameters((tags, mlp))
-    b2 = m.add_parameters(tags)
-    trainer = dy.SimpleSGDTrainer(m, 0.1)
-    sents = []
-    for _ in range(200):
-        n = int(rng.integers(10, 31))
-        words = [int(w) for w in rng.integers(0, vocab, n)]
-        sents.append((words, [w % tags for w in words]))
+def make(dy, **config):
+    tagger = Tagger(dy, **config)
+    trainer = dy.SimpleSGDTrainer(tagger.model, 0.1)
     it = [0]
 
     def step():
-        words, gold = sents[it[0] % len(sents)]
+        words, gold = tagger.sents[it[0] % len(tagger.sents)]
         it[0] += 1
         dy.renew_cg()
-        xs = [dy.lookup(E, w) for w in words]
-        fs = fwd.initial_state().transduce(xs)
-        bs = bwd.initial_state().transduce(xs[::-1])[::-1]
-        w1, c1, w2, c2 = dy.parameter(W1), dy.parameter(b1), dy.parameter(W2), dy.parameter(b2)
-        losses = []
-        for f, b, t in zip(fs, bs, gold):
-            h = dy.tanh(w1 * dy.concatenate([f, b]) + c1)
-            losses.append(dy.pickneglogsoftmax(w2 * h + c2, t))
-        loss = dy.esum(losses)
+        loss = dy.esum(tagger.losses(words, gold, tagger.mlp_expressions()))
         loss.value()
         loss.backward()
         trainer.update()
         return 1
 
-    step.model = m   # the reference's trainer dangles if its collection is garbage-collected
+    step.model = tagger.model   # the reference's trainer dangles if its collection is garbage-collected
     return step

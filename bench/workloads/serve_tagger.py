@@ -11,6 +11,8 @@ import threading
 
 import numpy as np
 
+from bench.tagger_model import Tagger
+
 UNIT = "sentences/s"
 CONFIGS = [{"threads": 1}, {"threads": 2}]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,26 +23,14 @@ def is_ours(dy):
     return os.path.abspath(getattr(dy, "__file__", "")) == os.path.join(ROOT, "_dynet.py")
 
 
-def make(dy, threads, vocab=10000, emb=64, hidden=64, mlp=32, tags=50):
-    rng = np.random.default_rng(0)
-    m = dy.ParameterCollection()
-    E = m.add_lookup_parameters((vocab, emb))
-    fwd = dy.VanillaLSTMBuilder(1, emb, hidden, m)
-    bwd = dy.VanillaLSTMBuilder(1, emb, hidden, m)
-    W1 = m.add_parameters((mlp, 2 * hidden))
-    b1 = m.add_parameters(mlp)
-    W2 = m.add_parameters((tags, mlp))
-    b2 = m.add_parameters(tags)
-    sents = [[int(w) for w in rng.integers(0, vocab, int(rng.integers(10, 31)))] for _ in range(200)]
+def make(dy, threads, **config):
+    tagger = Tagger(dy, **config)
+    m = tagger.model
+    sents = [words for words, _ in tagger.sents]
 
     def tag(words):
         dy.renew_cg()
-        xs = [dy.lookup(E, w, update=False) for w in words]
-        fs = fwd.initial_state(update=False).transduce(xs)
-        bs = bwd.initial_state(update=False).transduce(xs[::-1])[::-1]
-        w1, c1 = dy.const_parameter(W1), dy.const_parameter(b1)
-        w2, c2 = dy.const_parameter(W2), dy.const_parameter(b2)
-        scores = [w2 * dy.tanh(w1 * dy.concatenate([f, b]) + c1) + c2 for f, b in zip(fs, bs)]
+        scores = tagger.scores(words, tagger.mlp_expressions(train=False), train=False)
         return np.argmax(dy.concatenate_cols(scores).npvalue(), axis=0)
 
     if threads == 1 or not is_ours(dy):
