@@ -54,6 +54,8 @@ cdef class ComputationGraph:
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
     cdef int _backward(self, Expression root, bint full) except -1
+    cdef int _layout_gradients_one_device(self, int n, bint full) except -1
+    cdef int _layout_gradients(self, int n, bint full) except -1
 
 
 # Other executors (dynet/core/execution.pyx: autobatching, profiling) replace the plain forward

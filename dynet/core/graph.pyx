@@ -403,9 +403,10 @@ cdef class ComputationGraph:
             return 0                             # --dynet-viz: nothing is computed
         if _forward_runner != NULL and self.all_typed:
             return _forward_runner(self, index)
+        cdef bint all_typed = self.all_typed
         for i in range(self.n_forwarded, index + 1):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
-            if node.dev.host_loops:
+            if all_typed or node.dev.host_loops:
                 node.forward_impl()
             else:
                 generic_forward_node(node)
@@ -433,31 +434,12 @@ cdef class ComputationGraph:
         _backward_from = root.index
         cdef int i, n = root.index + 1
         cdef Expression node
-        cdef Device dev
         # Lay out the gradients of every node that needs one, in one block per device (the
         # device's backward pool) zeroed by one memset.
-        cdef Arena pool
-        cdef bint one = len(self.devices) == 1
-        need = [0] * len(self.devices)         # floats per device (in the order of self.devices)
-        for i in range(n):
-            node = <Expression>PyList_GET_ITEM(self.nodes, i)
-            if (full or node.needs_grad) and not (node.external_grad and node.needs_grad):
-                need[0 if one else self.devices.index(node.dev)] += \
-                    (total_size(&node.d) + 15) & ~(<size_t>15)
-        for i in range(len(self.devices)):
-            pool = self.bwd_of(<Device>self.devices[i])
-            pool.reset()
-            pool.reserve(need[i])
-        for i in range(n):
-            node = <Expression>PyList_GET_ITEM(self.nodes, i)
-            if node.external_grad and node.needs_grad:
-                continue                         # parameters accumulate straight into their own grad
-            if full or node.needs_grad:
-                node.grad = self.bwd_of(node.dev).alloc(total_size(&node.d))
-            else:
-                node.grad = NULL
-        for dev in self.devices:
-            self.bwd_of(dev).zero_used()
+        if PyList_GET_SIZE(self.devices) == 1:
+            self._layout_gradients_one_device(n, full)
+        else:
+            self._layout_gradients(n, full)
         cdef Py_ssize_t k
         if root.grad == NULL:
             return 0                             # the loss does not depend on any parameter
@@ -472,6 +454,7 @@ cdef class ComputationGraph:
         # must not mark lookup rows as updated).
         for hook in _backward_begin:
             hook()
+        cdef bint all_typed = self.all_typed
         cdef bytearray reached = bytearray(n)
         cdef unsigned char* seen = reached
         cdef Expression a
@@ -485,7 +468,7 @@ cdef class ComputationGraph:
             if node.deferred_grad and _complete_pending != NULL:
                 _complete_pending()               # this node's gradient must be complete first
             if node.grad != NULL and (node.args or node.needs_grad):
-                if node.dev.host_loops:
+                if all_typed or node.dev.host_loops:
                     node.backward_impl()
                 else:
                     generic_backward_node(node)
@@ -493,6 +476,56 @@ cdef class ComputationGraph:
                     seen[a.index] = 1
         for hook in _backward_end:
             hook()
+        return 0
+
+    cdef int _layout_gradients_one_device(self, int n, bint full) except -1:
+        """The gradients' layout when the graph is on one device (the common case: C counters)."""
+        cdef Arena pool = self.bwd_of(<Device>PyList_GET_ITEM(self.devices, 0))
+        cdef size_t need = 0
+        cdef int i
+        cdef Expression node
+        for i in range(n):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            if (full or node.needs_grad) and not (node.external_grad and node.needs_grad):
+                need += (total_size(&node.d) + 15) & ~(<size_t>15)
+        pool.reset()
+        pool.reserve(need)
+        for i in range(n):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            if node.external_grad and node.needs_grad:
+                continue                         # parameters accumulate straight into their own grad
+            if full or node.needs_grad:
+                node.grad = pool.alloc(total_size(&node.d))
+            else:
+                node.grad = NULL
+        pool.zero_used()
+        return 0
+
+    cdef int _layout_gradients(self, int n, bint full) except -1:
+        """The gradients' layout over several devices: each device's share in its own pool."""
+        cdef int i
+        cdef Expression node
+        cdef Device dev
+        cdef Arena pool
+        need = [0] * len(self.devices)         # floats per device (in the order of self.devices)
+        for i in range(n):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            if (full or node.needs_grad) and not (node.external_grad and node.needs_grad):
+                need[self.devices.index(node.dev)] += (total_size(&node.d) + 15) & ~(<size_t>15)
+        for i in range(len(self.devices)):
+            pool = self.bwd_of(<Device>self.devices[i])
+            pool.reset()
+            pool.reserve(need[i])
+        for i in range(n):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            if node.external_grad and node.needs_grad:
+                continue
+            if full or node.needs_grad:
+                node.grad = self.bwd_of(node.dev).alloc(total_size(&node.d))
+            else:
+                node.grad = NULL
+        for dev in self.devices:
+            self.bwd_of(dev).zero_used()
         return 0
 
     # ---- Python API -----------------------------------------------------------------------
@@ -770,6 +803,12 @@ cdef int note_device(ComputationGraph cg, Device dev) except -1:
     return 0
 
 
+# the CPU device (the typed loops), whose nodes take memory from the graph's own pools: compared by
+# address for every node
+cdef Device _host_device = cpu_device()       # (a module global: the pointer below stays valid)
+cdef PyObject* _host = <PyObject*>_host_device
+
+
 cdef enum:
     NO_ALLOC = 0      # the caller sets the value's memory (parameter nodes)
     ALLOC = 1         # from the node's device's forward pool
@@ -803,7 +842,7 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
         note_device(cg, <Device>dev)
     node.dev = <Device>dev
     if mode != NO_ALLOC:
-        node.val = cg.fwd_of(<Device>dev).alloc(total_size(&d))
+        node.val = (cg.fwd if dev == _host else (<Device>dev).fwd).alloc(total_size(&d))
         node.external_grad = False
     node.args = args
     node.d = d
