@@ -13,6 +13,7 @@ from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.kernels.cpu cimport fast_exp, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.kernels import generic
+from dynet.core.batching cimport side_by_side
 
 cdef float SELU_LAMBDA = 1.0507009873554805
 cdef float SELU_ALPHA = 1.6732632423543772
@@ -145,6 +146,12 @@ cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, 
     if op == U_TANH:
         for i in range(n):
             dx[i] += dy[i] * (1 - y[i] * y[i])
+    elif op == U_LOGISTIC:
+        for i in range(n):
+            dx[i] += dy[i] * y[i] * (1 - y[i])
+    elif op == U_RECTIFY:
+        for i in range(n):
+            dx[i] += dy[i] * (1.0 if xv[i] > 0 else 0.0)
     elif op == U_AFFINE:
         for i in range(n):
             dx[i] += a * dy[i]
@@ -881,3 +888,81 @@ def colwise_add(x, y):
         raise ValueError(f"colwise_add: needs a matrix and a column vector with as many rows, got "
                          f"{dim_str(&ex.d)} and {dim_str(&ey.d)}")
     return binary(ex, ey, B_ADD)
+
+
+# ---- autobatching: a group of one map over contiguous memory as one loop -------------------------
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    """The group key of an elementwise node for autobatching (dynet/core/execution.pyx), 0 for one
+    that runs alone: unary maps group by op, constants and size; binary maps of one layout (no
+    broadcasting) by op and size."""
+    cdef Unary u
+    cdef Binary b
+    if type(node) is Unary:
+        u = <Unary>node
+        return (total_size(&node.d) * 64 + u.op) * 2 + 1
+    if type(node) is Binary:
+        b = <Binary>node
+        if b.mode != 0:
+            return 0
+        return (total_size(&node.d) * 64 + b.op) * 2 + 2
+    return 0
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    """Nodes with equal batch_key run as one group (the key has no room for a map's constants)."""
+    if type(x) is not type(y) or total_size(&x.d) != total_size(&y.d):
+        return False
+    if type(x) is Unary:
+        return ((<Unary>x).op == (<Unary>y).op and (<Unary>x).alpha == (<Unary>y).alpha
+                and (<Unary>x).beta == (<Unary>y).beta)
+    return (<Binary>x).op == (<Binary>y).op
+
+
+cdef int forward_batch(list group) except -1:
+    """A group of one map (same_batch): one loop over the whole block where the values and the
+    arguments' values lie side by side (autobatching places a group's values so), else node by
+    node."""
+    cdef Expression first = <Expression>group[0], node
+    cdef Py_ssize_t total = total_size(&first.d) * len(group)
+    cdef Unary u
+    cdef float* y = side_by_side(group, -1, False)
+    cdef float* a = side_by_side(group, 0, False) if y != NULL else NULL
+    cdef float* b
+    if a != NULL and type(first) is Unary:
+        u = <Unary>first
+        unary_forward(u.op, total, a, y, u.alpha, u.beta)
+        return 0
+    b = side_by_side(group, 1, False) if a != NULL else NULL
+    if b != NULL:
+        block_forward((<Binary>first).op, total, a, b, y)
+        return 0
+    for node in group:
+        node.forward_impl()
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    """The backward of a group of one map: one loop where the gradients (and the values the
+    derivative reads) lie side by side, else node by node."""
+    cdef Expression first = <Expression>group[0], node
+    cdef Py_ssize_t total = total_size(&first.d) * len(group)
+    cdef Unary u
+    cdef float* y = side_by_side(group, -1, False)
+    cdef float* dy = side_by_side(group, -1, True) if y != NULL else NULL
+    cdef float* a = side_by_side(group, 0, False) if dy != NULL else NULL
+    cdef float* da = side_by_side(group, 0, True) if a != NULL else NULL
+    cdef float* b
+    cdef float* db
+    if da != NULL and type(first) is Unary:
+        u = <Unary>first
+        unary_backward(u.op, total, a, y, dy, da, u.alpha, u.beta)
+        return 0
+    b = side_by_side(group, 1, False) if da != NULL else NULL
+    db = side_by_side(group, 1, True) if b != NULL else NULL
+    if db != NULL:
+        block_backward((<Binary>first).op, total, a, b, y, dy, da, db)
+        return 0
+    for node in group:
+        node.backward_impl()
+    return 0

@@ -13,7 +13,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_vie
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
-from dynet.core.batching cimport total_cols, gather_arg, scatter_values
+from dynet.core.batching cimport total_cols, gather_arg, scatter_values, node_values, side_by_side
 from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
@@ -536,18 +536,33 @@ def _gates(xs, h_tm1, Wx, Wh, b, mask_x=None, mask_h=None, float forget_bias=1.0
 
 # ---- autobatching: the gates of many cells sharing Wx, Wh and b as two GEMMs --------------------
 
-cdef object batch_signature(Expression node):
+cdef bint batchable(Expression node) noexcept:
     """Gates of one input and no dropout or weight noise, whose inputs are used as they are (no
-    batch-1 input broadcast over a batch), group by their parameters and forget bias."""
+    batch-1 input broadcast over a batch)."""
     if type(node) is not VanillaLSTMGates:
-        return None
+        return False
     cdef VanillaLSTMGates g = <VanillaLSTMGates>node
     if g.nx != 1 or g.dropout or g.wnoisy != NULL or g.xbuf != NULL or g.hbuf != NULL:
-        return None
-    cdef Expression Wx = g.Wx(), Wh = g.Wh(), bias = g.bias()
-    if Wx.d.bd != 1 or Wh.d.bd != 1 or bias.d.bd != 1:
-        return None
-    return (3, Wx.index, Wh.index, bias.index, g.has_h, g.forget_bias)
+        return False
+    return g.Wx().d.bd == 1 and g.Wh().d.bd == 1 and g.bias().d.bd == 1
+
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    """The group key for autobatching (0: runs alone): gates group by their parameters."""
+    if not batchable(node):
+        return 0
+    cdef VanillaLSTMGates g = <VanillaLSTMGates>node
+    return <Py_ssize_t>(((<size_t>g.Wx().index * 1000003 + <size_t>g.Wh().index) * 1000003
+                         + <size_t>g.bias().index) * 2 + g.has_h) | 1
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    """The exact test behind batch_key: the same parameters, recurrence and forget bias."""
+    if type(x) is not type(y):
+        return False
+    cdef VanillaLSTMGates a = <VanillaLSTMGates>x, b = <VanillaLSTMGates>y
+    return (a.Wx() is b.Wx() and a.Wh() is b.Wh() and a.bias() is b.bias() and a.has_h == b.has_h
+            and a.forget_bias == b.forget_bias)
 
 
 cdef int forward_batch(list group) except -1:
@@ -557,19 +572,19 @@ cdef int forward_batch(list group) except -1:
     cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias()
     cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
     cdef Py_ssize_t j, i, total = total_cols(group)
-    cdef float* C = work_buffer(<size_t>(H4 + max(I, H)) * total)
-    cdef float* X = C + H4 * total
+    cdef float* C = node_values(group)
+    cdef float* X = work_buffer(<size_t>(max(I, H) + (H4 if C == NULL else 0)) * total)
     cdef float* col
+    if C == NULL:
+        C = X + max(I, H) * total
     for j in range(total):
         col = C + H4 * j
         copy(H4, bias.val, col)
         for i in range(H, 2 * H):
             col[i] += first.forget_bias
-    gather_arg(group, 0, I, X)
-    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, X, I, 1.0, C, H4)
+    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, gather_arg(group, 0, I, X), I, 1.0, C, H4)
     if first.has_h:
-        gather_arg(group, 1, H, X)
-        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, X, H, 1.0, C, H4)
+        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, gather_arg(group, 1, H, X), H, 1.0, C, H4)
     for j in range(total):
         lstm_activate(C + H4 * j, H)
     scatter_values(group, H4, C)
@@ -609,17 +624,22 @@ cdef int backward_batch(list group) except -1:
                 bias.grad[i] += dp[i]
     cdef int arg, k
     cdef bint need
+    cdef float* together
     cdef Expression W
     for arg in range(2 if first.has_h else 1):
         W = Wx if arg == 0 else Wh
         k = I if arg == 0 else H
         if W.grad != NULL:
-            gather_arg(group, arg, k, X)
-            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, X, k, 1.0, W.grad, H4)
+            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, gather_arg(group, arg, k, X), k, 1.0,
+                 W.grad, H4)
         need = False
         for g in group:
             need = need or (<Expression>g.args[arg]).grad != NULL
         if not need:
+            continue
+        together = side_by_side(group, arg, True)
+        if together != NULL:                   # the inputs' gradients are one block: add there
+            gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 1.0, together, k)
             continue
         gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 0.0, dX, k)
         off = 0

@@ -19,7 +19,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, set_
 from dynet.core.graph import register_backward_hooks
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, add_to, copy
-from dynet.core.batching cimport ncols, total_cols, gather_arg, scatter_values
+from dynet.core.batching cimport ncols, total_cols, gather_arg, scatter_values, node_values
 from dynet.kernels import generic
 
 
@@ -348,35 +348,54 @@ def affine_transform(exprs):
 
 # ---- autobatching: products sharing their matrix as one GEMM ------------------------------------
 
-cdef object batch_signature(Expression node):
-    """Products with the same batch-1 matrix, and affine transforms with the same bias vector and
-    matrices (and no input broadcast over the batch), can run as one GEMM over their columns."""
+cdef bint batchable(Expression node) noexcept:
+    """Products with a batch-1 matrix; affine transforms with a bias vector and batch-1 matrices,
+    none of whose inputs is broadcast over the batch."""
     cdef Expression a
     cdef Py_ssize_t i
-    t = type(node)
-    if t is MatMul:
-        a = <Expression>node.args[0]
-        return (1, a.index) if a.d.bd == 1 else None
-    if t is not AffineTransform:
-        return None
+    if type(node) is MatMul:
+        return (<Expression>node.args[0]).d.bd == 1
+    if type(node) is not AffineTransform:
+        return False
     a = <Expression>node.args[0]
     if a.d.bd != 1 or total_size(&a.d) != rows(&node.d):
-        return None                            # a batched bias, or a matrix bias
-    key = [2, a.index]
+        return False                           # a batched bias, or a matrix bias
     for i in range(1, len(node.args), 2):
-        a = <Expression>node.args[i]
-        if a.d.bd != 1:
-            return None
-        key.append(a.index)
-        a = <Expression>node.args[i + 1]
-        if ncols(a) != ncols(node):
-            return None                        # a batch-1 input used for every batch element
-    return tuple(key)
+        if (<Expression>node.args[i]).d.bd != 1 or ncols(<Expression>node.args[i + 1]) != ncols(node):
+            return False                       # a batched matrix, or a batch-1 input used for all
+    return True
+
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    """The group key for autobatching (0: runs alone): products sharing their matrix, affine
+    transforms sharing their bias and matrices run as one GEMM per matrix over their columns."""
+    if not batchable(node):
+        return 0
+    if type(node) is MatMul:
+        return 2 + 4 * (<Expression>node.args[0]).index
+    cdef size_t key = 3 + 4 * <size_t>(<Expression>node.args[0]).index
+    cdef Py_ssize_t i
+    for i in range(1, len(node.args), 2):
+        key = key * 1000003 + <size_t>(<Expression>node.args[i]).index
+    return <Py_ssize_t>key if key else 3
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    """The exact test behind batch_key: the same kind and matrix (and bias and matrices)."""
+    cdef Py_ssize_t i
+    if type(x) is not type(y) or len(x.args) != len(y.args) or x.args[0] is not y.args[0]:
+        return False
+    if type(x) is AffineTransform:
+        for i in range(1, len(x.args), 2):
+            if x.args[i] is not y.args[i]:
+                return False
+    return True
 
 
 cdef int forward_batch(list group) except -1:
-    """C_j = [b +] W1 X1_j [+ W2 X2_j ...] for every node j of the group: the inputs gathered side
-    by side, one GEMM per matrix over all the columns, the results scattered back."""
+    """C_j = [b +] W1 X1_j [+ W2 X2_j ...] for every node j of the group: one GEMM per matrix over
+    all the columns, reading the inputs where they lie side by side (else gathered) and writing
+    where the group's values lie side by side (else scattered back)."""
     cdef Expression first = <Expression>group[0], W
     cdef bint affine = type(first) is AffineTransform
     cdef Py_ssize_t i, j, total = total_cols(group)
@@ -384,15 +403,17 @@ cdef int forward_batch(list group) except -1:
     for i in range(1 if affine else 0, len(first.args), 2):
         W = <Expression>first.args[i]
         kmax = max(kmax, cols(&W.d))
-    cdef float* C = work_buffer(<size_t>(m + kmax) * total)
-    cdef float* X = C + m * total
+    cdef float* C = node_values(group)
+    cdef float* X = work_buffer(<size_t>(kmax + (m if C == NULL else 0)) * total)
+    if C == NULL:
+        C = X + kmax * total
     if affine:
         for j in range(total):
             copy(m, (<Expression>first.args[0]).val, C + m * j)
     for i in range(1 if affine else 0, len(first.args), 2):
         W = <Expression>first.args[i]
         k = cols(&W.d)
-        gather_arg(group, i + 1, k, X)
-        gemm(False, False, m, <int>total, k, 1.0, W.val, m, X, k, 1.0 if affine else 0.0, C, m)
+        gemm(False, False, m, <int>total, k, 1.0, W.val, m, gather_arg(group, i + 1, k, X), k,
+             1.0 if affine else 0.0, C, m)
     scatter_values(group, m, C)
     return 0
