@@ -15,6 +15,8 @@ Profiling times every node's forward and backward (or every batch) into a table 
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
 """
 from cpython.list cimport PyList_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -39,8 +41,11 @@ cdef int _profiling = 0
 
 def configure(autobatch=0, profiling=0):
     """Install the runners the flags ask for (called by init; tests switch them here)."""
-    global _autobatch, _profiling
+    global _autobatch, _profiling, _concatenate
     _autobatch, _profiling = int(autobatch or 0), int(profiling or 0)
+    if _autobatch and _concatenate is None:
+        from dynet.nodes.select import Concatenate
+        _concatenate = Concatenate
     if _profiling and not _atexit_registered:
         _register_exit_report()
     cdef forward_runner fwd = NULL
@@ -215,7 +220,12 @@ cdef enum:
     FAM_NONE = 0      # runs alone
     FAM_MAP = 1       # elementwise.pyx: unary and binary maps
     FAM_PRODUCT = 2   # matmul.pyx: products and affine transforms
-    FAM_LSTM = 3      # lstm.pyx: LSTM gates
+    FAM_LSTM = 3      # lstm.pyx: LSTM gates (and cells, placed together but run one by one)
+    FAM_PLACED = 4    # concatenations: placed together (their consumers' arguments then lie side
+                      # by side) but run one by one
+
+# the node types of FAM_PLACED (set by configure: importing them here would be circular)
+cdef object _concatenate = None
 
 
 cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
@@ -229,8 +239,11 @@ cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
         family[0] = FAM_PRODUCT
         return key
     key = lstm.batch_key(node)
-    family[0] = FAM_LSTM if key else FAM_NONE
-    return key
+    if key:
+        family[0] = FAM_LSTM
+        return key
+    family[0] = FAM_PLACED if type(node) is _concatenate else FAM_NONE
+    return total_size(&node.d) * 2 + 1 if family[0] else 0
 
 
 cdef inline bint same_group(int family, Expression x, Expression y) noexcept:
@@ -238,7 +251,50 @@ cdef inline bint same_group(int family, Expression x, Expression y) noexcept:
         return elementwise.same_batch(x, y)
     if family == FAM_PRODUCT:
         return matmul.same_batch(x, y)
-    return lstm.same_batch(x, y)
+    if family == FAM_LSTM:
+        return lstm.same_batch(x, y)
+    return type(x) is type(y) and total_size(&x.d) == total_size(&y.d)
+
+
+cdef enum:
+    NEEDS_GRAD = 1
+    EXTERNAL = 2
+
+
+cdef extern from *:
+    """
+    #define DY_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    """
+    void prefetch "DY_PREFETCH"(const void* p) noexcept nogil
+
+
+cdef void* grown(void* p, size_t nbytes) except NULL:
+    cdef void* q = realloc(p, nbytes)
+    if q == NULL:
+        raise MemoryError("autobatch: cannot grow the plan")
+    return q
+
+
+cdef inline void prefetch_node(ComputationGraph cg, int index, int stage) noexcept:
+    """Ask for a node's memory ahead of its use (the plan's order jumps around memory, so the
+    hardware's prefetcher cannot guess it): stage 0 the node, 1 its argument tuple, 2 the
+    arguments (each stage reads what the previous one fetched)."""
+    cdef PyObject* node = <PyObject*>PyList_GET_ITEM(cg.nodes, index)
+    cdef PyObject* args
+    cdef Py_ssize_t i
+    if stage == 0:
+        prefetch(node)
+        prefetch(<char*>node + 64)
+        prefetch(<char*>node + 128)
+        return
+    args = <PyObject*>(<Expression>node).args
+    if stage == 1:
+        prefetch(args)
+        prefetch(<char*>args + 64)
+        return
+    for i in range(PyTuple_GET_SIZE(<object>args)):
+        prefetch(PyTuple_GET_ITEM(<object>args, i))
+        prefetch(<char*>PyTuple_GET_ITEM(<object>args, i) + 64)
 
 
 cdef class Plan:
@@ -246,6 +302,8 @@ cdef class Plan:
     begins. It covers the nodes base..covered-1, each once."""
     cdef int* order
     cdef unsigned char* starts
+    cdef int* sizes            # each node's total size and gradient flags (NEEDS_GRAD, EXTERNAL),
+    cdef unsigned char* flags  # so that laying out the gradients does not visit the nodes
     cdef int n, cap
     cdef int base, covered
     cdef int placed_upto       # nodes from here on have never had their values placed
@@ -253,22 +311,22 @@ cdef class Plan:
     def __dealloc__(self):
         free(self.order)
         free(self.starts)
+        free(self.sizes)
+        free(self.flags)
 
-    cdef int add(self, int index, bint starts_group) except -1:
-        cdef int* o
-        cdef unsigned char* st
+    cdef int add(self, Expression node, bint starts_group) except -1:
+        cdef int cap
         if self.n == self.cap:
-            self.cap = max(256, 2 * self.cap)
-            o = <int*>realloc(self.order, self.cap * sizeof(int))
-            if o == NULL:
-                raise MemoryError("autobatch: cannot grow the plan")
-            self.order = o
-            st = <unsigned char*>realloc(self.starts, self.cap)
-            if st == NULL:
-                raise MemoryError("autobatch: cannot grow the plan")
-            self.starts = st
-        self.order[self.n] = index
+            cap = max(256, 2 * self.cap)
+            self.order = <int*>grown(self.order, cap * sizeof(int))
+            self.sizes = <int*>grown(self.sizes, cap * sizeof(int))
+            self.starts = <unsigned char*>grown(self.starts, cap)
+            self.flags = <unsigned char*>grown(self.flags, cap)
+            self.cap = cap
+        self.order[self.n] = node.index
         self.starts[self.n] = starts_group
+        self.sizes[self.n] = <int>total_size(&node.d)
+        self.flags[self.n] = (NEEDS_GRAD if node.needs_grad else 0) | (EXTERNAL if node.external_grad else 0)
         self.n += 1
         return 0
 
@@ -282,6 +340,8 @@ cdef class Plan:
                 group_kept = False
             if self.order[p] < start:
                 self.order[k] = self.order[p]
+                self.sizes[k] = self.sizes[p]
+                self.flags[k] = self.flags[p]
                 self.starts[k] = not group_kept
                 group_kept = True
                 k += 1
@@ -359,11 +419,11 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
         (elementwise.backward_batch if backward else elementwise.forward_batch)(group)
     elif family == FAM_LSTM:
         (lstm.backward_batch if backward else lstm.forward_batch)(group)
-    elif not backward:
+    elif family == FAM_PRODUCT and not backward:
         matmul.forward_batch(group)
-    else:                                       # products defer their backward (matmul.pyx)
+    else:                   # one by one (products defer their backward to matmul's wide GEMMs)
         for node in group:
-            node.backward_impl()
+            node.backward_impl() if backward else node.forward_impl()
     if _profiling:
         t = now() - t
         for node in group:
@@ -468,7 +528,7 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                 if key == 0 or size == 1:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
                     run_one(cg, node, False)
-                    plan.add(node.index, True)
+                    plan.add(node, True)
                     continue
                 family = families[order[p]]
                 nxt[p] = -1
@@ -495,13 +555,13 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                 if count[g] == 1:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
                     run_one(cg, node, False)
-                    plan.add(node.index, True)
+                    plan.add(node, True)
                     continue
                 group = []
                 while p >= 0:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
                     group.append(node)
-                    plan.add(node.index, p == head[g])
+                    plan.add(node, p == head[g])
                     p = nxt[p]
                 place(cg, plan, group)
                 run_group(cg, group, families[order[head[g]]], False)
@@ -526,43 +586,56 @@ cdef int autobatch_layout(ComputationGraph cg, int n, bint full) except -1:
     cdef Arena pool = cg.bwd_of(<Device>PyList_GET_ITEM(cg.devices, 0))
     cdef size_t need = 0, run = 0
     cdef int p, q, i
+    cdef unsigned char f
     cdef Expression node
     cdef float* block
-    for p in range(plan.n + 1):               # a group's gradients are one allocation
-        if p == plan.n or plan.starts[p]:
-            need += (run + 15) & ~(<size_t>15)
-            run = 0
-            if p == plan.n:
-                break
-        if plan.order[p] < n:
-            node = <Expression>PyList_GET_ITEM(cg.nodes, plan.order[p])
-            if (full or node.needs_grad) and not node.external_grad:
-                run += total_size(&node.d)
-    pool.reset()
-    pool.reserve(need)
-    p = 0
-    while p < plan.n:
-        q, run = p + 1, 0
-        while q < plan.n and not plan.starts[q]:
-            q += 1
-        for i in range(p, q):
-            if plan.order[i] < n:
-                node = <Expression>PyList_GET_ITEM(cg.nodes, plan.order[i])
-                if (full or node.needs_grad) and not node.external_grad:
-                    run += total_size(&node.d)
-        block = pool.alloc(run) if run else NULL
-        for i in range(p, q):
-            if plan.order[i] >= n:
-                continue
-            node = <Expression>PyList_GET_ITEM(cg.nodes, plan.order[i])
-            if node.external_grad and node.needs_grad:
-                continue                      # parameters accumulate straight into their own grad
-            if (full or node.needs_grad) and not node.external_grad:
-                node.grad = block
-                block += total_size(&node.d)
+    # as _layout_gradients_one_device: a gradient for what needs one (every node with `full`), none
+    # for parameters (they accumulate into their own) and NULL for the rest
+    cdef unsigned char* wants = <unsigned char*>malloc(plan.n + 1)
+    if wants == NULL:
+        raise MemoryError("autobatch: cannot lay out the gradients")
+    try:
+        for p in range(plan.n):
+            f = plan.flags[p]
+            if plan.order[p] >= n or (f & EXTERNAL and f & NEEDS_GRAD):
+                wants[p] = 0                      # left as it is
+            elif full or f & NEEDS_GRAD:
+                wants[p] = 1
             else:
-                node.grad = NULL
-        p = q
+                wants[p] = 2                      # NULL
+        for p in range(plan.n + 1):               # a group's gradients are one allocation
+            if p == plan.n or plan.starts[p]:
+                need += (run + 15) & ~(<size_t>15)
+                run = 0
+                if p == plan.n:
+                    break
+            if wants[p] == 1:
+                run += plan.sizes[p]
+        pool.reset()
+        pool.reserve(need)
+        p = 0
+        while p < plan.n:
+            q, run = p + 1, 0
+            while q < plan.n and not plan.starts[q]:
+                q += 1
+            for i in range(p, q):
+                if wants[i] == 1:
+                    run += plan.sizes[i]
+            block = pool.alloc(run) if run else NULL
+            for i in range(p, q):
+                if i + 8 < plan.n and wants[i + 8]:
+                    prefetch_node(cg, plan.order[i + 8], 0)
+                if wants[i] == 0:
+                    continue
+                node = <Expression>PyList_GET_ITEM(cg.nodes, plan.order[i])
+                if wants[i] == 1:
+                    node.grad = block
+                    block += plan.sizes[i]
+                else:
+                    node.grad = NULL
+            p = q
+    finally:
+        free(wants)
     pool.zero_used()
     return 0
 
@@ -590,6 +663,13 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
         group = None
         node = None
         for i in range(p - 1, q - 1, -1):
+            if planned:
+                if i >= 12 and plan.order[i - 12] < n:
+                    prefetch_node(cg, plan.order[i - 12], 0)
+                if i >= 8 and plan.order[i - 8] < n:
+                    prefetch_node(cg, plan.order[i - 8], 1)
+                if i >= 4 and plan.order[i - 4] < n:
+                    prefetch_node(cg, plan.order[i - 4], 2)
             idx = plan.order[i] if planned else i
             if idx >= n or not seen[idx]:
                 continue

@@ -8,7 +8,7 @@ The builders also use two internal variants: no previous h (the first step of a 
 DyNet drops the recurrent term) and no previous c.
 """
 cimport cython
-from dynet.core.dim cimport make_dim1, rows, cols, dim_str
+from dynet.core.dim cimport make_dim1, rows, cols, dim_str, total_size
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
@@ -547,19 +547,39 @@ cdef bint batchable(Expression node) noexcept:
     return g.Wx().d.bd == 1 and g.Wh().d.bd == 1 and g.bias().d.bd == 1
 
 
+cdef inline Expression cell_gates(Expression node):
+    """The gates a cell (VanillaLSTMC: args gates, c_tm1; VanillaLSTMH: args c_t, gates) reads."""
+    return <Expression>node.args[0 if type(node) is VanillaLSTMC else 1]
+
+
+cdef inline Py_ssize_t cell_layer(Expression node) noexcept:
+    """A cell's LSTM, told by its gates' input matrix (-1: gates not of a VanillaLSTMGates)."""
+    cdef Expression g = cell_gates(node)
+    return (<VanillaLSTMGates>g).Wx().index if type(g) is VanillaLSTMGates else -1
+
+
 cdef Py_ssize_t batch_key(Expression node) noexcept:
-    """The group key for autobatching (0: runs alone): gates group by their parameters."""
+    """The group key for autobatching (0: runs alone): gates group by their parameters; the c and
+    h cells of one LSTM (one step of many sequences) group to be placed side by side, so that the
+    next step's gates find their h side by side, but run one by one."""
+    cdef VanillaLSTMGates g
+    if type(node) is VanillaLSTMC or type(node) is VanillaLSTMH:
+        return <Py_ssize_t>(((<size_t>cell_layer(node) * 1000003 + <size_t>total_size(&node.d)) * 4
+                             + (type(node) is VanillaLSTMH)) * 4 + 2)
     if not batchable(node):
         return 0
-    cdef VanillaLSTMGates g = <VanillaLSTMGates>node
+    g = <VanillaLSTMGates>node
     return <Py_ssize_t>(((<size_t>g.Wx().index * 1000003 + <size_t>g.Wh().index) * 1000003
                          + <size_t>g.bias().index) * 2 + g.has_h) | 1
 
 
 cdef bint same_batch(Expression x, Expression y) noexcept:
-    """The exact test behind batch_key: the same parameters, recurrence and forget bias."""
+    """The exact test behind batch_key: the same parameters, recurrence and forget bias (cells:
+    the same LSTM and size)."""
     if type(x) is not type(y):
         return False
+    if type(x) is not VanillaLSTMGates:
+        return cell_layer(x) == cell_layer(y) and total_size(&x.d) == total_size(&y.d)
     cdef VanillaLSTMGates a = <VanillaLSTMGates>x, b = <VanillaLSTMGates>y
     return (a.Wx() is b.Wx() and a.Wh() is b.Wh() and a.bias() is b.bias() and a.has_h == b.has_h
             and a.forget_bias == b.forget_bias)
@@ -568,6 +588,11 @@ cdef bint same_batch(Expression x, Expression y) noexcept:
 cdef int forward_batch(list group) except -1:
     """forward_impl for all the group's cells at once: the bias and forget bias, Wx [x_1 .. x_n]
     and Wh [h_1 .. h_n] as one GEMM each, the activations column by column."""
+    cdef Expression node
+    if type(group[0]) is not VanillaLSTMGates:           # cells: one by one
+        for node in group:
+            node.forward_impl()
+        return 0
     cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0]
     cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias()
     cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
@@ -595,6 +620,11 @@ cdef int backward_batch(list group) except -1:
     """backward_impl for all the group's cells at once (their gradients complete): the
     pre-activation gradients side by side, then dWx, dWh, the input and recurrent gradients as one
     GEMM each over all the columns."""
+    cdef Expression node
+    if type(group[0]) is not VanillaLSTMGates:           # cells: one by one
+        for node in group:
+            node.backward_impl()
+        return 0
     cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0], g
     cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias(), a
     cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
