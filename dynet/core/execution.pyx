@@ -434,31 +434,45 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
     return 0
 
 
-cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize_t* keys=NULL,
-                   int* families=NULL) except NULL:
+cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize_t* keys,
+                   int* families) except NULL:
     """The nodes start..start+n-1 ordered by (level, index), a node's level being 1 + the deepest
     level among its arguments in that range (a counting sort). Returns one malloc'ed block: the
-    order (n ints), then the end of each level (*nlevels ints); the caller frees it. With `keys`,
-    also each node's group key and family (in this pass, which walks the nodes in memory order)."""
+    order (n ints), then the end of each level (*nlevels ints); the caller frees it. Also each
+    node's group key and family (in this pass, which walks the nodes in memory order).
+
+    A map's key also takes in its arguments' own keys (their producers): logistic(W_i x + b_i)
+    and logistic(W_o x + b_o) then form two groups, each reading its affine group's values side
+    by side and written side by side for its own consumers, where one group of both would
+    interleave them and leave every consumer to gather."""
     cdef int i, d, da, maxd = 0
     cdef Expression node, a
+    cdef size_t key
     cdef int* depth = <int*>malloc(n * sizeof(int))
+    cdef Py_ssize_t* own = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))     # keys before mixing
     cdef int* block = NULL
     cdef int* ends
-    if depth == NULL:
-        raise MemoryError("autobatch: cannot allocate the schedule")
     try:
+        if depth == NULL or own == NULL:
+            raise MemoryError("autobatch: cannot allocate the schedule")
         for i in range(n):
+            if i + 8 < n:                     # node objects lie wherever the allocator put them
+                prefetch_node(cg, start + i + 8, 0)
+            if i + 4 < n:
+                prefetch_node(cg, start + i + 4, 1)
             node = <Expression>PyList_GET_ITEM(cg.nodes, start + i)
+            own[i] = group_key(node, families + i)
+            key = <size_t>own[i]
             d = 0
             for a in node.args:
                 if a.index >= start:
                     da = depth[a.index - start] + 1
                     if da > d:
                         d = da
+                    if families[i] == FAM_MAP:
+                        key = key * <size_t>0x100000001B3 + <size_t>own[a.index - start]
             depth[i] = d
-            if keys != NULL:
-                keys[i] = group_key(node, families + i)
+            keys[i] = <Py_ssize_t>key if key or not own[i] else 1
             if d > maxd:
                 maxd = d
         block = <int*>calloc(n + maxd + 2, sizeof(int))
@@ -478,6 +492,7 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
         return block
     finally:
         free(depth)
+        free(own)
 
 
 cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
@@ -524,6 +539,10 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
             while i < ends[d]:
                 p = i
                 i += 1
+                if p + 8 < n:
+                    prefetch_node(cg, start + order[p + 8], 0)
+                if p + 4 < n:
+                    prefetch_node(cg, start + order[p + 4], 1)
                 key = keys[order[p]]
                 if key == 0 or size == 1:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
@@ -569,6 +588,9 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
         plan.covered = index + 1
         if plan.placed_upto < index + 1:
             plan.placed_upto = index + 1
+    except BaseException:
+        plan.forget_from(start)                # these nodes run again next time
+        raise
     finally:
         free(order)
         free(table)
