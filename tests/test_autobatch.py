@@ -264,3 +264,34 @@ def test_recalculation_keeps_the_values_in_place():
     for _ in range(5):
         assert loss.value(recalculate=True) == pytest.approx(first, rel=1e-6)
     assert dy.cg().memory["forward"] == used
+
+
+def test_threads_each_keep_their_own_plan():
+    """Each thread's graph has its own plan: autobatched graphs built and run in several threads at
+    once give the values the plain executor gives."""
+    import threading
+    m = dy.ParameterCollection()
+    params = make_tree_params(m)
+    execution.configure(0, 0)
+    want = []
+    for k in range(4):
+        dy.renew_cg()
+        want.append(tree_lstm_loss(m, params, TREES[k:] + TREES[:k]).value())
+    execution.configure(1, 0)
+    got, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(5):
+                dy.renew_cg()
+                got[k] = tree_lstm_loss(m, params, TREES[k:] + TREES[:k]).value()
+        except BaseException as e:       # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(4):
+        assert got[k] == pytest.approx(want[k], rel=1e-5)

@@ -305,6 +305,7 @@ cdef class Plan:
     cdef int* sizes            # each node's total size and gradient flags (NEEDS_GRAD, EXTERNAL),
     cdef unsigned char* flags  # so that laying out the gradients does not visit the nodes
     cdef int n, cap
+    cdef int version           # the graph's version it belongs to
     cdef int base, covered
     cdef int placed_upto       # nodes from here on have never had their values placed
 
@@ -352,19 +353,34 @@ cdef class Plan:
             self.covered = start
 
 
-# one plan per graph version (each thread has its graph); the oldest are dropped beyond a few
+# One plan per graph object (each thread has its own, kept across renew_cg, so the plan's arrays
+# are reused graph after graph), for the graph's current version. Beyond a few graph objects (threads
+# come and go) the oldest plan is dropped.
 cdef dict _plans = {}
-cdef int MAX_PLANS = 32
+cdef int MAX_PLANS = 64
+
+
+cdef Plan plan_of(ComputationGraph cg):
+    """The plan of the graph's current version, if it covers nodes from 0 on; else None."""
+    cdef Plan plan = _plans.get(<size_t><void*>cg)
+    if plan is None or plan.version != cg._version or plan.base != 0:
+        return None
+    return plan
 
 
 cdef Plan plan_for(ComputationGraph cg, int start):
-    cdef Plan plan = _plans.get(cg._version)
+    """The plan to which a forward pass from node `start` on adds."""
+    cdef Plan plan = _plans.get(<size_t><void*>cg)
     if plan is None:
         if len(_plans) >= MAX_PLANS:
             del _plans[next(iter(_plans))]
         plan = Plan.__new__(Plan)
+        plan.version = -1
+        _plans[<size_t><void*>cg] = plan
+    if plan.version != cg._version:            # a new graph
+        plan.version = cg._version
+        plan.n = 0
         plan.base = plan.covered = plan.placed_upto = start
-        _plans[cg._version] = plan
     elif start < plan.covered:
         plan.forget_from(start)
     elif start > plan.covered:                 # nodes between ran without the plan: start anew
@@ -602,8 +618,8 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
 cdef int autobatch_layout(ComputationGraph cg, int n, bint full) except -1:
     """The gradients of nodes 0..n-1 in plan order, each group's side by side (as their values), in
     one block of the backward pool zeroed at once; the plain layout where there is no plan."""
-    cdef Plan plan = _plans.get(cg._version)
-    if plan is None or plan.base != 0 or plan.covered < n:
+    cdef Plan plan = plan_of(cg)
+    if plan is None or plan.covered < n:
         return cg._layout_gradients_one_device(n, full)
     cdef Arena pool = cg.bwd_of(<Device>PyList_GET_ITEM(cg.devices, 0))
     cdef size_t need = 0, run = 0
@@ -672,8 +688,8 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
     cdef list group
     cdef bytearray reached = bytearray(n)
     cdef unsigned char* seen = reached
-    cdef Plan plan = _plans.get(cg._version)
-    cdef bint planned = plan is not None and plan.base == 0 and plan.covered >= n
+    cdef Plan plan = plan_of(cg)
+    cdef bint planned = plan is not None and plan.covered >= n
     cdef double t, t_deferred = 0.0
     run_backward_hooks(True)
     seen[n - 1] = 1
