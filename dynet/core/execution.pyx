@@ -266,6 +266,22 @@ cdef extern from *:
     #define DY_PREFETCH(p) __builtin_prefetch((const void*)(p))
     """
     void prefetch "DY_PREFETCH"(const void* p) noexcept nogil
+    # borrowed pointers, without reference counting: a prefetch must not write to the object
+    PyObject* list_item "PyList_GET_ITEM"(object lst, Py_ssize_t i) noexcept
+    PyObject* tuple_item "PyTuple_GET_ITEM"(PyObject* tup, Py_ssize_t i) noexcept
+    Py_ssize_t tuple_size "PyTuple_GET_SIZE"(PyObject* tup) noexcept
+
+
+cdef void prefetch_group(ComputationGraph cg, int start, const int* order, const int* nxt,
+                         int p) noexcept:
+    """prefetch_node's three stages for every member of a group (the chain from position p), a
+    stage at a time: the members' memory arrives in parallel, not one miss after another."""
+    cdef int stage, q
+    for stage in range(3):
+        q = p
+        while q >= 0:
+            prefetch_node(cg, start + order[q], stage)
+            q = nxt[q]
 
 
 cdef void* grown(void* p, size_t nbytes) except NULL:
@@ -279,7 +295,7 @@ cdef inline void prefetch_node(ComputationGraph cg, int index, int stage) noexce
     """Ask for a node's memory ahead of its use (the plan's order jumps around memory, so the
     hardware's prefetcher cannot guess it): stage 0 the node, 1 its argument tuple, 2 the
     arguments (each stage reads what the previous one fetched)."""
-    cdef PyObject* node = <PyObject*>PyList_GET_ITEM(cg.nodes, index)
+    cdef PyObject* node = list_item(cg.nodes, index)
     cdef PyObject* args
     cdef Py_ssize_t i
     if stage == 0:
@@ -292,9 +308,9 @@ cdef inline void prefetch_node(ComputationGraph cg, int index, int stage) noexce
         prefetch(args)
         prefetch(<char*>args + 64)
         return
-    for i in range(PyTuple_GET_SIZE(<object>args)):
-        prefetch(PyTuple_GET_ITEM(<object>args, i))
-        prefetch(<char*>PyTuple_GET_ITEM(<object>args, i) + 64)
+    for i in range(tuple_size(args)):
+        prefetch(tuple_item(args, i))
+        prefetch(<char*>tuple_item(args, i) + 64)
 
 
 cdef class Plan:
@@ -315,7 +331,7 @@ cdef class Plan:
         free(self.sizes)
         free(self.flags)
 
-    cdef int add(self, Expression node, bint starts_group) except -1:
+    cdef int add(self, int index, bint starts_group, int size, unsigned char flags) except -1:
         cdef int cap
         if self.n == self.cap:
             cap = max(256, 2 * self.cap)
@@ -324,10 +340,10 @@ cdef class Plan:
             self.starts = <unsigned char*>grown(self.starts, cap)
             self.flags = <unsigned char*>grown(self.flags, cap)
             self.cap = cap
-        self.order[self.n] = node.index
+        self.order[self.n] = index
         self.starts[self.n] = starts_group
-        self.sizes[self.n] = <int>total_size(&node.d)
-        self.flags[self.n] = (NEEDS_GRAD if node.needs_grad else 0) | (EXTERNAL if node.external_grad else 0)
+        self.sizes[self.n] = size
+        self.flags[self.n] = flags
         self.n += 1
         return 0
 
@@ -451,11 +467,12 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
 
 
 cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize_t* keys,
-                   int* families) except NULL:
+                   int* families, int* sizes, unsigned char* flags) except NULL:
     """The nodes start..start+n-1 ordered by (level, index), a node's level being 1 + the deepest
     level among its arguments in that range (a counting sort). Returns one malloc'ed block: the
     order (n ints), then the end of each level (*nlevels ints); the caller frees it. Also each
-    node's group key and family (in this pass, which walks the nodes in memory order).
+    node's group key and family, size and gradient flags (in this pass, which walks the nodes in
+    index order: the later passes then read them without visiting the nodes).
 
     A map's key also takes in its arguments' own keys (their producers): logistic(W_i x + b_i)
     and logistic(W_o x + b_o) then form two groups, each reading its affine group's values side
@@ -472,12 +489,14 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
         if depth == NULL or own == NULL:
             raise MemoryError("autobatch: cannot allocate the schedule")
         for i in range(n):
-            if i + 8 < n:                     # node objects lie wherever the allocator put them
-                prefetch_node(cg, start + i + 8, 0)
-            if i + 4 < n:
-                prefetch_node(cg, start + i + 4, 1)
+            if i + 16 < n:                    # node objects lie wherever the allocator put them
+                prefetch_node(cg, start + i + 16, 0)
+            if i + 8 < n:
+                prefetch_node(cg, start + i + 8, 1)
             node = <Expression>PyList_GET_ITEM(cg.nodes, start + i)
             own[i] = group_key(node, families + i)
+            sizes[i] = <int>total_size(&node.d)
+            flags[i] = (NEEDS_GRAD if node.needs_grad else 0) | (EXTERNAL if node.external_grad else 0)
             key = <size_t>own[i]
             d = 0
             for a in node.args:
@@ -526,18 +545,20 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
     # by node (offset from start): group key and family; by position in the schedule: next member
     # of its group; by group: first and last member, size; and a level's open-addressing table
     cdef Py_ssize_t* keys = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
-    cdef int* families = <int*>malloc(5 * n * sizeof(int))
+    cdef int* families = <int*>malloc(6 * n * sizeof(int) + n)
     cdef int* nxt = families + n
     cdef int* head = nxt + n
     cdef int* tail = head + n
     cdef int* count = tail + n
+    cdef int* sizes = count + n
+    cdef unsigned char* flags = <unsigned char*>(sizes + n)
     cdef int* table = NULL
     cdef int* order = NULL
     cdef int* ends
     try:
         if keys == NULL or families == NULL:
             raise MemoryError("autobatch: cannot allocate the groups")
-        order = schedule(cg, start, n, &nlevels, keys, families)
+        order = schedule(cg, start, n, &nlevels, keys, families, sizes, flags)
         ends = order + n + 1
         for d in range(nlevels):
             widest = max(widest, ends[d] - (ends[d - 1] if d > 0 else 0))
@@ -555,15 +576,13 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
             while i < ends[d]:
                 p = i
                 i += 1
-                if p + 8 < n:
-                    prefetch_node(cg, start + order[p + 8], 0)
-                if p + 4 < n:
-                    prefetch_node(cg, start + order[p + 4], 1)
+                if p + 16 < n:                    # same_group reads the node
+                    prefetch_node(cg, start + order[p + 16], 0)
                 key = keys[order[p]]
                 if key == 0 or size == 1:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
                     run_one(cg, node, False)
-                    plan.add(node, True)
+                    plan.add(start + order[p], True, sizes[order[p]], flags[order[p]])
                     continue
                 family = families[order[p]]
                 nxt[p] = -1
@@ -590,13 +609,13 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                 if count[g] == 1:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
                     run_one(cg, node, False)
-                    plan.add(node, True)
+                    plan.add(start + order[p], True, sizes[order[p]], flags[order[p]])
                     continue
+                prefetch_group(cg, start, order, nxt, p)
                 group = []
                 while p >= 0:
-                    node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
-                    group.append(node)
-                    plan.add(node, p == head[g])
+                    group.append(<object>list_item(cg.nodes, start + order[p]))
+                    plan.add(start + order[p], p == head[g], sizes[order[p]], flags[order[p]])
                     p = nxt[p]
                 place(cg, plan, group)
                 run_group(cg, group, families[order[head[g]]], False)
@@ -702,12 +721,12 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
         node = None
         for i in range(p - 1, q - 1, -1):
             if planned:
-                if i >= 12 and plan.order[i - 12] < n:
-                    prefetch_node(cg, plan.order[i - 12], 0)
+                if i >= 24 and plan.order[i - 24] < n:
+                    prefetch_node(cg, plan.order[i - 24], 0)
+                if i >= 16 and plan.order[i - 16] < n:
+                    prefetch_node(cg, plan.order[i - 16], 1)
                 if i >= 8 and plan.order[i - 8] < n:
-                    prefetch_node(cg, plan.order[i - 8], 1)
-                if i >= 4 and plan.order[i - 4] < n:
-                    prefetch_node(cg, plan.order[i - 4], 2)
+                    prefetch_node(cg, plan.order[i - 8], 2)
             idx = plan.order[i] if planned else i
             if idx >= n or not seen[idx]:
                 continue
