@@ -15,7 +15,6 @@ Profiling times every node's forward and backward (or every batch) into a table 
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
 """
 from cpython.list cimport PyList_GET_ITEM
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
