@@ -40,11 +40,12 @@ cdef int _profiling = 0
 
 def configure(autobatch=0, profiling=0):
     """Install the runners the flags ask for (called by init; tests switch them here)."""
-    global _autobatch, _profiling, _concatenate
+    global _autobatch, _profiling, _concatenate, _lookup
     _autobatch, _profiling = int(autobatch or 0), int(profiling or 0)
     if _autobatch and _concatenate is None:
         from dynet.nodes.select import Concatenate
-        _concatenate = Concatenate
+        from dynet.core.params import LookupNode
+        _concatenate, _lookup = Concatenate, LookupNode
     if _profiling and not _atexit_registered:
         _register_exit_report()
     cdef forward_runner fwd = NULL
@@ -220,11 +221,12 @@ cdef enum:
     FAM_MAP = 1       # elementwise.pyx: unary and binary maps
     FAM_PRODUCT = 2   # matmul.pyx: products and affine transforms
     FAM_LSTM = 3      # lstm.pyx: LSTM gates (and cells, placed together but run one by one)
-    FAM_PLACED = 4    # concatenations: placed together (their consumers' arguments then lie side
-                      # by side) but run one by one
+    FAM_PLACED = 4    # concatenations and lookups: placed together (their consumers' arguments
+                      # then lie side by side) but run one by one
 
 # the node types of FAM_PLACED (set by configure: importing them here would be circular)
 cdef object _concatenate = None
+cdef object _lookup = None
 
 
 cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
@@ -241,7 +243,7 @@ cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
     if key:
         family[0] = FAM_LSTM
         return key
-    family[0] = FAM_PLACED if type(node) is _concatenate else FAM_NONE
+    family[0] = FAM_PLACED if type(node) is _concatenate or type(node) is _lookup else FAM_NONE
     return total_size(&node.d) * 2 + 1 if family[0] else 0
 
 
