@@ -295,3 +295,31 @@ def test_threads_each_keep_their_own_plan():
     assert not errors
     for k in range(4):
         assert got[k] == pytest.approx(want[k], rel=1e-5)
+
+
+def run_products(autobatch):
+    """Products sharing a matrix in one level whose inputs partly need gradients (parameters, the
+    matrix itself) and partly not (inputs), and affine transforms sharing bias and matrix."""
+    execution.configure(autobatch, 0)
+    m = dy.ParameterCollection()
+    rng = np.random.default_rng(7)
+    W = m.add_parameters((4, 4), init=dy.NumpyInitializer(rng.normal(size=(4, 4))))
+    b = m.add_parameters(4, init=dy.NumpyInitializer(rng.normal(size=4)))
+    ps = [m.add_parameters(4, init=dy.NumpyInitializer(rng.normal(size=4))) for _ in range(3)]
+    dy.renew_cg()
+    xs = [dy.inputVector(list(rng.normal(size=4))) for _ in range(3)]
+    outs = [W * x for x in xs] + [W * dy.tanh(x) for x in xs] + [W * dy.tanh(p) for p in ps] + \
+        [dy.sum_cols(W * W)] + \
+        [dy.affine_transform([b, W, dy.tanh(p)]) for p in ps]
+    loss = dy.sum_elems(dy.esum([dy.cmult(o, o) for o in outs]))
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in m.parameters_list()]
+
+
+def test_product_groups_backward_equals_plain():
+    v0, g0 = run_products(0)
+    v1, g1 = run_products(1)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -452,9 +452,9 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
         (elementwise.backward_batch if backward else elementwise.forward_batch)(group)
     elif family == FAM_LSTM:
         (lstm.backward_batch if backward else lstm.forward_batch)(group)
-    elif family == FAM_PRODUCT and not backward:
-        matmul.forward_batch(group)
-    else:                   # one by one (products defer their backward to matmul's wide GEMMs)
+    elif family == FAM_PRODUCT:
+        (matmul.backward_batch if backward else matmul.forward_batch)(group)
+    else:                                       # cells, concatenations, lookups: one by one
         for node in group:
             node.backward_impl() if backward else node.forward_impl()
     if _profiling:

@@ -21,7 +21,8 @@ from dynet.core.graph cimport (Expression, add_node, as_expr, as_expr_tuple, set
                                set_backward_hooks)
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, add_to, copy, SMALL_GEMM
-from dynet.core.batching cimport ncols, total_cols, gather_arg, scatter_values, node_values
+from dynet.core.batching cimport (ncols, total_cols, gather_arg, scatter_values, node_values,
+                                  side_by_side)
 from dynet.kernels import generic
 
 
@@ -427,4 +428,56 @@ cdef int forward_batch(list group) except -1:
         gemm(False, False, m, <int>total, k, 1.0, W.val, m, gather_arg(group, i + 1, k, X), k,
              1.0 if affine else 0.0, C, m)
     scatter_values(group, m, C)
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    """The backward of a group (as forward_batch ran it), where the group's gradients lie side by
+    side: for each matrix, dW += dC X^T and dX += W^T dC as one GEMM each over all the columns (the
+    inputs read in place or gathered; their gradients added in place or through a buffer), the
+    bias's as one sum. Node by node otherwise (and matmul's deferral as without autobatching)."""
+    cdef Expression first = <Expression>group[0], node, W, x
+    cdef bint affine = type(first) is AffineTransform
+    cdef float* dC = side_by_side(group, -1, True)
+    cdef Py_ssize_t i, j, off, n, total = total_cols(group)
+    cdef int m = rows(&first.d), k, kmax = 0
+    cdef float* buf
+    cdef float* dX
+    cdef Expression bias
+    for i in range(1 if affine else 0, len(first.args), 2):
+        kmax = max(kmax, cols(&(<Expression>first.args[i]).d))
+        for node in group:                     # each input's gradient: all wanted or none
+            x = <Expression>node.args[i + 1]
+            if (x.grad == NULL) != ((<Expression>first.args[i + 1]).grad == NULL):
+                dC = NULL
+    if dC == NULL:
+        for node in group:
+            node.backward_impl()
+        return 0
+    if affine:
+        bias = <Expression>first.args[0]
+        if bias.grad != NULL:
+            for j in range(total):
+                add_to(m, dC + m * j, bias.grad)
+    buf = work_buffer(<size_t>2 * kmax * total)
+    for i in range(1 if affine else 0, len(first.args), 2):
+        W = <Expression>first.args[i]
+        k = cols(&W.d)
+        if W.grad != NULL:
+            gemm(False, True, m, k, <int>total, 1.0, dC, m, gather_arg(group, i + 1, k, buf), k, 1.0,
+                 W.grad, m)
+        if (<Expression>first.args[i + 1]).grad == NULL:
+            continue
+        dX = side_by_side(group, i + 1, True)
+        if dX != NULL:                         # the inputs' gradients are one block: add there
+            gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 1.0, dX, k)
+            continue
+        dX = buf + kmax * total
+        gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 0.0, dX, k)
+        off = 0
+        for node in group:
+            x = <Expression>node.args[i + 1]
+            n = k * ncols(x)
+            add_to(n, dX + off, x.grad)
+            off += n
     return 0
