@@ -573,6 +573,12 @@ def dropout_mask(xp, n, p):
     return keep.astype(xp.float32) * (1.0 / (1.0 - p) if p < 1 else 0.0)
 
 
+def gaussian_noise(xp, n, stddev):
+    """n draws of N(0, stddev^2) in float32, drawn as the typed node draws them (float32 standard
+    normals times stddev), so a seed gives the same noise on both paths."""
+    return random_source(xp).standard_normal(n, dtype=xp.float32) * xp.float32(stddev)
+
+
 def masked(x, mask, pre, rep):
     """x * mask, one mask entry shared by `rep` consecutive blocks of `pre` values: x viewed as
     (pre, rep, rest), the mask as (pre, 1, rest)."""
