@@ -135,6 +135,71 @@ def test_reduction_values():
     assert dy.sum_dim(xb, [0]).dim() == ((1,), 4)
 
 
+REDUCTIONS = {   # name: (ours(x, dims, b), NumPy over the axes (axes=(): none))
+    "sum": (lambda x, d, b: dy.sum_dim(x, d, b), lambda a, ax: a.sum(axis=ax)),
+    "mean": (lambda x, d, b: dy.mean_dim(x, d, b), lambda a, ax: a.mean(axis=ax)),
+    "moment3": (lambda x, d, b: dy.moment_dim(x, d, 3, b), lambda a, ax: (a ** 3).mean(axis=ax)),
+    "std": (lambda x, d, b: dy.std_dim(x, d, b), lambda a, ax: a.std(axis=ax)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@pytest.mark.parametrize("shape", [(3, 1, 4, 2), (300, 2), (2, 300)])
+def test_reductions_over_every_set_of_dimensions(name, shape):
+    """Every subset of the dimensions, with and without the batch: a size-1 dimension, reduced runs
+    and kept runs in any order, blocks longer than the kernel's chunk (300 values); values and the
+    gradients of sum(out * R) against NumPy (R projects the output so every value counts)."""
+    ours, ref = REDUCTIONS[name]
+    rng = np.random.default_rng(4)
+    bd = 3
+    x = rng.uniform(-1, 1, shape + (bd,))
+    nd = len(shape)
+    for mask in range(1 << nd):
+        dims = [k for k in range(nd) if mask >> k & 1]
+        for b in (False, True):
+            axes = tuple(dims) + ((nd,) if b else ())
+            want = ref(x, axes)
+            dy.renew_cg()
+            e = dy.inputTensor(x, batched=True)
+            out = ours(e, dims, b)
+            got = out.npvalue().reshape(want.shape, order="F")
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{name} {dims} b={b}")
+            proj = rng.uniform(-1, 1, want.shape)
+            pe = dy.inputTensor(proj.reshape(out.npvalue().shape, order="F"), batched=not b)
+            dy.sum_batches(dy.sum_elems(dy.cmult(out, pe))).backward(full=True)
+            # d/dx of sum(out * R): central differences of the NumPy reduction in float64
+            g = e.gradient().reshape(x.shape, order="F")
+            for flat in rng.choice(x.size, 4, replace=False):
+                i = np.unravel_index(flat, x.shape)
+                up, down = x.copy(), x.copy()
+                up[i] += 1e-4
+                down[i] -= 1e-4
+                fd = (np.sum(proj * ref(up, axes)) - np.sum(proj * ref(down, axes))) / 2e-4
+                assert abs(g[i] - fd) <= 1e-3 + 1e-2 * abs(fd), (name, dims, b, i, g[i], fd)
+
+
+@pytest.mark.parametrize("op,ref", [("max_dim", np.max), ("min_dim", np.min),
+                                    ("logsumexp_dim", lambda a, axis: np.log(np.exp(a).sum(axis=axis)))])
+@pytest.mark.parametrize("shape", [(3, 1, 4), (300, 2), (2, 300)])
+def test_single_dimension_reductions_over_each_dimension(op, ref, shape):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, shape + (2,))
+    for d in range(len(shape)):
+        dy.renew_cg()
+        e = dy.inputTensor(x, batched=True)
+        out = getattr(dy, op)(e, d)
+        want = ref(x, axis=d)
+        np.testing.assert_allclose(out.npvalue().reshape(want.shape, order="F"), want, rtol=1e-5,
+                                   atol=1e-6, err_msg=f"{op} d={d}")
+        dy.sum_batches(dy.sum_elems(out)).backward(full=True)
+        g = e.gradient().reshape(x.shape, order="F")
+        if op == "logsumexp_dim":
+            expect = np.exp(x - np.expand_dims(np.log(np.exp(x).sum(axis=d)), d))
+        else:   # one value of each reduced line gets the gradient: the extreme one
+            expect = (x == np.expand_dims(want, d)).astype(float)
+        np.testing.assert_allclose(g, expect, rtol=1e-5, atol=1e-6, err_msg=f"{op} d={d}")
+
+
 def test_loss_values():
     dy.renew_cg()
     x = dy.inputTensor([0.5, 1.0, -0.2, 0.9])
