@@ -200,6 +200,23 @@ def test_single_dimension_reductions_over_each_dimension(op, ref, shape):
         np.testing.assert_allclose(g, expect, rtol=1e-5, atol=1e-6, err_msg=f"{op} d={d}")
 
 
+def test_binary_log_loss_logs_are_accurate_over_the_whole_interval():
+    """binary_log_loss's vectorised ln x and ln(1 - x) (kernels/cpu.pxd fast_log, fast_log1p)
+    against float64 at the clipped float32 x: near 0, near 1 (where 1 - x rounds), and between;
+    the gradient with respect to the targets is ln(1 - x) - ln x."""
+    rng = np.random.default_rng(6)
+    x = np.float32(np.concatenate([np.geomspace(1e-9, 0.5, 3000), 1 - np.geomspace(1e-8, 0.5, 3000),
+                                   rng.uniform(0, 1, 3000)]))
+    xc = np.clip(x, np.float32(1e-7), np.float32(1 - 1e-7)).astype(np.float64)
+    for target, want in ((1.0, -np.log(xc)), (0.0, -np.log1p(-xc))):
+        dy.renew_cg()
+        y = dy.inputTensor(np.full((1, x.size), target), batched=True)
+        loss = dy.binary_log_loss(dy.inputTensor(x.reshape(1, -1).astype(np.float64), batched=True), y)
+        np.testing.assert_allclose(loss.npvalue().ravel(), want, rtol=5e-7)
+        dy.sum_batches(loss).backward(full=True)
+        np.testing.assert_allclose(y.gradient().ravel(), np.log1p(-xc) - np.log(xc), rtol=5e-7, atol=2e-7)
+
+
 def test_loss_values():
     dy.renew_cg()
     x = dy.inputTensor([0.5, 1.0, -0.2, 0.9])

@@ -7,15 +7,18 @@ same messages. Vectors are handled per batch element; a batch-1 argument is broa
 gradient sums over the batch.
 """
 cimport cython
-from libc.math cimport logf, log1pf, exp, lgamma
+from libc.math cimport exp, lgamma
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str, same_shape, truncated
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
+from dynet.kernels.cpu cimport fast_log, fast_log1p, sum_of
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
 import numpy as np
 from dynet.nodes import losses
 
 cdef float LOG_EPS = 1e-7       # binary_log_loss clips x to [eps, 1 - eps], as DyNet does
+cdef enum:
+    LOSS_CHUNK = 256            # binary_log_loss's terms computed at a time (a stack buffer)
 
 
 # ---- shared checks (the messages of losses.py) ---------------------------------------------------
@@ -88,16 +91,21 @@ cdef class BinaryLogLoss(GenericOpNode):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef Py_ssize_t per = batch_size(&x.d), b, i, start, n
         cdef const float* xv
         cdef const float* yv
-        cdef double s
-        cdef float xc
+        cdef float t[LOSS_CHUNK]
+        cdef float xc, s
         for b in range(self.d.bd):
             xv, yv, s = elem(x, b, per), elem(y, b, per), 0
-            for i in range(per):
-                xc = clip01(xv[i])
-                s -= yv[i] * logf(xc) + (1 - yv[i]) * log1pf(-xc)
+            start = 0
+            while start < per:          # the terms of a chunk (vectorised logs), then their sum
+                n = min(per - start, <Py_ssize_t>LOSS_CHUNK)
+                for i in range(n):
+                    xc = clip01(xv[start + i])
+                    t[i] = yv[start + i] * fast_log(xc) + (1 - yv[start + i]) * fast_log1p(-xc)
+                s -= sum_of(n, t)
+                start += n
             self.val[b] = s
         return 0
 
@@ -119,7 +127,7 @@ cdef class BinaryLogLoss(GenericOpNode):
                 d = elem_grad(y, b, per)
                 for i in range(per):
                     xc = clip01(xv[i])
-                    d[i] += g * (log1pf(-xc) - logf(xc))
+                    d[i] += g * (fast_log1p(-xc) - fast_log(xc))
         return 0
 
 
