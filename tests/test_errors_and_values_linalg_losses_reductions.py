@@ -217,6 +217,31 @@ def test_binary_log_loss_logs_are_accurate_over_the_whole_interval():
         np.testing.assert_allclose(y.gradient().ravel(), np.log1p(-xc) - np.log(xc), rtol=5e-7, atol=2e-7)
 
 
+@pytest.mark.parametrize("n", [1, 7, 16, 83, 256])
+def test_circular_convolution_and_correlation_against_numpy(n):
+    """Every length path of the sliding-window kernel (blocks of 64 and 16 outputs, single outputs
+    after them): values and both gradients of sum(out * R) against the definitions in float64."""
+    rng = np.random.default_rng(n)
+    u, v, proj = rng.uniform(-1, 1, (3, n))
+    k = np.arange(n)
+    idx = (k[None, :] - k[:, None]) % n          # [i, k] -> (k - i) mod n
+    conv = (u[:, None] * v[idx]).sum(0)
+    corr = (u[:, None] * v[(k[None, :] + k[:, None]) % n]).sum(0)
+    # d/du_i of sum_k R_k out_k and d/dv_j, from the same sums
+    grads = {"circ_conv": ((proj[None, :] * v[idx]).sum(1),
+                           np.array([(proj * u[(k - j) % n]).sum() for j in range(n)])),
+             "circ_corr": ((proj[None, :] * v[(k[None, :] + k[:, None]) % n]).sum(1),
+                           np.array([(proj * u[(j - k) % n]).sum() for j in range(n)]))}
+    for name, want in (("circ_conv", conv), ("circ_corr", corr)):
+        dy.renew_cg()
+        eu, ev = dy.inputTensor(u), dy.inputTensor(v)
+        out = getattr(dy, name)(eu, ev)
+        np.testing.assert_allclose(out.npvalue().reshape(-1), want, rtol=1e-5, atol=1e-5 * n, err_msg=name)
+        dy.sum_elems(dy.cmult(out, dy.inputTensor(proj))).backward(full=True)
+        np.testing.assert_allclose(eu.gradient().reshape(-1), grads[name][0], rtol=1e-5, atol=1e-5 * n)
+        np.testing.assert_allclose(ev.gradient().reshape(-1), grads[name][1], rtol=1e-5, atol=1e-5 * n)
+
+
 def test_loss_values():
     dy.renew_cg()
     x = dy.inputTensor([0.5, 1.0, -0.2, 0.9])
