@@ -15,11 +15,11 @@ the maximum); the backward pass is the same walk adding k[o] * f'(x; c) into the
 the per-output factors k computed first.
 """
 cimport cython
-from libc.math cimport logf, sqrtf, powf, INFINITY
+from libc.math cimport sqrtf, powf, INFINITY
 from libc.string cimport memset
 from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, same_shape, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fill, add_to, axpy, sum_of, fast_exp
+from dynet.kernels.cpu cimport fill, add_to, axpy, sum_of, fast_exp, fast_log
 from dynet.kernels import generic
 
 from dynet.nodes.pyop cimport GenericOpNode
@@ -209,7 +209,7 @@ cdef class DimReduce(Expression):
                 self.extremes(x.val, aux, NULL)
                 self.walk(False, F_EXP, 1, x.val, aux, NULL, y)
                 for i in range(M):
-                    y[i] = aux[i] + logf(y[i])
+                    y[i] = aux[i] + fast_log(y[i])     # sums >= 1 (the largest term is 1)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -477,18 +477,25 @@ cdef class NaryReduce(Expression):
             fill(M, 0.0, y)
         else:
             fill(M, -INFINITY, y)
+        cdef float* yb
+        cdef int* ab
+        cdef bint better
         for j in range(k):
             x = <Expression>self.args[j]
             for b in range(self.d.bd):
                 xv = x.val + (b * per if x.d.bd > 1 else 0)
+                yb = y + b * per
                 if additive:
-                    add_to(per, xv, y + b * per)
+                    add_to(per, xv, yb)
+                elif self.kind == N_MAX:      # selects, not branches: the loops vectorise
+                    ab = arg + b * per
+                    for i in range(per):
+                        better = xv[i] > yb[i]
+                        ab[i] = j if better else ab[i]
+                        yb[i] = xv[i] if better else yb[i]
                 else:
                     for i in range(per):
-                        if xv[i] > y[b * per + i]:
-                            y[b * per + i] = xv[i]
-                            if self.kind == N_MAX:
-                                arg[b * per + i] = j
+                        yb[i] = xv[i] if xv[i] > yb[i] else yb[i]
         if self.kind == N_AVERAGE:
             for i in range(M):
                 y[i] /= k
@@ -501,7 +508,7 @@ cdef class NaryReduce(Expression):
                     for i in range(per):
                         self.aux[b * per + i] += fast_exp(xv[i] - y[b * per + i])
             for i in range(M):
-                y[i] += logf(self.aux[i])
+                y[i] += fast_log(self.aux[i])     # the sums are >= 1 (the largest term is 1)
         return 0
 
     cdef int backward_impl(self) except -1:
