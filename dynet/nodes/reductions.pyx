@@ -221,7 +221,7 @@ cdef class DimReduce(Expression):
         cdef const float* g = self.grad
         cdef const int* arg = <const int*>self.aux
         cdef float* k = self.aux + M        # the per-output factors
-        cdef int r = self.r, kind = self.kind, fn
+        cdef int r = self.r, kind = self.kind
         with nogil:
             if kind == K_MAX or kind == K_MIN:
                 for i in range(M):
