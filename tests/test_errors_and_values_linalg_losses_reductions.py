@@ -139,6 +139,7 @@ REDUCTIONS = {   # name: (ours(x, dims, b), NumPy over the axes (axes=(): none))
     "sum": (lambda x, d, b: dy.sum_dim(x, d, b), lambda a, ax: a.sum(axis=ax)),
     "mean": (lambda x, d, b: dy.mean_dim(x, d, b), lambda a, ax: a.mean(axis=ax)),
     "moment3": (lambda x, d, b: dy.moment_dim(x, d, 3, b), lambda a, ax: (a ** 3).mean(axis=ax)),
+    "moment17": (lambda x, d, b: dy.moment_dim(x, d, 17, b), lambda a, ax: (a ** 17).mean(axis=ax)),
     "std": (lambda x, d, b: dy.std_dim(x, d, b), lambda a, ax: a.std(axis=ax)),
 }
 
