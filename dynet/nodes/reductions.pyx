@@ -55,7 +55,7 @@ cdef inline const float* transform(int fn, int r, Py_ssize_t n, const float* x, 
     """f(x_i; c_i) for i < n, in t (or x itself for the identity). One loop per function, each
     vectorising."""
     cdef Py_ssize_t i
-    cdef int k
+    cdef int _k
     cdef float d
     if fn == F_ID:
         return x
@@ -66,7 +66,7 @@ cdef inline const float* transform(int fn, int r, Py_ssize_t n, const float* x, 
             t[i] = x[i] * x[i]
     elif fn == F_POW and r <= 16:      # x^r as r - 1 vectorised products (powf is a call per value)
         copy(n, x, t)
-        for k in range(r - 1):
+        for _k in range(r - 1):
             for i in range(n):
                 t[i] *= x[i]
     elif fn == F_POW:
