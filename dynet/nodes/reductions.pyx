@@ -636,42 +636,52 @@ cdef class Rows(GenericOpNode):
         cdef Expression x = <Expression>self.args[0]
         if backward and x.grad == NULL:
             return 0
-        cdef Py_ssize_t inner = self.inner, n = self.length, o, i, j, t, m
-        cdef Py_ssize_t nout = n // self.k if self.kind == 1 else (n - self.k + 1 if self.kind == 2 else n)
+        # the fields in locals: stores through float pointers would make the compiler reload them
+        # (extensions are built with -fno-strict-aliasing)
+        cdef int kind = self.kind, k = self.k
+        cdef Py_ssize_t inner = self.inner, n = self.length, outer = self.outer, o, i, j, t, m
+        cdef Py_ssize_t nout = n // k if kind == 1 else (n - k + 1 if kind == 2 else n)
+        cdef Py_ssize_t step = k if kind == 1 else 1     # output run j starts at input run j * step
+        cdef const float* xv = x.val
+        cdef float* xg = x.grad
+        cdef float* y = self.val
+        cdef const float* g = self.grad
         cdef float run
-        for o in range(self.outer):
-            if self.kind == 0:            # cumsum (backward: from the end)
+        for o in range(outer):
+            if kind == 0:                 # cumsum (backward: from the end)
                 for i in range(inner):
                     run = 0
                     for t in range(n):
                         j = n - 1 - t if backward else t
                         if backward:
-                            run += self.grad[o * n * inner + j * inner + i]
-                            x.grad[o * n * inner + j * inner + i] += run
+                            run += g[o * n * inner + j * inner + i]
+                            xg[o * n * inner + j * inner + i] += run
                         else:
-                            run += x.val[o * n * inner + j * inner + i]
-                            self.val[o * n * inner + j * inner + i] = run
+                            run += xv[o * n * inner + j * inner + i]
+                            y[o * n * inner + j * inner + i] = run
                 continue
             if inner == 1:                # runs of single values (fold_rows): no inner loop
-                for j in range(nout):
-                    for m in range(self.k):
-                        t = j * self.k + m if self.kind == 1 else j + m
-                        if backward:
-                            x.grad[o * n + t] += self.grad[o * nout + j]
-                        elif m == 0:
-                            self.val[o * nout + j] = x.val[o * n + t]
-                        else:
-                            self.val[o * nout + j] += x.val[o * n + t]
+                if backward:
+                    for j in range(nout):
+                        run = g[o * nout + j]
+                        for m in range(k):
+                            xg[o * n + j * step + m] += run
+                else:
+                    for j in range(nout):
+                        run = 0
+                        for m in range(k):
+                            run += xv[o * n + j * step + m]
+                        y[o * nout + j] = run
                 continue
             for j in range(nout):         # output run j sums input runs j*k.. (fold) or j.. (ngram)
                 if not backward:
-                    fill(inner, 0.0, self.val + (o * nout + j) * inner)
-                for m in range(self.k):
-                    t = j * self.k + m if self.kind == 1 else j + m
+                    fill(inner, 0.0, y + (o * nout + j) * inner)
+                for m in range(k):
+                    t = j * step + m
                     if backward:
-                        add_to(inner, self.grad + (o * nout + j) * inner, x.grad + (o * n + t) * inner)
+                        add_to(inner, g + (o * nout + j) * inner, xg + (o * n + t) * inner)
                     else:
-                        add_to(inner, x.val + (o * n + t) * inner, self.val + (o * nout + j) * inner)
+                        add_to(inner, xv + (o * n + t) * inner, y + (o * nout + j) * inner)
         return 0
 
     cdef int forward_impl(self) except -1:
