@@ -14,6 +14,7 @@ from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.core.batching cimport total_cols, gather_arg, scatter_values
+from dynet.nodes.matmul cimport defer_weight_grad
 from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
@@ -226,8 +227,12 @@ cdef class VanillaLSTMGates(Expression):
         cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d), B = self.d.bd
         cdef int D = I if I > H else H
         cdef Py_ssize_t b, i
-        cdef float* dpre = work_buffer(<Py_ssize_t>H4 * B + <Py_ssize_t>D * B)
-        cdef float* dio = dpre + <Py_ssize_t>H4 * B
+        # The weight gradients of parameter matrices are deferred (matmul.defer_weight_grad): one
+        # GEMM over all time steps at the end of the pass instead of a rank-1 update per step; their
+        # pre-activation gradients must then stay until the end of the pass (graph memory).
+        cdef bint defer = Wx.external_grad and (Wh.external_grad or not self.has_h)
+        cdef float* dio = work_buffer(<Py_ssize_t>D * B + (0 if defer else <Py_ssize_t>H4 * B))
+        cdef float* dpre = fwd_scratch(<Py_ssize_t>H4 * B) if defer else dio + <Py_ssize_t>D * B
         cdef const float* y
         cdef const float* g
         cdef float* dp
@@ -253,9 +258,15 @@ cdef class VanillaLSTMGates(Expression):
                 for i in range(H4):
                     bias.grad[i] += dp[i]
         if Wx.grad != NULL:
-            gemm(False, True, H4, I, B, 1.0, dpre, H4, xp, I, 1.0, Wx.grad, H4)
+            if defer:
+                defer_weight_grad(Wx, self, dpre, xp, B)
+            else:
+                gemm(False, True, H4, I, B, 1.0, dpre, H4, xp, I, 1.0, Wx.grad, H4)
         if self.has_h and Wh.grad != NULL:
-            gemm(False, True, H4, H, B, 1.0, dpre, H4, hp, H, 1.0, Wh.grad, H4)
+            if defer:
+                defer_weight_grad(Wh, self, dpre, hp, B)
+            else:
+                gemm(False, True, H4, H, B, 1.0, dpre, H4, hp, H, 1.0, Wh.grad, H4)
         if self.wants(0, self.nx, mx):
             gemm(True, False, I, B, H4, 1.0, wx, H4, dpre, H4, 0.0, dio, I)
             self.scatter(dio, 0, self.nx, I, mx, xp)

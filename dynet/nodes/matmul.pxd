@@ -1,5 +1,7 @@
 from dynet.core.graph cimport Expression
 cdef Expression matmul(object a, object b)
+cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, const float* X,
+                           int ncols) except -1  # no-cython-lint
 
 # Autobatching (dynet/core/execution.pyx): the group key of a product or affine transform that can
 # run batched with others (None if it cannot), and the batched forward of one group.

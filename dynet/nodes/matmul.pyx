@@ -27,7 +27,8 @@ from dynet.kernels import generic
 
 cdef struct Pending:
     PyObject* param       # the parameter node (alive in the graph for the whole backward pass)
-    PyObject* arg         # the other argument, B
+    PyObject* arg         # the other argument, B (or the node that deferred a weight gradient)
+    const float* Bval     # B's values, k x ncols (graph memory, alive until renew_cg)
     const float* dC       # m x ncols
     int ncols
     bint want_dA, want_dB
@@ -41,6 +42,20 @@ cdef Py_ssize_t _inputs_done = 0     # entries before this have no input gradien
 
 cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,  # no-cython-lint (a count, not batching.ncols)
                             bint want_dA, bint want_dB) except -1:
+    return push_pending(A, B, B.val, dC, ncols, want_dA, want_dB)
+
+
+cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, const float* X,
+                           int ncols) except -1:  # no-cython-lint (a count, not batching.ncols)
+    """W.grad += dC X^T (dC: rows(W) x ncols, X: cols(W) x ncols, both graph memory), done at the
+    end of the backward pass with W's other pending products, as one GEMM. For nodes other than
+    products that multiply by a parameter matrix (the LSTM gates: one rank-1 update per time step
+    otherwise). W must be a parameter node (its gradient is read only after the pass)."""
+    return push_pending(W, owner, X, dC, ncols, True, False)
+
+
+cdef int push_pending(Expression A, Expression B, const float* Bval, const float* dC, int ncols,  # no-cython-lint
+                      bint want_dA, bint want_dB) except -1:
     global _pending, _cap_pending, _n_pending
     cdef Pending* grown
     if _n_pending == _cap_pending:
@@ -51,6 +66,7 @@ cdef int defer_product_grad(Expression A, Expression B, const float* dC, int nco
         _pending = grown
     _pending[_n_pending].param = <PyObject*>A
     _pending[_n_pending].arg = <PyObject*>B
+    _pending[_n_pending].Bval = Bval
     _pending[_n_pending].dC = dC
     _pending[_n_pending].ncols = ncols
     _pending[_n_pending].want_dA = want_dA
@@ -111,7 +127,8 @@ cdef int run_pending(bint inputs_only) except -1:
         if nb == 1:                            # a single product: no need to gather
             B = <Expression>_pending[i].arg
             if do_dA:
-                gemm(False, True, m, k, <int>total, 1.0, _pending[i].dC, m, B.val, k, 1.0, A.grad, m)
+                gemm(False, True, m, k, <int>total, 1.0, _pending[i].dC, m, _pending[i].Bval, k, 1.0,
+                     A.grad, m)
                 _pending[i].want_dA = False
             if do_dB:
                 gemm(True, False, k, <int>total, m, 1.0, A.val, m, _pending[i].dC, m, 1.0, B.grad, k)
@@ -127,8 +144,7 @@ cdef int run_pending(bint inputs_only) except -1:
             if not done[j] and _pending[j].param == <PyObject*>A:
                 copy(<Py_ssize_t>m * _pending[j].ncols, _pending[j].dC, dCcat + <Py_ssize_t>m * off)
                 if do_dA:
-                    copy(<Py_ssize_t>k * _pending[j].ncols, (<Expression>_pending[j].arg).val,
-                         Bcat + <Py_ssize_t>k * off)
+                    copy(<Py_ssize_t>k * _pending[j].ncols, _pending[j].Bval, Bcat + <Py_ssize_t>k * off)
                 off += _pending[j].ncols
         if do_dA:
             gemm(False, True, m, k, <int>total, 1.0, dCcat, m, Bcat, k, 1.0, A.grad, m)
