@@ -14,7 +14,7 @@ from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.core.batching cimport total_cols, gather_arg, scatter_values
-from dynet.nodes.matmul cimport defer_weight_grad
+from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
@@ -257,7 +257,15 @@ cdef class VanillaLSTMGates(Expression):
                 dp = dpre + b * H4
                 for i in range(H4):
                     bias.grad[i] += dp[i]
-        if Wx.grad != NULL:
+        # The input's gradient too, where it goes straight into one input's gradient (no
+        # concatenation, dropout mask, weight noise or batch expansion): the input's node comes
+        # before every time step's gates, so one GEMM serves them all when it is reached.
+        cdef Expression x0 = <Expression>self.args[0]
+        cdef bint defer_dx = (defer and self.nx == 1 and not self.dropout and self.xbuf == NULL
+                              and self.wnoisy == NULL and x0.grad != NULL)
+        if defer_dx:
+            defer_product_grad(Wx, x0, dpre, B, Wx.grad != NULL, True)
+        elif Wx.grad != NULL:
             if defer:
                 defer_weight_grad(Wx, self, dpre, xp, B)
             else:
@@ -267,7 +275,7 @@ cdef class VanillaLSTMGates(Expression):
                 defer_weight_grad(Wh, self, dpre, hp, B)
             else:
                 gemm(False, True, H4, H, B, 1.0, dpre, H4, hp, H, 1.0, Wh.grad, H4)
-        if self.wants(0, self.nx, mx):
+        if not defer_dx and self.wants(0, self.nx, mx):
             gemm(True, False, I, B, H4, 1.0, wx, H4, dpre, H4, 0.0, dio, I)
             self.scatter(dio, 0, self.nx, I, mx, xp)
         if self.has_h and self.wants(self.nx, 1, mh):

@@ -1,5 +1,7 @@
 from dynet.core.graph cimport Expression
 cdef Expression matmul(object a, object b)
+cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,  # no-cython-lint
+                            bint want_dA, bint want_dB) except -1
 cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, const float* X,
                            int ncols) except -1  # no-cython-lint
 
