@@ -5,11 +5,12 @@ plain loops (graph.pyx), and `configure` only installs a runner when a flag asks
 Autobatching (Neubig, Goldberg and Dyer 2017) runs the nodes not yet computed level by level, a
 node's level being 1 + the deepest level among its arguments computed in this pass (the paper's
 depth-based schedule): nodes of one level never depend on each other. Within a level, nodes with
-the same signature form a group run as one batched call; the signatures and batched kernels live in
-the node families (matmul.pyx: products sharing their matrix, affine transforms sharing bias and
-matrices; lstm.pyx: LSTM gates sharing their parameters). Every other node runs its own forward in
-schedule order. The backward pass runs by decreasing level, the LSTM gates of a level as one
-batched backward; products keep matmul's deferral (their backward as wide GEMMs in any order).
+the same signature form a group, whose values are placed side by side and which runs as one batched
+call; the signatures and batched kernels live in the node families (elementwise.pyx: maps;
+matmul.pyx: products sharing their matrix, affine transforms sharing bias and matrices; lstm.pyx:
+LSTM gates sharing their parameters). Every other node runs its own forward in schedule order. The
+order the nodes ran in is kept (a plan per graph): the gradients are laid out in it, each group's
+side by side, and the backward pass follows it backwards, a group's backward as one batched call.
 
 Profiling times every node's forward and backward (or every batch) into a table per operation type;
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
