@@ -328,6 +328,7 @@ from dynet.nodes.noise import dropout_dim, dropout_batch, block_dropout
 from dynet.nodes.select import (select_rows, select_cols, pick_batch_elem, pick_batch_elems,
                                 strided_select, concatenate_to_batch)
 from dynet.nodes.conv import conv2d, conv2d_bias, maxpooling2d, filter1d_narrow, kmax_pooling
+_graph.use_node_free_lists()      # every node module is imported by now
 
 
 def forward(exps, recalculate=False):

@@ -4,6 +4,8 @@ graph (a node refers to its Parameters, which cache the node by borrowed pointer
 collected."""
 import gc
 
+import numpy as np
+
 import dynet as dy
 from dynet.core.params import Parameters
 
@@ -36,3 +38,31 @@ def test_dropped_model_with_nodes_in_the_graph_is_collected():
         del m, W, loss
     dy.renew_cg()
     assert live_parameters() <= before + 1
+
+
+def test_node_memory_is_reused_without_growth_and_nodes_start_zeroed():
+    """Node blocks are kept per size and handed out again (graph.use_node_free_lists): many graphs of
+    many nodes neither grow the process nor hand out a block with an old node's state."""
+    import resource
+
+    def rss_kb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def one_graph(n):
+        dy.renew_cg()
+        x = dy.inputVector([0.5, -0.25, 1.0])
+        for _ in range(n):
+            x = dy.tanh(x) * 0.5 + x
+        return x
+
+    for _ in range(3):
+        one_graph(3000).npvalue()
+    before = rss_kb()
+    for _ in range(30):
+        v = one_graph(3000).npvalue()
+    assert rss_kb() - before < 20_000            # KB: the first graphs' blocks serve the later ones
+    dy.renew_cg()
+    fresh = dy.tanh(dy.inputVector([0.0, 1.0]))
+    assert fresh.dim() == ((2,), 1) and fresh.vindex == 1
+    assert np.allclose(fresh.npvalue(), np.tanh([0.0, 1.0]), atol=1e-6)
+    assert np.all(np.isfinite(v))

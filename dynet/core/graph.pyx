@@ -30,6 +30,21 @@ cnp.import_array()
 
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object op)
+    ctypedef PyObject* (*allocfunc)(void* t, Py_ssize_t nitems)
+    ctypedef void (*freefunc)(void* p)
+    ctypedef struct NodeType "PyTypeObject":
+        Py_ssize_t tp_basicsize
+        Py_ssize_t tp_itemsize
+        unsigned long tp_flags
+        allocfunc tp_alloc
+        freefunc tp_free
+    PyObject* PyObject_Init(PyObject* op, void* tp)
+    void* PyObject_Malloc(size_t n)
+    void PyObject_Free(void* p)
+    PyObject* PyType_GenericAlloc(void* t, Py_ssize_t nitems)
+    PyObject* PyErr_NoMemory()
+    unsigned long Py_TPFLAGS_HAVE_GC
+    unsigned long Py_TPFLAGS_HEAPTYPE
 
 # the loss node of the last backward pass in the current graph (-1: none yet): gradients exist for
 # nodes up to it (kept here, not in the graph's struct, as there is one graph)
@@ -973,6 +988,63 @@ cdef int check_finite(Expression node) except -1:
                                f"{dim_str(&node.d)}) produced {node.val[j]} "
                                f"(renew_cg(check_validity=True))")
     return 0
+
+
+# ---- node memory: a free list per object size ---------------------------------------------------
+# Every node is a small object made per example and freed at the next renew_cg; CPython's allocator
+# (PyType_GenericAlloc, pymalloc) cost ~150 instructions a node for the pair. Node types are not GC
+# types (see Expression), so their memory is a plain block of tp_basicsize bytes: freed blocks are
+# kept on a list per size and handed out again (Cython's own free lists do not work for subclasses).
+# Alloc and free run with the GIL held (object creation and deallocation), which serialises them.
+cdef enum:
+    SIZE_CLASSES = 64           # blocks of up to 63 * 8 bytes; larger node types use pymalloc
+    KEPT_PER_SIZE = 1024        # blocks kept per size (a larger graph's extra nodes go back)
+
+cdef void* _free_blocks[SIZE_CLASSES]     # a list per size, linked through each block's first word
+cdef int _free_count[SIZE_CLASSES]
+
+
+cdef PyObject* node_alloc(void* t, Py_ssize_t nitems) noexcept:
+    cdef Py_ssize_t size = (<NodeType*>t).tp_basicsize
+    cdef Py_ssize_t k = size >> 3
+    cdef void* p = NULL
+    if k < SIZE_CLASSES and _free_blocks[k] != NULL:
+        p = _free_blocks[k]
+        _free_blocks[k] = (<void**>p)[0]
+        _free_count[k] -= 1
+    else:
+        p = PyObject_Malloc(size)
+        if p == NULL:
+            return PyErr_NoMemory()
+    memset(p, 0, size)
+    return PyObject_Init(<PyObject*>p, t)
+
+
+cdef void node_free(void* p) noexcept:
+    cdef Py_ssize_t k = (<NodeType*>(<PyObject*>p).ob_type).tp_basicsize >> 3
+    if k < SIZE_CLASSES and _free_count[k] < KEPT_PER_SIZE:
+        (<void**>p)[0] = _free_blocks[k]
+        _free_blocks[k] = p
+        _free_count[k] += 1
+    else:
+        PyObject_Free(p)
+
+
+def use_node_free_lists():
+    """Give every node type (Expression and its subclasses defined in C) the free-list allocator.
+    Called once all node modules are imported. A type keeps CPython's allocator unless it is a
+    static, non-GC type whose blocks are plain pymalloc memory (so that blocks freed either way may
+    be mixed)."""
+    cdef NodeType* t
+    todo = [Expression]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        t = <NodeType*><PyObject*>cls
+        if (t.tp_flags & (Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HEAPTYPE)) == 0 and t.tp_itemsize == 0 \
+                and t.tp_alloc == <allocfunc>PyType_GenericAlloc and t.tp_free == <freefunc>PyObject_Free:
+            t.tp_alloc = node_alloc
+            t.tp_free = node_free
 
 
 # ---- --dynet-viz: DyNet's visualisation mode --------------------------------------------------
