@@ -26,6 +26,7 @@ def test_world_of_one_without_launcher():
     assert (dd.rank(), dd.world_size()) == (0, 1)
     assert dd.broadcast_object({"a": 1}) == {"a": 1}
     assert dd.allgather_object(5) == [5]
+    assert dd.gradient_transport() == "none"
     dd.barrier()
 
 
@@ -144,13 +145,14 @@ def _mpi_missing():
 needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=f"MPI tests skipped: {_mpi_missing()}")
 
 
-def mpirun(np_, *args, timeout=TIMEOUT):
-    """Run tests/mpi_scenarios.py on np_ ranks over loopback; returns (returncode, output, seconds)."""
+def mpirun(np_, *args, timeout=TIMEOUT, env=None):
+    """Run tests/mpi_scenarios.py on np_ ranks over loopback; returns (returncode, output, seconds).
+    env: variables added to every rank's environment."""
     cmd = mpirun_command(np_) + [sys.executable, SCENARIOS, *args]
     t0 = time.monotonic()
     try:
-        out = subprocess.run(cmd, cwd=ROOT, env=mpirun_env(ROOT), capture_output=True, text=True,
-                             timeout=timeout)
+        out = subprocess.run(cmd, cwd=ROOT, env=dict(mpirun_env(ROOT), **(env or {})),
+                             capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"mpirun -np {np_} {' '.join(args)} hung for {timeout} s: {e.stdout} {e.stderr}")
     return out.returncode, out.stdout + out.stderr, time.monotonic() - t0
@@ -164,14 +166,21 @@ def one_process(*args):
     return out.stdout
 
 
+# the two ways gradients travel: DYNET_MPI_SHARED_MEMORY's value -> dd.gradient_transport()
+TRANSPORTS = {"1": "shared memory", "0": "MPI collectives"}
+
+
 @needs_mpi
+@pytest.mark.parametrize("shared_memory", sorted(TRANSPORTS))
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_training_on_ranks_equals_one_process_on_the_union(ranks, tmp_path):
-    rc, output, _ = mpirun(ranks, "train", str(tmp_path / "mpi.npz"))
+def test_training_on_ranks_equals_one_process_on_the_union(ranks, shared_memory, tmp_path):
+    rc, output, _ = mpirun(ranks, "train", str(tmp_path / "mpi.npz"),
+                           env={"DYNET_MPI_SHARED_MEMORY": shared_memory})
     assert rc == 0, output
     one_process("train", str(tmp_path / "one.npz"), "--as-ranks", str(ranks))
     got, want = np.load(tmp_path / "mpi.npz"), np.load(tmp_path / "one.npz")
     assert int(got["world_size"]) == ranks and int(want["world_size"]) == 1
+    assert str(got["transport"]) == TRANSPORTS[shared_memory] and str(want["transport"]) == "none"
     assert bool(got["consistent"]), "the ranks ended with different parameters"
     keys = [k for k in want.files if "/" in k and not k.endswith("@start")]
     assert len(keys) == 24 and sorted(keys) == sorted(k for k in got.files if "/" in k
@@ -203,11 +212,23 @@ def test_mismatched_models_are_detected_at_broadcast():
 
 
 @needs_mpi
-def test_a_model_changed_on_one_rank_is_detected_at_the_all_reduce():
-    rc, output, _ = mpirun(2, "mismatch", "late", timeout=120)
+@pytest.mark.parametrize("shared_memory", sorted(TRANSPORTS))
+def test_a_model_changed_on_one_rank_is_detected_at_the_all_reduce(shared_memory):
+    rc, output, _ = mpirun(2, "mismatch", "late", timeout=120,
+                           env={"DYNET_MPI_SHARED_MEMORY": shared_memory})
     assert rc != 0
     assert ("allreduce_gradients: the models differ across ranks: rank 1 has 3 parameters but rank "
             "0 has 2") in output, output
+
+
+@needs_mpi
+@pytest.mark.parametrize("refusing_rank", [0, 1])
+def test_one_rank_refusing_shared_memory_makes_every_rank_use_collectives(refusing_rank):
+    # the choice is made together: ranks on different transports would wait for each other forever
+    rc, output, _ = mpirun(2, "transport", str(refusing_rank), timeout=120)
+    assert rc == 0, output
+    for r in (0, 1):
+        assert f"rank {r} transport MPI collectives same=True" in output, output
 
 
 @needs_mpi
