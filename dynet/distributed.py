@@ -38,7 +38,9 @@ without an exception (sys.exit, a shorter loop) leaves the others waiting.
 Everything that touches parameter internals is in `_ModelTensors`; everything that talks to MPI is
 in `_MPIWorld` (a GPU world on NCCL would be another class with the same four collectives).
 """
+import ctypes
 import os
+import platform
 import sys
 import time
 import traceback
@@ -168,6 +170,9 @@ _OPEN_MPI_DEFAULTS = {"OMPI_MCA_mpi_yield_when_idle": "1",
 # waiting for the other ranks (_wait_until): poll this long, then sleep from the first to the
 # longest interval between polls
 _SPIN_SECONDS, _FIRST_SLEEP, _LONGEST_SLEEP = 3e-4, 5e-5, 2e-4
+# with futexes (_SharedMemoryExchange): poll this long, then sleep until woken (re-checking after
+# the timeout, in case a wake-up was missed)
+_FUTEX_SPIN_SECONDS, _FUTEX_TIMEOUT = 1e-4, 0.05
 
 _world = None
 
@@ -552,7 +557,9 @@ class _SharedMemoryExchange:
     every rank (a collective) and the update is repeated in the new window."""
 
     name = "shared memory"
-    _HEADER_BYTES = 64  # int64s: update number, params, lookups, shape code, meta ints, floats, bytes
+    # the stamp (int32: the update's number) in bytes 0-3, then int64s: params, lookups, shape
+    # code, meta ints, floats, bytes needed
+    _HEADER_BYTES = 64
 
     def __init__(self, node):
         from mpi4py import MPI
@@ -563,6 +570,7 @@ class _SharedMemoryExchange:
         self.win = None
         self.capacity = 0
         self.updates = 0
+        self.futex = _Futex.make()
         self._allocate(self._HEADER_BYTES)
         import atexit
         atexit.register(self.close)
@@ -579,8 +587,9 @@ class _SharedMemoryExchange:
                       for half in (0, 1)]
         self.headers = [[slot[:self._HEADER_BYTES].view(np.int64) for slot in slots]
                         for slots in self.slots]
+        self.stamps = [[slot[:4].view(np.int32) for slot in slots] for slots in self.slots]
         for half in (0, 1):
-            self.headers[half][self.rank][0] = -1
+            self.stamps[half][self.rank][0] = -1
         self.win.Lock_all(self._MPI.MODE_NOCHECK)
         self.win.Sync()
         self.comm.Barrier()
@@ -608,9 +617,12 @@ class _SharedMemoryExchange:
             self._write(t, mine, slot[start:needed].view(np.float32))
         header[1:7] = mine.header + (meta.size, floats, needed)
         self.win.Sync()             # the contribution is visible before the stamp
-        header[0] = n
-        others = [h for r, h in enumerate(self.headers[half]) if r != self.rank]
-        _wait_until(lambda: all(h[0] == n for h in others))
+        stamp = n & 0x7FFFFFFF
+        self.stamps[half][self.rank][0] = stamp
+        if self.futex is not None:
+            self.futex.wake(self.stamps[half][self.rank])
+        _wait_for_stamps([w for r, w in enumerate(self.stamps[half]) if r != self.rank], stamp,
+                         self.futex)
         self.win.Sync()
         self.updates = n
         headers = np.array([h[1:7] for h in self.headers[half]])
@@ -671,6 +683,65 @@ class _SharedMemoryExchange:
             union = np.unique(np.concatenate([rows for rows, _ in parts]))
             if len(union):
                 _write_sum(t, k, union, parts)
+
+
+class _Futex:
+    """Sleeping until a 32-bit word of shared memory changes, and waking the sleepers: Linux's futex
+    system call (through ctypes) on the window's shared mapping, so that a waiting rank takes no CPU
+    and wakes as soon as another rank stamps its slot."""
+
+    _SYSCALL_NUMBERS = {"x86_64": 202, "aarch64": 98}
+    _WAIT, _WAKE = 0, 1             # not FUTEX_PRIVATE_FLAG: the word is shared between processes
+
+    class _Timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+    @classmethod
+    def make(cls):
+        """A _Futex, or None where the system has none that we know how to call."""
+        number = cls._SYSCALL_NUMBERS.get(platform.machine())
+        if not sys.platform.startswith("linux") or number is None:
+            return None
+        try:
+            return cls(ctypes.CDLL(None, use_errno=True).syscall, number)
+        except (OSError, AttributeError):
+            return None
+
+    def __init__(self, syscall, number):
+        self._syscall, self._number = syscall, ctypes.c_long(number)
+
+    def wait(self, word, seen, seconds):
+        """Sleep while the int32 `word` (a one-element array in shared memory) holds `seen`, at most
+        `seconds`; returns at once if it already holds something else."""
+        timeout = self._Timespec(int(seconds), int((seconds % 1) * 1e9))
+        self._syscall(self._number, ctypes.c_void_p(word.ctypes.data), ctypes.c_int(self._WAIT),
+                      ctypes.c_int(seen), ctypes.byref(timeout), None, ctypes.c_int(0))
+
+    def wake(self, word):
+        """Wake every process sleeping on `word`."""
+        self._syscall(self._number, ctypes.c_void_p(word.ctypes.data), ctypes.c_int(self._WAKE),
+                      ctypes.c_int(0x7FFFFFFF), None, None, ctypes.c_int(0))
+
+
+def _wait_for_stamps(words, stamp, futex):
+    """Wait until every int32 word of `words` (one-element arrays in shared memory: the other ranks'
+    stamps) reads `stamp`: poll for a moment (the other ranks are usually about to arrive), then
+    sleep in the kernel until a rank stamps and wakes us (`futex`, a _Futex), taking no CPU from a
+    slower rank; without futexes (None), sleep between polls."""
+    def ready():
+        return all(w[0] == stamp for w in words)
+    if futex is None:
+        _wait_until(ready)
+        return
+    start = time.perf_counter()
+    while not ready():
+        if time.perf_counter() - start > _FUTEX_SPIN_SECONDS:
+            for w in words:
+                seen = int(w[0])
+                while seen != stamp:
+                    futex.wait(w, seen, _FUTEX_TIMEOUT)
+                    seen = int(w[0])
+            return
 
 
 def _wait_until(ready):

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -128,6 +129,31 @@ def test_mark_gradient_and_rows_touched_are_applied_by_update():
     assert E.touched_rows().tolist() == [0, 1, 2, 3]
     with pytest.raises(IndexError, match="mark_rows_touched: row 4 is out of range .* with 4 rows"):
         E.mark_rows_touched([0, 4])
+
+
+@pytest.mark.parametrize("futex", [dd._Futex.make(), None], ids=["futex", "polling"])
+def test_waiting_for_stamps_returns_once_every_word_holds_it(futex, monkeypatch):
+    # the shared-memory exchange's rendezvous, with threads standing in for the other ranks; a long
+    # futex timeout, so that only a wake-up can end the wait in time
+    monkeypatch.setattr(dd, "_FUTEX_TIMEOUT", 30.0)
+    words = [np.full(1, 6, dtype=np.int32) for _ in range(2)]
+
+    def stamp(word, delay):
+        time.sleep(delay)
+        word[0] = 7
+        if futex is not None:
+            futex.wake(word)
+    threads = [threading.Thread(target=stamp, args=(w, d)) for w, d in zip(words, (0.05, 0.2))]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    dd._wait_for_stamps(words, 7, futex)
+    waited = time.monotonic() - t0
+    for th in threads:
+        th.join()
+    assert [int(w[0]) for w in words] == [7, 7]
+    assert 0.2 <= waited < 10.0, waited
+    dd._wait_for_stamps(words, 7, futex)     # already there: returns at once
 
 
 # ---- under mpirun ----------------------------------------------------------------------------------
