@@ -23,12 +23,14 @@ the union of the ranks' minibatches (with each rank's loss the mean over its own
 Without the wrapper: `dd.broadcast_parameters(m)` once before training, and
 `dd.allreduce_gradients(m)` between `loss.backward()` and `trainer.update()`.
 
-Gradients travel in one fused float32 buffer per update (one all-reduce, after two small
-all-gathers that check the models agree and say which parameters have gradients and which lookup
-rows were touched on any rank): the gradient of every parameter that has one on some rank (so a
-parameter used on one rank only is updated everywhere), and for each lookup table the union of the
-touched rows -- or the whole table when the union covers every row. Since every rank then holds the
-same averaged gradient, the trainer's clipping sees the global gradient norm.
+Averaged are the gradient of every parameter that has one on some rank (so a parameter used on one
+rank only is updated everywhere) and, for each lookup table, the union of the touched rows -- or the
+whole table when the union covers every row. Since every rank then holds the same averaged gradient,
+the trainer's clipping sees the global gradient norm. Ranks on one machine (the usual case) exchange
+gradients through a shared-memory window: each writes its own into its slot, and after one
+rendezvous every rank sums all the slots (`gradient_transport()` says "shared memory"). Ranks on
+several machines, or any rank with DYNET_MPI_SHARED_MEMORY=0, use MPI collectives: two small
+all-gathers, then one all-reduce of a fused float32 buffer ("MPI collectives").
 
 A rank that raises an uncaught exception prints it with its rank number and aborts the whole job
 (MPI_Abort), so the other ranks never wait forever in a collective. Every rank must make the same
@@ -36,7 +38,8 @@ sequence of updates (`shard` gives every rank the same number of items); a rank 
 without an exception (sys.exit, a shorter loop) leaves the others waiting.
 
 Everything that touches parameter internals is in `_ModelTensors`; everything that talks to MPI is
-in `_MPIWorld` (a GPU world on NCCL would be another class with the same four collectives).
+in `_MPIWorld` and the two exchanges, `_SharedMemoryExchange` and `_CollectiveExchange` (a GPU world
+on NCCL would be another world with its own exchange).
 """
 import ctypes
 import os
@@ -53,8 +56,8 @@ from dynet.core.collection import ParameterCollection
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
-           "allreduce_gradients", "gradient_transport", "DistributedTrainer", "shard_indices", "shard", "save", "load",
-           "save_model", "populate_model"]
+           "allreduce_gradients", "gradient_transport", "DistributedTrainer", "shard_indices",
+           "shard", "save", "load", "save_model", "populate_model"]
 
 # Environment variables the common MPI launchers set in the processes they start (Open MPI, MPICH
 # and Intel MPI through PMI, PMIx-based launchers): their presence means "started by mpirun".
@@ -300,7 +303,7 @@ class _ModelTensors:
         self.params = model.parameters_list()
         self.lookups = model.lookup_parameters_list()
         self.lookup_rows = [int(lp.shape()[0]) for lp in self.lookups]
-        self.sizes = np.array([p.grads.size for p in self.params], dtype=np.int64)
+        self.sizes = np.array([self.dense_grad(p).size for p in self.params], dtype=np.int64)
         self.row_sizes = [lp.grads.size // n for lp, n in zip(self.lookups, self.lookup_rows)]
         self.shape_code = zlib.crc32(repr([s for _, s in self.signature()[0]]
                                           + [s for _, s in self.signature()[1]]).encode())
@@ -550,11 +553,11 @@ class _SharedMemoryExchange:
     slot carries that number, every rank sums all the slots itself, in rank order, into its
     gradients. So an update costs one synchronisation, one pass over the gradients to write them and
     one to sum them, and no copies through MPI's message queues; every rank computes bit for bit the
-    same average (with 2 or 4 ranks, dividing before summing is exact, so it is also bit for bit the
-    all-reduce's). The slots alternate between two halves of the window: a rank starting update
-    n + 2 writes where update n was, which every rank has finished reading since it stamped n + 1.
-    A slot too small for some rank's contribution (at first, slots hold only the header) grows on
-    every rank (a collective) and the update is repeated in the new window."""
+    same average (dividing before summing loses nothing with 2 or 4 ranks). The slots alternate
+    between two halves of the window: a rank starting update n + 2 writes where update n was, which
+    every rank has finished reading since it stamped n + 1. A slot too small for some rank's
+    contribution (at first, slots hold only the header) grows on every rank (a collective) and the
+    update is repeated in the new window."""
 
     name = "shared memory"
     # the stamp (int32: the update's number) in bytes 0-3, then int64s: params, lookups, shape
