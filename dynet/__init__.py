@@ -8,9 +8,13 @@ import sys as _sys
 
 from dynet.kernels import blas_setup as _blas_setup
 _blas_setup.prefer_avx512_kernels()   # before anything loads scipy's OpenBLAS
+_blas_setup.load_without_worker_threads()
 
 import dynet_config as _dynet_config  # noqa: E402
-from dynet._dynet import *  # noqa: E402,F401,F403
+try:
+    from dynet._dynet import *  # noqa: E402,F401,F403
+finally:
+    _blas_setup.restore_environment()
 from dynet import _dynet as _impl  # noqa: E402
 
 from dynet._version import __package_version__  # noqa: E402

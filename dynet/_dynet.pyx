@@ -199,12 +199,7 @@ from dynet.core.initializers import (PyInitializer, NormalInitializer, UniformIn
 
 # ---- ComputationGraph -------------------------------------------------------------------------
 
-from dynet.core.graph import ComputationGraph, Expression, Tensor, cg
-
-
-def renew_cg(immediate_compute=False, check_validity=False):
-    """Start a new computation graph; every existing Expression becomes stale."""
-    return _graph.cg().renew(immediate_compute, check_validity)
+from dynet.core.graph import ComputationGraph, Expression, Tensor, cg, renew_cg
 
 
 def cg_version():

@@ -19,4 +19,5 @@ cdef class Device:
 
 
 cdef Device cpu_device()
+cdef Device default_device_c()      # where leaves go unless they name a device
 cdef Device resolve(object name, str what)

@@ -204,6 +204,10 @@ def cpu():
     return _cpu
 
 
+cdef Device default_device_c():
+    return _default
+
+
 def default_device():
     return _default
 

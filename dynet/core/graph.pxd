@@ -1,10 +1,13 @@
 # The computation graph and its nodes. A node *is* its Expression: one small C-level object per
 # operation, holding its shape, raw pointers to its value and gradient, and its arguments.
+cimport cython
 from dynet.core.dim cimport Dim
 from dynet.core.memory cimport Arena
 from dynet.core.device cimport Device
+from cpython.pythread cimport PyThread_type_lock
 
 
+@cython.no_gc                  # (see graph.pyx: nodes form no reference cycles)
 cdef class Expression:
     cdef int version           # graph version this node belongs to; -1 once reverted away
     cdef int index             # position in the graph
@@ -29,8 +32,17 @@ cdef class Expression:
     cdef object _as_numpy(self, float* data)
 
 
+@cython.no_gc
 cdef class Mirrored(Expression):
     cdef int _run(self, bint backward) except -1
+
+
+cdef class ReentrantLock:
+    cdef PyThread_type_lock lock
+    cdef unsigned long owner       # the holding thread's ident (valid while depth > 0)
+    cdef long depth
+    cdef int acquire_c(self) except -1
+    cdef int release_c(self) except -1
 
 
 cdef class ComputationGraph:
@@ -50,6 +62,7 @@ cdef class ComputationGraph:
 
     cdef Arena fwd_of(self, Device dev)
     cdef Arena bwd_of(self, Device dev)
+    cdef int start_new(self, bint immediate_compute, bint check_validity) except -1
     cdef int forward_to(self, int index) except -1
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
@@ -93,3 +106,6 @@ cdef void set_operators(binary_operator add, binary_operator sub, binary_operato
 
 ctypedef int (*completion_hook)() except -1
 cdef void set_completion_hook(completion_hook hook) noexcept
+cdef void set_backward_hooks(completion_hook begin, completion_hook end) noexcept
+
+cdef bint in_viz_mode() noexcept    # --dynet-viz: graphs are drawn, never computed

@@ -9,6 +9,9 @@ cimport cython
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
+from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_acquire_lock, PyThread_release_lock, NOWAIT_LOCK, WAIT_LOCK,
+                               PyThread_get_thread_ident)
 from libc.string cimport memset
 from libc.math cimport isfinite
 
@@ -17,11 +20,10 @@ cimport numpy as cnp
 
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena, ThreadState, this_thread
-from dynet.core.device cimport Device, cpu_device
+from dynet.core.device cimport Device, cpu_device, default_device_c
 from dynet.core import device as _device
 from dynet.core.tensor import Tensor
 import os
-import threading
 from dynet.kernels import generic
 
 cnp.import_array()
@@ -34,6 +36,10 @@ cdef extern from "Python.h":
 cdef int _backward_from = -1
 
 
+# Not in the cyclic GC: a node refers only to older nodes (its arguments) and to parameters, which
+# refer to their cached node by borrowed pointer, so nodes form no reference cycles; tracking them
+# cost every node a GC header, a track and an untrack, and set off collections that walk the graph.
+@cython.no_gc
 cdef class Expression:
     """Expression()\n--\n\n
     A node of the computation graph, and the user's handle on its value and gradient."""
@@ -271,6 +277,7 @@ cdef class Expression:
         return _operators["pow"](self, other)
 
 
+@cython.no_gc
 cdef class Mirrored(Expression):
     """A node that only moves values around (pick, transpose, concatenate, filter1d, ...): its
     backward pass is the same index walk as its forward pass with the copy reversed (adding
@@ -305,18 +312,18 @@ cdef class Mirrored(Expression):
         generic.select_backward(self.generic_select, self.aux, xp, xs, out, dout, i, dxi)
 
 
-cdef list _backward_begin = []
-cdef list _backward_end = []
+cdef completion_hook _backward_begin = NULL
+cdef completion_hook _backward_end = NULL
 cdef completion_hook _complete_pending = NULL
 
 
-def register_backward_hooks(begin, end):
-    """Functions called at the start and at the end of every backward pass. The matrix product
+cdef void set_backward_hooks(completion_hook begin, completion_hook end) noexcept:
+    """C functions called at the start and at the end of every backward pass. The matrix product
     defers the gradients of products with a parameter matrix, to compute them for many products at
-    once: at the end, and (through set_completion_hook, a C call since it can happen at every node)
-    before a node marked `deferred_grad` propagates its gradient."""
-    _backward_begin.append(begin)
-    _backward_end.append(end)
+    once: at the end, and (through set_completion_hook) before a node marked `deferred_grad`
+    propagates its gradient. (One module uses them: C calls, as they run at every pass.)"""
+    global _backward_begin, _backward_end
+    _backward_begin, _backward_end = begin, end
 
 
 cdef void set_completion_hook(completion_hook hook) noexcept:
@@ -325,7 +332,8 @@ cdef void set_completion_hook(completion_hook hook) noexcept:
 
 
 cdef int run_backward_hooks(bint begin) except -1:
-    for hook in (_backward_begin if begin else _backward_end):
+    cdef completion_hook hook = _backward_begin if begin else _backward_end
+    if hook != NULL:
         hook()
     return 0
 
@@ -378,7 +386,7 @@ cdef class ComputationGraph:
         # this thread's own pools for the CPU's nodes (other devices' nodes use their device's)
         self.fwd = Arena("forward", _fwd_mb)
         self.bwd = Arena("backward", _bwd_mb)
-        self.default_dev = <Device>_device.default_device()
+        self.default_dev = default_device_c()
         self.last_dev = self.default_dev
         self.devices = [self.default_dev]
         if self.default_dev is not cpu_device():
@@ -422,8 +430,11 @@ cdef class ComputationGraph:
         # One backward pass at a time in the whole process: passes from several threads add into
         # the same parameter gradients and lookup row lists (and matmul's deferred products are one
         # list), so they take turns; trainers' updates take the same lock. Waiting releases the GIL.
-        with gradient_lock:
+        _gradient_lock.acquire_c()
+        try:
             return self._backward(root, full)
+        finally:
+            _gradient_lock.release_c()
 
     cdef int _backward(self, Expression root, bint full) except -1:
         if batch_size(&root.d) != 1:
@@ -452,8 +463,7 @@ cdef class ComputationGraph:
             return _backward_runner(self, root)
         # Only nodes that the loss depends on are visited (a side branch built before the loss
         # must not mark lookup rows as updated).
-        for hook in _backward_begin:
-            hook()
+        run_backward_hooks(True)
         cdef bint all_typed = self.all_typed
         cdef bytearray reached = bytearray(n)
         cdef unsigned char* seen = reached
@@ -474,8 +484,7 @@ cdef class ComputationGraph:
                     generic_backward_node(node)
                 for a in node.args:
                     seen[a.index] = 1
-        for hook in _backward_end:
-            hook()
+        run_backward_hooks(False)
         return 0
 
     cdef int _layout_gradients_one_device(self, int n, bint full) except -1:
@@ -531,33 +540,45 @@ cdef class ComputationGraph:
     # ---- Python API -----------------------------------------------------------------------
     def renew(self, immediate_compute=False, check_validity=False):
         """Start a new graph: every existing Expression becomes stale."""
+        self.start_new(immediate_compute, check_validity)
+        return self
+
+    cdef int start_new(self, bint immediate_compute, bint check_validity) except -1:
+        """renew(): runs once per training example, so it allocates only what changed."""
         cdef Expression node
-        for node in self.nodes:
+        cdef Py_ssize_t i
+        for i in range(PyList_GET_SIZE(self.nodes)):
+            node = <Expression>PyList_GET_ITEM(self.nodes, i)
             node.grad = NULL
             node.val = NULL
         self.nodes = []
         self._version = _new_version()
         self.n_forwarded = 0
-        self.checkpoints = []
+        if self.checkpoints:
+            self.checkpoints = []
         cdef Device dev
         self.fwd.reset()
         self.bwd.reset()
-        for dev in self.devices:
-            if dev is not cpu_device():
-                dev.fwd.reset()
-                dev.bwd.reset()
+        cdef bint one_device = PyList_GET_SIZE(self.devices) == 1
+        if not one_device:
+            for dev in self.devices:
+                if dev is not cpu_device():
+                    dev.fwd.reset()
+                    dev.bwd.reset()
         # the configured devices (init, set_backend) take effect from a new graph on
-        self.default_dev = <Device>_device.default_device()
-        self.last_dev = self.default_dev
-        self.devices = [self.default_dev]
-        if self.default_dev is not cpu_device():
-            self.devices.append(cpu_device())     # fwd_scratch (host memory) is released too
-        self.all_typed = self.default_dev.host_loops
-        self.immediate_compute = bool(immediate_compute)
-        self.check_validity = bool(check_validity)
+        dev = default_device_c()
+        if not (one_device and dev is self.default_dev):
+            self.default_dev = dev
+            self.devices = [dev]
+            if dev is not cpu_device():
+                self.devices.append(cpu_device())     # fwd_scratch (host memory) is released too
+        self.last_dev = dev
+        self.all_typed = dev.host_loops
+        self.immediate_compute = immediate_compute
+        self.check_validity = check_validity
         global _backward_from
         _backward_from = -1
-        return self
+        return 0
 
     def version(self):
         """The graph's version (incremented by renew)
@@ -673,9 +694,68 @@ cdef int _new_version() noexcept:
     return _last_version
 
 
+cdef class ReentrantLock:
+    """ReentrantLock()\n--\n\n
+    A reentrant lock (as threading.RLock) whose uncontended acquire is a few C operations:
+    threading.RLock reads the clock at every acquire, twice per training step. Waiting for another
+    thread releases the GIL. Used from Python with `with`, or acquire()/release()."""
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError("ReentrantLock: cannot allocate a lock")
+
+    def __dealloc__(self):
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    cdef int acquire_c(self) except -1:
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if self.depth and self.owner == me:      # (only this thread can have set owner to me)
+            self.depth += 1
+            return 0
+        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        self.owner = me
+        self.depth = 1
+        return 0
+
+    cdef int release_c(self) except -1:
+        if self.depth == 0 or self.owner != PyThread_get_thread_ident():
+            raise RuntimeError("ReentrantLock.release: the lock is not held by this thread")
+        self.depth -= 1
+        if self.depth == 0:
+            self.owner = 0
+            PyThread_release_lock(self.lock)
+        return 0
+
+    def acquire(self):
+        """Wait for the lock (this thread may hold it already)
+
+        Returns:
+            bool: True
+        """
+        self.acquire_c()
+        return True
+
+    def release(self):
+        """Release one level of this thread's hold"""
+        self.release_c()
+
+    def __enter__(self):
+        self.acquire_c()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.release_c()
+        return False
+
+
 # Held by every backward pass and by trainer updates (see run_backward); reentrant, so that a
 # thread holding it (e.g. around a whole training step) can still call backward and update.
-gradient_lock = threading.RLock()
+cdef ReentrantLock _gradient_lock = ReentrantLock()
+gradient_lock = _gradient_lock
 # A process forked while another thread runs a backward pass would inherit the lock held forever:
 # forking waits for the pass to finish, and the child starts with the lock free.
 os.register_at_fork(before=gradient_lock.acquire, after_in_parent=gradient_lock.release,
@@ -719,7 +799,12 @@ def set_pool_sizes(size_t fwd_mb, size_t bwd_mb):
 
 def start_new_graph():
     """A new graph on the devices as configured now (init and set_backend call this)."""
-    the_cg().renew()
+    the_cg().start_new(False, False)
+
+
+def renew_cg(immediate_compute=False, check_validity=False):
+    """Start a new computation graph; every existing Expression becomes stale."""
+    return the_cg().renew(immediate_compute, check_validity)
 
 
 # ---- the generic implementation: views of device memory, passed to the node's array code ----
@@ -850,15 +935,11 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
     node.index = PyList_GET_SIZE(cg.nodes)
     node.needs_grad = needs_grad
     node.grad = NULL
-    # Out of the cyclic GC (the node types' @cython.no_gc does not apply to subclasses of the
-    # GC-tracked Expression): a graph of thousands of nodes otherwise sets off collections that
-    # move its nodes into the old generations and then walk every object of the process (half the
-    # time of building such a graph). Arguments are older nodes, so no cycle passes through a node
-    # or its argument tuple; parameter nodes (external_grad) stay tracked: a Parameters object
-    # caches its node, which refers back to it.
+    # The argument tuple out of the cyclic GC too (nodes are not in it, see Expression): a graph of
+    # thousands of nodes otherwise sets off collections that move its tuples into the old
+    # generations and then walk every object of the process. Arguments are older nodes, so no
+    # cycle passes through it.
     PyObject_GC_UnTrack(args)
-    if not node.external_grad:
-        PyObject_GC_UnTrack(node)
     cg.nodes.append(node)
     if cg.immediate_compute:
         cg.forward_to(node.index)
@@ -898,6 +979,10 @@ def set_viz(flag):
 
 
 def viz_enabled():
+    return _viz
+
+
+cdef bint in_viz_mode() noexcept:
     return _viz
 
 

@@ -864,6 +864,8 @@ cdef LookupParameters new_lookup(object owner, str name, int n, Dim d, Device de
 
 def parameter(*params, update=True):
     """The expression of one parameter (or a tuple of them): DyNet 2.0's dy.parameter(p)."""
+    if len(params) == 1 and type(params[0]) is Parameters:     # the common call, made per example
+        return (<Parameters>params[0]).node(update)
     if not params:
         raise TypeError("parameter: needs at least one Parameters or LookupParameters")
     out = []

@@ -36,6 +36,33 @@ def prefer_avx512_kernels():
     if all(flag in flags for flag in AVX512):
         os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
 
+_threads_variable_set_here = False
+
+
+def load_without_worker_threads():
+    """OpenBLAS starts its worker threads when it is loaded, and idle workers spin for a while
+    whenever they run out of work: on a 2-core machine two spinning workers (NumPy's OpenBLAS and
+    scipy's) took 5% of the CPU from a per-sentence tagger that never gives them work (we use one
+    thread, see above). Where nobody asked for threads, the libraries are loaded with
+    OPENBLAS_NUM_THREADS=1 (no workers); restore_environment() takes the variable out again once
+    they are loaded, so that child processes are not affected. set_blas_threads(n) still starts
+    workers later."""
+    global _threads_variable_set_here
+    if any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "DYNET_BLAS_THREADS", "OMP_NUM_THREADS",
+                                       "GOTO_NUM_THREADS")):
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    _threads_variable_set_here = True
+
+
+def restore_environment():
+    """Undo load_without_worker_threads()'s change of the environment."""
+    global _threads_variable_set_here
+    if _threads_variable_set_here:
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        _threads_variable_set_here = False
+
+
 _setters = []
 
 
@@ -79,7 +106,8 @@ def set_blas_threads(n):
 
 def configure_default():
     """One thread, unless the environment asks for more."""
-    wanted = os.environ.get("DYNET_BLAS_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS")
+    wanted = os.environ.get("DYNET_BLAS_THREADS") or \
+        (None if _threads_variable_set_here else os.environ.get("OPENBLAS_NUM_THREADS"))
     try:
         n = int(wanted) if wanted else 1
     except ValueError:

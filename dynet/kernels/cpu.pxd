@@ -198,18 +198,32 @@ cdef enum:
 
 
 cdef inline void gemv_small(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil:
-    """y = A x + beta y for a column-major m x k matrix A (axpy per column: vectorises along m)."""
-    cdef int i, j
-    cdef float xj
+    """y = A x + beta y for a column-major m x k matrix A (axpy per column: vectorises along m).
+    Four columns per sweep over y: a load and a store of y per four multiply-adds, not per one."""
+    cdef int i, j = 0
+    cdef float xj, x0, x1, x2, x3
     cdef const float* col
+    cdef const float* c1
+    cdef const float* c2
+    cdef const float* c3
     if beta == 0:
         for i in range(m):
             y[i] = 0
-    for j in range(k):
+    while j + 4 <= k:
+        x0, x1, x2, x3 = x[j], x[j + 1], x[j + 2], x[j + 3]
+        col = A + <Py_ssize_t>j * m
+        c1 = col + m
+        c2 = c1 + m
+        c3 = c2 + m
+        for i in range(m):
+            y[i] += (col[i] * x0 + c1[i] * x1) + (c2[i] * x2 + c3[i] * x3)
+        j += 4
+    while j < k:
         xj = x[j]
         col = A + <Py_ssize_t>j * m
         for i in range(m):
             y[i] += col[i] * xj
+        j += 1
 
 
 cdef inline void gemv_t_small(int m, int k, const float* A, const float* x, float* y) noexcept nogil:

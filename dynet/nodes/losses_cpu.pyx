@@ -24,6 +24,8 @@ cdef int same_dims(str name, Expression x, Expression y) except -1:
     if not same_shape(&x.d, &y.d):
         raise ValueError(f"{name}: arguments must have the same dimensions, got {dim_str(&x.d)} "
                          f"and {dim_str(&y.d)}")
+    if x.d.bd == y.d.bd:
+        return x.d.bd                    # (per example: no tuple for batch_of)
     return batch_of(name, (x, y))
 
 

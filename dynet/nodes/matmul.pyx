@@ -9,16 +9,18 @@ once per product: many thin GEMMs, each a full pass over W. Instead each product
 and the work is done for all of them at once, as wide GEMMs over the concatenated columns:
 [dB_1..dB_T] += W^T [dC_1..dC_T] when the backward pass reaches a node whose gradient is still
 pending (marked `deferred_grad`), and dW += [dC_1..dC_T] [B_1..B_T]^T at the end of the pass (no
-node reads a parameter's gradient before then).
+node reads a parameter's gradient before then). The input gradients of a small W (at most
+SMALL_GEMM values: it stays in the L1 cache) are done at once instead: there the deferral costs more
+than it saves.
 """
 cimport cython
 from cpython.ref cimport PyObject
 from libc.stdlib cimport realloc
 from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
-from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, set_completion_hook
-from dynet.core.graph import register_backward_hooks
+from dynet.core.graph cimport (Expression, add_node, as_expr, as_expr_tuple, set_completion_hook,
+                               set_backward_hooks)
 from dynet.core.memory cimport work_buffer
-from dynet.kernels.cpu cimport gemm, add_to, copy
+from dynet.kernels.cpu cimport gemm, add_to, copy, SMALL_GEMM
 from dynet.core.batching cimport ncols, total_cols, gather_arg, scatter_values
 from dynet.kernels import generic
 
@@ -59,7 +61,7 @@ cdef int defer_product_grad(Expression A, Expression B, const float* dC, int nco
     return 0
 
 
-def _forget_deferred():
+cdef int forget_deferred() except -1:
     """Start of a backward pass: drop anything left by a pass that failed half-way."""
     global _n_pending, _inputs_done
     cdef Py_ssize_t i
@@ -67,6 +69,7 @@ def _forget_deferred():
         (<Expression>_pending[i].arg).deferred_grad = False
     _n_pending = 0
     _inputs_done = 0
+    return 0
 
 
 cdef inline bint active(Pending* e, bint inputs_only) noexcept:
@@ -170,7 +173,7 @@ cdef int complete_inputs() except -1:
     return run_pending(True)
 
 
-def _flush_deferred():
+cdef int flush_deferred() except -1:
     """The end of the backward pass: everything pending."""
     global _n_pending, _inputs_done
     try:
@@ -178,9 +181,10 @@ def _flush_deferred():
     finally:
         _n_pending = 0
         _inputs_done = 0
+    return 0
 
 
-register_backward_hooks(_forget_deferred, _flush_deferred)
+set_backward_hooks(forget_deferred, flush_deferred)
 set_completion_hook(complete_inputs)
 
 
@@ -203,7 +207,14 @@ cdef int mm_backward(const float* dC, const Dim* dc, Expression A, Expression B)
     cdef Py_ssize_t sa = m * k, sb = k * n, sc = m * n
     cdef bint one_gemm = A.d.bd == 1 and B.d.bd == dc.bd
     if one_gemm and A.external_grad and (A.grad != NULL or B.grad != NULL):
-        # a parameter matrix: done later for all its products at once (see the module docstring)
+        # a parameter matrix: done later for all its products at once (see the module docstring),
+        # except the input gradient of a small matrix (it stays in cache: a product per input is
+        # as fast as a gathered one, and the next node needs it at once, as in a chain)
+        if B.grad != NULL and <Py_ssize_t>m * k <= SMALL_GEMM:
+            gemm(True, False, k, n * dc.bd, m, 1.0, A.val, m, dC, m, 1.0, B.grad, k)
+            if A.grad == NULL:
+                return 0
+            return defer_product_grad(A, B, dC, n * dc.bd, True, False)
         return defer_product_grad(A, B, dC, n * dc.bd, A.grad != NULL, B.grad != NULL)
     if A.grad != NULL:
         if one_gemm:   # the GEMM over all batch columns sums the batch for us

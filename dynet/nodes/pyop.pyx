@@ -37,6 +37,7 @@ cdef int batch_of(str name, tuple args) except -1:
     return bd
 
 
+@cython.no_gc
 cdef class GenericOpNode(Expression):
     """A node whose generic implementation is an op object as above: `make_op` builds it from the
     node's own parameters (the typed node keeps them in C fields); it is made and given the

@@ -52,6 +52,7 @@ from dynet.core.params cimport Parameters, LookupParameters, WeightDecay, Parame
 from dynet.core.collection import ParameterCollection
 from dynet.core import config
 from dynet.core import parampool
+from dynet.core.graph cimport ReentrantLock, in_viz_mode
 from dynet.core.graph import gradient_lock, require_values
 from dynet.kernels import gpu as _gpu
 
@@ -137,6 +138,8 @@ cdef class Trainer:
     cdef readonly long clips, clips_since_status, updates, updates_since_status
     cdef int nstate                # moment buffers per parameter value
     cdef dict state                # Parameters / LookupParameters -> float32 array (nstate * size)
+    cdef tuple _tree               # the collection tree's (parameters, lookups): the root's lists
+    cdef bint _root                # model is the root of its tree
     cdef tuple _lists_key
     cdef list _plist, _llist
     cdef object __weakref__
@@ -147,6 +150,8 @@ cdef class Trainer:
                             f"(Model), got {type(m).__name__}")
         self.model = m
         self.wd = m.weight_decay_state()
+        self._tree = tuple(m.storage())      # the same list objects for the collection's life
+        self._root = m.is_root()
         self._set_rate(float(learning_rate), "learning rate")
         self.eta0 = self.lr
         self.eta_decay = 0.0
@@ -242,9 +247,9 @@ cdef class Trainer:
     # ---- the update -------------------------------------------------------------------------
     cdef tuple _lists(self):
         """The parameters this trainer owns: the collection's, subcollections included."""
-        tree_params, tree_lookups = self.model.storage()
-        if self.model.is_root():
-            return tree_params, tree_lookups
+        if self._root:
+            return self._tree
+        tree_params, tree_lookups = self._tree
         key = (len(tree_params), len(tree_lookups))
         if key != self._lists_key:
             self._plist = self.model.parameters_list()
@@ -315,7 +320,8 @@ cdef class Trainer:
     cdef int _update_params(self, list params, list lookups, double s) except -1:
         if not isfinite(s):
             raise ValueError(f"{type(self).__name__}.update: the scale s must be finite, got {s}")
-        require_values(f"{type(self).__name__}.update")
+        if in_viz_mode():
+            require_values(f"{type(self).__name__}.update")
         if self.wd.lam != 0 and parampool.is_shared():
             raise RuntimeError(f"{type(self).__name__}.update: weight decay with shared_parameters is "
                                f"not supported (the lazy decay factor is kept per process, and each "
@@ -433,10 +439,14 @@ cdef class Trainer:
 
     def update(self, s=1.0):
         """Apply one update from the accumulated gradients (scaled by s), then clear them."""
+        cdef double scale = float(s)
         params, lookups = self._lists()
-        with gradient_lock:      # not while another thread's backward pass adds into gradients
-            self._update_params(params, lookups, float(s))
+        _lock.acquire_c()        # not while another thread's backward pass adds into gradients
+        try:
+            self._update_params(params, lookups, scale)
             self.after_update()
+        finally:
+            _lock.release_c()
 
     cdef int after_update(self) except -1:
         return 0
@@ -448,8 +458,15 @@ cdef class Trainer:
         params, lookups = self._lists()
         sel_p = _select(params, updated_params, "parameter", "parameters")
         sel_l = _select(lookups, updated_lookups, "lookup parameter", "lookup parameters")
-        with gradient_lock:
-            self._update_params(sel_p, sel_l, float(s))
+        cdef double scale = float(s)
+        _lock.acquire_c()
+        try:
+            self._update_params(sel_p, sel_l, scale)
+        finally:
+            _lock.release_c()
+
+
+cdef ReentrantLock _lock = gradient_lock
 
 
 # Trainers made under shared parameters; before a fork each makes its missing moments in shared memory.
