@@ -269,14 +269,15 @@ def test_rank_0_saves_and_every_rank_loads(tmp_path):
 def test_example_runs_with_mpirun_and_alone():
     env = mpirun_env(ROOT)
     example = os.path.join(ROOT, "examples", "distributed_mlp.py")
-    for cmd in (mpirun_command(2) + [sys.executable, example, "--epochs", "2"],
-                [sys.executable, example, "--epochs", "2"]):
+    for cmd, transport in ((mpirun_command(2) + [sys.executable, example, "--epochs", "2"],
+                            "shared memory"), ([sys.executable, example, "--epochs", "2"], "none")):
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
         assert out.returncode == 0, out.stdout + out.stderr
         lines = out.stdout.splitlines()
         assert len([l for l in lines if l.startswith("epoch ")]) == 2, out.stdout
         accuracy = float(lines[1].split("test accuracy ")[1].split()[0])
         assert accuracy > 0.8, out.stdout
+        assert f"gradients through {transport})" in lines[1], out.stdout
         assert "reloaded on every rank: identical" in out.stdout
 
 
