@@ -161,6 +161,11 @@ class _MPIWorld:
                 self._exchange = _CollectiveExchange(self)
         return self._exchange
 
+    def use_collectives(self):
+        """Average gradients through MPI collectives from now on (every rank calls it together)."""
+        self._exchange = _CollectiveExchange(self)
+        return self._exchange
+
 
 # Open MPI settings, unless the user chose others (read by MPI_Init, so set before mpi4py loads):
 # waiting ranks yield the CPU instead of spinning (on a busy or oversubscribed machine a spinning
@@ -435,7 +440,11 @@ def allreduce_gradients(model):
     if world.size == 1:
         return
     t = _tensors_of(model)
-    if not world.gradient_exchange().average(t, _Contribution(t)):
+    mine = _Contribution(t)
+    done = world.gradient_exchange().average(t, mine)
+    if done is None:                # out of shared memory: every rank goes on with the collectives
+        done = world.use_collectives().average(t, mine)
+    if not done:
         problem = _describe_mismatch(world.allgather_object(t.signature()))
         raise ValueError(f"dynet.distributed.allreduce_gradients: the models differ across ranks: "
                          f"{problem}; every rank must build the same model")
@@ -605,7 +614,8 @@ class _SharedMemoryExchange:
         self.win = None
 
     def average(self, t, mine):
-        """False (on every rank) when the ranks' models differ."""
+        """False (on every rank) when the ranks' models differ; None (on every rank, the window
+        closed) when the gradients outgrow the free shared memory."""
         n = self.updates + 1
         half = n % 2
         meta = mine.meta()
@@ -633,7 +643,15 @@ class _SharedMemoryExchange:
             return False
         if headers[:, 5].max() > self.capacity:
             first = self.capacity == self._HEADER_BYTES
-            self._allocate(max(int(headers[:, 5].max()), 0 if first else int(1.25 * self.capacity)))
+            capacity = max(int(headers[:, 5].max()), 0 if first else int(1.25 * self.capacity))
+            # a window larger than the shared-memory filesystem's free space would not fail when
+            # made but kill the process (SIGBUS) when written: the ranks give up on it together
+            room = _shared_memory_free()
+            if not self.comm.allreduce(room is None or room > 2 * (2 * capacity) * self.size,
+                                       op=self._MPI.LAND):
+                self.close()
+                return None
+            self._allocate(capacity)
             return self.average(t, mine)
         self._sum(t, half, headers)
         return True
@@ -686,6 +704,18 @@ class _SharedMemoryExchange:
             union = np.unique(np.concatenate([rows for rows, _ in parts]))
             if len(union):
                 _write_sum(t, k, union, parts)
+
+
+def _shared_memory_free():
+    """Free bytes where Open MPI keeps shared-memory windows (/dev/shm unless
+    OMPI_MCA_osc_sm_backing_directory says otherwise; containers often give it only 64 MB), or
+    None when that cannot be told."""
+    directory = os.environ.get("OMPI_MCA_osc_sm_backing_directory", "/dev/shm")
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 class _Futex:

@@ -9,8 +9,10 @@
     python tests/mpi_scenarios.py mismatch WHEN  rank 1 builds a differently shaped model (WHEN:
                                                  "start"), or adds a parameter later ("late")
     python tests/mpi_scenarios.py save-load DIR  rank 0 saves, every rank loads
-    python tests/mpi_scenarios.py transport RANK rank RANK refuses shared memory
-                                                 (DYNET_MPI_SHARED_MEMORY=0); every rank trains a
+    python tests/mpi_scenarios.py transport RANK HOW
+                                                 rank RANK refuses shared memory (HOW: "refuse",
+                                                 DYNET_MPI_SHARED_MEMORY=0) or finds it full when
+                                                 the window must grow ("full"); every rank trains a
                                                  few steps and prints the transport it used
 """
 import os
@@ -143,9 +145,11 @@ def run_mismatch(when):
         trainer.update()
 
 
-def run_transport(refusing_rank):
-    if dd.rank() == refusing_rank:
+def run_transport(rank, how):
+    if dd.rank() == rank and how == "refuse":
         os.environ["DYNET_MPI_SHARED_MEMORY"] = "0"
+    elif dd.rank() == rank:         # "full": no room for the window to grow at the first update
+        dd._shared_memory_free = lambda: 0
     m, params = build(30, seed=1)
     trainer = dd.DistributedTrainer(dy.SimpleSGDTrainer(m))
     data = dd.shard(dataset(30), seed=2)
@@ -187,7 +191,7 @@ if __name__ == "__main__":
     elif what == "mismatch":
         run_mismatch(sys.argv[2])
     elif what == "transport":
-        run_transport(int(sys.argv[2]))
+        run_transport(int(sys.argv[2]), sys.argv[3])
     elif what == "save-load":
         run_save_load(sys.argv[2])
     else:
