@@ -29,13 +29,21 @@ if os.environ.get("DYNET_CYTHON_WERROR", "0") == "1":
     CythonOptions.warning_errors = True
 
 
+# Modules that link a library beyond Python's: the random kernels call NumPy's C distributions
+# (numpy/random/lib/libnpyrandom.a, shipped with NumPy for extensions to link).
+NPYRANDOM = {"libraries": ["npyrandom"],
+             "library_dirs": [os.path.join(os.path.dirname(numpy.__file__), "random", "lib")]}
+LINK = {"dynet.kernels.rand": NPYRANDOM}
+
+
 def extensions():
     exts = []
     for pyx in sorted(glob.glob(os.path.join("dynet", "**", "*.pyx"), recursive=True)):
         name = os.path.splitext(pyx)[0].replace(os.sep, ".")
         exts.append(Extension(name, [pyx], include_dirs=[numpy.get_include()],
                               extra_compile_args=COMPILE_ARGS,
-                              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]))
+                              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                              **LINK.get(name, {})))
     return exts
 
 

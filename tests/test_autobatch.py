@@ -170,3 +170,156 @@ def test_errors_inside_a_batch_name_the_operation():
     W = dy.inputTensor(np.ones((2, 2)))
     with pytest.raises(RuntimeError, match=r"NaN or Inf detected: log \(node v\d+, \{2\}\)"):
         dy.log(W * dy.inputVector([1.0, -2.0]))
+
+
+def tree_lstm_loss(m, params, trees):
+    """A small binary Tree-LSTM (as bench/workloads/treelstm.py) over nested tuples of word ids."""
+    E, W, b, U, c, V = params
+    def encode(t):
+        if not isinstance(t, tuple):
+            x = dy.lookup(E, t)
+            i, o, u = [dy.affine_transform([b[k], W[k], x]) for k in range(3)]
+            cell = dy.cmult(dy.logistic(i), dy.tanh(u))
+            return dy.cmult(dy.logistic(o), dy.tanh(cell)), cell
+        (hl, cl), (hr, cr) = encode(t[0]), encode(t[1])
+        hc = dy.concatenate([hl, hr])
+        i, fl, fr, o, u = [dy.affine_transform([c[k], U[k], hc]) for k in range(5)]
+        cell = dy.cmult(dy.logistic(i), dy.tanh(u)) + dy.cmult(dy.logistic(fl), cl) + \
+            dy.cmult(dy.logistic(fr), cr)
+        return dy.cmult(dy.logistic(o), dy.tanh(cell)), cell
+    return dy.esum([dy.pickneglogsoftmax(V * encode(t)[0], k % 3) for k, t in enumerate(trees)])
+
+
+def make_tree_params(m):
+    return (m.add_lookup_parameters((10, 4)), [m.add_parameters((5, 4)) for _ in range(3)],
+            [m.add_parameters(5) for _ in range(3)], [m.add_parameters((5, 10)) for _ in range(5)],
+            [m.add_parameters(5) for _ in range(5)], m.add_parameters((3, 5)))
+
+
+TREES = [((1, 2), 3), (4, (5, (6, 7))), ((8, 9), (0, 1)), 2, ((3, 4), (5, 6))]
+
+
+def run_trees(autobatch, revert=False):
+    execution.configure(autobatch, 0)
+    dy.reset_random_seed(4)
+    m = dy.ParameterCollection()
+    params = make_tree_params(m)
+    dy.renew_cg()
+    if revert:                       # a different graph computed, then reverted away
+        dy.cg_checkpoint()
+        tree_lstm_loss(m, params, TREES[::-1] + TREES).value()
+        dy.cg_revert()
+    loss = tree_lstm_loss(m, params, TREES)
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in m.parameters_list()] + \
+        [params[0].grad_as_array().copy()]
+
+
+@pytest.mark.parametrize("revert", [False, True])
+def test_tree_lstm_autobatched_equals_plain(revert):
+    v0, g0 = run_trees(0, revert)
+    v1, g1 = run_trees(1, revert)
+    assert abs(v0 - v1) <= 1e-5 * abs(v0)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_maps_group_by_their_producers():
+    """logistic(W_i x) of many examples is one batch and logistic(W_o x) another (each reads its
+    product group's values side by side), not one batch interleaving both."""
+    execution.configure(1, 1)
+    execution.reset()
+    rng = np.random.default_rng(0)
+    Wi, Wo = dy.inputTensor(rng.normal(size=(4, 3))), dy.inputTensor(rng.normal(size=(4, 3)))
+    xs = [dy.inputTensor(rng.normal(size=3)) for _ in range(6)]
+    hs = [dy.cmult(dy.logistic(Wi * x), dy.logistic(Wo * x)) for x in xs]
+    loss = dy.sum_elems(dy.esum(hs))
+    loss.value()
+    loss.backward(full=True)
+    stats = dy.profiling_stats()
+    assert stats["logistic"]["nodes"] == 12 and stats["logistic"]["batches"] == 2
+    assert stats["cmult"]["nodes"] == 6 and stats["cmult"]["batches"] == 1
+
+    def s(v):
+        return 1 / (1 + np.exp(-v))
+    for x, h in zip(xs, hs):
+        want = s(Wi.npvalue() @ x.npvalue()) * s(Wo.npvalue() @ x.npvalue())
+        np.testing.assert_allclose(h.npvalue(), want, rtol=1e-5, atol=1e-6)
+        si, so = s(Wi.npvalue() @ x.npvalue()), s(Wo.npvalue() @ x.npvalue())
+        want_dx = Wi.npvalue().T @ (so * si * (1 - si)) + Wo.npvalue().T @ (si * so * (1 - so))
+        np.testing.assert_allclose(x.gradient(), want_dx, rtol=1e-5, atol=1e-6)
+
+
+def test_recalculation_keeps_the_values_in_place():
+    """Groups' values are placed side by side once: recalculating a graph again and again takes no
+    more forward memory."""
+    execution.configure(1, 0)
+    rng = np.random.default_rng(1)
+    W = dy.inputTensor(rng.normal(size=(8, 8)))
+    xs = [dy.inputTensor(rng.normal(size=8)) for _ in range(16)]
+    loss = dy.sum_elems(dy.esum([dy.tanh(W * x) + x for x in xs]))
+    first = loss.value()
+    used = dy.cg().memory["forward"]
+    for _ in range(5):
+        assert loss.value(recalculate=True) == pytest.approx(first, rel=1e-6)
+    assert dy.cg().memory["forward"] == used
+
+
+def test_threads_each_keep_their_own_plan():
+    """Each thread's graph has its own plan: autobatched graphs built and run in several threads at
+    once give the values the plain executor gives."""
+    import threading
+    m = dy.ParameterCollection()
+    params = make_tree_params(m)
+    execution.configure(0, 0)
+    want = []
+    for k in range(4):
+        dy.renew_cg()
+        want.append(tree_lstm_loss(m, params, TREES[k:] + TREES[:k]).value())
+    execution.configure(1, 0)
+    got, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(5):
+                dy.renew_cg()
+                got[k] = tree_lstm_loss(m, params, TREES[k:] + TREES[:k]).value()
+        except BaseException as e:       # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(4):
+        assert got[k] == pytest.approx(want[k], rel=1e-5)
+
+
+def run_products(autobatch):
+    """Products sharing a matrix in one level whose inputs partly need gradients (parameters, the
+    matrix itself) and partly not (inputs), and affine transforms sharing bias and matrix."""
+    execution.configure(autobatch, 0)
+    m = dy.ParameterCollection()
+    rng = np.random.default_rng(7)
+    W = m.add_parameters((4, 4), init=dy.NumpyInitializer(rng.normal(size=(4, 4))))
+    b = m.add_parameters(4, init=dy.NumpyInitializer(rng.normal(size=4)))
+    ps = [m.add_parameters(4, init=dy.NumpyInitializer(rng.normal(size=4))) for _ in range(3)]
+    dy.renew_cg()
+    xs = [dy.inputVector(list(rng.normal(size=4))) for _ in range(3)]
+    outs = [W * x for x in xs] + [W * dy.tanh(x) for x in xs] + [W * dy.tanh(p) for p in ps] + \
+        [dy.sum_cols(W * W)] + \
+        [dy.affine_transform([b, W, dy.tanh(p)]) for p in ps]
+    loss = dy.sum_elems(dy.esum([dy.cmult(o, o) for o in outs]))
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in m.parameters_list()]
+
+
+def test_product_groups_backward_equals_plain():
+    v0, g0 = run_products(0)
+    v1, g1 = run_products(1)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

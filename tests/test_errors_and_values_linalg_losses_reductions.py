@@ -135,6 +135,114 @@ def test_reduction_values():
     assert dy.sum_dim(xb, [0]).dim() == ((1,), 4)
 
 
+REDUCTIONS = {   # name: (ours(x, dims, b), NumPy over the axes (axes=(): none))
+    "sum": (lambda x, d, b: dy.sum_dim(x, d, b), lambda a, ax: a.sum(axis=ax)),
+    "mean": (lambda x, d, b: dy.mean_dim(x, d, b), lambda a, ax: a.mean(axis=ax)),
+    "moment3": (lambda x, d, b: dy.moment_dim(x, d, 3, b), lambda a, ax: (a ** 3).mean(axis=ax)),
+    "moment17": (lambda x, d, b: dy.moment_dim(x, d, 17, b), lambda a, ax: (a ** 17).mean(axis=ax)),
+    "std": (lambda x, d, b: dy.std_dim(x, d, b), lambda a, ax: a.std(axis=ax)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@pytest.mark.parametrize("shape", [(3, 1, 4, 2), (300, 2), (2, 300)])
+def test_reductions_over_every_set_of_dimensions(name, shape):
+    """Every subset of the dimensions, with and without the batch: a size-1 dimension, reduced runs
+    and kept runs in any order, blocks longer than the kernel's chunk (300 values); values and the
+    gradients of sum(out * R) against NumPy (R projects the output so every value counts)."""
+    ours, ref = REDUCTIONS[name]
+    rng = np.random.default_rng(4)
+    bd = 3
+    x = rng.uniform(-1, 1, shape + (bd,))
+    nd = len(shape)
+    for mask in range(1 << nd):
+        dims = [k for k in range(nd) if mask >> k & 1]
+        for b in (False, True):
+            axes = tuple(dims) + ((nd,) if b else ())
+            want = ref(x, axes)
+            dy.renew_cg()
+            e = dy.inputTensor(x, batched=True)
+            out = ours(e, dims, b)
+            got = out.npvalue().reshape(want.shape, order="F")
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{name} {dims} b={b}")
+            proj = rng.uniform(-1, 1, want.shape)
+            pe = dy.inputTensor(proj.reshape(out.npvalue().shape, order="F"), batched=not b)
+            dy.sum_batches(dy.sum_elems(dy.cmult(out, pe))).backward(full=True)
+            # d/dx of sum(out * R): central differences of the NumPy reduction in float64
+            g = e.gradient().reshape(x.shape, order="F")
+            for flat in rng.choice(x.size, 4, replace=False):
+                i = np.unravel_index(flat, x.shape)
+                up, down = x.copy(), x.copy()
+                up[i] += 1e-4
+                down[i] -= 1e-4
+                fd = (np.sum(proj * ref(up, axes)) - np.sum(proj * ref(down, axes))) / 2e-4
+                assert abs(g[i] - fd) <= 1e-3 + 1e-2 * abs(fd), (name, dims, b, i, g[i], fd)
+
+
+@pytest.mark.parametrize("op,ref", [("max_dim", np.max), ("min_dim", np.min),
+                                    ("logsumexp_dim", lambda a, axis: np.log(np.exp(a).sum(axis=axis)))])
+@pytest.mark.parametrize("shape", [(3, 1, 4), (300, 2), (2, 300)])
+def test_single_dimension_reductions_over_each_dimension(op, ref, shape):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, shape + (2,))
+    for d in range(len(shape)):
+        dy.renew_cg()
+        e = dy.inputTensor(x, batched=True)
+        out = getattr(dy, op)(e, d)
+        want = ref(x, axis=d)
+        np.testing.assert_allclose(out.npvalue().reshape(want.shape, order="F"), want, rtol=1e-5,
+                                   atol=1e-6, err_msg=f"{op} d={d}")
+        dy.sum_batches(dy.sum_elems(out)).backward(full=True)
+        g = e.gradient().reshape(x.shape, order="F")
+        if op == "logsumexp_dim":
+            expect = np.exp(x - np.expand_dims(np.log(np.exp(x).sum(axis=d)), d))
+        else:   # one value of each reduced line gets the gradient: the extreme one
+            expect = (x == np.expand_dims(want, d)).astype(float)
+        np.testing.assert_allclose(g, expect, rtol=1e-5, atol=1e-6, err_msg=f"{op} d={d}")
+
+
+def test_binary_log_loss_logs_are_accurate_over_the_whole_interval():
+    """binary_log_loss's vectorised ln x and ln(1 - x) (kernels/cpu.pxd fast_log, fast_log1p)
+    against float64 at the clipped float32 x: near 0, near 1 (where 1 - x rounds), and between;
+    the gradient with respect to the targets is ln(1 - x) - ln x."""
+    rng = np.random.default_rng(6)
+    x = np.float32(np.concatenate([np.geomspace(1e-9, 0.5, 3000), 1 - np.geomspace(1e-8, 0.5, 3000),
+                                   rng.uniform(0, 1, 3000)]))
+    xc = np.clip(x, np.float32(1e-7), np.float32(1 - 1e-7)).astype(np.float64)
+    for target, want in ((1.0, -np.log(xc)), (0.0, -np.log1p(-xc))):
+        dy.renew_cg()
+        y = dy.inputTensor(np.full((1, x.size), target), batched=True)
+        loss = dy.binary_log_loss(dy.inputTensor(x.reshape(1, -1).astype(np.float64), batched=True), y)
+        np.testing.assert_allclose(loss.npvalue().ravel(), want, rtol=5e-7)
+        dy.sum_batches(loss).backward(full=True)
+        np.testing.assert_allclose(y.gradient().ravel(), np.log1p(-xc) - np.log(xc), rtol=5e-7, atol=2e-7)
+
+
+@pytest.mark.parametrize("n", [1, 7, 16, 83, 256])
+def test_circular_convolution_and_correlation_against_numpy(n):
+    """Every length path of the sliding-window kernel (blocks of 64 and 16 outputs, single outputs
+    after them): values and both gradients of sum(out * R) against the definitions in float64."""
+    rng = np.random.default_rng(n)
+    u, v, proj = rng.uniform(-1, 1, (3, n))
+    k = np.arange(n)
+    idx = (k[None, :] - k[:, None]) % n          # [i, k] -> (k - i) mod n
+    conv = (u[:, None] * v[idx]).sum(0)
+    corr = (u[:, None] * v[(k[None, :] + k[:, None]) % n]).sum(0)
+    # d/du_i of sum_k R_k out_k and d/dv_j, from the same sums
+    grads = {"circ_conv": ((proj[None, :] * v[idx]).sum(1),
+                           np.array([(proj * u[(k - j) % n]).sum() for j in range(n)])),
+             "circ_corr": ((proj[None, :] * v[(k[None, :] + k[:, None]) % n]).sum(1),
+                           np.array([(proj * u[(j - k) % n]).sum() for j in range(n)]))}
+    for name, want in (("circ_conv", conv), ("circ_corr", corr)):
+        dy.renew_cg()
+        eu, ev = dy.inputTensor(u), dy.inputTensor(v)
+        out = getattr(dy, name)(eu, ev)
+        np.testing.assert_allclose(out.npvalue().reshape(-1), want, rtol=1e-5, atol=1e-5 * n, err_msg=name)
+        dy.sum_elems(dy.cmult(out, dy.inputTensor(proj))).backward(full=True)
+        np.testing.assert_allclose(eu.gradient().reshape(-1), grads[name][0], rtol=1e-5, atol=1e-5 * n)
+        np.testing.assert_allclose(ev.gradient().reshape(-1), grads[name][1], rtol=1e-5, atol=1e-5 * n)
+
+
 def test_loss_values():
     dy.renew_cg()
     x = dy.inputTensor([0.5, 1.0, -0.2, 0.9])

@@ -46,3 +46,22 @@ def test_const_parameter_and_const_lookup_get_no_gradient():
     np.testing.assert_array_equal(W.grad_as_array(), np.full((2, 2), 2.0))   # only the updated use
     np.testing.assert_array_equal(lp.grad_as_array()[1], [0, 0])
     np.testing.assert_array_equal(lp.grad_as_array()[2], [2, 2])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 513, 100001])
+def test_noise_is_gaussian_and_the_generic_path_draws_the_same(n):
+    """noise's Box-Muller draws (kernels/rand.pyx): Gaussian by a Kolmogorov-Smirnov test (a fixed
+    seed, so the test is deterministic), and kernels/generic.py's array version gives the same
+    values from the same seed, odd counts included."""
+    from scipy import stats
+    from dynet.core import config
+    from dynet.kernels import generic
+    dy.renew_cg()
+    config.reseed(21)
+    typed = dy.noise(dy.inputTensor(np.zeros(n)), 2.0).npvalue().reshape(-1)
+    config.reseed(21)
+    arrays = generic.gaussian_noise(np, n, 2.0)
+    np.testing.assert_allclose(typed, arrays, rtol=1e-5, atol=4e-6)
+    if n > 1000:
+        assert stats.kstest(typed / 2.0, "norm").pvalue > 1e-3
+        assert abs(typed.std() / 2.0 - 1) < 0.01

@@ -1,7 +1,9 @@
 # Helpers for the batched kernels of autobatching (dynet/core/execution.pyx): a group of nodes of one
 # signature gathers one argument of each node side by side into a matrix, runs one kernel over all
-# the columns, and scatters the result columns back into each node's value.
-from dynet.core.dim cimport cols
+# the columns, and scatters the result columns back into each node's value. Autobatching places a
+# group's values (and gradients) side by side, so where the argument group is the producing group
+# (in the same order) there is nothing to gather or scatter.
+from dynet.core.dim cimport cols, total_size
 from dynet.core.graph cimport Expression
 from dynet.kernels.cpu cimport copy
 
@@ -19,21 +21,55 @@ cdef inline Py_ssize_t total_cols(list group) noexcept:
     return total
 
 
-cdef inline void gather_arg(list group, Py_ssize_t arg, Py_ssize_t k, float* dst) noexcept:
-    """Argument `arg` (k rows) of each node, all its columns, side by side into dst."""
+cdef inline float* side_by_side(list group, Py_ssize_t arg, bint grads) noexcept:
+    """Where the value (grads: the gradient) of argument `arg` (-1: the node itself) of each node
+    already lies side by side in group order (autobatching places a group's values and gradients
+    so), else NULL."""
+    cdef Expression node, a
+    cdef float* start = NULL
+    cdef float* p
+    cdef Py_ssize_t off = 0
+    for node in group:
+        a = node if arg < 0 else <Expression>node.args[arg]
+        p = a.grad if grads else a.val
+        if p == NULL:
+            return NULL
+        if start == NULL:
+            start = p
+        elif p != start + off:
+            return NULL
+        off += total_size(&a.d)
+    return start
+
+
+cdef inline const float* gather_arg(list group, Py_ssize_t arg, Py_ssize_t k, float* dst) noexcept:
+    """Argument `arg` (k rows) of each node, all its columns, side by side: where they already
+    lie so, that memory; else copied into dst."""
     cdef Expression node, a
     cdef Py_ssize_t off = 0, n
+    cdef const float* together = side_by_side(group, arg, False)
+    if together != NULL:
+        return together
     for node in group:
         a = <Expression>node.args[arg]
         n = k * ncols(a)
         copy(n, a.val, dst + off)
         off += n
+    return dst
+
+
+cdef inline float* node_values(list group) noexcept:
+    """The group's values as one block, if autobatching placed them so, else NULL: a batched
+    kernel then writes its results there directly."""
+    return side_by_side(group, -1, False)
 
 
 cdef inline void scatter_values(list group, Py_ssize_t m, const float* src) noexcept:
     """The inverse for the results: each node's columns (m rows) from src into its value."""
     cdef Expression node
     cdef Py_ssize_t off = 0, n
+    if node_values(group) == src:
+        return
     for node in group:
         n = m * ncols(node)
         copy(n, src + off, node.val)

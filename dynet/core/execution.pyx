@@ -5,16 +5,18 @@ plain loops (graph.pyx), and `configure` only installs a runner when a flag asks
 Autobatching (Neubig, Goldberg and Dyer 2017) runs the nodes not yet computed level by level, a
 node's level being 1 + the deepest level among its arguments computed in this pass (the paper's
 depth-based schedule): nodes of one level never depend on each other. Within a level, nodes with
-the same signature form a group run as one batched call; the signatures and batched kernels live in
-the node families (matmul.pyx: products sharing their matrix, affine transforms sharing bias and
-matrices; lstm.pyx: LSTM gates sharing their parameters). Every other node runs its own forward in
-schedule order. The backward pass runs by decreasing level, the LSTM gates of a level as one
-batched backward; products keep matmul's deferral (their backward as wide GEMMs in any order).
+the same signature form a group, whose values are placed side by side and which runs as one batched
+call; the signatures and batched kernels live in the node families (elementwise.pyx: maps;
+matmul.pyx: products sharing their matrix, affine transforms sharing bias and matrices; lstm.pyx:
+LSTM gates sharing their parameters). Every other node runs its own forward in schedule order. The
+order the nodes ran in is kept (a plan per graph): the gradients are laid out in it, each group's
+side by side, and the backward pass follows it backwards, a group's backward as one batched call.
 
 Profiling times every node's forward and backward (or every batch) into a table per operation type;
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
 """
 from cpython.list cimport PyList_GET_ITEM
+from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -22,9 +24,14 @@ import atexit
 import sys
 
 from dynet.core.dim cimport total_size, dim_str
+from libc.stdlib cimport realloc
+from libc.string cimport memset
 from dynet.core.graph cimport (Expression, ComputationGraph, set_runners, forward_runner,
-                               backward_runner,
+                               backward_runner, set_layout_runner, layout_runner,
                                run_backward_hooks, complete_pending)
+from dynet.core.memory cimport Arena
+from dynet.core.device cimport Device
+cimport dynet.nodes.elementwise as elementwise
 cimport dynet.nodes.matmul as matmul
 cimport dynet.nodes.lstm as lstm
 
@@ -34,8 +41,12 @@ cdef int _profiling = 0
 
 def configure(autobatch=0, profiling=0):
     """Install the runners the flags ask for (called by init; tests switch them here)."""
-    global _autobatch, _profiling
+    global _autobatch, _profiling, _concatenate, _lookup
     _autobatch, _profiling = int(autobatch or 0), int(profiling or 0)
+    if _autobatch and _concatenate is None:
+        from dynet.nodes.select import Concatenate
+        from dynet.core.params import LookupNode
+        _concatenate, _lookup = Concatenate, LookupNode
     if _profiling and not _atexit_registered:
         _register_exit_report()
     cdef forward_runner fwd = NULL
@@ -48,7 +59,11 @@ def configure(autobatch=0, profiling=0):
         bwd = autobatch_backward
     elif _profiling:
         bwd = profiled_backward
+    cdef layout_runner layout = NULL
+    if _autobatch:
+        layout = autobatch_layout
     set_runners(fwd, bwd)
+    set_layout_runner(layout)
 
 
 def settings():
@@ -197,13 +212,200 @@ def _register_exit_report():
 
 
 # ---- autobatching -------------------------------------------------------------------------------
+#
+# The forward pass records a *plan* per graph: the nodes in the order they ran (level by level) with
+# the groups marked. The gradients are laid out in plan order, a group's side by side as its values
+# are, and the backward pass walks the plan backwards, group by group: a reverse topological order.
 
-cdef object signature(Expression node):
-    """The group key of a node with a batched kernel (its family's), None for one that runs alone."""
-    key = matmul.batch_signature(node)
-    if key is None:
-        key = lstm.batch_signature(node)
-    return key
+cdef enum:
+    FAM_NONE = 0      # runs alone
+    FAM_MAP = 1       # elementwise.pyx: unary and binary maps
+    FAM_PRODUCT = 2   # matmul.pyx: products and affine transforms
+    FAM_LSTM = 3      # lstm.pyx: LSTM gates (and cells, placed together but run one by one)
+    FAM_PLACED = 4    # concatenations and lookups: placed together (their consumers' arguments
+                      # then lie side by side) but run one by one
+
+# the node types of FAM_PLACED (set by configure: importing them here would be circular)
+cdef object _concatenate = None
+cdef object _lookup = None
+
+
+cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
+    """The node's group key in its family (0: it runs alone); the family in *family."""
+    cdef Py_ssize_t key = elementwise.batch_key(node)
+    if key:
+        family[0] = FAM_MAP
+        return key
+    key = matmul.batch_key(node)
+    if key:
+        family[0] = FAM_PRODUCT
+        return key
+    key = lstm.batch_key(node)
+    if key:
+        family[0] = FAM_LSTM
+        return key
+    family[0] = FAM_PLACED if type(node) is _concatenate or type(node) is _lookup else FAM_NONE
+    return total_size(&node.d) * 2 + 1 if family[0] else 0
+
+
+cdef inline bint same_group(int family, Expression x, Expression y) noexcept:
+    if family == FAM_MAP:
+        return elementwise.same_batch(x, y)
+    if family == FAM_PRODUCT:
+        return matmul.same_batch(x, y)
+    if family == FAM_LSTM:
+        return lstm.same_batch(x, y)
+    return type(x) is type(y) and total_size(&x.d) == total_size(&y.d)
+
+
+cdef enum:
+    NEEDS_GRAD = 1
+    EXTERNAL = 2
+
+
+cdef extern from *:
+    """
+    #define DY_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    """
+    void prefetch "DY_PREFETCH"(const void* p) noexcept nogil
+    # borrowed pointers, without reference counting: a prefetch must not write to the object
+    PyObject* list_item "PyList_GET_ITEM"(object lst, Py_ssize_t i) noexcept
+    PyObject* tuple_item "PyTuple_GET_ITEM"(PyObject* tup, Py_ssize_t i) noexcept
+    Py_ssize_t tuple_size "PyTuple_GET_SIZE"(PyObject* tup) noexcept
+
+
+cdef void prefetch_group(ComputationGraph cg, int start, const int* order, const int* nxt,
+                         int p) noexcept:
+    """prefetch_node's three stages for every member of a group (the chain from position p), a
+    stage at a time: the members' memory arrives in parallel, not one miss after another."""
+    cdef int stage, q
+    for stage in range(3):
+        q = p
+        while q >= 0:
+            prefetch_node(cg, start + order[q], stage)
+            q = nxt[q]
+
+
+cdef void* grown(void* p, size_t nbytes) except NULL:
+    cdef void* q = realloc(p, nbytes)
+    if q == NULL:
+        raise MemoryError("autobatch: cannot grow the plan")
+    return q
+
+
+cdef inline void prefetch_node(ComputationGraph cg, int index, int stage) noexcept:
+    """Ask for a node's memory ahead of its use (the plan's order jumps around memory, so the
+    hardware's prefetcher cannot guess it): stage 0 the node, 1 its argument tuple, 2 the
+    arguments (each stage reads what the previous one fetched)."""
+    cdef PyObject* node = list_item(cg.nodes, index)
+    cdef PyObject* args
+    cdef Py_ssize_t i
+    if stage == 0:
+        prefetch(node)
+        prefetch(<char*>node + 64)
+        prefetch(<char*>node + 128)
+        return
+    args = <PyObject*>(<Expression>node).args
+    if stage == 1:
+        prefetch(args)
+        prefetch(<char*>args + 64)
+        return
+    for i in range(tuple_size(args)):
+        prefetch(tuple_item(args, i))
+        prefetch(<char*>tuple_item(args, i) + 64)
+
+
+cdef class Plan:
+    """The order one graph's nodes ran in: order[p] is a node index, starts[p] is 1 where a group
+    begins. It covers the nodes base..covered-1, each once."""
+    cdef int* order
+    cdef unsigned char* starts
+    cdef int* sizes            # each node's total size and gradient flags (NEEDS_GRAD, EXTERNAL),
+    cdef unsigned char* flags  # so that laying out the gradients does not visit the nodes
+    cdef int n, cap
+    cdef int version           # the graph's version it belongs to
+    cdef int base, covered
+    cdef int placed_upto       # nodes from here on have never had their values placed
+
+    def __dealloc__(self):
+        free(self.order)
+        free(self.starts)
+        free(self.sizes)
+        free(self.flags)
+
+    cdef int add(self, int index, bint starts_group, int size, unsigned char flags) except -1:
+        cdef int cap
+        if self.n == self.cap:
+            cap = max(256, 2 * self.cap)
+            self.order = <int*>grown(self.order, cap * sizeof(int))
+            self.sizes = <int*>grown(self.sizes, cap * sizeof(int))
+            self.starts = <unsigned char*>grown(self.starts, cap)
+            self.flags = <unsigned char*>grown(self.flags, cap)
+            self.cap = cap
+        self.order[self.n] = index
+        self.starts[self.n] = starts_group
+        self.sizes[self.n] = size
+        self.flags[self.n] = flags
+        self.n += 1
+        return 0
+
+    cdef void forget_from(self, int start) noexcept:
+        """Nodes start.. run again (recalculation, or new nodes after cg_revert): drop them, so
+        that the plan stays in an order their new run will follow."""
+        cdef int p, k = 0
+        cdef bint group_kept = False
+        for p in range(self.n):
+            if self.starts[p]:
+                group_kept = False
+            if self.order[p] < start:
+                self.order[k] = self.order[p]
+                self.sizes[k] = self.sizes[p]
+                self.flags[k] = self.flags[p]
+                self.starts[k] = not group_kept
+                group_kept = True
+                k += 1
+        self.n = k
+        if start < self.base:
+            self.base = start
+        if start < self.covered:
+            self.covered = start
+
+
+# One plan per graph object (each thread has its own, kept across renew_cg, so the plan's arrays
+# are reused graph after graph), for the graph's current version. Beyond a few graph objects (threads
+# come and go) the oldest plan is dropped.
+cdef dict _plans = {}
+cdef int MAX_PLANS = 64
+
+
+cdef Plan plan_of(ComputationGraph cg):
+    """The plan of the graph's current version, if it covers nodes from 0 on; else None."""
+    cdef Plan plan = _plans.get(<size_t><void*>cg)
+    if plan is None or plan.version != cg._version or plan.base != 0:
+        return None
+    return plan
+
+
+cdef Plan plan_for(ComputationGraph cg, int start):
+    """The plan to which a forward pass from node `start` on adds."""
+    cdef Plan plan = _plans.get(<size_t><void*>cg)
+    if plan is None:
+        if len(_plans) >= MAX_PLANS:
+            del _plans[next(iter(_plans))]
+        plan = Plan.__new__(Plan)
+        plan.version = -1
+        _plans[<size_t><void*>cg] = plan
+    if plan.version != cg._version:            # a new graph
+        plan.version = cg._version
+        plan.n = 0
+        plan.base = plan.covered = plan.placed_upto = start
+    elif start < plan.covered:
+        plan.forget_from(start)
+    elif start > plan.covered:                 # nodes between ran without the plan: start anew
+        plan.n = 0
+        plan.base = plan.covered = start
+        plan.placed_upto = max(plan.placed_upto, start)
+    return plan
 
 
 cdef int run_one(ComputationGraph cg, Expression node, bint backward) except -1:
@@ -225,48 +427,89 @@ cdef int run_one(ComputationGraph cg, Expression node, bint backward) except -1:
     return 0
 
 
-cdef int run_group(ComputationGraph cg, list group, int group_kind) except -1:
+cdef int place(ComputationGraph cg, Plan plan, list group) except -1:
+    """Give the group's values one block, side by side in group order (DyNet's trick): the batched
+    kernel then writes its results there, and a next group of the consumers finds its arguments
+    side by side. Only nodes never placed before (a recalculation keeps their places)."""
+    cdef Expression node
+    cdef size_t total = 0
+    cdef float* block
+    for node in group:
+        if node.index < plan.placed_upto or node.external_grad:
+            return 0
+        total += total_size(&node.d)
+    block = cg.fwd_of((<Expression>group[0]).dev).alloc(total)
+    for node in group:
+        node.val = block
+        block += total_size(&node.d)
+    return 0
+
+
+cdef int run_group(ComputationGraph cg, list group, int family, bint backward) except -1:
     cdef Expression first = <Expression>group[0], node
     cdef double t = now() if _profiling else 0.0
     cdef size_t nbytes = 0
-    if len(group) == 1:
-        first.forward_impl()
-    else:
-        if group_kind == 3:
-            lstm.forward_batch(group)
-        else:
-            matmul.forward_batch(group)
+    if family == FAM_MAP:
+        (elementwise.backward_batch if backward else elementwise.forward_batch)(group)
+    elif family == FAM_LSTM:
+        (lstm.backward_batch if backward else lstm.forward_batch)(group)
+    elif family == FAM_PRODUCT:
+        (matmul.backward_batch if backward else matmul.forward_batch)(group)
+    else:                                       # cells, concatenations, lookups: one by one
+        for node in group:
+            node.backward_impl() if backward else node.forward_impl()
     if _profiling:
         t = now() - t
         for node in group:
             nbytes += total_size(&node.d) * sizeof(float)
             if _profiling > 1:
-                record_node(cg, node, t / len(group), False)
-        record(first.op_name(), len(group), t, False, nbytes)
+                record_node(cg, node, t / len(group), backward)
+        record(first.op_name(), len(group), t, backward, 0 if backward else nbytes)
     return 0
 
 
-cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels) except NULL:
+cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize_t* keys,
+                   int* families, int* sizes, unsigned char* flags) except NULL:
     """The nodes start..start+n-1 ordered by (level, index), a node's level being 1 + the deepest
     level among its arguments in that range (a counting sort). Returns one malloc'ed block: the
-    order (n ints), then the end of each level (*nlevels ints); the caller frees it."""
+    order (n ints), then the end of each level (*nlevels ints); the caller frees it. Also each
+    node's group key and family, size and gradient flags (in this pass, which walks the nodes in
+    index order: the later passes then read them without visiting the nodes).
+
+    A map's key also takes in its arguments' own keys (their producers): logistic(W_i x + b_i)
+    and logistic(W_o x + b_o) then form two groups, each reading its affine group's values side
+    by side and written side by side for its own consumers, where one group of both would
+    interleave them and leave every consumer to gather."""
     cdef int i, d, da, maxd = 0
     cdef Expression node, a
+    cdef size_t key
     cdef int* depth = <int*>malloc(n * sizeof(int))
+    cdef Py_ssize_t* own = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))     # keys before mixing
     cdef int* block = NULL
     cdef int* ends
-    if depth == NULL:
-        raise MemoryError("autobatch: cannot allocate the schedule")
     try:
+        if depth == NULL or own == NULL:
+            raise MemoryError("autobatch: cannot allocate the schedule")
         for i in range(n):
+            if i + 16 < n:                    # node objects lie wherever the allocator put them
+                prefetch_node(cg, start + i + 16, 0)
+            if i + 8 < n:
+                prefetch_node(cg, start + i + 8, 1)
             node = <Expression>PyList_GET_ITEM(cg.nodes, start + i)
+            own[i] = group_key(node, families + i)
+            sizes[i] = <int>total_size(&node.d)
+            flags[i] = (NEEDS_GRAD if node.needs_grad else 0) | (EXTERNAL if node.external_grad else 0)
+            key = <size_t>own[i]
             d = 0
             for a in node.args:
                 if a.index >= start:
                     da = depth[a.index - start] + 1
                     if da > d:
                         d = da
+                    if families[i] == FAM_MAP:
+                        key = key * <size_t>0x100000001B3 + <size_t>own[a.index - start]
             depth[i] = d
+            keys[i] = <Py_ssize_t>key if key or not own[i] else 1
             if d > maxd:
                 maxd = d
         block = <int*>calloc(n + maxd + 2, sizeof(int))
@@ -286,108 +529,235 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels) except N
         return block
     finally:
         free(depth)
+        free(own)
 
 
 cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
-    """Compute nodes n_forwarded..index level by level, grouping same-signature nodes."""
+    """Compute nodes n_forwarded..index level by level: in each level, same-signature nodes as
+    one group (placed side by side, one batched call), every other node alone."""
     cdef int start = cg.n_forwarded
     if index < start:
         return 0
-    cdef int n = index + 1 - start, i = 0, d, nlevels = 0
+    cdef int n = index + 1 - start, i, p, d, g, h, slot, family, size, groups, widest = 1
+    cdef int nlevels = 0, mask = 1
+    cdef Py_ssize_t key
     cdef Expression node
-    cdef list level
-    cdef dict groups
-    cdef int* order = schedule(cg, start, n, &nlevels)
-    cdef int* ends = order + n + 1
+    cdef list group
+    cdef Plan plan = plan_for(cg, start)
+    # by node (offset from start): group key and family; by position in the schedule: next member
+    # of its group; by group: first and last member, size; and a level's open-addressing table
+    cdef Py_ssize_t* keys = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+    cdef int* families = <int*>malloc(6 * n * sizeof(int) + n)
+    cdef int* nxt = families + n
+    cdef int* head = nxt + n
+    cdef int* tail = head + n
+    cdef int* count = tail + n
+    cdef int* sizes = count + n
+    cdef unsigned char* flags = <unsigned char*>(sizes + n)
+    cdef int* table = NULL
+    cdef int* order = NULL
+    cdef int* ends
     try:
+        if keys == NULL or families == NULL:
+            raise MemoryError("autobatch: cannot allocate the groups")
+        order = schedule(cg, start, n, &nlevels, keys, families, sizes, flags)
+        ends = order + n + 1
         for d in range(nlevels):
-            groups = {}
+            widest = max(widest, ends[d] - (ends[d - 1] if d > 0 else 0))
+        while mask < 2 * widest:
+            mask <<= 1
+        table = <int*>malloc(mask * sizeof(int))
+        if table == NULL:
+            raise MemoryError("autobatch: cannot allocate the groups")
+        mask -= 1
+        i = 0
+        for d in range(nlevels):
+            groups = 0
+            memset(table, 0xff, (mask + 1) * sizeof(int))
+            size = ends[d] - (ends[d - 1] if d > 0 else 0)
             while i < ends[d]:
-                node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[i])
+                p = i
                 i += 1
-                key = signature(node)
-                if key is None:
+                if p + 16 < n:                    # same_group reads the node
+                    prefetch_node(cg, start + order[p + 16], 0)
+                key = keys[order[p]]
+                if key == 0 or size == 1:
+                    node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
                     run_one(cg, node, False)
-                else:
-                    level = groups.get(key)
-                    if level is None:
-                        groups[key] = [node]
-                    else:
-                        level.append(node)
-            for key, level in groups.items():
-                run_group(cg, level, key[0])
+                    plan.add(start + order[p], True, sizes[order[p]], flags[order[p]])
+                    continue
+                family = families[order[p]]
+                nxt[p] = -1
+                slot = <int>(((<size_t>key * <size_t>0x9E3779B97F4A7C15) >> 40) & <size_t>mask)
+                while True:
+                    g = table[slot]
+                    if g < 0:
+                        g = table[slot] = groups
+                        groups += 1
+                        head[g] = tail[g] = p
+                        count[g] = 1
+                        break
+                    h = order[head[g]]
+                    if keys[h] == key and families[h] == family and same_group(
+                            family, <Expression>PyList_GET_ITEM(cg.nodes, start + h),
+                            <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])):
+                        nxt[tail[g]] = p
+                        tail[g] = p
+                        count[g] += 1
+                        break
+                    slot = (slot + 1) & mask
+            for g in range(groups):
+                p = head[g]
+                if count[g] == 1:
+                    node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
+                    run_one(cg, node, False)
+                    plan.add(start + order[p], True, sizes[order[p]], flags[order[p]])
+                    continue
+                prefetch_group(cg, start, order, nxt, p)
+                group = []
+                while p >= 0:
+                    group.append(<object>list_item(cg.nodes, start + order[p]))
+                    plan.add(start + order[p], p == head[g], sizes[order[p]], flags[order[p]])
+                    p = nxt[p]
+                place(cg, plan, group)
+                run_group(cg, group, families[order[head[g]]], False)
         cg.n_forwarded = index + 1
+        plan.covered = index + 1
+        if plan.placed_upto < index + 1:
+            plan.placed_upto = index + 1
+    except BaseException:
+        plan.forget_from(start)                # these nodes run again next time
+        raise
     finally:
         free(order)
+        free(table)
+        free(families)
+        free(keys)
     return 0
 
 
-cdef int run_backward_group(ComputationGraph cg, list group) except -1:
-    cdef Expression first = <Expression>group[0], node
-    cdef double t = now() if _profiling else 0.0
-    if len(group) == 1:
-        first.backward_impl()
-    else:
-        lstm.backward_batch(group)
-    if _profiling:
-        t = now() - t
-        if _profiling > 1:
-            for node in group:
-                record_node(cg, node, t / len(group), True)
-        record(first.op_name(), len(group), t, True, 0)
+cdef int autobatch_layout(ComputationGraph cg, int n, bint full) except -1:
+    """The gradients of nodes 0..n-1 in plan order, each group's side by side (as their values), in
+    one block of the backward pool zeroed at once; the plain layout where there is no plan."""
+    cdef Plan plan = plan_of(cg)
+    if plan is None or plan.covered < n:
+        return cg._layout_gradients_one_device(n, full)
+    cdef Arena pool = cg.bwd_of(<Device>PyList_GET_ITEM(cg.devices, 0))
+    cdef size_t need = 0, run = 0
+    cdef int p, q, i
+    cdef unsigned char f
+    cdef Expression node
+    cdef float* block
+    # as _layout_gradients_one_device: a gradient for what needs one (every node with `full`), none
+    # for parameters (they accumulate into their own) and NULL for the rest
+    cdef unsigned char* wants = <unsigned char*>malloc(plan.n + 1)
+    if wants == NULL:
+        raise MemoryError("autobatch: cannot lay out the gradients")
+    try:
+        for p in range(plan.n):
+            f = plan.flags[p]
+            if plan.order[p] >= n or (f & EXTERNAL and f & NEEDS_GRAD):
+                wants[p] = 0                      # left as it is
+            elif full or f & NEEDS_GRAD:
+                wants[p] = 1
+            else:
+                wants[p] = 2                      # NULL
+        for p in range(plan.n + 1):               # a group's gradients are one allocation
+            if p == plan.n or plan.starts[p]:
+                need += (run + 15) & ~(<size_t>15)
+                run = 0
+                if p == plan.n:
+                    break
+            if wants[p] == 1:
+                run += plan.sizes[p]
+        pool.reset()
+        pool.reserve(need)
+        p = 0
+        while p < plan.n:
+            q, run = p + 1, 0
+            while q < plan.n and not plan.starts[q]:
+                q += 1
+            for i in range(p, q):
+                if wants[i] == 1:
+                    run += plan.sizes[i]
+            block = pool.alloc(run) if run else NULL
+            for i in range(p, q):
+                if i + 8 < plan.n and wants[i + 8]:
+                    prefetch_node(cg, plan.order[i + 8], 0)
+                if wants[i] == 0:
+                    continue
+                node = <Expression>PyList_GET_ITEM(cg.nodes, plan.order[i])
+                if wants[i] == 1:
+                    node.grad = block
+                    block += plan.sizes[i]
+                else:
+                    node.grad = NULL
+            p = q
+    finally:
+        free(wants)
+    pool.zero_used()
     return 0
 
 
 cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
-    """The backward visit (graph.pyx's run_backward) by decreasing level, which is also a reverse
-    topological order (a node's consumers are all on higher levels, so its gradient is complete
-    when its level comes): same-signature LSTM gates of a level run as one batched backward.
-    Products and affine transforms need no grouping here: they defer their backward to matmul's
-    wide GEMMs in any order."""
-    cdef int n = root.index + 1, i, d, nlevels = 0
+    """The backward visit (graph.pyx's run_backward) along the plan backwards, a group at a time:
+    a group's reached nodes run as one batched backward (maps whose gradients lie side by side,
+    LSTM gates); products defer theirs to matmul's wide GEMMs. Without a plan (a graph computed
+    before autobatching was switched on), node by node in reverse index order."""
+    cdef int n = root.index + 1, p, q, i, idx, family
     cdef Expression node, a
-    cdef list level
-    cdef dict groups
+    cdef list group
     cdef bytearray reached = bytearray(n)
     cdef unsigned char* seen = reached
-    cdef int* order = schedule(cg, 0, n, &nlevels)
-    cdef int* ends = order + n + 1
+    cdef Plan plan = plan_of(cg)
+    cdef bint planned = plan is not None and plan.covered >= n
     cdef double t, t_deferred = 0.0
-    try:
-        run_backward_hooks(True)
-        seen[n - 1] = 1
-        i = n - 1
-        for d in range(nlevels - 1, -1, -1):
-            groups = {}
-            while i >= (ends[d - 1] if d > 0 else 0):
-                node = <Expression>PyList_GET_ITEM(cg.nodes, order[i])
-                i -= 1
-                if not seen[node.index]:
-                    continue
-                if node.deferred_grad:
-                    t = now() if _profiling else 0.0
-                    complete_pending(node)
-                    if _profiling:
-                        t_deferred += now() - t
-                if node.grad == NULL or not (node.args or node.needs_grad):
-                    continue
-                for a in node.args:
-                    seen[a.index] = 1
-                key = lstm.batch_signature(node)
-                if key is None:
-                    run_one(cg, node, True)
-                else:
-                    level = groups.get(key)
-                    if level is None:
-                        groups[key] = [node]
-                    else:
-                        level.append(node)
-            for level in groups.values():
-                run_backward_group(cg, level)
-        t = now() if _profiling else 0.0
-        run_backward_hooks(False)
-        if _profiling:
-            record("(deferred products)", 0, t_deferred + now() - t, True, 0)
-    finally:
-        free(order)
+    run_backward_hooks(True)
+    seen[n - 1] = 1
+    p = plan.n if planned else n
+    while p > 0:
+        q = p - 1                               # the group is q..p-1 (one node without a plan)
+        while planned and q > 0 and not plan.starts[q]:
+            q -= 1
+        group = None
+        node = None
+        for i in range(p - 1, q - 1, -1):
+            if planned:
+                if i >= 24 and plan.order[i - 24] < n:
+                    prefetch_node(cg, plan.order[i - 24], 0)
+                if i >= 16 and plan.order[i - 16] < n:
+                    prefetch_node(cg, plan.order[i - 16], 1)
+                if i >= 8 and plan.order[i - 8] < n:
+                    prefetch_node(cg, plan.order[i - 8], 2)
+            idx = plan.order[i] if planned else i
+            if idx >= n or not seen[idx]:
+                continue
+            node = <Expression>PyList_GET_ITEM(cg.nodes, idx)
+            if node.deferred_grad:
+                t = now() if _profiling else 0.0
+                complete_pending(node)
+                if _profiling:
+                    t_deferred += now() - t
+            if node.grad == NULL or not (node.args or node.needs_grad):
+                continue
+            for a in node.args:
+                seen[a.index] = 1
+            if p - q == 1:
+                run_one(cg, node, True)
+            elif group is None:
+                group = [node]
+            else:
+                group.append(node)
+        if group is not None:
+            if len(group) == 1:
+                run_one(cg, node, True)
+            else:
+                group.reverse()                   # plan order: side by side as laid out
+                group_key(node, &family)
+                run_group(cg, group, family, True)
+        p = q
+    t = now() if _profiling else 0.0
+    run_backward_hooks(False)
+    if _profiling:
+        record("(deferred products)", 0, t_deferred + now() - t, True, 0)
     return 0

@@ -76,6 +76,10 @@ cdef class ComputationGraph:
 ctypedef int (*forward_runner)(ComputationGraph, int) except -1
 ctypedef int (*backward_runner)(ComputationGraph, Expression) except -1
 cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept
+# ... and the gradients' layout of a graph on one device (autobatching lays each group's gradients
+# side by side, as it does their values); NULL keeps _layout_gradients_one_device.
+ctypedef int (*layout_runner)(ComputationGraph, int, bint) except -1
+cdef void set_layout_runner(layout_runner layout) noexcept
 cdef int run_backward_hooks(bint begin) except -1
 cdef int complete_pending(Expression node) except -1
 

@@ -347,11 +347,17 @@ cdef int complete_pending(Expression node) except -1:
 
 cdef forward_runner _forward_runner = NULL
 cdef backward_runner _backward_runner = NULL
+cdef layout_runner _layout_runner = NULL
 
 
 cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept:
     global _forward_runner, _backward_runner
     _forward_runner, _backward_runner = fwd, bwd
+
+
+cdef void set_layout_runner(layout_runner layout) noexcept:
+    global _layout_runner
+    _layout_runner = layout
 
 
 cdef dict _operators = {}
@@ -448,7 +454,10 @@ cdef class ComputationGraph:
         # Lay out the gradients of every node that needs one, in one block per device (the
         # device's backward pool) zeroed by one memset.
         if PyList_GET_SIZE(self.devices) == 1:
-            self._layout_gradients_one_device(n, full)
+            if _layout_runner != NULL and self.all_typed:
+                _layout_runner(self, n, full)
+            else:
+                self._layout_gradients_one_device(n, full)
         else:
             self._layout_gradients(n, full)
         cdef Py_ssize_t k

@@ -110,6 +110,39 @@ cdef inline float fast_exp(float x) noexcept nogil:
     return (p * scale1) * scale2
 
 
+cdef inline float fast_log(float x) noexcept nogil:
+    """ln x for positive normal floats (about 1 ulp; 0, denormals, inf and NaN are not handled):
+    x = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = f - f^2/2 + f^3 P(f) for f = m - 1 (Cephes'
+    logf polynomial), plus e ln 2 in two parts. Selects and bit casts only, so loops over it
+    vectorise (libm's logf is a call per value)."""
+    cdef float sqrt_half = 0.70710678118654752, one = 1.0, half = 0.5
+    cdef float ln2_hi = 0.693359375, ln2_lo = -2.12194440e-4
+    cdef int bits, e
+    cdef float m, f, z, y, fe
+    memcpy(&bits, &x, sizeof(float))
+    e = ((bits >> 23) & 0xff) - 126              # x = m 2^e with m in [0.5, 1)
+    bits = (bits & 0x007fffff) | 0x3f000000
+    memcpy(&m, &bits, sizeof(float))
+    e = e - 1 if m < sqrt_half else e
+    f = (m + m - one) if m < sqrt_half else (m - one)
+    z = f * f
+    y = ((((((((<float>7.0376836292e-2 * f - <float>1.1514610310e-1) * f + <float>1.1676998740e-1) * f
+              - <float>1.2420140846e-1) * f + <float>1.4249322787e-1) * f - <float>1.6668057665e-1) * f
+           + <float>2.0000714765e-1) * f - <float>2.4999993993e-1) * f + <float>3.3333331174e-1) * f * z
+    fe = <float>e
+    y = y + ln2_lo * fe - half * z
+    return (f + y) + ln2_hi * fe
+
+
+cdef inline float fast_log1p(float u) noexcept nogil:
+    """ln(1 + u) for u > -1, accurate also for tiny u: ln(w) u / (w - 1) with w = 1 + u rounded
+    (the quotient undoes the rounding of w), u itself where w rounds to 1."""
+    cdef float one = 1.0
+    cdef float w = one + u
+    cdef float r = fast_log(w) * (u / (w - one))
+    return u if w == one else r
+
+
 cdef inline float fast_tanh(float x) noexcept nogil:
     """tanh: an odd Taylor polynomial near 0 (no cancellation), 1 - 2/(e^2|x| + 1) elsewhere."""
     cdef float one = 1.0, two = 2.0, nine = 9.0, switch = 0.55

@@ -573,6 +573,17 @@ def dropout_mask(xp, n, p):
     return keep.astype(xp.float32) * (1.0 / (1.0 - p) if p < 1 else 0.0)
 
 
+def gaussian_noise(xp, n, stddev):
+    """n draws of N(0, stddev^2) in float32, drawn as the typed node draws them (Box-Muller from
+    2 ceil(n/2) uniforms, kernels/rand.pyx draw_normal), so a seed gives the same noise on both
+    paths (to float32 rounding)."""
+    h = (n + 1) // 2
+    u = xp.asarray(random_source(xp).random(2 * h))
+    r = xp.float32(stddev) * xp.sqrt(xp.float32(-2) * xp.log((1.0 - u[:h]).astype(xp.float32)))
+    a = (2 * np.pi * (u[h:] - (u[h:] >= 0.5))).astype(xp.float32)
+    return xp.concatenate([r * xp.cos(a), (r * xp.sin(a))[:n - h]])
+
+
 def masked(x, mask, pre, rep):
     """x * mask, one mask entry shared by `rep` consecutive blocks of `pre` values: x viewed as
     (pre, rep, rest), the mask as (pre, 1, rest)."""

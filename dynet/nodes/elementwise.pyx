@@ -6,13 +6,14 @@ its derivative in `unary_derivative`, and a name in UNARY_NAMES.
 """
 cimport cython
 from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf, atanf,
-                        sinhf, coshf, asinhf, acoshf, atanhf, erff, lgammaf, log1pf, roundf,
+                        sinhf, coshf, asinhf, acoshf, atanhf, erff, lgammaf, roundf,
                         ceilf, floorf, powf, fminf, fmaxf, M_PI, NAN)
 from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
-from dynet.kernels.cpu cimport fast_exp, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
+from dynet.kernels.cpu cimport fast_exp, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.kernels import generic
+from dynet.core.batching cimport side_by_side
 
 cdef float SELU_LAMBDA = 1.0507009873554805
 cdef float SELU_ALPHA = 1.6732632423543772
@@ -66,7 +67,7 @@ cdef inline float unary_value(int op, float x, float a, float b) noexcept nogil:
     if op == U_ATANH: return atanhf(x)
     if op == U_ERF: return erff(x)
     if op == U_LGAMMA: return lgammaf(x)
-    if op == U_LOG_SIGMOID: return -log1pf(expf(-x)) if x > 0 else x - log1pf(expf(x))
+    if op == U_LOG_SIGMOID: return fminf(x, 0.0) - fast_log1p(fast_exp(-fabsf(x)))
     if op == U_ELU: return x if x > 0 else a * (expf(x) - 1)
     if op == U_SELU: return SELU_LAMBDA * (x if x > 0 else SELU_ALPHA * (expf(x) - 1))
     if op == U_SILU: return x / (1.0 + expf(-a * x))
@@ -105,7 +106,7 @@ cdef inline float unary_derivative(int op, float x, float y, float a, float b) n
     if op == U_ATANH: return 1 / (1 - x * x)
     if op == U_ERF: return <float>(2 / sqrtf(M_PI)) * expf(-x * x)
     if op == U_LGAMMA: return digamma(x)
-    if op == U_LOG_SIGMOID: return 1 - expf(y)
+    if op == U_LOG_SIGMOID: return 1 - fast_exp(y)
     if op == U_ELU: return 1.0 if x > 0 else y + a
     if op == U_SELU: return SELU_LAMBDA if x > 0 else y + SELU_LAMBDA * SELU_ALPHA
     if op == U_SILU:
@@ -134,6 +135,9 @@ cdef void unary_forward(int op, Py_ssize_t n, const float* xv, float* y, float a
     elif op == U_AFFINE:
         for i in range(n):
             y[i] = a * xv[i] + b
+    elif op == U_LOG_SIGMOID:     # min(x, 0) - ln(1 + e^-|x|): no overflow, and it vectorises
+        for i in range(n):
+            y[i] = fminf(xv[i], 0.0) - fast_log1p(fast_exp(-fabsf(xv[i])))
     else:
         for i in range(n):
             y[i] = unary_value(op, xv[i], a, b)
@@ -145,9 +149,18 @@ cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, 
     if op == U_TANH:
         for i in range(n):
             dx[i] += dy[i] * (1 - y[i] * y[i])
+    elif op == U_LOGISTIC:
+        for i in range(n):
+            dx[i] += dy[i] * y[i] * (1 - y[i])
+    elif op == U_RECTIFY:
+        for i in range(n):
+            dx[i] += dy[i] * (1.0 if xv[i] > 0 else 0.0)
     elif op == U_AFFINE:
         for i in range(n):
             dx[i] += a * dy[i]
+    elif op == U_LOG_SIGMOID:
+        for i in range(n):
+            dx[i] += dy[i] * (1 - fast_exp(y[i]))
     else:
         for i in range(n):
             dx[i] += dy[i] * unary_derivative(op, xv[i], y[i], a, b)
@@ -881,3 +894,81 @@ def colwise_add(x, y):
         raise ValueError(f"colwise_add: needs a matrix and a column vector with as many rows, got "
                          f"{dim_str(&ex.d)} and {dim_str(&ey.d)}")
     return binary(ex, ey, B_ADD)
+
+
+# ---- autobatching: a group of one map over contiguous memory as one loop -------------------------
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    """The group key of an elementwise node for autobatching (dynet/core/execution.pyx), 0 for one
+    that runs alone: unary maps group by op, constants and size; binary maps of one layout (no
+    broadcasting) by op and size."""
+    cdef Unary u
+    cdef Binary b
+    if type(node) is Unary:
+        u = <Unary>node
+        return (total_size(&node.d) * 64 + u.op) * 2 + 1
+    if type(node) is Binary:
+        b = <Binary>node
+        if b.mode != 0:
+            return 0
+        return (total_size(&node.d) * 64 + b.op) * 2 + 2
+    return 0
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    """Nodes with equal batch_key run as one group (the key has no room for a map's constants)."""
+    if type(x) is not type(y) or total_size(&x.d) != total_size(&y.d):
+        return False
+    if type(x) is Unary:
+        return ((<Unary>x).op == (<Unary>y).op and (<Unary>x).alpha == (<Unary>y).alpha
+                and (<Unary>x).beta == (<Unary>y).beta)
+    return (<Binary>x).op == (<Binary>y).op
+
+
+cdef int forward_batch(list group) except -1:
+    """A group of one map (same_batch): one loop over the whole block where the values and the
+    arguments' values lie side by side (autobatching places a group's values so), else node by
+    node."""
+    cdef Expression first = <Expression>group[0], node
+    cdef Py_ssize_t total = total_size(&first.d) * len(group)
+    cdef Unary u
+    cdef float* y = side_by_side(group, -1, False)
+    cdef float* a = side_by_side(group, 0, False) if y != NULL else NULL
+    cdef float* b
+    if a != NULL and type(first) is Unary:
+        u = <Unary>first
+        unary_forward(u.op, total, a, y, u.alpha, u.beta)
+        return 0
+    b = side_by_side(group, 1, False) if a != NULL else NULL
+    if b != NULL:
+        block_forward((<Binary>first).op, total, a, b, y)
+        return 0
+    for node in group:
+        node.forward_impl()
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    """The backward of a group of one map: one loop where the gradients (and the values the
+    derivative reads) lie side by side, else node by node."""
+    cdef Expression first = <Expression>group[0], node
+    cdef Py_ssize_t total = total_size(&first.d) * len(group)
+    cdef Unary u
+    cdef float* y = side_by_side(group, -1, False)
+    cdef float* dy = side_by_side(group, -1, True) if y != NULL else NULL
+    cdef float* a = side_by_side(group, 0, False) if dy != NULL else NULL
+    cdef float* da = side_by_side(group, 0, True) if a != NULL else NULL
+    cdef float* b
+    cdef float* db
+    if da != NULL and type(first) is Unary:
+        u = <Unary>first
+        unary_backward(u.op, total, a, y, dy, da, u.alpha, u.beta)
+        return 0
+    b = side_by_side(group, 1, False) if da != NULL else NULL
+    db = side_by_side(group, 1, True) if b != NULL else NULL
+    if db != NULL:
+        block_backward((<Binary>first).op, total, a, b, y, dy, da, db)
+        return 0
+    for node in group:
+        node.backward_impl()
+    return 0

@@ -7,15 +7,18 @@ same messages. Vectors are handled per batch element; a batch-1 argument is broa
 gradient sums over the batch.
 """
 cimport cython
-from libc.math cimport logf, log1pf, exp, lgamma
+from libc.math cimport exp, lgamma
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str, same_shape, truncated
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
+from dynet.kernels.cpu cimport fast_log, fast_log1p, sum_of
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
 import numpy as np
 from dynet.nodes import losses
 
 cdef float LOG_EPS = 1e-7       # binary_log_loss clips x to [eps, 1 - eps], as DyNet does
+cdef enum:
+    LOSS_CHUNK = 256            # binary_log_loss's terms computed at a time (a stack buffer)
 
 
 # ---- shared checks (the messages of losses.py) ---------------------------------------------------
@@ -42,20 +45,24 @@ cdef int* read_targets(str name, object v, int count, int limit, int* out) excep
     """Integer targets into `out`, one per batch element (or group): an int (used for all
     `count`) or a sequence of `count`. limit < 0: no upper bound."""
     cdef long t
-    cdef Py_ssize_t k
-    if type(v) is int and count == 1:                      # the common case, without a list
-        vs = [v]
+    cdef Py_ssize_t k, m
+    cdef object seq, e
+    if type(v) is list or type(v) is tuple:                # read in place, without a copy
+        seq = v
+    elif isinstance(v, np.ndarray):
+        seq = list(v)
     else:
-        vs = list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
-    for k in range(len(vs)):
-        if not hasattr(vs[k], "__index__"):
+        seq = (v,)
+    m = len(seq)
+    for k in range(m):
+        e = seq[k]
+        if type(e) is not int and not hasattr(e, "__index__"):
             raise TypeError(f"{name}: targets must be integers, got {v!r:.60}")
-    if len(vs) == 1:
-        vs = vs * count
-    if len(vs) != count:
-        raise ValueError(f"{name}: {len(vs)} targets for a batch of {count}")
+    if m != count and m != 1:
+        raise ValueError(f"{name}: {m} targets for a batch of {count}")
     for k in range(count):
-        t = vs[k].__index__()
+        e = seq[k if m > 1 else 0]
+        t = e if type(e) is int else e.__index__()
         if t < 0 or (limit >= 0 and t >= limit):
             raise IndexError(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit >= 0 else ""))
         out[k] = t
@@ -90,16 +97,21 @@ cdef class BinaryLogLoss(GenericOpNode):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
+        cdef Py_ssize_t per = batch_size(&x.d), b, i, start, n
         cdef const float* xv
         cdef const float* yv
-        cdef double s
-        cdef float xc
+        cdef float t[LOSS_CHUNK]
+        cdef float xc, s
         for b in range(self.d.bd):
             xv, yv, s = elem(x, b, per), elem(y, b, per), 0
-            for i in range(per):
-                xc = clip01(xv[i])
-                s -= yv[i] * logf(xc) + (1 - yv[i]) * log1pf(-xc)
+            start = 0
+            while start < per:          # the terms of a chunk (vectorised logs), then their sum
+                n = min(per - start, <Py_ssize_t>LOSS_CHUNK)
+                for i in range(n):
+                    xc = clip01(xv[start + i])
+                    t[i] = yv[start + i] * fast_log(xc) + (1 - yv[start + i]) * fast_log1p(-xc)
+                s -= sum_of(n, t)
+                start += n
             self.val[b] = s
         return 0
 
@@ -121,7 +133,7 @@ cdef class BinaryLogLoss(GenericOpNode):
                 d = elem_grad(y, b, per)
                 for i in range(per):
                     xc = clip01(xv[i])
-                    d[i] += g * (log1pf(-xc) - logf(xc))
+                    d[i] += g * (fast_log1p(-xc) - fast_log(xc))
         return 0
 
 
@@ -265,47 +277,50 @@ cdef class Hinge(GenericOpNode):
             return losses.Hinge("hinge_dim", self.targets, self.m, self.axis)
         return losses.Hinge(self.op_name(), self.targets, self.m)
 
+    # Both passes take every class, the target's own included (its term is exactly the margin m:
+    # x_t - x_t + m), and then take the target's share back out: selects instead of a branch per
+    # class, so the loops vectorise. The node's fields are read into locals first (extensions are
+    # built with -fno-strict-aliasing: a store through a float pointer would reload them).
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t per = <Py_ssize_t>self.n * self.groups, b, g, c
+        cdef Py_ssize_t n = self.n, groups = self.groups, cs = self.cstride, gs = self.gstride
+        cdef Py_ssize_t per = n * groups, b, g, c
         cdef const float* base
-        cdef float correct, v, s
-        cdef int t
+        cdef float m = self.m, own = self.m if self.m > 0 else 0, correct, v, s
         for b in range(self.d.bd):
-            for g in range(self.groups):
-                base = x.val + b * per + g * self.gstride
-                t = self.idx[g + self.groups * b]
-                correct = base[t * self.cstride]
+            for g in range(groups):
+                base = x.val + b * per + g * gs
+                correct = base[self.idx[g + groups * b] * cs]
                 s = 0
-                for c in range(self.n):
-                    v = base[c * self.cstride] - correct + self.m
-                    if c != t and v > 0:
-                        s += v
-                self.val[g + self.groups * b] = s
+                for c in range(n):
+                    v = base[c * cs] - correct + m
+                    s += v if v > 0 else 0
+                self.val[g + groups * b] = s - own
         return 0
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
         if x.grad == NULL:
             return 0
-        cdef Py_ssize_t per = <Py_ssize_t>self.n * self.groups, b, g, c
+        cdef Py_ssize_t n = self.n, groups = self.groups, cs = self.cstride, gs = self.gstride
+        cdef Py_ssize_t per = n * groups, b, g, c, t
         cdef const float* base
         cdef float* d
-        cdef float correct, dv, active
-        cdef int t
+        cdef float m = self.m, correct, dv, on, active
         for b in range(self.d.bd):
-            for g in range(self.groups):
-                base = x.val + b * per + g * self.gstride
-                d = x.grad + b * per + g * self.gstride
-                t = self.idx[g + self.groups * b]
-                correct = base[t * self.cstride]
-                dv = self.grad[g + self.groups * b]
+            for g in range(groups):
+                base = x.val + b * per + g * gs
+                d = x.grad + b * per + g * gs
+                t = self.idx[g + groups * b]
+                correct = base[t * cs]
+                dv = self.grad[g + groups * b]
                 active = 0
-                for c in range(self.n):
-                    if c != t and base[c * self.cstride] - correct + self.m > 0:
-                        d[c * self.cstride] += dv
-                        active += 1
-                d[t * self.cstride] -= active * dv
+                for c in range(n):
+                    on = 1 if base[c * cs] - correct + m > 0 else 0
+                    d[c * cs] += on * dv
+                    active += on
+                # the target: -dv per active class other than itself (counted above when m > 0)
+                d[t * cs] -= active * dv
         return 0
 
 

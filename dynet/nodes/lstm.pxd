@@ -1,7 +1,8 @@
 from dynet.core.graph cimport Expression
 
 # Autobatching (dynet/core/execution.pyx): the group key of LSTM gates that can run batched with
-# others (None if they cannot), and the batched forward of one group.
-cdef object batch_signature(Expression node)
+# others (0 if they cannot), the exact test for one group, and a group's forward and backward.
+cdef Py_ssize_t batch_key(Expression node) noexcept
+cdef bint same_batch(Expression x, Expression y) noexcept
 cdef int forward_batch(list group) except -1
 cdef int backward_batch(list group) except -1

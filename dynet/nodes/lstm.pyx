@@ -8,12 +8,13 @@ The builders also use two internal variants: no previous h (the first step of a 
 DyNet drops the recurrent term) and no previous c.
 """
 cimport cython
-from dynet.core.dim cimport make_dim1, rows, cols, dim_str
+from dynet.core.dim cimport make_dim1, rows, cols, dim_str, total_size
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
-from dynet.core.batching cimport total_cols, gather_arg, scatter_values
+from dynet.core.batching cimport total_cols, gather_arg, scatter_values, node_values, side_by_side
+from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
@@ -226,8 +227,12 @@ cdef class VanillaLSTMGates(Expression):
         cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d), B = self.d.bd
         cdef int D = I if I > H else H
         cdef Py_ssize_t b, i
-        cdef float* dpre = work_buffer(<Py_ssize_t>H4 * B + <Py_ssize_t>D * B)
-        cdef float* dio = dpre + <Py_ssize_t>H4 * B
+        # The weight gradients of parameter matrices are deferred (matmul.defer_weight_grad): one
+        # GEMM over all time steps at the end of the pass instead of a rank-1 update per step; their
+        # pre-activation gradients must then stay until the end of the pass (graph memory).
+        cdef bint defer = Wx.external_grad and (Wh.external_grad or not self.has_h)
+        cdef float* dio = work_buffer(<Py_ssize_t>D * B + (0 if defer else <Py_ssize_t>H4 * B))
+        cdef float* dpre = fwd_scratch(<Py_ssize_t>H4 * B) if defer else dio + <Py_ssize_t>D * B
         cdef const float* y
         cdef const float* g
         cdef float* dp
@@ -252,11 +257,25 @@ cdef class VanillaLSTMGates(Expression):
                 dp = dpre + b * H4
                 for i in range(H4):
                     bias.grad[i] += dp[i]
-        if Wx.grad != NULL:
-            gemm(False, True, H4, I, B, 1.0, dpre, H4, xp, I, 1.0, Wx.grad, H4)
+        # The input's gradient too, where it goes straight into one input's gradient (no
+        # concatenation, dropout mask, weight noise or batch expansion): the input's node comes
+        # before every time step's gates, so one GEMM serves them all when it is reached.
+        cdef Expression x0 = <Expression>self.args[0]
+        cdef bint defer_dx = (defer and self.nx == 1 and not self.dropout and self.xbuf == NULL
+                              and self.wnoisy == NULL and x0.grad != NULL)
+        if defer_dx:
+            defer_product_grad(Wx, x0, dpre, B, Wx.grad != NULL, True)
+        elif Wx.grad != NULL:
+            if defer:
+                defer_weight_grad(Wx, self, dpre, xp, B)
+            else:
+                gemm(False, True, H4, I, B, 1.0, dpre, H4, xp, I, 1.0, Wx.grad, H4)
         if self.has_h and Wh.grad != NULL:
-            gemm(False, True, H4, H, B, 1.0, dpre, H4, hp, H, 1.0, Wh.grad, H4)
-        if self.wants(0, self.nx, mx):
+            if defer:
+                defer_weight_grad(Wh, self, dpre, hp, B)
+            else:
+                gemm(False, True, H4, H, B, 1.0, dpre, H4, hp, H, 1.0, Wh.grad, H4)
+        if not defer_dx and self.wants(0, self.nx, mx):
             gemm(True, False, I, B, H4, 1.0, wx, H4, dpre, H4, 0.0, dio, I)
             self.scatter(dio, 0, self.nx, I, mx, xp)
         if self.has_h and self.wants(self.nx, 1, mh):
@@ -536,40 +555,80 @@ def _gates(xs, h_tm1, Wx, Wh, b, mask_x=None, mask_h=None, float forget_bias=1.0
 
 # ---- autobatching: the gates of many cells sharing Wx, Wh and b as two GEMMs --------------------
 
-cdef object batch_signature(Expression node):
+cdef bint batchable(Expression node) noexcept:
     """Gates of one input and no dropout or weight noise, whose inputs are used as they are (no
-    batch-1 input broadcast over a batch), group by their parameters and forget bias."""
+    batch-1 input broadcast over a batch)."""
     if type(node) is not VanillaLSTMGates:
-        return None
+        return False
     cdef VanillaLSTMGates g = <VanillaLSTMGates>node
     if g.nx != 1 or g.dropout or g.wnoisy != NULL or g.xbuf != NULL or g.hbuf != NULL:
-        return None
-    cdef Expression Wx = g.Wx(), Wh = g.Wh(), bias = g.bias()
-    if Wx.d.bd != 1 or Wh.d.bd != 1 or bias.d.bd != 1:
-        return None
-    return (3, Wx.index, Wh.index, bias.index, g.has_h, g.forget_bias)
+        return False
+    return g.Wx().d.bd == 1 and g.Wh().d.bd == 1 and g.bias().d.bd == 1
+
+
+cdef inline Expression cell_gates(Expression node):
+    """The gates a cell (VanillaLSTMC: args gates, c_tm1; VanillaLSTMH: args c_t, gates) reads."""
+    return <Expression>node.args[0 if type(node) is VanillaLSTMC else 1]
+
+
+cdef inline Py_ssize_t cell_layer(Expression node) noexcept:
+    """A cell's LSTM, told by its gates' input matrix (-1: gates not of a VanillaLSTMGates)."""
+    cdef Expression g = cell_gates(node)
+    return (<VanillaLSTMGates>g).Wx().index if type(g) is VanillaLSTMGates else -1
+
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    """The group key for autobatching (0: runs alone): gates group by their parameters; the c and
+    h cells of one LSTM (one step of many sequences) group to be placed side by side, so that the
+    next step's gates find their h side by side, but run one by one."""
+    cdef VanillaLSTMGates g
+    if type(node) is VanillaLSTMC or type(node) is VanillaLSTMH:
+        return <Py_ssize_t>(((<size_t>cell_layer(node) * 1000003 + <size_t>total_size(&node.d)) * 4
+                             + (type(node) is VanillaLSTMH)) * 4 + 2)
+    if not batchable(node):
+        return 0
+    g = <VanillaLSTMGates>node
+    return <Py_ssize_t>(((<size_t>g.Wx().index * 1000003 + <size_t>g.Wh().index) * 1000003
+                         + <size_t>g.bias().index) * 2 + g.has_h) | 1
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    """The exact test behind batch_key: the same parameters, recurrence and forget bias (cells:
+    the same LSTM and size)."""
+    if type(x) is not type(y):
+        return False
+    if type(x) is not VanillaLSTMGates:
+        return cell_layer(x) == cell_layer(y) and total_size(&x.d) == total_size(&y.d)
+    cdef VanillaLSTMGates a = <VanillaLSTMGates>x, b = <VanillaLSTMGates>y
+    return (a.Wx() is b.Wx() and a.Wh() is b.Wh() and a.bias() is b.bias() and a.has_h == b.has_h
+            and a.forget_bias == b.forget_bias)
 
 
 cdef int forward_batch(list group) except -1:
     """forward_impl for all the group's cells at once: the bias and forget bias, Wx [x_1 .. x_n]
     and Wh [h_1 .. h_n] as one GEMM each, the activations column by column."""
+    cdef Expression node
+    if type(group[0]) is not VanillaLSTMGates:           # cells: one by one
+        for node in group:
+            node.forward_impl()
+        return 0
     cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0]
     cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias()
     cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
     cdef Py_ssize_t j, i, total = total_cols(group)
-    cdef float* C = work_buffer(<size_t>(H4 + max(I, H)) * total)
-    cdef float* X = C + H4 * total
+    cdef float* C = node_values(group)
+    cdef float* X = work_buffer(<size_t>(max(I, H) + (H4 if C == NULL else 0)) * total)
     cdef float* col
+    if C == NULL:
+        C = X + max(I, H) * total
     for j in range(total):
         col = C + H4 * j
         copy(H4, bias.val, col)
         for i in range(H, 2 * H):
             col[i] += first.forget_bias
-    gather_arg(group, 0, I, X)
-    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, X, I, 1.0, C, H4)
+    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, gather_arg(group, 0, I, X), I, 1.0, C, H4)
     if first.has_h:
-        gather_arg(group, 1, H, X)
-        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, X, H, 1.0, C, H4)
+        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, gather_arg(group, 1, H, X), H, 1.0, C, H4)
     for j in range(total):
         lstm_activate(C + H4 * j, H)
     scatter_values(group, H4, C)
@@ -580,6 +639,11 @@ cdef int backward_batch(list group) except -1:
     """backward_impl for all the group's cells at once (their gradients complete): the
     pre-activation gradients side by side, then dWx, dWh, the input and recurrent gradients as one
     GEMM each over all the columns."""
+    cdef Expression node
+    if type(group[0]) is not VanillaLSTMGates:           # cells: one by one
+        for node in group:
+            node.backward_impl()
+        return 0
     cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0], g
     cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias(), a
     cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
@@ -609,17 +673,22 @@ cdef int backward_batch(list group) except -1:
                 bias.grad[i] += dp[i]
     cdef int arg, k
     cdef bint need
+    cdef float* together
     cdef Expression W
     for arg in range(2 if first.has_h else 1):
         W = Wx if arg == 0 else Wh
         k = I if arg == 0 else H
         if W.grad != NULL:
-            gather_arg(group, arg, k, X)
-            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, X, k, 1.0, W.grad, H4)
+            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, gather_arg(group, arg, k, X), k, 1.0,
+                 W.grad, H4)
         need = False
         for g in group:
             need = need or (<Expression>g.args[arg]).grad != NULL
         if not need:
+            continue
+        together = side_by_side(group, arg, True)
+        if together != NULL:                   # the inputs' gradients are one block: add there
+            gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 1.0, together, k)
             continue
         gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 0.0, dX, k)
         off = 0

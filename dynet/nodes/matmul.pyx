@@ -21,13 +21,15 @@ from dynet.core.graph cimport (Expression, add_node, as_expr, as_expr_tuple, set
                                set_backward_hooks)
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, add_to, copy, SMALL_GEMM
-from dynet.core.batching cimport ncols, total_cols, gather_arg, scatter_values
+from dynet.core.batching cimport (ncols, total_cols, gather_arg, scatter_values, node_values,
+                                  side_by_side)
 from dynet.kernels import generic
 
 
 cdef struct Pending:
     PyObject* param       # the parameter node (alive in the graph for the whole backward pass)
-    PyObject* arg         # the other argument, B
+    PyObject* arg         # the other argument, B (or the node that deferred a weight gradient)
+    const float* Bval     # B's values, k x ncols (graph memory, alive until renew_cg)
     const float* dC       # m x ncols
     int ncols
     bint want_dA, want_dB
@@ -41,6 +43,20 @@ cdef Py_ssize_t _inputs_done = 0     # entries before this have no input gradien
 
 cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,  # no-cython-lint (a count, not batching.ncols)
                             bint want_dA, bint want_dB) except -1:
+    return push_pending(A, B, B.val, dC, ncols, want_dA, want_dB)
+
+
+cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, const float* X,
+                           int ncols) except -1:  # no-cython-lint (a count, not batching.ncols)
+    """W.grad += dC X^T (dC: rows(W) x ncols, X: cols(W) x ncols, both graph memory), done at the
+    end of the backward pass with W's other pending products, as one GEMM. For nodes other than
+    products that multiply by a parameter matrix (the LSTM gates: one rank-1 update per time step
+    otherwise). W must be a parameter node (its gradient is read only after the pass)."""
+    return push_pending(W, owner, X, dC, ncols, True, False)
+
+
+cdef int push_pending(Expression A, Expression B, const float* Bval, const float* dC, int ncols,  # no-cython-lint
+                      bint want_dA, bint want_dB) except -1:
     global _pending, _cap_pending, _n_pending
     cdef Pending* grown
     if _n_pending == _cap_pending:
@@ -51,6 +67,7 @@ cdef int defer_product_grad(Expression A, Expression B, const float* dC, int nco
         _pending = grown
     _pending[_n_pending].param = <PyObject*>A
     _pending[_n_pending].arg = <PyObject*>B
+    _pending[_n_pending].Bval = Bval
     _pending[_n_pending].dC = dC
     _pending[_n_pending].ncols = ncols
     _pending[_n_pending].want_dA = want_dA
@@ -111,7 +128,8 @@ cdef int run_pending(bint inputs_only) except -1:
         if nb == 1:                            # a single product: no need to gather
             B = <Expression>_pending[i].arg
             if do_dA:
-                gemm(False, True, m, k, <int>total, 1.0, _pending[i].dC, m, B.val, k, 1.0, A.grad, m)
+                gemm(False, True, m, k, <int>total, 1.0, _pending[i].dC, m, _pending[i].Bval, k, 1.0,
+                     A.grad, m)
                 _pending[i].want_dA = False
             if do_dB:
                 gemm(True, False, k, <int>total, m, 1.0, A.val, m, _pending[i].dC, m, 1.0, B.grad, k)
@@ -127,8 +145,7 @@ cdef int run_pending(bint inputs_only) except -1:
             if not done[j] and _pending[j].param == <PyObject*>A:
                 copy(<Py_ssize_t>m * _pending[j].ncols, _pending[j].dC, dCcat + <Py_ssize_t>m * off)
                 if do_dA:
-                    copy(<Py_ssize_t>k * _pending[j].ncols, (<Expression>_pending[j].arg).val,
-                         Bcat + <Py_ssize_t>k * off)
+                    copy(<Py_ssize_t>k * _pending[j].ncols, _pending[j].Bval, Bcat + <Py_ssize_t>k * off)
                 off += _pending[j].ncols
         if do_dA:
             gemm(False, True, m, k, <int>total, 1.0, dCcat, m, Bcat, k, 1.0, A.grad, m)
@@ -359,35 +376,54 @@ def affine_transform(exprs):
 
 # ---- autobatching: products sharing their matrix as one GEMM ------------------------------------
 
-cdef object batch_signature(Expression node):
-    """Products with the same batch-1 matrix, and affine transforms with the same bias vector and
-    matrices (and no input broadcast over the batch), can run as one GEMM over their columns."""
+cdef bint batchable(Expression node) noexcept:
+    """Products with a batch-1 matrix; affine transforms with a bias vector and batch-1 matrices,
+    none of whose inputs is broadcast over the batch."""
     cdef Expression a
     cdef Py_ssize_t i
-    t = type(node)
-    if t is MatMul:
-        a = <Expression>node.args[0]
-        return (1, a.index) if a.d.bd == 1 else None
-    if t is not AffineTransform:
-        return None
+    if type(node) is MatMul:
+        return (<Expression>node.args[0]).d.bd == 1
+    if type(node) is not AffineTransform:
+        return False
     a = <Expression>node.args[0]
     if a.d.bd != 1 or total_size(&a.d) != rows(&node.d):
-        return None                            # a batched bias, or a matrix bias
-    key = [2, a.index]
+        return False                           # a batched bias, or a matrix bias
     for i in range(1, len(node.args), 2):
-        a = <Expression>node.args[i]
-        if a.d.bd != 1:
-            return None
-        key.append(a.index)
-        a = <Expression>node.args[i + 1]
-        if ncols(a) != ncols(node):
-            return None                        # a batch-1 input used for every batch element
-    return tuple(key)
+        if (<Expression>node.args[i]).d.bd != 1 or ncols(<Expression>node.args[i + 1]) != ncols(node):
+            return False                       # a batched matrix, or a batch-1 input used for all
+    return True
+
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    """The group key for autobatching (0: runs alone): products sharing their matrix, affine
+    transforms sharing their bias and matrices run as one GEMM per matrix over their columns."""
+    if not batchable(node):
+        return 0
+    if type(node) is MatMul:
+        return 2 + 4 * (<Expression>node.args[0]).index
+    cdef size_t key = 3 + 4 * <size_t>(<Expression>node.args[0]).index
+    cdef Py_ssize_t i
+    for i in range(1, len(node.args), 2):
+        key = key * 1000003 + <size_t>(<Expression>node.args[i]).index
+    return <Py_ssize_t>key if key else 3
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    """The exact test behind batch_key: the same kind and matrix (and bias and matrices)."""
+    cdef Py_ssize_t i
+    if type(x) is not type(y) or len(x.args) != len(y.args) or x.args[0] is not y.args[0]:
+        return False
+    if type(x) is AffineTransform:
+        for i in range(1, len(x.args), 2):
+            if x.args[i] is not y.args[i]:
+                return False
+    return True
 
 
 cdef int forward_batch(list group) except -1:
-    """C_j = [b +] W1 X1_j [+ W2 X2_j ...] for every node j of the group: the inputs gathered side
-    by side, one GEMM per matrix over all the columns, the results scattered back."""
+    """C_j = [b +] W1 X1_j [+ W2 X2_j ...] for every node j of the group: one GEMM per matrix over
+    all the columns, reading the inputs where they lie side by side (else gathered) and writing
+    where the group's values lie side by side (else scattered back)."""
     cdef Expression first = <Expression>group[0], W
     cdef bint affine = type(first) is AffineTransform
     cdef Py_ssize_t i, j, total = total_cols(group)
@@ -395,15 +431,69 @@ cdef int forward_batch(list group) except -1:
     for i in range(1 if affine else 0, len(first.args), 2):
         W = <Expression>first.args[i]
         kmax = max(kmax, cols(&W.d))
-    cdef float* C = work_buffer(<size_t>(m + kmax) * total)
-    cdef float* X = C + m * total
+    cdef float* C = node_values(group)
+    cdef float* X = work_buffer(<size_t>(kmax + (m if C == NULL else 0)) * total)
+    if C == NULL:
+        C = X + kmax * total
     if affine:
         for j in range(total):
             copy(m, (<Expression>first.args[0]).val, C + m * j)
     for i in range(1 if affine else 0, len(first.args), 2):
         W = <Expression>first.args[i]
         k = cols(&W.d)
-        gather_arg(group, i + 1, k, X)
-        gemm(False, False, m, <int>total, k, 1.0, W.val, m, X, k, 1.0 if affine else 0.0, C, m)
+        gemm(False, False, m, <int>total, k, 1.0, W.val, m, gather_arg(group, i + 1, k, X), k,
+             1.0 if affine else 0.0, C, m)
     scatter_values(group, m, C)
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    """The backward of a group (as forward_batch ran it), where the group's gradients lie side by
+    side: for each matrix, dW += dC X^T and dX += W^T dC as one GEMM each over all the columns (the
+    inputs read in place or gathered; their gradients added in place or through a buffer), the
+    bias's as one sum. Node by node otherwise (and matmul's deferral as without autobatching)."""
+    cdef Expression first = <Expression>group[0], node, W, x
+    cdef bint affine = type(first) is AffineTransform
+    cdef float* dC = side_by_side(group, -1, True)
+    cdef Py_ssize_t i, j, off, n, total = total_cols(group)
+    cdef int m = rows(&first.d), k, kmax = 0
+    cdef float* buf
+    cdef float* dX
+    cdef Expression bias
+    for i in range(1 if affine else 0, len(first.args), 2):
+        kmax = max(kmax, cols(&(<Expression>first.args[i]).d))
+        for node in group:                     # each input's gradient: all wanted or none
+            x = <Expression>node.args[i + 1]
+            if (x.grad == NULL) != ((<Expression>first.args[i + 1]).grad == NULL):
+                dC = NULL
+    if dC == NULL:
+        for node in group:
+            node.backward_impl()
+        return 0
+    if affine:
+        bias = <Expression>first.args[0]
+        if bias.grad != NULL:
+            for j in range(total):
+                add_to(m, dC + m * j, bias.grad)
+    buf = work_buffer(<size_t>2 * kmax * total)
+    for i in range(1 if affine else 0, len(first.args), 2):
+        W = <Expression>first.args[i]
+        k = cols(&W.d)
+        if W.grad != NULL:
+            gemm(False, True, m, k, <int>total, 1.0, dC, m, gather_arg(group, i + 1, k, buf), k, 1.0,
+                 W.grad, m)
+        if (<Expression>first.args[i + 1]).grad == NULL:
+            continue
+        dX = side_by_side(group, i + 1, True)
+        if dX != NULL:                         # the inputs' gradients are one block: add there
+            gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 1.0, dX, k)
+            continue
+        dX = buf + kmax * total
+        gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 0.0, dX, k)
+        off = 0
+        for node in group:
+            x = <Expression>node.args[i + 1]
+            n = k * ncols(x)
+            add_to(n, dX + off, x.grad)
+            off += n
     return 0

@@ -8,10 +8,29 @@ d; dropout_batch: rep = one batch element; block_dropout: rep = everything.
 """
 cimport cython
 from dynet.core.dim cimport total_size, batch_size, dim_str
-from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_view, to_index
-from dynet.core import config
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport add_to
+from dynet.kernels.rand cimport draw_keep_mask, draw_normal
 from dynet.kernels import generic
+
+
+cdef inline void scale_run(Py_ssize_t n, float s, const float* m, const float* src, float* dst,
+                           bint accumulate) noexcept nogil:
+    """dst[i] (+)= src[i] * (m[i] if m else s)."""
+    cdef Py_ssize_t i
+    if m == NULL:
+        if accumulate:
+            for i in range(n):
+                dst[i] += src[i] * s
+        else:
+            for i in range(n):
+                dst[i] = src[i] * s
+    elif accumulate:
+        for i in range(n):
+            dst[i] += src[i] * m[i]
+    else:
+        for i in range(n):
+            dst[i] = src[i] * m[i]
 
 
 @cython.final
@@ -32,27 +51,29 @@ cdef class Dropout(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t i, n = total_size(&self.d), m = self.n_mask()
-        r = config.rng()
+        cdef Py_ssize_t i, n = total_size(&self.d)
         if self.additive:
-            np_view(self.mask, n)[:] = r.normal(0.0, self.p, n)
+            draw_normal(self.mask, n, self.p)
             for i in range(n):
                 self.val[i] = x.val[i] + self.mask[i]
             return 0
-        np_view(self.mask, m)[:] = (r.random(m) >= self.p) * (1.0 / (1.0 - self.p) if self.p < 1 else 0.0)
+        draw_keep_mask(self.mask, self.n_mask(), self.p)
         self._scale(x.val, self.val, False)
         return 0
 
     cdef void _scale(self, const float* src, float* dst, bint accumulate) noexcept:
-        """dst (+)= src * mask, the mask broadcast over `rep`."""
-        cdef Py_ssize_t i, n = total_size(&self.d), pre = self.pre, block = self.pre * self.rep
-        cdef float v
-        for i in range(n):
-            v = src[i] * (self.mask[i] if self.rep == 1 else self.mask[(i // block) * pre + i % pre])
-            if accumulate:
-                dst[i] += v
-            else:
-                dst[i] = v
+        """dst (+)= src * mask, the mask broadcast over `rep`: per run of `pre` values a run of
+        mask entries (contiguous, vectorises), or with pre == 1 one entry per run of `rep` values."""
+        cdef Py_ssize_t pre = self.pre, rep = self.rep, rest = total_size(&self.d) // (pre * rep)
+        cdef Py_ssize_t r, j
+        if pre == 1:
+            for r in range(rest):
+                scale_run(rep, self.mask[r], NULL, src + r * rep, dst + r * rep, accumulate)
+            return
+        for r in range(rest):
+            for j in range(rep):
+                scale_run(pre, 0, self.mask + r * pre, src + (r * rep + j) * pre,
+                          dst + (r * rep + j) * pre, accumulate)
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
@@ -67,8 +88,7 @@ cdef class Dropout(Expression):
     def generic_forward(self, xp, list xs, out):
         # the mask (or the noise) is drawn as the typed node draws it, and kept for backward
         if self.additive:
-            self.aux = xp.asarray(generic.random_source(xp).normal(0.0, self.p, out.size),
-                                  dtype=out.dtype).reshape(out.shape, order="F")
+            self.aux = generic.gaussian_noise(xp, out.size, self.p).reshape(out.shape, order="F")
             out[...] = xs[0] + self.aux
         else:
             self.aux = generic.dropout_mask(xp, out.size // self.rep, self.p)

@@ -3,16 +3,23 @@ batch), elementwise reductions of lists (average, emax, logsumexp), and the rare
 fold_rows and kmh_ngram (typed nodes whose generic implementations are the op classes CumSum,
 FoldRows and KMHNGram, on xp).
 
-One node type, DimReduce, does every reduction over dimensions: it walks the input once in memory
-order keeping the offset of the output element each input value belongs to (a reduced axis has
-output stride 0), so any set of dimensions, the batch included, costs the same single loop.
+One node type, DimReduce, does every reduction over dimensions. Its input is walked in blocks: the
+axes (the batch included) are merged into runs of adjacent reduced or kept axes (size-1 axes
+dropped), the innermost run is the block, and the output offset of each block is kept while
+stepping over the outer runs (a reduced run has output stride 0). A block whose axes are reduced
+is summed into one output value; a block of kept axes is added into a contiguous run of outputs.
+Either way the inner loop runs over contiguous memory and vectorises, so any set of dimensions
+costs about one pass over the input, with the per-block bookkeeping amortised over the block.
+Each pass applies one elementwise function f(x; c) (c: a per-output centre such as the mean or
+the maximum); the backward pass is the same walk adding k[o] * f'(x; c) into the gradient, with
+the per-output factors k computed first.
 """
 cimport cython
-from libc.math cimport expf, logf, sqrtf, powf, INFINITY
+from libc.math cimport sqrtf, powf, INFINITY
 from libc.string cimport memset
 from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, same_shape, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fill, add_to, fast_exp
+from dynet.kernels.cpu cimport fill, copy, add_to, axpy, sum_of, fast_exp, fast_log
 from dynet.kernels import generic
 
 from dynet.nodes.pyop cimport GenericOpNode
@@ -20,6 +27,13 @@ from dynet.nodes.npbase import fmt as _fmt
 
 cdef enum ReduceKind:
     K_SUM, K_MOMENT, K_STD, K_LSE, K_MAX, K_MIN
+
+# the elementwise functions a pass applies: f(x; c) for a centre c of the value's output
+cdef enum Fn:
+    F_ONE, F_ID, F_SQ, F_POW, F_DEV, F_DEV2, F_EXP
+
+cdef enum:
+    CHUNK = 256          # values transformed at a time (stack buffers)
 
 
 cdef inline void advance(int* idx, const int* sizes, const Py_ssize_t* ostr, int na,
@@ -36,121 +50,206 @@ cdef inline void advance(int* idx, const int* sizes, const Py_ssize_t* ostr, int
         k += 1
 
 
+cdef inline const float* transform(int fn, int r, Py_ssize_t n, const float* x, const float* c,
+                                   float* t) noexcept nogil:
+    """f(x_i; c_i) for i < n, in t (or x itself for the identity). One loop per function, each
+    vectorising."""
+    cdef Py_ssize_t i
+    cdef int _k
+    cdef float d
+    if fn == F_ID:
+        return x
+    if fn == F_ONE:
+        fill(n, 1.0, t)
+    elif fn == F_SQ:
+        for i in range(n):
+            t[i] = x[i] * x[i]
+    elif fn == F_POW and r <= 16:      # x^r as r - 1 vectorised products (powf is a call per value)
+        copy(n, x, t)
+        for _k in range(r - 1):
+            for i in range(n):
+                t[i] *= x[i]
+    elif fn == F_POW:
+        for i in range(n):
+            t[i] = powf(x[i], r)
+    elif fn == F_DEV:
+        for i in range(n):
+            t[i] = x[i] - c[i]
+    elif fn == F_DEV2:
+        for i in range(n):
+            d = x[i] - c[i]
+            t[i] = d * d
+    else:
+        for i in range(n):
+            t[i] = fast_exp(x[i] - c[i])
+    return t
+
+
 @cython.final
 @cython.no_gc
 cdef class DimReduce(Expression):
+    cdef str name
     cdef int kind
     cdef int r                  # moment order
     cdef float scale            # K_SUM/K_MOMENT: multiplier of the sum (1/n for means)
     cdef float n_eff            # K_STD: the n of the formula (reduced count, or the user's n)
-    cdef int na                 # axes walked: the input's dims, then the batch
+    cdef int reduced            # bit k: axis k is reduced (k = the input's nd: the batch)
+    cdef int nd                 # the input's dimensions (its batch is axis nd)
+    cdef Py_ssize_t n_in        # the input's values
+    cdef Py_ssize_t block       # values in the innermost run
+    cdef bint block_reduced     # the innermost run is reduced (else kept: contiguous outputs)
+    cdef int nouter             # the outer runs
     cdef int sizes[8]
     cdef Py_ssize_t ostr[8]
-    cdef float* aux             # K_STD: means; K_LSE: maxima; K_MAX/K_MIN: arg offsets (as int)
-    cdef str name
+    cdef float* aux             # 2M floats: K_STD means / K_LSE maxima / K_MAX, K_MIN arg offsets
+                                # (as int); then the backward pass's factors
 
     cpdef str op_name(self):
         return self.name
 
+    cdef void walk(self, bint backward, int fn, int power, const float* x, const float* c,
+                   const float* k, float* out) noexcept nogil:
+        """Forward: out[o(i)] += f(x_i; c[o(i)]) for every input value i, o(i) its output.
+        Backward: out[i] += k[o(i)] * f(x_i; c[o(i)]). (power: F_POW's exponent)"""
+        cdef Py_ssize_t L = self.block, nblocks, blk, start, n, i, o = 0, base
+        cdef float tbuf[CHUNK]
+        cdef float cbuf[CHUNK]
+        cdef const float* t
+        cdef const float* cp = NULL
+        cdef int idx[8]
+        cdef bint red = self.block_reduced, centred = fn == F_DEV or fn == F_DEV2 or fn == F_EXP
+        cdef float acc
+        memset(idx, 0, sizeof(idx))
+        nblocks = self.n_in // L
+        for blk in range(nblocks):
+            base = blk * L
+            if red and centred:
+                fill(min(L, <Py_ssize_t>CHUNK), c[o], cbuf)
+            acc = 0
+            start = 0
+            while start < L:
+                n = min(L - start, <Py_ssize_t>CHUNK)
+                if centred:
+                    cp = <const float*>cbuf if red else c + o + start
+                t = transform(fn, power, n, x + base + start, cp, tbuf)
+                if not backward:
+                    if red:
+                        acc += sum_of(n, t)
+                    else:
+                        add_to(n, t, out + o + start)
+                elif red:
+                    axpy(n, k[o], t, out + base + start)
+                else:
+                    for i in range(n):
+                        out[base + start + i] += k[o + start + i] * t[i]
+                start += n
+            if red and not backward:
+                out[o] += acc
+            advance(idx, self.sizes, self.ostr, self.nouter, &o)
+
+    cdef void extremes(self, const float* x, float* y, int* arg) noexcept nogil:
+        """y[o] = the max (K_MAX, K_LSE) or min (K_MIN) of the values of each output; arg[o] its
+        first offset in the input, if arg is not NULL (0 where every value is NaN)."""
+        cdef Py_ssize_t L = self.block, nblocks = self.n_in // L, blk, i, o = 0, base, best
+        cdef Py_ssize_t M = total_size(&self.d)
+        cdef int idx[8]
+        cdef float s = -1.0 if self.kind == K_MIN else 1.0, v   # min as the max of -x
+        memset(idx, 0, sizeof(idx))
+        fill(M, -INFINITY, y)
+        if arg != NULL:
+            memset(arg, 0, M * sizeof(int))
+        for blk in range(nblocks):
+            base = blk * L
+            if self.block_reduced:
+                best = 0
+                for i in range(1, L):
+                    if s * x[base + i] > s * x[base + best]:
+                        best = i
+                v = s * x[base + best]
+                if v > y[o]:
+                    y[o] = v
+                    if arg != NULL:
+                        arg[o] = <int>(base + best)
+            else:
+                for i in range(L):
+                    v = s * x[base + i]
+                    if v > y[o + i]:
+                        y[o + i] = v
+                        if arg != NULL:
+                            arg[o + i] = <int>(base + i)
+            advance(idx, self.sizes, self.ostr, self.nouter, &o)
+        if s < 0:
+            for i in range(M):
+                y[i] = -y[i]
+
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t N = total_size(&x.d), M = total_size(&self.d), i, o = 0
-        cdef const float* xv = x.val
+        cdef Py_ssize_t N = total_size(&x.d), M = total_size(&self.d), i
         cdef float* y = self.val
         cdef float* aux = self.aux
-        cdef int* arg = <int*>self.aux
-        cdef int idx[8]
-        cdef int r = self.r, kind = self.kind
         cdef float v, cnt = <float>(N // M), mu
-        memset(idx, 0, sizeof(idx))
+        cdef int kind = self.kind
         with nogil:
+            if kind == K_MAX or kind == K_MIN:
+                self.extremes(x.val, y, <int*>aux)
+                return 0
+            fill(M, 0.0, y)
             if kind == K_SUM or kind == K_MOMENT:
-                fill(M, 0.0, y)
-                for i in range(N):
-                    v = xv[i]
-                    y[o] += v if r == 1 else (v * v if r == 2 else powf(v, r))
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
-                for i in range(M):
-                    y[i] *= self.scale
+                self.walk(False, F_ID if self.r == 1 else (F_SQ if self.r == 2 else F_POW), self.r,
+                          x.val, NULL, NULL, y)
+                if self.scale != 1:
+                    for i in range(M):
+                        y[i] *= self.scale
             elif kind == K_STD:
                 fill(M, 0.0, aux)
-                for i in range(N):
-                    aux[o] += xv[i]
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
+                self.walk(False, F_ID, 1, x.val, NULL, NULL, aux)
                 for i in range(M):
                     aux[i] /= self.n_eff
-                fill(M, 0.0, y)
-                for i in range(N):
-                    v = xv[i] - aux[o]
-                    y[o] += v * v
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
+                self.walk(False, F_DEV2, 2, x.val, aux, NULL, y)
                 for i in range(M):
                     # sum_i x_i^2 / n - mu^2 over the n values (masked values being 0), two-pass
                     mu = aux[i]
                     v = (y[i] - (cnt - self.n_eff) * mu * mu) / self.n_eff
                     y[i] = sqrtf(v) if v > 0 else 0.0
-            elif kind == K_LSE:
-                fill(M, -INFINITY, aux)
-                for i in range(N):
-                    if xv[i] > aux[o]:
-                        aux[o] = xv[i]
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
-                fill(M, 0.0, y)
-                for i in range(N):
-                    y[o] += expf(xv[i] - aux[o])
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
-                for i in range(M):
-                    y[i] = aux[i] + logf(y[i])
             else:
-                fill(M, INFINITY if kind == K_MIN else -INFINITY, y)
+                self.extremes(x.val, aux, NULL)
+                self.walk(False, F_EXP, 1, x.val, aux, NULL, y)
                 for i in range(M):
-                    arg[i] = 0
-                for i in range(N):
-                    v = xv[i]
-                    if (v > y[o]) if kind == K_MAX else (v < y[o]):
-                        y[o] = v
-                        arg[o] = <int>i
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
+                    y[i] = aux[i] + fast_log(y[i])     # sums >= 1 (the largest term is 1)
         return 0
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
         if x.grad == NULL:
             return 0
-        cdef Py_ssize_t N = total_size(&x.d), M = total_size(&self.d), i, o = 0
-        cdef const float* xv = x.val
+        cdef Py_ssize_t M = total_size(&self.d), i
         cdef const float* y = self.val
         cdef const float* g = self.grad
-        cdef float* dx = x.grad
-        cdef const float* aux = self.aux
         cdef const int* arg = <const int*>self.aux
-        cdef int idx[8]
+        cdef float* k = self.aux + M        # the per-output factors
         cdef int r = self.r, kind = self.kind
-        cdef float s = self.scale, v
-        memset(idx, 0, sizeof(idx))
         with nogil:
-            if kind == K_SUM or kind == K_MOMENT:
-                for i in range(N):
-                    v = xv[i]
-                    dx[i] += g[o] * s * (1.0 if r == 1 else (2 * v if r == 2 else r * powf(v, r - 1)))
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
-            elif kind == K_STD:
-                for i in range(N):
-                    if y[o] > 0:
-                        dx[i] += g[o] * (xv[i] - aux[o]) / (self.n_eff * y[o])
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
-            elif kind == K_LSE:
-                for i in range(N):
-                    dx[i] += g[o] * expf(xv[i] - y[o])
-                    advance(idx, self.sizes, self.ostr, self.na, &o)
-            else:
+            if kind == K_MAX or kind == K_MIN:
                 for i in range(M):
-                    dx[arg[i]] += g[i]
+                    x.grad[arg[i]] += g[i]
+                return 0
+            if kind == K_SUM or kind == K_MOMENT:
+                # d(scale * x^r) = scale * r * x^(r-1): a constant, x, or a power
+                for i in range(M):
+                    k[i] = g[i] * self.scale * r
+                self.walk(True, F_ONE if r == 1 else (F_ID if r == 2 else F_POW), r - 1, x.val, NULL,
+                          k, x.grad)
+            elif kind == K_STD:
+                for i in range(M):
+                    k[i] = g[i] / (self.n_eff * y[i]) if y[i] > 0 else 0.0
+                self.walk(True, F_DEV, 1, x.val, self.aux, k, x.grad)
+            else:
+                self.walk(True, F_EXP, 1, x.val, y, g, x.grad)
         return 0
 
     cdef tuple generic_args(self):
         """(kind, reduced axes of the (dims..., batch) layout, r, scale, n_eff) for the kernels."""
-        axes = tuple([k for k in range(self.na) if self.ostr[k] == 0])
+        axes = tuple([a for a in range(self.nd + 1) if self.reduced >> a & 1])
         kind = ("sum", "moment", "std", "lse", "max", "min")[self.kind]
         return kind, axes, self.r, self.scale, self.n_eff
 
@@ -163,66 +262,105 @@ cdef class DimReduce(Expression):
         generic.dim_reduce_backward(xp, kind, xs[0], axes, out, dout, dxi, r, scale, n_eff)
 
 
-cdef list as_dims(object d, str op):
-    """A dimension argument as a list of ints (an int or a sequence of ints)."""
-    if hasattr(d, "__index__") and not isinstance(d, bool) and getattr(d, "ndim", 0) == 0:
-        return [to_index(d, op)]
-    try:
-        return [to_index(v, op) for v in d]
-    except TypeError:
-        raise TypeError(f"{op}: dimensions must be an int or a list of ints, got {d!r:.40}")
+cdef int reduced_mask(object d, str op, Expression x) except -1:
+    """A dimension argument (an int or a sequence of ints) as a bit mask; dimensions past x's last
+    are size 1 (a {3} vector is a {3,1} matrix, as in DyNet)."""
+    cdef long k
+    cdef int mask = 0
+    if type(d) is int or (hasattr(d, "__index__") and not isinstance(d, bool)
+                          and getattr(d, "ndim", 0) == 0):
+        ds = [to_index(d, op)]
+    else:
+        try:
+            ds = [to_index(v, op) for v in d]
+        except TypeError:
+            raise TypeError(f"{op}: dimensions must be an int or a list of ints, got {d!r:.40}")
+    for k in ds:
+        if k < 0 or k >= MAX_DIMS:
+            raise ValueError(f"{op}: dimension {k} is out of range for {dim_str(&x.d)}")
+        if mask >> k & 1:
+            raise ValueError(f"{op}: dimension {k} is given twice in {ds}")
+        mask |= 1 << k
+    return mask
 
 
 cdef Expression dim_reduce(object x, object dims, bint over_batch, int kind, str name,
-                           int r=1, int n=0):
-    """Reduce x over the dimensions `dims` (and the batch if over_batch)."""
+                           int r=1, int n=0, int mask=-1):
+    """Reduce x over the dimensions `dims` (or the bit mask `mask`, when given) and over the batch
+    if over_batch."""
     cdef Expression ex = as_expr(x, name)
-    cdef list ds = as_dims(dims, name)
-    cdef int k, nd = ex.d.nd
-    for k in ds:
-        # dimensions past the last are size 1 (a {3} vector is a {3,1} matrix, as in DyNet)
-        if k < 0 or k >= MAX_DIMS:
-            raise ValueError(f"{name}: dimension {k} is out of range for {dim_str(&ex.d)}")
-        if ds.count(k) > 1:
-            raise ValueError(f"{name}: dimension {k} is given twice in {ds}")
+    cdef int a, nd = ex.d.nd
+    if mask < 0:
+        mask = reduced_mask(dims, name, ex)
     if n < 0:
         raise ValueError(f"{name}: n must be >= 0, got {n}")
+    mask &= (1 << nd) - 1          # dimensions past the last are size 1: nothing to reduce
+    if over_batch:
+        mask |= 1 << nd
     cdef DimReduce node = DimReduce.__new__(DimReduce)
     node.kind = kind
     node.r = r
     node.name = name
-    node.na = nd + 1
-    kept = []
-    cdef Py_ssize_t stride = 1, count = 1
-    for k in range(nd):
-        node.sizes[k] = ex.d.d[k]
-        if k in ds:
-            node.ostr[k] = 0
-            count *= ex.d.d[k]
+    node.nd = nd
+    node.n_in = total_size(&ex.d)
+    node.reduced = mask
+    # the output's dimensions: the kept ones in order ((1,) if none)
+    cdef Dim d
+    memset(&d, 0, sizeof(Dim))
+    cdef Py_ssize_t count = 1, stride = 1
+    for a in range(nd):
+        if mask >> a & 1:
+            count *= ex.d.d[a]
         else:
-            node.ostr[k] = stride
-            stride *= ex.d.d[k]
-            kept.append(ex.d.d[k])
-    node.sizes[nd] = ex.d.bd
-    cdef int out_bd = ex.d.bd
+            d.d[d.nd] = ex.d.d[a]
+            d.nd += 1
+    if d.nd == 0:
+        d.d[0] = 1
+        d.nd = 1
+    d.bd = 1 if over_batch else ex.d.bd
     if over_batch:
-        node.ostr[nd] = 0
         count *= ex.d.bd
-        out_bd = 1
-    else:
-        node.ostr[nd] = stride
+    # the runs: adjacent axes of one kind merged, size-1 axes dropped; the first is the block
+    cdef int size, nrun = 0, run_red = -1, red
+    cdef int sizes[8]
+    cdef int reds[8]
+    cdef Py_ssize_t ostr[8]
+    for a in range(nd + 1):
+        size = ex.d.d[a] if a < nd else ex.d.bd
+        if size == 1:
+            continue
+        red = mask >> a & 1
+        if nrun > 0 and red == run_red:
+            sizes[nrun - 1] *= size
+        else:
+            sizes[nrun] = size
+            reds[nrun] = red
+            ostr[nrun] = 0 if red else stride
+            nrun += 1
+            run_red = red
+        if not red:
+            stride *= size
+    node.block = 1
+    node.block_reduced = False
+    node.nouter = 0
+    if nrun > 0:
+        node.block = sizes[0]
+        node.block_reduced = reds[0]
+        node.nouter = nrun - 1
+        for a in range(1, nrun):
+            node.sizes[a - 1] = sizes[a]
+            # a step of the outer run moves the output by its stride (the block's outputs before)
+            node.ostr[a - 1] = ostr[a]
     node.n_eff = n if n > 0 else count
     node.scale = 1.0 / node.n_eff if kind == K_MOMENT else 1.0
-    cdef Dim d = make_dim(tuple(kept) if kept else (1,), out_bd)
-    node.aux = NULL
-    if kind in (K_STD, K_LSE, K_MAX, K_MIN):
-        node.aux = fwd_scratch(total_size(&d))
+    node.aux = fwd_scratch(2 * total_size(&d))
     return add_node(node, (ex,), d)
 
 
-cdef list all_dims(object x, str op):
+cdef int all_dims(object x, str op) except -1:
+    """The mask of all of x's dimensions."""
     cdef Expression ex = as_expr(x, op)
-    return list(range(ex.d.nd))
+    return (1 << ex.d.nd) - 1
 
 
 def sum_dim(x, d, b=False, n=0):
@@ -233,12 +371,12 @@ def sum_dim(x, d, b=False, n=0):
 
 def sum_cols(x):
     """The sum of the columns of a matrix: a column vector."""
-    return dim_reduce(x, [1], False, K_SUM, "sum_cols")
+    return dim_reduce(x, None, False, K_SUM, "sum_cols", 1, 0, 2)
 
 
 def mean_elems(x):
     """The mean of all values of each batch element."""
-    return dim_reduce(x, all_dims(x, "mean_elems"), False, K_MOMENT, "mean_elems")
+    return dim_reduce(x, None, False, K_MOMENT, "mean_elems", 1, 0, all_dims(x, "mean_elems"))
 
 
 def mean_dim(x, d, b=False, n=0):
@@ -248,12 +386,12 @@ def mean_dim(x, d, b=False, n=0):
 
 def mean_batches(x):
     """The mean over the batch."""
-    return dim_reduce(x, [], True, K_MOMENT, "mean_batches")
+    return dim_reduce(x, None, True, K_MOMENT, "mean_batches", 1, 0, 0)
 
 
 def std_elems(x):
     """sqrt(1/n sum_i (x_i - mean)^2) over all values of each batch element."""
-    return dim_reduce(x, all_dims(x, "std_elems"), False, K_STD, "std_elems")
+    return dim_reduce(x, None, False, K_STD, "std_elems", 1, 0, all_dims(x, "std_elems"))
 
 
 def std_dim(x, d, b=False, n=0):
@@ -265,7 +403,7 @@ def std_dim(x, d, b=False, n=0):
 
 def std_batches(x):
     """The standard deviation over the batch."""
-    return dim_reduce(x, [], True, K_STD, "std_batches")
+    return dim_reduce(x, None, True, K_STD, "std_batches", 1, 0, 0)
 
 
 cdef int moment_order(object r, str op) except -1:
@@ -277,8 +415,8 @@ cdef int moment_order(object r, str op) except -1:
 
 def moment_elems(x, r):
     """1/n sum_i x_i^r over all values of each batch element."""
-    return dim_reduce(x, all_dims(x, "moment_elems"), False, K_MOMENT, "moment_elems",
-                      moment_order(r, "moment_elems"))
+    return dim_reduce(x, None, False, K_MOMENT, "moment_elems", moment_order(r, "moment_elems"), 0,
+                      all_dims(x, "moment_elems"))
 
 
 def moment_dim(x, d, r, b=False, n=0):
@@ -288,31 +426,33 @@ def moment_dim(x, d, r, b=False, n=0):
 
 def moment_batches(x, r):
     """1/n sum_i x_i^r over the batch."""
-    return dim_reduce(x, [], True, K_MOMENT, "moment_batches", moment_order(r, "moment_batches"))
+    return dim_reduce(x, None, True, K_MOMENT, "moment_batches", moment_order(r, "moment_batches"),
+                      0, 0)
 
 
-cdef object one_dim(object x, object d, str op):
-    """Check that d names an existing dimension of x (for the single-dimension reductions)."""
+cdef int one_dim(object x, object d, str op) except -1:
+    """The mask of d, which must name an existing dimension of x (the single-dimension
+    reductions)."""
     cdef Expression ex = as_expr(x, op)
     cdef long k = to_index(d, op)
     if k < 0 or k >= max(ex.d.nd, 1):
         raise ValueError(f"{op}: dimension {k} is out of range for {dim_str(&ex.d)}")
-    return [k]
+    return 1 << k
 
 
 def logsumexp_dim(x, d=0):
     """log(sum_i exp(x_i)) along the dimension d."""
-    return dim_reduce(x, one_dim(x, d, "logsumexp_dim"), False, K_LSE, "logsumexp_dim")
+    return dim_reduce(x, None, False, K_LSE, "logsumexp_dim", 1, 0, one_dim(x, d, "logsumexp_dim"))
 
 
 def max_dim(x, d=0):
     """The largest value along the dimension d."""
-    return dim_reduce(x, one_dim(x, d, "max_dim"), False, K_MAX, "max_dim")
+    return dim_reduce(x, None, False, K_MAX, "max_dim", 1, 0, one_dim(x, d, "max_dim"))
 
 
 def min_dim(x, d=0):
     """The smallest value along the dimension d."""
-    return dim_reduce(x, one_dim(x, d, "min_dim"), False, K_MIN, "min_dim")
+    return dim_reduce(x, None, False, K_MIN, "min_dim", 1, 0, one_dim(x, d, "min_dim"))
 
 
 # ---- elementwise reductions of a list of expressions ------------------------------------------
@@ -343,18 +483,25 @@ cdef class NaryReduce(Expression):
             fill(M, 0.0, y)
         else:
             fill(M, -INFINITY, y)
+        cdef float* yb
+        cdef int* ab
+        cdef bint better
         for j in range(k):
             x = <Expression>self.args[j]
             for b in range(self.d.bd):
                 xv = x.val + (b * per if x.d.bd > 1 else 0)
+                yb = y + b * per
                 if additive:
-                    add_to(per, xv, y + b * per)
+                    add_to(per, xv, yb)
+                elif self.kind == N_MAX:      # selects, not branches: the loops vectorise
+                    ab = arg + b * per
+                    for i in range(per):
+                        better = xv[i] > yb[i]
+                        ab[i] = j if better else ab[i]
+                        yb[i] = xv[i] if better else yb[i]
                 else:
                     for i in range(per):
-                        if xv[i] > y[b * per + i]:
-                            y[b * per + i] = xv[i]
-                            if self.kind == N_MAX:
-                                arg[b * per + i] = j
+                        yb[i] = xv[i] if xv[i] > yb[i] else yb[i]
         if self.kind == N_AVERAGE:
             for i in range(M):
                 y[i] /= k
@@ -367,7 +514,7 @@ cdef class NaryReduce(Expression):
                     for i in range(per):
                         self.aux[b * per + i] += fast_exp(xv[i] - y[b * per + i])
             for i in range(M):
-                y[i] += logf(self.aux[i])
+                y[i] += fast_log(self.aux[i])     # the sums are >= 1 (the largest term is 1)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -489,42 +636,52 @@ cdef class Rows(GenericOpNode):
         cdef Expression x = <Expression>self.args[0]
         if backward and x.grad == NULL:
             return 0
-        cdef Py_ssize_t inner = self.inner, n = self.length, o, i, j, t, m
-        cdef Py_ssize_t nout = n // self.k if self.kind == 1 else (n - self.k + 1 if self.kind == 2 else n)
+        # the fields in locals: stores through float pointers would make the compiler reload them
+        # (extensions are built with -fno-strict-aliasing)
+        cdef int kind = self.kind, k = self.k
+        cdef Py_ssize_t inner = self.inner, n = self.length, outer = self.outer, o, i, j, t, m
+        cdef Py_ssize_t nout = n // k if kind == 1 else (n - k + 1 if kind == 2 else n)
+        cdef Py_ssize_t step = k if kind == 1 else 1     # output run j starts at input run j * step
+        cdef const float* xv = x.val
+        cdef float* xg = x.grad
+        cdef float* y = self.val
+        cdef const float* g = self.grad
         cdef float run
-        for o in range(self.outer):
-            if self.kind == 0:            # cumsum (backward: from the end)
+        for o in range(outer):
+            if kind == 0:                 # cumsum (backward: from the end)
                 for i in range(inner):
                     run = 0
                     for t in range(n):
                         j = n - 1 - t if backward else t
                         if backward:
-                            run += self.grad[o * n * inner + j * inner + i]
-                            x.grad[o * n * inner + j * inner + i] += run
+                            run += g[o * n * inner + j * inner + i]
+                            xg[o * n * inner + j * inner + i] += run
                         else:
-                            run += x.val[o * n * inner + j * inner + i]
-                            self.val[o * n * inner + j * inner + i] = run
+                            run += xv[o * n * inner + j * inner + i]
+                            y[o * n * inner + j * inner + i] = run
                 continue
             if inner == 1:                # runs of single values (fold_rows): no inner loop
-                for j in range(nout):
-                    for m in range(self.k):
-                        t = j * self.k + m if self.kind == 1 else j + m
-                        if backward:
-                            x.grad[o * n + t] += self.grad[o * nout + j]
-                        elif m == 0:
-                            self.val[o * nout + j] = x.val[o * n + t]
-                        else:
-                            self.val[o * nout + j] += x.val[o * n + t]
+                if backward:
+                    for j in range(nout):
+                        run = g[o * nout + j]
+                        for m in range(k):
+                            xg[o * n + j * step + m] += run
+                else:
+                    for j in range(nout):
+                        run = 0
+                        for m in range(k):
+                            run += xv[o * n + j * step + m]
+                        y[o * nout + j] = run
                 continue
             for j in range(nout):         # output run j sums input runs j*k.. (fold) or j.. (ngram)
                 if not backward:
-                    fill(inner, 0.0, self.val + (o * nout + j) * inner)
-                for m in range(self.k):
-                    t = j * self.k + m if self.kind == 1 else j + m
+                    fill(inner, 0.0, y + (o * nout + j) * inner)
+                for m in range(k):
+                    t = j * step + m
                     if backward:
-                        add_to(inner, self.grad + (o * nout + j) * inner, x.grad + (o * n + t) * inner)
+                        add_to(inner, g + (o * nout + j) * inner, xg + (o * n + t) * inner)
                     else:
-                        add_to(inner, x.val + (o * n + t) * inner, self.val + (o * nout + j) * inner)
+                        add_to(inner, xv + (o * n + t) * inner, y + (o * nout + j) * inner)
         return 0
 
     cdef int forward_impl(self) except -1:

@@ -368,16 +368,19 @@ def pickrange(x, s, e, d=0):
 # ---- selecting rows, columns and batch elements ----------------------------------------------
 
 cdef int* index_list(object idxs, int n, str what, str op, const Dim* d) except NULL:
-    """The indices as int* in the forward pool, each checked against the size n."""
-    try:
-        vals = [to_index(v, op) for v in idxs]
-    except TypeError:
-        raise TypeError(f"{op}: expected a list of integer indices, got {idxs!r:.60}")
-    if not vals:
+    """The indices (a list, tuple or other iterable) as int* in the forward pool, each checked
+    against the size n."""
+    cdef object seq = idxs if type(idxs) is list or type(idxs) is tuple else list(idxs)
+    cdef Py_ssize_t i, m = len(seq)
+    cdef long v
+    if m == 0:
         raise ValueError(f"{op}: the list of {what} is empty")
-    cdef int* out = <int*>fwd_scratch(len(vals))
-    cdef int i
-    for i, v in enumerate(vals):
+    cdef int* out = <int*>fwd_scratch(m)
+    for i in range(m):
+        try:
+            v = to_index(seq[i], op)
+        except TypeError:
+            raise TypeError(f"{op}: expected a list of integer indices, got {idxs!r:.60}")
         if v < 0 or v >= n:
             raise IndexError(f"{op}: index {v} is out of range for {n} {what} in {dim_str(d)}")
         out[i] = v
@@ -399,6 +402,14 @@ cdef class Gather(Mirrored):
         cdef Py_ssize_t pre = prod_before(&x.d, self.axis), n = dim_at(&x.d, self.axis)
         cdef Py_ssize_t m = dim_at(&self.d, self.axis)
         cdef Py_ssize_t post = total_size(&x.d) // (pre * n), p, i, src, dst
+        if pre == 1:                         # single values (rows of vectors and matrices)
+            for p in range(post):
+                for i in range(m):
+                    if backward:
+                        x.grad[p * n + self.index[i]] += self.grad[p * m + i]
+                    else:
+                        self.val[p * m + i] = x.val[p * n + self.index[i]]
+            return 0
         for p in range(post):                # the batch is folded into post
             for i in range(m):
                 src = (p * n + self.index[i]) * pre
@@ -418,9 +429,10 @@ cdef class Gather(Mirrored):
 
 cdef Expression make_gather(object x, object idxs, int axis, str op):
     cdef Expression ex = as_expr(x, op)
-    if isinstance(idxs, (str, bytes)) or not hasattr(idxs, "__iter__"):
+    if type(idxs) is not list and (isinstance(idxs, (str, bytes)) or not hasattr(idxs, "__iter__")):
         raise TypeError(f"{op}: expected a list of indices, got {idxs!r:.40}")
-    idxs = list(idxs)
+    if type(idxs) is not list and type(idxs) is not tuple:
+        idxs = list(idxs)
     cdef Gather node = Gather.__new__(Gather)
     node.axis = axis
     node.index = index_list(idxs, dim_at(&ex.d, axis), "rows" if axis == 0 else "columns", op, &ex.d)

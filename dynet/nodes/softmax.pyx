@@ -1,10 +1,10 @@
 """Softmaxes: softmax and log_softmax over each column (with `restrict`), and the fused
 pickneglogsoftmax loss (one node: log-sum-exp minus the picked score)."""
 cimport cython
-from libc.math cimport logf, INFINITY
+from libc.math cimport INFINITY
 from dynet.core.dim cimport make_dim1, total_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
-from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp
+from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp, sum_of, dot, fill
 from dynet.kernels import generic
 
 
@@ -14,7 +14,8 @@ cdef class Softmax(Expression):
     """softmax (log=False) or log_softmax (log=True) of each column; columns outside `keep` are
     excluded (their output is 0 for softmax, -inf for log_softmax) when restricted."""
     cdef bint log
-    cdef unsigned char* keep      # NULL, or a 0/1 mask over the rows (restrict=)
+    cdef float* keep              # NULL, or 1/0 over the rows (restrict=), as floats so that the
+                                  # restricted loops are selects and products that vectorise
 
     cpdef str op_name(self):
         return "log_softmax" if self.log else "softmax"
@@ -24,31 +25,21 @@ cdef class Softmax(Expression):
         cdef Py_ssize_t r = rows(&x.d), ncol = total_size(&x.d) // r, c, i
         cdef const float* xc
         cdef float* yc
-        cdef float m, s
+        cdef float s
         for c in range(ncol):
             xc = x.val + c * r
             yc = self.val + c * r
-            if self.keep == NULL:
-                s = softmax_into(r, xc, yc)
-                if self.log:
-                    for i in range(r):
-                        yc[i] = xc[i] - s
-                continue
-            m = -INFINITY
-            for i in range(r):
-                if (self.keep == NULL or self.keep[i]) and xc[i] > m:
-                    m = xc[i]
-            s = 0
-            for i in range(r):
-                if self.keep == NULL or self.keep[i]:
-                    s += fast_exp(xc[i] - m)
+            if self.keep != NULL:
+                # the excluded rows as -inf: then the plain kernels give them exp() = 0
+                for i in range(r):
+                    yc[i] = xc[i] if self.keep[i] != 0 else -INFINITY
+                xc = yc
             if self.log:
-                s = m + logf(s)
+                s = log_sum_exp(r, xc)
                 for i in range(r):
-                    yc[i] = xc[i] - s if (self.keep == NULL or self.keep[i]) else -INFINITY
+                    yc[i] = xc[i] - s
             else:
-                for i in range(r):
-                    yc[i] = fast_exp(xc[i] - m) / s if (self.keep == NULL or self.keep[i]) else 0
+                softmax_into(r, xc, yc)
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -58,6 +49,7 @@ cdef class Softmax(Expression):
         cdef Py_ssize_t r = rows(&x.d), ncol = total_size(&x.d) // r, c, i
         cdef const float* yc
         cdef const float* gc
+        cdef const float* keep = self.keep
         cdef float* dx
         cdef float s
         for c in range(ncol):
@@ -66,17 +58,18 @@ cdef class Softmax(Expression):
             dx = x.grad + c * r
             s = 0
             if self.log:
-                # d/dx_i = g_i - softmax_i * sum_j g_j
-                for i in range(r):
-                    if self.keep == NULL or self.keep[i]:
-                        s += gc[i]
-                for i in range(r):
-                    if self.keep == NULL or self.keep[i]:
+                # d/dx_i = g_i - softmax_i * sum_j g_j (over the kept rows; the others get none)
+                if keep == NULL:
+                    s = sum_of(r, gc)
+                    for i in range(r):
                         dx[i] += gc[i] - fast_exp(yc[i]) * s
+                else:
+                    s = dot(r, gc, keep)
+                    for i in range(r):
+                        dx[i] += keep[i] * (gc[i] - fast_exp(yc[i]) * s)
             else:
-                # d/dx_i = y_i (g_i - sum_j g_j y_j)
-                for i in range(r):
-                    s += gc[i] * yc[i]
+                # d/dx_i = y_i (g_i - sum_j g_j y_j) (excluded rows have y_i = 0)
+                s = dot(r, gc, yc)
                 for i in range(r):
                     dx[i] += yc[i] * (gc[i] - s)
         return 0
@@ -105,19 +98,22 @@ cdef Expression make_softmax(object x, bint log, object restrict):
     cdef Softmax node = Softmax.__new__(Softmax)
     node.log = log
     node.keep = NULL
-    cdef int r = rows(&ex.d), i
+    cdef int r = rows(&ex.d)
+    cdef Py_ssize_t i
+    cdef long j
+    cdef list idx
     if restrict is not None:
-        idx = list(restrict)
-        if not idx:
+        idx = restrict if type(restrict) is list else list(restrict)
+        if len(idx) == 0:
             raise ValueError(f"{name}: restrict must name at least one row")
-        node.keep = <unsigned char*>fwd_scratch(r // 4 + 1)
-        for i in range(r):
-            node.keep[i] = 0
-        for j in idx:
-            j = to_index(j, name)
+        node.keep = fwd_scratch(r)
+        fill(r, 0.0, node.keep)
+        for i in range(len(idx)):
+            v = idx[i]
+            j = v if type(v) is int else to_index(v, name)     # (a Python int read in C)
             if j < 0 or j >= r:
                 raise IndexError(f"{name}: restrict index {j!r} is out of range for {dim_str(&ex.d)}")
-            node.keep[<int>j] = 1
+            node.keep[j] = 1
     return add_node(node, (ex,), ex.d)
 
 
