@@ -10,7 +10,9 @@ speed); the throughput is the units of all ranks together over rank 0's time for
 to barrier. Scaling efficiency = throughput(P) / (P * throughput(1)). "independent" is the speedup
 that P unconnected single processes get together at the same time (no MPI): what the machine itself
 allows, the ceiling of the speedup on a shared machine. The reference DyNet has no multi-process
-training for Python, so its column is its one process (bench.worker).
+training for Python, so its column is its one process (bench.worker). `--breakdown` also prints
+each rank's time per step in its parts (compute: forward and backward; allreduce: averaging the
+gradients, waiting for the other ranks included; update) and the CPU time it used per step.
 """
 import argparse
 import json
@@ -25,6 +27,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_WORKLOADS = ["mlp_batch", "rnnlm_batch"]
 
 
+def timed_trainer(dd, clock):
+    """A DistributedTrainer that adds the seconds spent averaging the gradients (waiting for the
+    other ranks included) and updating to clock["allreduce"] and clock["update"]."""
+    class TimedTrainer(dd.DistributedTrainer):
+        def update(self, s=1.0):
+            t0 = time.perf_counter()
+            dd.allreduce_gradients(self.trainer.model)
+            t1 = time.perf_counter()
+            self.trainer.update(s)
+            clock["allreduce"] += t1 - t0
+            clock["update"] += time.perf_counter() - t1
+    return TimedTrainer
+
+
 def rank_main(name, config, seconds):
     """One rank, under mpirun: time the workload's steps with a DistributedTrainer."""
     import _dynet as dy
@@ -36,7 +52,8 @@ def rank_main(name, config, seconds):
     import dynet.distributed as dd
     rank, size = dd.init(use_mpi=True)
     workload = importlib.import_module(f"bench.workloads.{name}")
-    step = workload.make(dy, **config, wrap_trainer=dd.DistributedTrainer)
+    clock = {"allreduce": 0.0, "update": 0.0}
+    step = workload.make(dy, **config, wrap_trainer=timed_trainer(dd, clock))
     # every rank must make the same number of steps (each update is a collective): rank 0 says
     # when the warm-up ends, and how many steps a round has
     t0, warm = time.perf_counter(), 0
@@ -44,16 +61,26 @@ def rank_main(name, config, seconds):
         step()
         warm += 1
     per_round = dd.broadcast_object(max(2, int(warm * (seconds / 3) / (time.perf_counter() - t0))))
-    rounds = []
+    rounds, parts = [], []
     for _ in range(3):
         dd.barrier()
-        t0, units = time.perf_counter(), 0
+        clock.update(allreduce=0.0, update=0.0)
+        t0, cpu0, units = time.perf_counter(), time.process_time(), 0
         for _ in range(per_round):
             units += step()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         dd.barrier()
         rounds.append(units * size / (time.perf_counter() - t0))
+        # this rank's milliseconds per step: the whole step, its parts, and the CPU time it used
+        parts.append({k: round(1e3 * v / per_round, 3) for k, v in
+                      (("step", wall), ("compute", wall - clock["allreduce"] - clock["update"]),
+                       ("allreduce", clock["allreduce"]), ("update", clock["update"]),
+                       ("cpu", cpu))})
+    best = max(range(len(rounds)), key=rounds.__getitem__)
+    per_rank = dd.allgather_object(parts[best])
     if rank == 0:
-        print(json.dumps({"procs": size, "throughput": max(rounds), "rounds": rounds}))
+        print(json.dumps({"procs": size, "throughput": rounds[best], "rounds": rounds,
+                          "transport": dd.gradient_transport(), "ms_per_step": per_rank}))
 
 
 def measure(procs, name, config, seconds):
@@ -96,6 +123,9 @@ def main():
     parser.add_argument("--repeat", type=int, default=2, help="alternations of the process counts")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference's column")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print each rank's milliseconds per step: compute (forward and "
+                             "backward), allreduce (waiting included), update, CPU time")
     parser.add_argument("--rank-worker", nargs=3, metavar=("NAME", "CONFIG", "SECONDS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,9 +168,14 @@ def main():
                   f"{(f'{speedup / procs:.0%}' if speedup else '-'):>10} "
                   f"{(f'{ceiling / base:.2f}x' if ceiling and base else '-'):>12} "
                   f"{ref_text if procs == 1 else '':>17}   ({module.UNIT})", flush=True)
+            if args.breakdown:
+                for rank, parts in enumerate(r["ms_per_step"]):
+                    print(f"{'':<12} {'':>5}   rank {rank} ms/step: " + ", ".join(
+                        f"{k} {v:.3f}" for k, v in parts.items()) + f"  ({r['transport']})")
             results.append({"workload": name, "config": config, "unit": module.UNIT, "procs": procs,
                             "throughput": r["throughput"], "speedup": speedup,
-                            "independent_processes": ceiling,
+                            "independent_processes": ceiling, "transport": r["transport"],
+                            "ms_per_step": r["ms_per_step"],
                             "reference_1proc": ref.get("throughput") if ref else None})
     if args.json:
         with open(args.json, "w") as f:

@@ -23,12 +23,14 @@ the union of the ranks' minibatches (with each rank's loss the mean over its own
 Without the wrapper: `dd.broadcast_parameters(m)` once before training, and
 `dd.allreduce_gradients(m)` between `loss.backward()` and `trainer.update()`.
 
-Gradients travel in one fused float32 buffer per update (one all-reduce, after two small
-all-gathers that check the models agree and say which parameters have gradients and which lookup
-rows were touched on any rank): the gradient of every parameter that has one on some rank (so a
-parameter used on one rank only is updated everywhere), and for each lookup table the union of the
-touched rows -- or the whole table when the union covers every row. Since every rank then holds the
-same averaged gradient, the trainer's clipping sees the global gradient norm.
+Averaged are the gradient of every parameter that has one on some rank (so a parameter used on one
+rank only is updated everywhere) and, for each lookup table, the union of the touched rows -- or the
+whole table when the union covers every row. Since every rank then holds the same averaged gradient,
+the trainer's clipping sees the global gradient norm. Ranks on one machine (the usual case) exchange
+gradients through a shared-memory window: each writes its own into its slot, and after one
+rendezvous every rank sums all the slots (`gradient_transport()` says "shared memory"). Ranks on
+several machines, or any rank with DYNET_MPI_SHARED_MEMORY=0, use MPI collectives: two small
+all-gathers, then one all-reduce of a fused float32 buffer ("MPI collectives").
 
 A rank that raises an uncaught exception prints it with its rank number and aborts the whole job
 (MPI_Abort), so the other ranks never wait forever in a collective. Every rank must make the same
@@ -36,9 +38,12 @@ sequence of updates (`shard` gives every rank the same number of items); a rank 
 without an exception (sys.exit, a shorter loop) leaves the others waiting.
 
 Everything that touches parameter internals is in `_ModelTensors`; everything that talks to MPI is
-in `_MPIWorld` (a GPU world on NCCL would be another class with the same four collectives).
+in `_MPIWorld` and the two exchanges, `_SharedMemoryExchange` and `_CollectiveExchange` (a GPU world
+on NCCL would be another world with its own exchange).
 """
+import ctypes
 import os
+import platform
 import sys
 import time
 import traceback
@@ -51,8 +56,8 @@ from dynet.core.collection import ParameterCollection
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
-           "allreduce_gradients", "DistributedTrainer", "shard_indices", "shard", "save", "load",
-           "save_model", "populate_model"]
+           "allreduce_gradients", "gradient_transport", "DistributedTrainer", "shard_indices",
+           "shard", "save", "load", "save_model", "populate_model"]
 
 # Environment variables the common MPI launchers set in the processes they start (Open MPI, MPICH
 # and Intel MPI through PMI, PMIx-based launchers): their presence means "started by mpirun".
@@ -98,6 +103,7 @@ class _MPIWorld:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        self._exchange = None
 
     def barrier(self):
         self.comm.Barrier()
@@ -116,28 +122,12 @@ class _MPIWorld:
 
     def allgather_ints(self, values):
         """Every rank gives k int64 values (the same k everywhere): a (ranks, k) array. This is the
-        first collective of an update, where the ranks wait for the slowest: see _wait."""
+        first collective of an update, where the ranks wait for the slowest: see _wait_until."""
         values = np.ascontiguousarray(values, dtype=np.int64)
         out = np.empty((self.size, values.size), dtype=np.int64)
-        self._wait(self.comm.Iallgather(values, out))
+        request = self.comm.Iallgather(values, out)
+        _wait_until(request.Test)
         return out
-
-    @staticmethod
-    def _wait(request):
-        """Wait for a non-blocking collective: poll for a moment (the other ranks are usually about
-        to arrive), then sleep between polls, longer and longer, so that a rank waiting for a slower
-        one gives its CPU away (MPI's own wait spins: on a busy or oversubscribed machine it takes
-        the very core the slower rank needs)."""
-        if request.Test():
-            return
-        start = time.perf_counter()
-        while time.perf_counter() - start < _SPIN_SECONDS:
-            if request.Test():
-                return
-        delay = _FIRST_SLEEP
-        while not request.Test():
-            time.sleep(delay)
-            delay = min(2 * delay, _LONGEST_SLEEP)
 
     def allgatherv_ints(self, values, counts):
         """Every rank gives its int64 values, counts[r] of them on rank r: one array per rank."""
@@ -150,6 +140,32 @@ class _MPIWorld:
     def abort(self, code):
         self.comm.Abort(code)
 
+    def gradient_exchange(self):
+        """How gradients are averaged (chosen at the first update; a collective): through shared
+        memory when every rank is on this machine, unless DYNET_MPI_SHARED_MEMORY=0 on some rank or
+        the window cannot be made; through MPI collectives otherwise."""
+        if self._exchange is None:
+            MPI = self._MPI
+            node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+            wanted = os.environ.get("DYNET_MPI_SHARED_MEMORY", "1").strip() != "0"
+            if self.comm.allreduce(wanted and node.Get_size() == self.size, op=MPI.LAND):
+                try:
+                    exchange = _SharedMemoryExchange(node)
+                except MPI.Exception:
+                    exchange = None
+                if self.comm.allreduce(exchange is not None, op=MPI.LAND):
+                    self._exchange = exchange
+                elif exchange is not None:
+                    exchange.close()
+            if self._exchange is None:
+                self._exchange = _CollectiveExchange(self)
+        return self._exchange
+
+    def use_collectives(self):
+        """Average gradients through MPI collectives from now on (every rank calls it together)."""
+        self._exchange = _CollectiveExchange(self)
+        return self._exchange
+
 
 # Open MPI settings, unless the user chose others (read by MPI_Init, so set before mpi4py loads):
 # waiting ranks yield the CPU instead of spinning (on a busy or oversubscribed machine a spinning
@@ -159,9 +175,12 @@ class _MPIWorld:
 _OPEN_MPI_DEFAULTS = {"OMPI_MCA_mpi_yield_when_idle": "1",
                       "OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
 
-# waiting for the other ranks (_MPIWorld._wait): poll this long, then sleep from the first to the
+# waiting for the other ranks (_wait_until): poll this long, then sleep from the first to the
 # longest interval between polls
 _SPIN_SECONDS, _FIRST_SLEEP, _LONGEST_SLEEP = 3e-4, 5e-5, 2e-4
+# with futexes (_SharedMemoryExchange): poll this long, then sleep until woken (re-checking after
+# the timeout, in case a wake-up was missed)
+_FUTEX_SPIN_SECONDS, _FUTEX_TIMEOUT = 1e-4, 0.05
 
 _world = None
 
@@ -289,6 +308,8 @@ class _ModelTensors:
         self.params = model.parameters_list()
         self.lookups = model.lookup_parameters_list()
         self.lookup_rows = [int(lp.shape()[0]) for lp in self.lookups]
+        self.sizes = np.array([self.dense_grad(p).size for p in self.params], dtype=np.int64)
+        self.row_sizes = [lp.grads.size // n for lp, n in zip(self.lookups, self.lookup_rows)]
         self.shape_code = zlib.crc32(repr([s for _, s in self.signature()[0]]
                                           + [s for _, s in self.signature()[1]]).encode())
 
@@ -411,72 +432,365 @@ def broadcast_parameters(model, root=0):
 
 def allreduce_gradients(model):
     """Average the gradients of `model` across ranks, in place, so that each rank's next update is
-    the same. One all-reduce of a fused buffer, preceded by two small all-gathers (the models'
-    shapes; which parameters have gradients and which lookup rows were touched)."""
+    the same. Ranks on one machine exchange them through shared memory (one synchronisation per
+    update); otherwise one all-reduce of a fused buffer, preceded by two small all-gathers (the
+    models' shapes; which parameters have gradients and which lookup rows were touched)."""
     _check_model(model, "allreduce_gradients")
     world = _the_world()
     if world.size == 1:
         return
     t = _tensors_of(model)
-    nparams, nlookups = len(t.params), len(t.lookups)
-    touched = [t.touched_rows(k) for k in range(nlookups)]
-    # one small all-gather compares the ranks' models (a mismatch would make the all-reduce's sizes
-    # differ, which MPI does not check) and sizes the next message
-    headers = world.allgather_ints([nparams, nlookups, t.shape_code,
-                                    sum(len(rows) for rows in touched)])
-    if (headers[:, :3] != headers[0, :3]).any():
+    mine = _Contribution(t)
+    done = world.gradient_exchange().average(t, mine)
+    if done is None:                # out of shared memory: every rank goes on with the collectives
+        done = world.use_collectives().average(t, mine)
+    if not done:
         problem = _describe_mismatch(world.allgather_object(t.signature()))
         raise ValueError(f"dynet.distributed.allreduce_gradients: the models differ across ranks: "
                          f"{problem}; every rank must build the same model")
-    # one all-gather of which parameters got a gradient and which lookup rows were touched: a
-    # parameter with a gradient on no rank is not sent; of a table, the union of the touched rows is
-    # sent, or the whole table when every row was touched
-    mine = np.concatenate([np.fromiter((t.has_gradient(p) for p in t.params), np.int64, nparams),
-                           [len(rows) for rows in touched]] + touched).astype(np.int64)
-    per_rank = world.allgatherv_ints(mine, nparams + nlookups + headers[:, 3])
-    needed = np.flatnonzero(np.any([data[:nparams] for data in per_rank], axis=0)) if nparams else []
-    unions = []
-    if nlookups:
-        lists = []
-        for data in per_rank:
-            bounds = nparams + nlookups + np.concatenate(
-                [[0], np.cumsum(data[nparams:nparams + nlookups])])
-            lists.append([data[bounds[k]:bounds[k + 1]] for k in range(nlookups)])
-        unions = [np.unique(np.concatenate([rows[k] for rows in lists])) for k in range(nlookups)]
-    grads = [t.dense_grad(t.params[i]) for i in needed]
-    table_sizes = [len(u) * t.table_grad(k).shape[1] for k, u in enumerate(unions)]
-    if not grads and not any(table_sizes):
-        return
-    buf = _buffer.get(sum(g.size for g in grads) + sum(table_sizes))
-    # pack
-    offset = 0
-    for g in grads:
-        buf[offset:offset + g.size] = g
-        offset += g.size
-    for k, u in enumerate(unions):
-        if len(u):
-            table = t.table_grad(k)
-            np.take(table, u, axis=0, out=buf[offset:offset + table_sizes[k]].reshape(len(u), -1))
-            offset += table_sizes[k]
-    world.allreduce_sum(buf)
-    # unpack, averaging
-    scale = np.float32(1.0 / world.size)
-    offset = 0
-    for i, g in zip(needed, grads):
-        np.multiply(buf[offset:offset + g.size], scale, out=g)
-        t.mark_gradient(t.params[i])
-        offset += g.size
-    for k, u in enumerate(unions):
-        if len(u):
-            table = t.table_grad(k)
-            rows = buf[offset:offset + table_sizes[k]].reshape(len(u), -1)
-            if len(u) == t.lookup_rows[k]:
-                np.multiply(rows, scale, out=table)
-                t.mark_rows_touched(k, None)
+
+
+def gradient_transport():
+    """How allreduce_gradients moves gradients between the ranks: "shared memory" (every rank on
+    this machine), "MPI collectives" (ranks on several machines, or DYNET_MPI_SHARED_MEMORY=0 on
+    some rank) or "none" (a world of one). On a world of several, the first call (or the first
+    allreduce_gradients) is a collective: every rank must make it."""
+    world = _the_world()
+    if world.size == 1:
+        return "none"
+    return world.gradient_exchange().name
+
+
+class _Contribution:
+    """What this rank brings to an update: which parameters have a gradient, which rows of each
+    lookup table were touched, and the header the ranks compare (a model changed on one rank must
+    raise, not feed mismatched sizes to the exchange)."""
+
+    def __init__(self, t):
+        self.flags = np.fromiter((t.has_gradient(p) for p in t.params), np.int64, len(t.params))
+        self.touched = [t.touched_rows(k) for k in range(len(t.lookups))]
+        self.header = (len(t.params), len(t.lookups), t.shape_code)
+
+    def meta(self):
+        """flags, touched-row counts and the touched rows, as one int64 array (what the other
+        ranks need to read this rank's gradients)"""
+        return np.concatenate([self.flags, [len(rows) for rows in self.touched]]
+                              + self.touched).astype(np.int64)
+
+
+def _parse_meta(meta, nparams, nlookups):
+    """_Contribution.meta() back into (flags, touched rows per table)."""
+    flags = meta[:nparams]
+    bounds = nparams + nlookups + np.concatenate([[0], np.cumsum(meta[nparams:nparams + nlookups])])
+    return flags, [meta[bounds[k]:bounds[k + 1]] for k in range(nlookups)]
+
+
+def _write_sum(t, k, union, parts, scale=None):
+    """Lookup table k's gradient on the rows `union` (sorted): the sum of each rank's
+    (rows, row gradients), in rank order, times `scale` (None: 1); those rows marked as touched."""
+    table = t.table_grad(k)
+    total = np.zeros((len(union), table.shape[1]), dtype=np.float32)
+    for rows, grads in parts:
+        total[np.searchsorted(union, rows)] += grads      # a rank's rows are distinct
+    if scale is not None:
+        total *= scale
+    if len(union) == t.lookup_rows[k]:
+        table[...] = total
+        t.mark_rows_touched(k, None)
+    else:
+        table[union] = total
+        t.mark_rows_touched(k, union)
+
+
+class _CollectiveExchange:
+    """Gradient averaging through MPI collectives (ranks on several machines): two small
+    all-gathers say which parameters have a gradient and which lookup rows were touched on any
+    rank, then one in-place Allreduce sums a fused float32 buffer of those gradients (of a table,
+    the union of the touched rows, or the whole table when that is every row)."""
+
+    name = "MPI collectives"
+
+    def __init__(self, world):
+        self.world = world
+
+    def average(self, t, mine):
+        """False (on every rank) when the ranks' models differ."""
+        world = self.world
+        nparams, nlookups = len(t.params), len(t.lookups)
+        headers = world.allgather_ints(list(mine.header) + [sum(len(r) for r in mine.touched)])
+        if (headers[:, :3] != headers[0, :3]).any():
+            return False
+        per_rank = [_parse_meta(meta, nparams, nlookups)
+                    for meta in world.allgatherv_ints(mine.meta(), nparams + nlookups + headers[:, 3])]
+        needed = (np.flatnonzero(np.any([flags for flags, _ in per_rank], axis=0)) if nparams
+                  else [])
+        unions = [np.unique(np.concatenate([touched[k] for _, touched in per_rank]))
+                  for k in range(nlookups)]
+        grads = [t.dense_grad(t.params[i]) for i in needed]
+        table_sizes = [len(u) * t.table_grad(k).shape[1] for k, u in enumerate(unions)]
+        if not grads and not any(table_sizes):
+            return True
+        buf = _buffer.get(sum(g.size for g in grads) + sum(table_sizes))
+        offset = 0
+        for g in grads:
+            buf[offset:offset + g.size] = g
+            offset += g.size
+        for k, u in enumerate(unions):
+            if len(u):
+                np.take(t.table_grad(k), u, axis=0,
+                        out=buf[offset:offset + table_sizes[k]].reshape(len(u), -1))
+                offset += table_sizes[k]
+        world.allreduce_sum(buf)
+        scale = np.float32(1.0 / world.size)
+        offset = 0
+        for i, g in zip(needed, grads):
+            np.multiply(buf[offset:offset + g.size], scale, out=g)
+            t.mark_gradient(t.params[i])
+            offset += g.size
+        for k, u in enumerate(unions):
+            if len(u):
+                rows = buf[offset:offset + table_sizes[k]].reshape(len(u), -1)
+                _write_sum(t, k, u, [(u, rows)], scale)
+                offset += table_sizes[k]
+        return True
+
+
+class _SharedMemoryExchange:
+    """Gradient averaging for ranks on one machine, through an MPI-3 shared-memory window: each
+    rank writes its contribution (header, which gradients and rows, then the gradients divided by
+    the number of ranks) into its own slot and stamps the slot with the update's number; once every
+    slot carries that number, every rank sums all the slots itself, in rank order, into its
+    gradients. So an update costs one synchronisation, one pass over the gradients to write them and
+    one to sum them, and no copies through MPI's message queues; every rank computes bit for bit the
+    same average (dividing before summing loses nothing with 2 or 4 ranks). The slots alternate
+    between two halves of the window: a rank starting update n + 2 writes where update n was, which
+    every rank has finished reading since it stamped n + 1. A slot too small for some rank's
+    contribution (at first, slots hold only the header) grows on every rank (a collective) and the
+    update is repeated in the new window."""
+
+    name = "shared memory"
+    # the stamp (int32: the update's number) in bytes 0-3, then int64s: params, lookups, shape
+    # code, meta ints, floats, bytes needed
+    _HEADER_BYTES = 64
+
+    def __init__(self, node):
+        from mpi4py import MPI
+        self._MPI = MPI
+        self.comm = node
+        self.rank, self.size = node.Get_rank(), node.Get_size()
+        self.scale = np.float32(1.0 / self.size)
+        self.win = None
+        self.capacity = 0
+        self.updates = 0
+        self.futex = _Futex.make()
+        self._allocate(self._HEADER_BYTES)
+        import atexit
+        atexit.register(self.close)
+
+    def _allocate(self, capacity):
+        """(Re)make the window with slots of at least `capacity` bytes; a collective."""
+        self.close()
+        capacity = -(-capacity // 64) * 64
+        self.win = self._MPI.Win.Allocate_shared(2 * capacity, 1, comm=self.comm)
+        self.capacity = capacity
+        segments = [np.frombuffer(self.win.Shared_query(r)[0], dtype=np.uint8, count=2 * capacity)
+                    for r in range(self.size)]
+        self.slots = [[seg[half * capacity:(half + 1) * capacity] for seg in segments]
+                      for half in (0, 1)]
+        self.headers = [[slot[:self._HEADER_BYTES].view(np.int64) for slot in slots]
+                        for slots in self.slots]
+        self.stamps = [[slot[:4].view(np.int32) for slot in slots] for slots in self.slots]
+        for half in (0, 1):
+            self.stamps[half][self.rank][0] = -1
+        self.win.Lock_all(self._MPI.MODE_NOCHECK)
+        self.win.Sync()
+        self.comm.Barrier()
+        self.win.Sync()
+
+    def close(self):
+        if self.win is not None and not self._MPI.Is_finalized():
+            self.win.Unlock_all()
+            self.win.Free()
+        self.win = None
+
+    def average(self, t, mine):
+        """False (on every rank) when the ranks' models differ; None (on every rank, the window
+        closed) when the gradients outgrow the free shared memory."""
+        n = self.updates + 1
+        half = n % 2
+        meta = mine.meta()
+        floats = (int(t.sizes[mine.flags != 0].sum())
+                  + sum(len(rows) * d for rows, d in zip(mine.touched, t.row_sizes)))
+        start = self._HEADER_BYTES + 8 * meta.size
+        needed = start + 4 * floats
+        header = self.headers[half][self.rank]
+        if needed <= self.capacity:
+            slot = self.slots[half][self.rank]
+            slot[self._HEADER_BYTES:start].view(np.int64)[:] = meta
+            self._write(t, mine, slot[start:needed].view(np.float32))
+        header[1:7] = mine.header + (meta.size, floats, needed)
+        self.win.Sync()             # the contribution is visible before the stamp
+        stamp = n & 0x7FFFFFFF
+        self.stamps[half][self.rank][0] = stamp
+        if self.futex is not None:
+            self.futex.wake(self.stamps[half][self.rank])
+        _wait_for_stamps([w for r, w in enumerate(self.stamps[half]) if r != self.rank], stamp,
+                         self.futex)
+        self.win.Sync()
+        self.updates = n
+        headers = np.array([h[1:7] for h in self.headers[half]])
+        if (headers[:, :3] != headers[0, :3]).any():
+            return False
+        if headers[:, 5].max() > self.capacity:
+            first = self.capacity == self._HEADER_BYTES
+            capacity = max(int(headers[:, 5].max()), 0 if first else int(1.25 * self.capacity))
+            # a window larger than the shared-memory filesystem's free space would not fail when
+            # made but kill the process (SIGBUS) when written: the ranks give up on it together
+            room = _shared_memory_free()
+            if not self.comm.allreduce(room is None or room > 2 * (2 * capacity) * self.size,
+                                       op=self._MPI.LAND):
+                self.close()
+                return None
+            self._allocate(capacity)
+            return self.average(t, mine)
+        self._sum(t, half, headers)
+        return True
+
+    def _write(self, t, mine, buf):
+        """This rank's gradients, divided by the number of ranks, into its slot: the parameters that
+        have one, then each table's touched rows."""
+        offset = 0
+        for p, flag, size in zip(t.params, mine.flags, t.sizes):
+            if flag:
+                np.multiply(t.dense_grad(p), self.scale, out=buf[offset:offset + size])
+                offset += size
+        for k, rows in enumerate(mine.touched):
+            if len(rows):
+                out = buf[offset:offset + len(rows) * t.row_sizes[k]].reshape(len(rows), -1)
+                np.take(t.table_grad(k), rows, axis=0, out=out)
+                out *= self.scale
+                offset += out.size
+
+    def _sum(self, t, half, headers):
+        """Every rank's slot summed into this rank's gradients, in rank order."""
+        nparams, nlookups = len(t.params), len(t.lookups)
+        ranks = []
+        for slot, (_, _, _, nmeta, nfloats, _) in zip(self.slots[half], headers):
+            start = self._HEADER_BYTES + 8 * nmeta
+            flags, touched = _parse_meta(slot[self._HEADER_BYTES:start].view(np.int64),
+                                         nparams, nlookups)
+            ends = np.cumsum(t.sizes * (flags != 0))
+            ranks.append((flags, touched, slot[start:start + 4 * nfloats].view(np.float32), ends))
+        for i, (p, size) in enumerate(zip(t.params, t.sizes)):
+            parts = [buf[ends[i] - size:ends[i]] for flags, _, buf, ends in ranks if flags[i]]
+            if not parts:
+                continue
+            g = t.dense_grad(p)
+            if len(parts) == 1:
+                g[...] = parts[0]
             else:
-                table[u] = rows * scale
-                t.mark_rows_touched(k, u)
-            offset += table_sizes[k]
+                np.add(parts[0], parts[1], out=g)
+                for part in parts[2:]:
+                    np.add(g, part, out=g)
+            t.mark_gradient(p)
+        offsets = [ends[-1] if nparams else 0 for _, _, _, ends in ranks]
+        for k in range(nlookups):
+            parts = []
+            for r, (_, touched, buf, _) in enumerate(ranks):
+                rows = touched[k]
+                size = len(rows) * t.row_sizes[k]
+                parts.append((rows, buf[offsets[r]:offsets[r] + size].reshape(len(rows), -1)))
+                offsets[r] += size
+            union = np.unique(np.concatenate([rows for rows, _ in parts]))
+            if len(union):
+                _write_sum(t, k, union, parts)
+
+
+def _shared_memory_free():
+    """Free bytes where Open MPI keeps shared-memory windows (/dev/shm unless
+    OMPI_MCA_osc_sm_backing_directory says otherwise; containers often give it only 64 MB), or
+    None when that cannot be told."""
+    directory = os.environ.get("OMPI_MCA_osc_sm_backing_directory", "/dev/shm")
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+class _Futex:
+    """Sleeping until a 32-bit word of shared memory changes, and waking the sleepers: Linux's futex
+    system call (through ctypes) on the window's shared mapping, so that a waiting rank takes no CPU
+    and wakes as soon as another rank stamps its slot."""
+
+    _SYSCALL_NUMBERS = {"x86_64": 202, "aarch64": 98}
+    _WAIT, _WAKE = 0, 1             # not FUTEX_PRIVATE_FLAG: the word is shared between processes
+
+    class _Timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+    @classmethod
+    def make(cls):
+        """A _Futex, or None where the system has none that we know how to call."""
+        number = cls._SYSCALL_NUMBERS.get(platform.machine())
+        if not sys.platform.startswith("linux") or number is None:
+            return None
+        try:
+            return cls(ctypes.CDLL(None, use_errno=True).syscall, number)
+        except (OSError, AttributeError):
+            return None
+
+    def __init__(self, syscall, number):
+        self._syscall, self._number = syscall, ctypes.c_long(number)
+
+    def wait(self, word, seen, seconds):
+        """Sleep while the int32 `word` (a one-element array in shared memory) holds `seen`, at most
+        `seconds`; returns at once if it already holds something else."""
+        timeout = self._Timespec(int(seconds), int((seconds % 1) * 1e9))
+        self._syscall(self._number, ctypes.c_void_p(word.ctypes.data), ctypes.c_int(self._WAIT),
+                      ctypes.c_int(seen), ctypes.byref(timeout), None, ctypes.c_int(0))
+
+    def wake(self, word):
+        """Wake every process sleeping on `word`."""
+        self._syscall(self._number, ctypes.c_void_p(word.ctypes.data), ctypes.c_int(self._WAKE),
+                      ctypes.c_int(0x7FFFFFFF), None, None, ctypes.c_int(0))
+
+
+def _wait_for_stamps(words, stamp, futex):
+    """Wait until every int32 word of `words` (one-element arrays in shared memory: the other ranks'
+    stamps) reads `stamp`: poll for a moment (the other ranks are usually about to arrive), then
+    sleep in the kernel until a rank stamps and wakes us (`futex`, a _Futex), taking no CPU from a
+    slower rank; without futexes (None), sleep between polls."""
+    def ready():
+        return all(w[0] == stamp for w in words)
+    if futex is None:
+        _wait_until(ready)
+        return
+    start = time.perf_counter()
+    while not ready():
+        if time.perf_counter() - start > _FUTEX_SPIN_SECONDS:
+            for w in words:
+                seen = int(w[0])
+                while seen != stamp:
+                    futex.wait(w, seen, _FUTEX_TIMEOUT)
+                    seen = int(w[0])
+            return
+
+
+def _wait_until(ready):
+    """Wait for the other ranks: poll for a moment (they are usually about to arrive), then sleep
+    between polls, longer and longer, so that a rank waiting for a slower one gives its CPU away
+    (on a busy or oversubscribed machine a spinning rank takes the core the slower one needs)."""
+    if ready():
+        return
+    start = time.perf_counter()
+    while time.perf_counter() - start < _SPIN_SECONDS:
+        if ready():
+            return
+    delay = _FIRST_SLEEP
+    while not ready():
+        time.sleep(delay)
+        delay = min(2 * delay, _LONGEST_SLEEP)
 
 
 class DistributedTrainer:

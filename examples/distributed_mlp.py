@@ -63,11 +63,13 @@ for epoch in range(args.epochs):
         total += loss.scalar_value() * len(idx)
         loss.backward()
         trainer.update()
+    transport = dd.gradient_transport()     # every rank asks (the first time, it is a collective)
     if rank == 0:
         dy.renew_cg()
         predicted = scores(test_x).npvalue().argmax(axis=0)
         print(f"epoch {epoch}  loss (rank 0's shard) {total / len(mine):.4f}  "
-              f"test accuracy {np.mean(predicted == test_y):.3f}  ({size} process(es))", flush=True)
+              f"test accuracy {np.mean(predicted == test_y):.3f}  ({size} process(es), gradients "
+              f"through {transport})", flush=True)
 
 with tempfile.TemporaryDirectory() as tmp:
     base = dd.broadcast_object(args.save or os.path.join(tmp, "mlp"))   # rank 0's path everywhere

@@ -9,6 +9,11 @@
     python tests/mpi_scenarios.py mismatch WHEN  rank 1 builds a differently shaped model (WHEN:
                                                  "start"), or adds a parameter later ("late")
     python tests/mpi_scenarios.py save-load DIR  rank 0 saves, every rank loads
+    python tests/mpi_scenarios.py transport RANK HOW
+                                                 rank RANK refuses shared memory (HOW: "refuse",
+                                                 DYNET_MPI_SHARED_MEMORY=0) or finds it full when
+                                                 the window must grow ("full"); every rank trains a
+                                                 few steps and prints the transport it used
 """
 import os
 import sys
@@ -110,6 +115,7 @@ def run_train(out, ranks_as_one):
     everyone = dd.allgather_object(flat)
     results["consistent"] = np.array(all(np.array_equal(v, everyone[0]) for v in everyone))
     results["world_size"] = np.array(dd.world_size())
+    results["transport"] = np.array(dd.gradient_transport())
     if dd.rank() == 0:
         np.savez(out, **results)
 
@@ -137,6 +143,23 @@ def run_mismatch(when):
         dy.renew_cg()
         dy.squared_norm(W * dy.inputVector(list(range(8)))).backward()
         trainer.update()
+
+
+def run_transport(rank, how):
+    if dd.rank() == rank and how == "refuse":
+        os.environ["DYNET_MPI_SHARED_MEMORY"] = "0"
+    elif dd.rank() == rank:         # "full": no room for the window to grow at the first update
+        dd._shared_memory_free = lambda: 0
+    m, params = build(30, seed=1)
+    trainer = dd.DistributedTrainer(dy.SimpleSGDTrainer(m))
+    data = dd.shard(dataset(30), seed=2)
+    for start in range(0, 3 * BATCH, BATCH):
+        dy.renew_cg()
+        batch_loss(params, data[start:start + BATCH]).backward()
+        trainer.update()
+    values = np.concatenate([p.as_array().ravel() for p in m.parameters_list()])
+    same = all(np.array_equal(v, values) for v in dd.allgather_object(values))
+    print(f"rank {dd.rank()} transport {dd.gradient_transport()} same={same}", flush=True)
 
 
 def run_save_load(directory):
@@ -167,6 +190,8 @@ if __name__ == "__main__":
         run_fail(int(sys.argv[2]))
     elif what == "mismatch":
         run_mismatch(sys.argv[2])
+    elif what == "transport":
+        run_transport(int(sys.argv[2]), sys.argv[3])
     elif what == "save-load":
         run_save_load(sys.argv[2])
     else:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -26,6 +27,7 @@ def test_world_of_one_without_launcher():
     assert (dd.rank(), dd.world_size()) == (0, 1)
     assert dd.broadcast_object({"a": 1}) == {"a": 1}
     assert dd.allgather_object(5) == [5]
+    assert dd.gradient_transport() == "none"
     dd.barrier()
 
 
@@ -129,6 +131,31 @@ def test_mark_gradient_and_rows_touched_are_applied_by_update():
         E.mark_rows_touched([0, 4])
 
 
+@pytest.mark.parametrize("futex", [dd._Futex.make(), None], ids=["futex", "polling"])
+def test_waiting_for_stamps_returns_once_every_word_holds_it(futex, monkeypatch):
+    # the shared-memory exchange's rendezvous, with threads standing in for the other ranks; a long
+    # futex timeout, so that only a wake-up can end the wait in time
+    monkeypatch.setattr(dd, "_FUTEX_TIMEOUT", 30.0)
+    words = [np.full(1, 6, dtype=np.int32) for _ in range(2)]
+
+    def stamp(word, delay):
+        time.sleep(delay)
+        word[0] = 7
+        if futex is not None:
+            futex.wake(word)
+    threads = [threading.Thread(target=stamp, args=(w, d)) for w, d in zip(words, (0.05, 0.2))]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    dd._wait_for_stamps(words, 7, futex)
+    waited = time.monotonic() - t0
+    for th in threads:
+        th.join()
+    assert [int(w[0]) for w in words] == [7, 7]
+    assert 0.2 <= waited < 10.0, waited
+    dd._wait_for_stamps(words, 7, futex)     # already there: returns at once
+
+
 # ---- under mpirun ----------------------------------------------------------------------------------
 
 def _mpi_missing():
@@ -144,13 +171,14 @@ def _mpi_missing():
 needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=f"MPI tests skipped: {_mpi_missing()}")
 
 
-def mpirun(np_, *args, timeout=TIMEOUT):
-    """Run tests/mpi_scenarios.py on np_ ranks over loopback; returns (returncode, output, seconds)."""
+def mpirun(np_, *args, timeout=TIMEOUT, env=None):
+    """Run tests/mpi_scenarios.py on np_ ranks over loopback; returns (returncode, output, seconds).
+    env: variables added to every rank's environment."""
     cmd = mpirun_command(np_) + [sys.executable, SCENARIOS, *args]
     t0 = time.monotonic()
     try:
-        out = subprocess.run(cmd, cwd=ROOT, env=mpirun_env(ROOT), capture_output=True, text=True,
-                             timeout=timeout)
+        out = subprocess.run(cmd, cwd=ROOT, env=dict(mpirun_env(ROOT), **(env or {})),
+                             capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"mpirun -np {np_} {' '.join(args)} hung for {timeout} s: {e.stdout} {e.stderr}")
     return out.returncode, out.stdout + out.stderr, time.monotonic() - t0
@@ -164,14 +192,21 @@ def one_process(*args):
     return out.stdout
 
 
+# the two ways gradients travel: DYNET_MPI_SHARED_MEMORY's value -> dd.gradient_transport()
+TRANSPORTS = {"1": "shared memory", "0": "MPI collectives"}
+
+
 @needs_mpi
+@pytest.mark.parametrize("shared_memory", sorted(TRANSPORTS))
 @pytest.mark.parametrize("ranks", [2, 3])
-def test_training_on_ranks_equals_one_process_on_the_union(ranks, tmp_path):
-    rc, output, _ = mpirun(ranks, "train", str(tmp_path / "mpi.npz"))
+def test_training_on_ranks_equals_one_process_on_the_union(ranks, shared_memory, tmp_path):
+    rc, output, _ = mpirun(ranks, "train", str(tmp_path / "mpi.npz"),
+                           env={"DYNET_MPI_SHARED_MEMORY": shared_memory})
     assert rc == 0, output
     one_process("train", str(tmp_path / "one.npz"), "--as-ranks", str(ranks))
     got, want = np.load(tmp_path / "mpi.npz"), np.load(tmp_path / "one.npz")
     assert int(got["world_size"]) == ranks and int(want["world_size"]) == 1
+    assert str(got["transport"]) == TRANSPORTS[shared_memory] and str(want["transport"]) == "none"
     assert bool(got["consistent"]), "the ranks ended with different parameters"
     keys = [k for k in want.files if "/" in k and not k.endswith("@start")]
     assert len(keys) == 24 and sorted(keys) == sorted(k for k in got.files if "/" in k
@@ -203,11 +238,25 @@ def test_mismatched_models_are_detected_at_broadcast():
 
 
 @needs_mpi
-def test_a_model_changed_on_one_rank_is_detected_at_the_all_reduce():
-    rc, output, _ = mpirun(2, "mismatch", "late", timeout=120)
+@pytest.mark.parametrize("shared_memory", sorted(TRANSPORTS))
+def test_a_model_changed_on_one_rank_is_detected_at_the_all_reduce(shared_memory):
+    rc, output, _ = mpirun(2, "mismatch", "late", timeout=120,
+                           env={"DYNET_MPI_SHARED_MEMORY": shared_memory})
     assert rc != 0
     assert ("allreduce_gradients: the models differ across ranks: rank 1 has 3 parameters but rank "
             "0 has 2") in output, output
+
+
+@needs_mpi
+@pytest.mark.parametrize("rank,how", [(0, "refuse"), (1, "refuse"), (1, "full")])
+def test_one_rank_refusing_shared_memory_makes_every_rank_use_collectives(rank, how):
+    # the choice is made together: ranks on different transports would wait for each other forever;
+    # "full": the window would outgrow the free shared memory (a SIGBUS when written), so the ranks
+    # go on through the collectives from that update on
+    rc, output, _ = mpirun(2, "transport", str(rank), how, timeout=120)
+    assert rc == 0, output
+    for r in (0, 1):
+        assert f"rank {r} transport MPI collectives same=True" in output, output
 
 
 @needs_mpi
@@ -222,14 +271,15 @@ def test_rank_0_saves_and_every_rank_loads(tmp_path):
 def test_example_runs_with_mpirun_and_alone():
     env = mpirun_env(ROOT)
     example = os.path.join(ROOT, "examples", "distributed_mlp.py")
-    for cmd in (mpirun_command(2) + [sys.executable, example, "--epochs", "2"],
-                [sys.executable, example, "--epochs", "2"]):
+    for cmd, transport in ((mpirun_command(2) + [sys.executable, example, "--epochs", "2"],
+                            "shared memory"), ([sys.executable, example, "--epochs", "2"], "none")):
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
         assert out.returncode == 0, out.stdout + out.stderr
         lines = out.stdout.splitlines()
         assert len([l for l in lines if l.startswith("epoch ")]) == 2, out.stdout
         accuracy = float(lines[1].split("test accuracy ")[1].split()[0])
         assert accuracy > 0.8, out.stdout
+        assert f"gradients through {transport})" in lines[1], out.stdout
         assert "reloaded on every rank: identical" in out.stdout
 
 
