@@ -139,15 +139,23 @@ cdef class Expression:
         return self.value()
 
     cdef object _as_numpy(self, float* data):
-        shape = dim_shape(&self.d)
-        if self.d.bd > 1:
-            shape = shape + (self.d.bd,)
         cdef Py_ssize_t n = total_size(&self.d)
+        cdef cnp.npy_intp dims[8]
+        cdef int k, nd = self.d.nd
         if not self.dev.on_host and data != NULL:    # a copy from the device to the host
+            shape = dim_shape(&self.d)
+            if self.d.bd > 1:
+                shape = shape + (self.d.bd,)
             host = self.dev.to_host(self.dev.flat_view(data, n))
             return host.astype(np.float64).reshape(shape, order="F")
-        out = np.empty(shape, dtype=np.float64, order="F")
-        cdef cnp.ndarray arr = out
+        for k in range(nd):
+            dims[k] = self.d.d[k]
+        if self.d.bd > 1:
+            dims[nd] = self.d.bd
+            nd += 1
+        # (the C call: np.empty with keywords costs more than the copy for a small value)
+        cdef cnp.ndarray arr = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT64, 1)
+        out = arr
         cdef double* dst = <double*>cnp.PyArray_DATA(arr)
         cdef Py_ssize_t i
         if data == NULL:
