@@ -497,8 +497,16 @@ cdef class ComputationGraph:
         # must not mark lookup rows as updated).
         run_backward_hooks(True)
         cdef bint all_typed = self.all_typed
-        cdef bytearray reached = bytearray(n)
-        cdef unsigned char* seen = reached
+        # which nodes the loss depends on: on the C stack for a graph of up to 4096 nodes (a
+        # bytearray costs more than a small graph's whole pass), else a bytearray
+        cdef unsigned char small_seen[4096]
+        cdef bytearray reached = None
+        cdef unsigned char* seen = small_seen
+        if n <= 4096:
+            memset(small_seen, 0, n)
+        else:
+            reached = bytearray(n)
+            seen = reached
         cdef Expression a
         seen[n - 1] = 1
         for i in range(n - 1, -1, -1):
