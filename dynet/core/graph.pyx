@@ -473,7 +473,6 @@ cdef class ComputationGraph:
         global _backward_from
         _backward_from = root.index
         cdef int i, n = root.index + 1
-        cdef Expression node
         # Lay out the gradients of every node that needs one, in one block per device (the
         # device's backward pool) zeroed by one memset.
         if PyList_GET_SIZE(self.devices) == 1:
@@ -507,23 +506,26 @@ cdef class ComputationGraph:
         else:
             reached = bytearray(n)
             seen = reached
-        cdef Expression a
         seen[n - 1] = 1
+        cdef list nodes = self.nodes
+        cdef PyObject* p                 # borrowed pointers: the graph holds the nodes
+        cdef tuple args
         for i in range(n - 1, -1, -1):
             if not seen[i]:
                 continue
-            node = <Expression>PyList_GET_ITEM(self.nodes, i)
+            p = PyList_GET_ITEM(nodes, i)
             # leaves have nothing to propagate, except parameters and lookups (which note, or
             # scatter into their table, that they got a gradient)
-            if node.deferred_grad and _complete_pending != NULL:
+            if (<Expression>p).deferred_grad and _complete_pending != NULL:
                 _complete_pending()               # this node's gradient must be complete first
-            if node.grad != NULL and (node.args or node.needs_grad):
-                if all_typed or node.dev.host_loops:
-                    node.backward_impl()
+            args = (<Expression>p).args
+            if (<Expression>p).grad != NULL and (PyTuple_GET_SIZE(args) or (<Expression>p).needs_grad):
+                if all_typed or (<Expression>p).dev.host_loops:
+                    (<Expression>p).backward_impl()
                 else:
-                    generic_backward_node(node)
-                for a in node.args:
-                    seen[a.index] = 1
+                    generic_backward_node(<Expression>p)
+                for k in range(PyTuple_GET_SIZE(args)):
+                    seen[(<Expression>PyTuple_GET_ITEM(args, k)).index] = 1
         run_backward_hooks(False)
         return 0
 
@@ -532,21 +534,23 @@ cdef class ComputationGraph:
         cdef Arena pool = self.bwd_of(<Device>PyList_GET_ITEM(self.devices, 0))
         cdef size_t need = 0
         cdef int i
-        cdef Expression node
+        cdef PyObject* node          # borrowed (the graph holds its nodes): no reference counting
+        cdef list nodes = self.nodes
         for i in range(n):
-            node = <Expression>PyList_GET_ITEM(self.nodes, i)
-            if (full or node.needs_grad) and not (node.external_grad and node.needs_grad):
-                need += (total_size(&node.d) + 15) & ~(<size_t>15)
+            node = PyList_GET_ITEM(nodes, i)
+            if (full or (<Expression>node).needs_grad) and \
+                    not ((<Expression>node).external_grad and (<Expression>node).needs_grad):
+                need += (total_size(&(<Expression>node).d) + 15) & ~(<size_t>15)
         pool.reset()
         pool.reserve(need)
         for i in range(n):
-            node = <Expression>PyList_GET_ITEM(self.nodes, i)
-            if node.external_grad and node.needs_grad:
+            node = PyList_GET_ITEM(nodes, i)
+            if (<Expression>node).external_grad and (<Expression>node).needs_grad:
                 continue                         # parameters accumulate straight into their own grad
-            if full or node.needs_grad:
-                node.grad = pool.alloc(total_size(&node.d))
+            if full or (<Expression>node).needs_grad:
+                (<Expression>node).grad = pool.alloc(total_size(&(<Expression>node).d))
             else:
-                node.grad = NULL
+                (<Expression>node).grad = NULL
         pool.zero_used()
         return 0
 
