@@ -53,6 +53,7 @@ import zlib
 import numpy as np
 
 from dynet.core.collection import ParameterCollection
+from dynet.kernels.reduce import average_in_place
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
@@ -556,22 +557,32 @@ class _CollectiveExchange:
 
 
 class _SharedMemoryExchange:
-    """Gradient averaging for ranks on one machine, through an MPI-3 shared-memory window: each
-    rank writes its contribution (header, which gradients and rows, then the gradients divided by
-    the number of ranks) into its own slot and stamps the slot with the update's number; once every
-    slot carries that number, every rank sums all the slots itself, in rank order, into its
-    gradients. So an update costs one synchronisation, one pass over the gradients to write them and
-    one to sum them, and no copies through MPI's message queues; every rank computes bit for bit the
-    same average (dividing before summing loses nothing with 2 or 4 ranks). The slots alternate
-    between two halves of the window: a rank starting update n + 2 writes where update n was, which
-    every rank has finished reading since it stamped n + 1. A slot too small for some rank's
-    contribution (at first, slots hold only the header) grows on every rank (a collective) and the
-    update is repeated in the new window."""
+    """Gradient averaging for ranks on one machine, through two MPI-3 shared-memory windows.
+
+    The dense parameters' gradients live in the gradient window, each rank's in its own segment
+    (moved there at the first update with Parameters.use_gradient_storage, so backward writes them
+    there): averaging them is a reduce-scatter in place. Rank r averages the r-th share of every
+    rank's gradients (each value divided by the number of ranks, summed in rank order: every rank
+    ends with the same bits, and dividing first loses nothing with 2 or 4 ranks) and writes the
+    average back into that share of every rank's gradient. So each value is read once and written
+    once per rank, with no copy out of the parameters and no Python per parameter.
+
+    The slot window holds, per rank, what the ranks must agree on (header, which parameters have a
+    gradient, which lookup rows were touched) and the touched lookup rows, divided by the number of
+    ranks; every rank sums the union of those rows itself. Slots alternate between two halves by
+    update parity, and grow on every rank together (a collective) when a contribution does not fit
+    (the update is then repeated).
+
+    An update has two rendezvous: once every rank has stamped its slot with the update's number
+    ("my gradients are final, my slot is written"), the ranks check the headers and sum; once every
+    rank has stamped its second word ("my share is written back"), every gradient is the average,
+    and no rank touches another's gradients again before the next update's first rendezvous."""
 
     name = "shared memory"
-    # the stamp (int32: the update's number) in bytes 0-3, then int64s: params, lookups, shape
-    # code, meta ints, floats, bytes needed
+    # bytes 0-3: the first stamp (int32: the update's number), 4-7: the second; then int64s: params,
+    # lookups, shape code, meta ints, floats, bytes needed, wants the gradients (re)bound
     _HEADER_BYTES = 64
+    _ALIGN = 16                     # floats: each parameter's gradient starts on a 64-byte line
 
     def __init__(self, node):
         from mpi4py import MPI
@@ -579,7 +590,9 @@ class _SharedMemoryExchange:
         self.comm = node
         self.rank, self.size = node.Get_rank(), node.Get_size()
         self.scale = np.float32(1.0 / self.size)
-        self.win = None
+        self.win = None                 # the slot window
+        self.grad_win = None            # the gradient window
+        self.bound = None               # the _ModelTensors whose gradients are in grad_win
         self.capacity = 0
         self.updates = 0
         self.futex = _Futex.make()
@@ -587,83 +600,156 @@ class _SharedMemoryExchange:
         import atexit
         atexit.register(self.close)
 
-    def _allocate(self, capacity):
-        """(Re)make the window with slots of at least `capacity` bytes; a collective."""
-        self.close()
-        capacity = -(-capacity // 64) * 64
-        self.win = self._MPI.Win.Allocate_shared(2 * capacity, 1, comm=self.comm)
-        self.capacity = capacity
-        segments = [np.frombuffer(self.win.Shared_query(r)[0], dtype=np.uint8, count=2 * capacity)
+    def _shared_window(self, nbytes):
+        """A new window of `nbytes` per rank (a collective), locked for the whole session (Sync is
+        then a memory barrier), and each rank's segment as a uint8 array."""
+        win = self._MPI.Win.Allocate_shared(nbytes, 1, comm=self.comm)
+        segments = [np.frombuffer(win.Shared_query(r)[0], dtype=np.uint8, count=nbytes)
                     for r in range(self.size)]
+        win.Lock_all(self._MPI.MODE_NOCHECK)
+        return win, segments
+
+    def _free(self, win):
+        if win is not None and not self._MPI.Is_finalized():
+            win.Unlock_all()
+            win.Free()
+
+    def _has_room(self, nbytes):
+        """Whether every rank sees room on the shared-memory filesystem for a new window of
+        `nbytes` per rank (a collective): a window larger than the free space would not fail when
+        made but kill the process (SIGBUS) when written."""
+        room = _shared_memory_free()
+        return self.comm.allreduce(room is None or room > 2 * nbytes * self.size,
+                                   op=self._MPI.LAND)
+
+    def _allocate(self, capacity):
+        """(Re)make the slot window with slots of at least `capacity` bytes; a collective."""
+        self._free(self.win)
+        self.win = None
+        capacity = -(-capacity // 64) * 64
+        self.win, segments = self._shared_window(2 * capacity)
+        self.capacity = capacity
         self.slots = [[seg[half * capacity:(half + 1) * capacity] for seg in segments]
                       for half in (0, 1)]
         self.headers = [[slot[:self._HEADER_BYTES].view(np.int64) for slot in slots]
                         for slots in self.slots]
         self.stamps = [[slot[:4].view(np.int32) for slot in slots] for slots in self.slots]
+        self.done_stamps = [[slot[4:8].view(np.int32) for slot in slots] for slots in self.slots]
         for half in (0, 1):
             self.stamps[half][self.rank][0] = -1
-        self.win.Lock_all(self._MPI.MODE_NOCHECK)
+            self.done_stamps[half][self.rank][0] = -1
         self.win.Sync()
         self.comm.Barrier()
         self.win.Sync()
 
+    def _unbind(self):
+        """Give the bound parameters private gradient memory again (the gradients copied)."""
+        from dynet.core import parampool
+        if self.bound is not None:
+            for p in self.bound.params:
+                p.use_gradient_storage(parampool.private_zeros(p.grads.size))
+        self.bound = None
+
+    def _bind(self, t):
+        """Move the dense gradients of `t` into a new gradient window (a collective); False (on
+        every rank, nothing moved) when the shared-memory filesystem has no room for it."""
+        align = self._ALIGN
+        padded = (t.sizes + align - 1) // align * align
+        offsets = np.concatenate([[0], np.cumsum(padded)]).astype(np.int64)
+        floats = max(int(offsets[-1]), align)
+        if not self._has_room(4 * floats):
+            return False
+        win, segments = self._shared_window(4 * floats)
+        self._unbind()
+        self._free(self.grad_win)
+        self.grad_win = win
+        self.grads = [seg.view(np.float32) for seg in segments]
+        mine = self.grads[self.rank]
+        mine[...] = 0
+        for p, offset, size in zip(t.params, offsets, t.sizes):
+            p.use_gradient_storage(mine[offset:offset + size])
+        self.bound = t
+        # this rank's share of the reduce-scatter: whole 64-byte lines
+        bounds = [(floats // align * r // self.size) * align for r in range(self.size)] + [floats]
+        self.share = (bounds[self.rank], bounds[self.rank + 1])
+        win.Sync()
+        self.comm.Barrier()         # every rank's gradients are in place before anyone sums them
+        win.Sync()
+        return True
+
     def close(self):
-        if self.win is not None and not self._MPI.Is_finalized():
-            self.win.Unlock_all()
-            self.win.Free()
-        self.win = None
+        """Give the gradients private memory back and free the windows (also at exit)."""
+        if self._MPI.Is_finalized():
+            return
+        self._unbind()
+        self._free(self.grad_win)
+        self._free(self.win)
+        self.grad_win = self.win = None
+
+    def _rendezvous(self, stamps, n):
+        """Stamp this rank's word of `stamps` (per rank: int32 in shared memory) with `n` and wait
+        until every rank's word holds it."""
+        self.win.Sync()             # what this rank wrote is visible before the stamp
+        stamp = n & 0x7FFFFFFF
+        mine = stamps[self.rank]
+        mine[0] = stamp
+        if self.futex is not None:
+            self.futex.wake(mine)
+        _wait_for_stamps([w for w in stamps if w is not mine], stamp, self.futex)
+        self.win.Sync()
 
     def average(self, t, mine):
-        """False (on every rank) when the ranks' models differ; None (on every rank, the window
+        """False (on every rank) when the ranks' models differ; None (on every rank, the windows
         closed) when the gradients outgrow the free shared memory."""
         n = self.updates + 1
         half = n % 2
         meta = mine.meta()
-        floats = (int(t.sizes[mine.flags != 0].sum())
-                  + sum(len(rows) * d for rows, d in zip(mine.touched, t.row_sizes)))
+        floats = sum(len(rows) * d for rows, d in zip(mine.touched, t.row_sizes))
         start = self._HEADER_BYTES + 8 * meta.size
         needed = start + 4 * floats
-        header = self.headers[half][self.rank]
         if needed <= self.capacity:
             slot = self.slots[half][self.rank]
             slot[self._HEADER_BYTES:start].view(np.int64)[:] = meta
-            self._write(t, mine, slot[start:needed].view(np.float32))
-        header[1:7] = mine.header + (meta.size, floats, needed)
-        self.win.Sync()             # the contribution is visible before the stamp
-        stamp = n & 0x7FFFFFFF
-        self.stamps[half][self.rank][0] = stamp
-        if self.futex is not None:
-            self.futex.wake(self.stamps[half][self.rank])
-        _wait_for_stamps([w for r, w in enumerate(self.stamps[half]) if r != self.rank], stamp,
-                         self.futex)
-        self.win.Sync()
+            if floats:
+                self._write_rows(t, mine, slot[start:needed].view(np.float32))
+        self.headers[half][self.rank][1:8] = mine.header + (meta.size, floats, needed,
+                                                            self.bound is not t)
+        self._rendezvous(self.stamps[half], n)
         self.updates = n
-        headers = np.array([h[1:7] for h in self.headers[half]])
-        if (headers[:, :3] != headers[0, :3]).any():
+        # (lists: a few Python comparisons cost less than NumPy's per-call overhead)
+        headers = [h[1:8].tolist() for h in self.headers[half]]
+        if any(h[:3] != headers[0][:3] for h in headers):
             return False
-        if headers[:, 5].max() > self.capacity:
+        largest = max(h[5] for h in headers)
+        if largest > self.capacity:
             first = self.capacity == self._HEADER_BYTES
-            capacity = max(int(headers[:, 5].max()), 0 if first else int(1.25 * self.capacity))
-            # a window larger than the shared-memory filesystem's free space would not fail when
-            # made but kill the process (SIGBUS) when written: the ranks give up on it together
-            room = _shared_memory_free()
-            if not self.comm.allreduce(room is None or room > 2 * (2 * capacity) * self.size,
-                                       op=self._MPI.LAND):
+            capacity = max(largest, 0 if first else int(1.25 * self.capacity))
+            if not self._has_room(2 * capacity):
                 self.close()
                 return None
             self._allocate(capacity)
             return self.average(t, mine)
-        self._sum(t, half, headers)
+        if any(h[6] for h in headers) and not self._bind(t):
+            self.close()
+            return None
+        if any(h[4] for h in headers):
+            self._sum_rows(t, half, headers)
+        average_in_place(self.grads, self.share[0], self.share[1], self.scale)
+        self._rendezvous(self.done_stamps[half], n)
+        if not mine.flags.all():        # (the usual case skips this: every parameter has one)
+            for i in np.flatnonzero(self._flags_anywhere(t, half) & (mine.flags == 0)):
+                t.mark_gradient(t.params[i])    # a gradient from another rank only
         return True
 
-    def _write(self, t, mine, buf):
-        """This rank's gradients, divided by the number of ranks, into its slot: the parameters that
-        have one, then each table's touched rows."""
+    def _flags_anywhere(self, t, half):
+        """Which parameters have a gradient on some rank (int64 flags, from the slots' metas)."""
+        end = self._HEADER_BYTES + 8 * len(t.params)
+        return np.bitwise_or.reduce([slot[self._HEADER_BYTES:end].view(np.int64)
+                                     for slot in self.slots[half]])
+
+    def _write_rows(self, t, mine, buf):
+        """This rank's touched lookup rows, divided by the number of ranks, into its slot."""
         offset = 0
-        for p, flag, size in zip(t.params, mine.flags, t.sizes):
-            if flag:
-                np.multiply(t.dense_grad(p), self.scale, out=buf[offset:offset + size])
-                offset += size
         for k, rows in enumerate(mine.touched):
             if len(rows):
                 out = buf[offset:offset + len(rows) * t.row_sizes[k]].reshape(len(rows), -1)
@@ -671,39 +757,23 @@ class _SharedMemoryExchange:
                 out *= self.scale
                 offset += out.size
 
-    def _sum(self, t, half, headers):
-        """Every rank's slot summed into this rank's gradients, in rank order."""
+    def _sum_rows(self, t, half, headers):
+        """Every rank's touched rows summed, in rank order, into this rank's lookup gradients."""
         nparams, nlookups = len(t.params), len(t.lookups)
-        ranks = []
-        for slot, (_, _, _, nmeta, nfloats, _) in zip(self.slots[half], headers):
+        parts = [[] for _ in range(nlookups)]
+        for slot, (_, _, _, nmeta, nfloats, _, _) in zip(self.slots[half], headers):
             start = self._HEADER_BYTES + 8 * nmeta
-            flags, touched = _parse_meta(slot[self._HEADER_BYTES:start].view(np.int64),
-                                         nparams, nlookups)
-            ends = np.cumsum(t.sizes * (flags != 0))
-            ranks.append((flags, touched, slot[start:start + 4 * nfloats].view(np.float32), ends))
-        for i, (p, size) in enumerate(zip(t.params, t.sizes)):
-            parts = [buf[ends[i] - size:ends[i]] for flags, _, buf, ends in ranks if flags[i]]
-            if not parts:
-                continue
-            g = t.dense_grad(p)
-            if len(parts) == 1:
-                g[...] = parts[0]
-            else:
-                np.add(parts[0], parts[1], out=g)
-                for part in parts[2:]:
-                    np.add(g, part, out=g)
-            t.mark_gradient(p)
-        offsets = [ends[-1] if nparams else 0 for _, _, _, ends in ranks]
-        for k in range(nlookups):
-            parts = []
-            for r, (_, touched, buf, _) in enumerate(ranks):
-                rows = touched[k]
+            _, touched = _parse_meta(slot[self._HEADER_BYTES:start].view(np.int64), nparams,
+                                     nlookups)
+            buf, offset = slot[start:start + 4 * nfloats].view(np.float32), 0
+            for k, rows in enumerate(touched):
                 size = len(rows) * t.row_sizes[k]
-                parts.append((rows, buf[offsets[r]:offsets[r] + size].reshape(len(rows), -1)))
-                offsets[r] += size
-            union = np.unique(np.concatenate([rows for rows, _ in parts]))
+                parts[k].append((rows, buf[offset:offset + size].reshape(len(rows), -1)))
+                offset += size
+        for k in range(nlookups):
+            union = np.unique(np.concatenate([rows for rows, _ in parts[k]]))
             if len(union):
-                _write_sum(t, k, union, parts)
+                _write_sum(t, k, union, parts[k])
 
 
 def _shared_memory_free():

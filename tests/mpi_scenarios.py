@@ -12,8 +12,10 @@
     python tests/mpi_scenarios.py transport RANK HOW
                                                  rank RANK refuses shared memory (HOW: "refuse",
                                                  DYNET_MPI_SHARED_MEMORY=0) or finds it full when
-                                                 the window must grow ("full"); every rank trains a
-                                                 few steps and prints the transport it used
+                                                 the slots must grow ("full") or when the gradients
+                                                 move into shared memory ("full-gradients"); every
+                                                 rank trains a few steps and prints the transport
+                                                 it used
 """
 import os
 import sys
@@ -26,12 +28,15 @@ import dynet.distributed as dd          # noqa: E402
 
 BATCH, ITEMS, DIM, HIDDEN, CLASSES, EPOCHS = 4, 72, 5, 8, 3, 2
 
-# name -> (trainer, clip threshold (0: off), sparse updates, vocabulary, use DistributedTrainer)
+# name -> (trainer, clip threshold (0: off), sparse updates, vocabulary, use DistributedTrainer,
+# updates per graph: more than 1 recomputes the same graph, whose expressions were made before the
+# first update moved the gradients into shared memory)
 CASES = {
-    "sgd": ("sgd", 0.0, True, 30, True),
-    "adam_clipped": ("adam", 0.05, True, 30, True),
-    "momentum_dense_updates": ("momentum", 0.5, False, 30, True),   # with weight decay
-    "sgd_small_table_clipped": ("sgd", 0.3, True, 3, False),   # every row touched: dense path
+    "sgd": ("sgd", 0.0, True, 30, True, 1),
+    "adam_clipped": ("adam", 0.05, True, 30, True, 1),
+    "momentum_dense_updates": ("momentum", 0.5, False, 30, True, 1),   # with weight decay
+    "sgd_small_table_clipped": ("sgd", 0.3, True, 3, False, 1),   # every row touched: dense path
+    "adam_static_graph": ("adam", 0.0, True, 30, True, 3),
 }
 
 
@@ -76,7 +81,7 @@ def batch_loss(params, batch):
 
 
 def train(case, ranks_as_one):
-    kind, clip, sparse, vocab, wrap = CASES[case]
+    kind, clip, sparse, vocab, wrap, repeats = CASES[case]
     data = dataset(vocab)
     # every rank initialises differently: the broadcast from rank 0 must make them equal
     m, params = build(vocab, seed=1 + 1000 * dd.rank())
@@ -99,10 +104,13 @@ def train(case, ranks_as_one):
         assert len(mine) == (ITEMS if ranks_as_one else ITEMS // dd.world_size())
         for start in range(0, len(mine), batch):
             dy.renew_cg()
-            batch_loss(params, mine[start:start + batch]).backward()
-            if not wrap:
-                dd.allreduce_gradients(m)
-            trainer.update()
+            loss = batch_loss(params, mine[start:start + batch])
+            for repeat in range(repeats):
+                loss.forward(recalculate=repeat > 0)
+                loss.backward()
+                if not wrap:
+                    dd.allreduce_gradients(m)
+                trainer.update()
     return dict(initial, **{f"{case}/{k}": p.as_array().copy() for k, p in params.items()},
                 **{f"clips:{case}": np.array(trainer.clips)})
 
@@ -148,8 +156,15 @@ def run_mismatch(when):
 def run_transport(rank, how):
     if dd.rank() == rank and how == "refuse":
         os.environ["DYNET_MPI_SHARED_MEMORY"] = "0"
-    elif dd.rank() == rank:         # "full": no room for the window to grow at the first update
+    elif dd.rank() == rank and how == "full":   # no room for the slots to grow at the first update
         dd._shared_memory_free = lambda: 0
+    elif dd.rank() == rank:         # "full-gradients": room for the slots, then none for the gradients
+        asked = []
+
+        def free_space():
+            asked.append(1)
+            return 1 << 30 if len(asked) == 1 else 0
+        dd._shared_memory_free = free_space
     m, params = build(30, seed=1)
     trainer = dd.DistributedTrainer(dy.SimpleSGDTrainer(m))
     data = dd.shard(dataset(30), seed=2)

@@ -13,6 +13,7 @@ import pytest
 
 import dynet as dy
 import dynet.distributed as dd
+from dynet.kernels.reduce import average_in_place
 from tests.mpi_launch import mpirun_command, mpirun_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,6 +132,85 @@ def test_mark_gradient_and_rows_touched_are_applied_by_update():
         E.mark_rows_touched([0, 4])
 
 
+def test_gradient_storage_moved_under_a_live_graph_accumulates_and_is_cleared_there():
+    # what the shared-memory exchange does at its first update: the gradients move into the
+    # window while this graph's expressions exist, and later backward passes write there
+    def train(move):
+        m = dy.ParameterCollection()
+        W = m.add_parameters((3, 4), init=dy.ConstInitializer(0.3))
+        b = m.add_parameters(3, init=dy.ConstInitializer(0.1))
+        t = dy.SimpleSGDTrainer(m, 0.5)
+        dy.renew_cg()
+        loss = dy.squared_norm(W * dy.inputVector([1, 2, 3, 4]) + b)
+        loss.backward()
+        store = np.full(W.grads.size + 5, 9.0, dtype=np.float32)
+        if move:
+            before = W.grads.copy()
+            old = W.use_gradient_storage(store[2:2 + W.grads.size])
+            np.testing.assert_array_equal(old, before)        # the previous array, returned
+            np.testing.assert_array_equal(store[2:-3], before)  # contents carried over
+            assert np.shares_memory(W.grads, store)
+        loss.forward(recalculate=True)
+        loss.backward()                  # the same graph again: accumulates into the new storage
+        grads = W.grad_as_array()
+        t.update()
+        if move:
+            assert np.all(store[2:-3] == 0) and np.all(store[:2] == 9) and np.all(store[-3:] == 9)
+        dy.renew_cg()
+        dy.squared_norm(W * dy.inputVector([0, 1, 0, 1]) - b).backward()   # a new graph
+        t.update()
+        return grads, W.as_array(), b.as_array()
+    for a, b in zip(train(False), train(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gradient_storage_bad_input_names_the_parameter_and_sizes():
+    m = dy.ParameterCollection()
+    W = m.add_parameters((3, 4), name="W")
+    with pytest.raises(ValueError, match=r"use_gradient_storage: /W needs a writable contiguous 1-D "
+                                         r"float32 array of 12 values, got a float32 array of shape \(11,\)"):
+        W.use_gradient_storage(np.zeros(11, dtype=np.float32))
+    with pytest.raises(ValueError, match="got a float64 array of shape"):
+        W.use_gradient_storage(np.zeros(12))
+    with pytest.raises(ValueError, match="of 12 values, got a non-contiguous float32 array"):
+        W.use_gradient_storage(np.zeros(24, dtype=np.float32)[::2])
+    frozen = np.zeros(12, dtype=np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="got a read-only float32 array of shape"):
+        W.use_gradient_storage(frozen)
+    with pytest.raises(ValueError, match="got list"):
+        W.use_gradient_storage([0.0] * 12)
+    assert W.grads.size == 12 and not np.shares_memory(W.grads, frozen)
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_average_in_place_is_the_scaled_sum_in_rank_order_in_every_buffer(ranks):
+    rng = np.random.default_rng(ranks)
+    n, start, stop = 5000, 37, 4501           # more than one block of the kernel
+    bufs = [rng.normal(size=n).astype(np.float32) for _ in range(ranks)]
+    before = [b.copy() for b in bufs]
+    scale = np.float32(1.0 / ranks)
+    want = before[0][start:stop] * scale
+    for b in before[1:]:
+        want = want + b[start:stop] * scale
+    average_in_place(bufs, start, stop, scale)
+    for b, old in zip(bufs, before):
+        np.testing.assert_allclose(b[start:stop], want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(b[start:stop], bufs[0][start:stop])   # the same bits
+        np.testing.assert_array_equal(b[:start], old[:start])
+        np.testing.assert_array_equal(b[stop:], old[stop:])
+
+
+def test_average_in_place_bad_input():
+    a, b = np.zeros(8, dtype=np.float32), np.zeros(9, dtype=np.float32)
+    with pytest.raises(ValueError, match="average_in_place: buffers of 8 and 9 values"):
+        average_in_place([a, b], 0, 8, 0.5)
+    with pytest.raises(ValueError, match=r"average_in_place: range 2:9 outside buffers of 8 values"):
+        average_in_place([a, a.copy()], 2, 9, 0.5)
+    with pytest.raises(ValueError, match="average_in_place: expected writable contiguous 1-D float32"):
+        average_in_place([a, np.zeros(8)], 0, 8, 0.5)
+
+
 @pytest.mark.parametrize("futex", [dd._Futex.make(), None], ids=["futex", "polling"])
 def test_waiting_for_stamps_returns_once_every_word_holds_it(futex, monkeypatch):
     # the shared-memory exchange's rendezvous, with threads standing in for the other ranks; a long
@@ -209,7 +289,7 @@ def test_training_on_ranks_equals_one_process_on_the_union(ranks, shared_memory,
     assert str(got["transport"]) == TRANSPORTS[shared_memory] and str(want["transport"]) == "none"
     assert bool(got["consistent"]), "the ranks ended with different parameters"
     keys = [k for k in want.files if "/" in k and not k.endswith("@start")]
-    assert len(keys) == 24 and sorted(keys) == sorted(k for k in got.files if "/" in k
+    assert len(keys) == 30 and sorted(keys) == sorted(k for k in got.files if "/" in k
                                                       and not k.endswith("@start"))
     for k in keys:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5, err_msg=k)
@@ -248,11 +328,12 @@ def test_a_model_changed_on_one_rank_is_detected_at_the_all_reduce(shared_memory
 
 
 @needs_mpi
-@pytest.mark.parametrize("rank,how", [(0, "refuse"), (1, "refuse"), (1, "full")])
+@pytest.mark.parametrize("rank,how", [(0, "refuse"), (1, "refuse"), (1, "full"), (0, "full-gradients")])
 def test_one_rank_refusing_shared_memory_makes_every_rank_use_collectives(rank, how):
     # the choice is made together: ranks on different transports would wait for each other forever;
-    # "full": the window would outgrow the free shared memory (a SIGBUS when written), so the ranks
-    # go on through the collectives from that update on
+    # "full", "full-gradients": a window would outgrow the free shared memory (a SIGBUS when
+    # written), so the ranks go on through the collectives from that update on (the gradients back
+    # in private memory)
     rc, output, _ = mpirun(2, "transport", str(rank), how, timeout=120)
     assert rc == 0, output
     for r in (0, 1):

@@ -16,7 +16,8 @@ cdef class ParameterStorage:
     # What Parameters and LookupParameters share: their float32 storage and identity.
     cdef readonly object values    # float32, 1-D, column-major contents; never replaced (nodes point in);
                                    # an array of the device's array module (NumPy, CuPy)
-    cdef readonly object grads     # same layout
+    cdef readonly object grads     # same layout; replaced only by Parameters.use_gradient_storage,
+                                   # which repoints this graph's expressions of the parameter
     cdef Device dev                # where values and grads live
     cdef float* vptr
     cdef float* gptr

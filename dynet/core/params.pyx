@@ -1,8 +1,9 @@
 """Parameter storage: Parameters and LookupParameters, the weight-decay factor, and the graph nodes
 that read them (collections are in collection.py, initializers in initializers.py).
 
-Values and gradients are float32 arrays owned by the Parameters object and never replaced, so
-a parameter node can point straight at them (no copy per use) and a node keeps its parameter alive.
+Values and gradients are float32 arrays owned by the Parameters object and never replaced (except a
+gradient moved by Parameters.use_gradient_storage, which repoints the graph's nodes), so a parameter
+node can point straight at them (no copy per use) and a node keeps its parameter alive.
 They live on the parameter's device (NumPy arrays on the CPU, CuPy arrays on a GPU); everything here
 that touches them goes through that device's array module or its host copies.
 """
@@ -220,8 +221,8 @@ from dynet.core import parampool as _parampool
 
 
 cdef class ParameterStorage:
-    """What Parameters and LookupParameters share: float32 values and gradients (never replaced, so
-    graph nodes can point into them), a name, the owning collection, and the update flag."""
+    """What Parameters and LookupParameters share: float32 values and gradients (never replaced but
+    by use_gradient_storage, so graph nodes can point into them), a name, the owning collection, and the update flag."""
 
     cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size, Device dev) except -1:
         self.dev = dev
@@ -553,6 +554,44 @@ cdef class Parameters(ParameterStorage):
         """Note that `grads` was written outside a backward pass (e.g. averaged across processes by
         dynet.distributed), so that the next update() applies it."""
         self.has_grad = True
+
+    def use_gradient_storage(self, storage):
+        """Keep the gradient in `storage` from now on: a writable, contiguous float32 NumPy array of
+        as many values as the parameter (e.g. a slice of shared memory that dynet.distributed sums
+        in place). Its contents become the current gradient; backward passes (also of the current
+        graph's expressions of this parameter), updates and zeroing use it from then on. The
+        parameter keeps a reference to `storage`; memory it does not own (a buffer of another
+        library) must stay valid until the parameter is given other storage. Host parameters only.
+
+        Returns:
+            numpy.ndarray: the previous gradient array (no longer used by the parameter)
+        """
+        if not self.dev.on_host:
+            raise ValueError(f"use_gradient_storage: {self._name} lives on {self.dev.name}; only a "
+                             f"host parameter's gradient can be moved")
+        if (not isinstance(storage, np.ndarray) or storage.dtype != np.float32 or storage.ndim != 1
+                or not storage.flags.c_contiguous or not storage.flags.writeable
+                or storage.size != self.grads.size):
+            what = type(storage).__name__
+            if isinstance(storage, np.ndarray):
+                what = (f"a {'' if storage.flags.writeable else 'read-only '}"
+                        f"{'' if storage.flags.c_contiguous else 'non-contiguous '}"
+                        f"{storage.dtype} array of shape {storage.shape}")
+            raise ValueError(f"use_gradient_storage: {self._name} needs a writable contiguous 1-D "
+                             f"float32 array of {self.grads.size} values, got {what}")
+        old = self.grads
+        storage[...] = old
+        cdef float* new_ptr = <float*>cnp.PyArray_DATA(storage)
+        cdef Expression cached
+        cdef int u
+        for u in range(2):      # this graph's expressions accumulate into the new storage
+            cached = node_in_graph(self._cached_node[u], self._cached_index[u])
+            if cached is not None and type(cached) is ParameterNode and \
+                    (<ParameterNode>cached).param is self and cached.grad == self.gptr:
+                cached.grad = new_ptr
+        self.grads = storage
+        self.gptr = new_ptr
+        return old
 
     def load_state(self, values, grads):
         """Set values and gradients (None: zero) in place, as loading does (host arrays)."""
