@@ -27,8 +27,9 @@ Averaged are the gradient of every parameter that has one on some rank (so a par
 rank only is updated everywhere) and, for each lookup table, the union of the touched rows -- or the
 whole table when the union covers every row. Since every rank then holds the same averaged gradient,
 the trainer's clipping sees the global gradient norm. Ranks on one machine (the usual case) exchange
-gradients through a shared-memory window: each writes its own into its slot, and after one
-rendezvous every rank sums all the slots (`gradient_transport()` says "shared memory"). Ranks on
+gradients through shared memory: the dense gradients are moved into a shared window at the first
+update (backward then writes them there), and each rank averages its share of every rank's
+gradients in place (`gradient_transport()` says "shared memory"). Ranks on
 several machines, or any rank with DYNET_MPI_SHARED_MEMORY=0, use MPI collectives: two small
 all-gathers, then one all-reduce of a fused float32 buffer ("MPI collectives").
 
@@ -330,6 +331,25 @@ class _ModelTensors:
     @staticmethod
     def dense_grad(p):
         return p.grads
+
+    def dense_layout(self, align):
+        """Where each dense gradient starts when they lie one after another, each on a multiple of
+        `align` floats, and the floats they take in all (at least `align`)."""
+        padded = (self.sizes + align - 1) // align * align
+        offsets = np.concatenate([[0], np.cumsum(padded)]).astype(np.int64)
+        return offsets[:-1], max(int(offsets[-1]), align)
+
+    def move_dense_grads(self, buf, offsets):
+        """Keep the dense gradients in `buf` (a float32 array; parameter i at offsets[i]) from now
+        on, their values carried over."""
+        for p, offset, size in zip(self.params, offsets, self.sizes):
+            p.use_gradient_storage(buf[offset:offset + size])
+
+    def move_dense_grads_home(self):
+        """Give the dense gradients private memory again, their values carried over."""
+        from dynet.core import parampool
+        for p, size in zip(self.params, self.sizes):
+            p.use_gradient_storage(parampool.private_zeros(int(size)))
 
     @staticmethod
     def has_gradient(p):
@@ -644,19 +664,15 @@ class _SharedMemoryExchange:
 
     def _unbind(self):
         """Give the bound parameters private gradient memory again (the gradients copied)."""
-        from dynet.core import parampool
         if self.bound is not None:
-            for p in self.bound.params:
-                p.use_gradient_storage(parampool.private_zeros(p.grads.size))
+            self.bound.move_dense_grads_home()
         self.bound = None
 
     def _bind(self, t):
         """Move the dense gradients of `t` into a new gradient window (a collective); False (on
         every rank, nothing moved) when the shared-memory filesystem has no room for it."""
         align = self._ALIGN
-        padded = (t.sizes + align - 1) // align * align
-        offsets = np.concatenate([[0], np.cumsum(padded)]).astype(np.int64)
-        floats = max(int(offsets[-1]), align)
+        offsets, floats = t.dense_layout(align)
         if not self._has_room(4 * floats):
             return False
         win, segments = self._shared_window(4 * floats)
@@ -666,8 +682,7 @@ class _SharedMemoryExchange:
         self.grads = [seg.view(np.float32) for seg in segments]
         mine = self.grads[self.rank]
         mine[...] = 0
-        for p, offset, size in zip(t.params, offsets, t.sizes):
-            p.use_gradient_storage(mine[offset:offset + size])
+        t.move_dense_grads(mine, offsets)
         self.bound = t
         # this rank's share of the reduce-scatter: whole 64-byte lines
         bounds = [(floats // align * r // self.size) * align for r in range(self.size)] + [floats]
