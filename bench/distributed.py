@@ -12,7 +12,9 @@ that P unconnected single processes get together at the same time (no MPI): what
 allows, the ceiling of the speedup on a shared machine. The reference DyNet has no multi-process
 training for Python, so its column is its one process (bench.worker). `--breakdown` also prints
 each rank's time per step in its parts (compute: forward and backward; allreduce: averaging the
-gradients, waiting for the other ranks included; update) and the CPU time it used per step.
+gradients, waiting for the other ranks included, and "of it waiting" that wait; update) and the CPU
+time it used per step. On a busy machine the waiting is the others' lateness (a rank set aside by the
+scheduler), and allreduce less waiting is what the exchange itself costs.
 """
 import argparse
 import json
@@ -29,14 +31,17 @@ DEFAULT_WORKLOADS = ["mlp_batch", "rnnlm_batch"]
 
 def timed_trainer(dd, clock):
     """A DistributedTrainer that adds the seconds spent averaging the gradients (waiting for the
-    other ranks included) and updating to clock["allreduce"] and clock["update"]."""
+    other ranks included), of those waiting, and updating to clock["allreduce"], clock["waiting"]
+    and clock["update"]."""
     class TimedTrainer(dd.DistributedTrainer):
         def update(self, s=1.0):
+            waited = dd.seconds_waiting()
             t0 = time.perf_counter()
             dd.allreduce_gradients(self.trainer.model)
             t1 = time.perf_counter()
             self.trainer.update(s)
             clock["allreduce"] += t1 - t0
+            clock["waiting"] += dd.seconds_waiting() - waited
             clock["update"] += time.perf_counter() - t1
     return TimedTrainer
 
@@ -52,7 +57,7 @@ def rank_main(name, config, seconds):
     import dynet.distributed as dd
     rank, size = dd.init(use_mpi=True)
     workload = importlib.import_module(f"bench.workloads.{name}")
-    clock = {"allreduce": 0.0, "update": 0.0}
+    clock = {"allreduce": 0.0, "waiting": 0.0, "update": 0.0}
     step = workload.make(dy, **config, wrap_trainer=timed_trainer(dd, clock))
     # every rank must make the same number of steps (each update is a collective): rank 0 says
     # when the warm-up ends, and how many steps a round has
@@ -64,7 +69,7 @@ def rank_main(name, config, seconds):
     rounds, parts = [], []
     for _ in range(3):
         dd.barrier()
-        clock.update(allreduce=0.0, update=0.0)
+        clock.update(allreduce=0.0, waiting=0.0, update=0.0)
         t0, cpu0, units = time.perf_counter(), time.process_time(), 0
         for _ in range(per_round):
             units += step()
@@ -74,7 +79,8 @@ def rank_main(name, config, seconds):
         # this rank's milliseconds per step: the whole step, its parts, and the CPU time it used
         parts.append({k: round(1e3 * v / per_round, 3) for k, v in
                       (("step", wall), ("compute", wall - clock["allreduce"] - clock["update"]),
-                       ("allreduce", clock["allreduce"]), ("update", clock["update"]),
+                       ("allreduce", clock["allreduce"]), ("of it waiting", clock["waiting"]),
+                       ("update", clock["update"]),
                        ("cpu", cpu))})
     best = max(range(len(rounds)), key=rounds.__getitem__)
     per_rank = dd.allgather_object(parts[best])
@@ -125,7 +131,8 @@ def main():
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--breakdown", action="store_true",
                         help="also print each rank's milliseconds per step: compute (forward and "
-                             "backward), allreduce (waiting included), update, CPU time")
+                             "backward), allreduce (waiting included; and the waiting alone), "
+                             "update, CPU time")
     parser.add_argument("--rank-worker", nargs=3, metavar=("NAME", "CONFIG", "SECONDS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()

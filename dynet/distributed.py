@@ -58,7 +58,7 @@ from dynet.kernels.reduce import average_in_place
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
-           "allreduce_gradients", "gradient_transport", "DistributedTrainer", "shard_indices",
+           "allreduce_gradients", "gradient_transport", "seconds_waiting", "DistributedTrainer", "shard_indices",
            "shard", "save", "load", "save_model", "populate_model"]
 
 # Environment variables the common MPI launchers set in the processes they start (Open MPI, MPICH
@@ -851,6 +851,8 @@ def _wait_for_stamps(words, stamp, futex):
     if futex is None:
         _wait_until(ready)
         return
+    if ready():
+        return
     start = time.perf_counter()
     while not ready():
         if time.perf_counter() - start > _FUTEX_SPIN_SECONDS:
@@ -859,7 +861,8 @@ def _wait_for_stamps(words, stamp, futex):
                 while seen != stamp:
                     futex.wait(w, seen, _FUTEX_TIMEOUT)
                     seen = int(w[0])
-            return
+            break
+    _count_waiting(start)
 
 
 def _wait_until(ready):
@@ -871,11 +874,29 @@ def _wait_until(ready):
     start = time.perf_counter()
     while time.perf_counter() - start < _SPIN_SECONDS:
         if ready():
+            _count_waiting(start)
             return
     delay = _FIRST_SLEEP
     while not ready():
         time.sleep(delay)
         delay = min(2 * delay, _LONGEST_SLEEP)
+    _count_waiting(start)
+
+
+_seconds_waiting = 0.0
+
+
+def _count_waiting(start):
+    global _seconds_waiting
+    _seconds_waiting += time.perf_counter() - start
+
+
+def seconds_waiting():
+    """Seconds this rank has spent waiting for the other ranks to arrive at gradient exchanges
+    since the process started (of the shared-memory exchange's rendezvous and the collectives'
+    first all-gather): on a busy machine, the part of allreduce_gradients that is the others'
+    lateness rather than this rank's work (bench/distributed.py --breakdown shows both)."""
+    return _seconds_waiting
 
 
 class DistributedTrainer:

@@ -29,6 +29,7 @@ def test_world_of_one_without_launcher():
     assert dd.broadcast_object({"a": 1}) == {"a": 1}
     assert dd.allgather_object(5) == [5]
     assert dd.gradient_transport() == "none"
+    assert dd.seconds_waiting() >= 0.0
     dd.barrier()
 
 
@@ -224,16 +225,19 @@ def test_waiting_for_stamps_returns_once_every_word_holds_it(futex, monkeypatch)
         if futex is not None:
             futex.wake(word)
     threads = [threading.Thread(target=stamp, args=(w, d)) for w, d in zip(words, (0.05, 0.2))]
-    t0 = time.monotonic()
+    t0, counted = time.monotonic(), dd.seconds_waiting()
     for th in threads:
         th.start()
     dd._wait_for_stamps(words, 7, futex)
     waited = time.monotonic() - t0
+    assert 0.15 <= dd.seconds_waiting() - counted <= waited + 1e-3   # counted by seconds_waiting
     for th in threads:
         th.join()
     assert [int(w[0]) for w in words] == [7, 7]
     assert 0.2 <= waited < 10.0, waited
-    dd._wait_for_stamps(words, 7, futex)     # already there: returns at once
+    counted = dd.seconds_waiting()
+    dd._wait_for_stamps(words, 7, futex)     # already there: returns at once, without counting
+    assert dd.seconds_waiting() == counted
 
 
 # ---- under mpirun ----------------------------------------------------------------------------------
