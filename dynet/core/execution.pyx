@@ -15,7 +15,8 @@ side by side, and the backward pass follows it backwards, a group's backward as 
 Profiling times every node's forward and backward (or every batch) into a table per operation type;
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
 """
-from cpython.list cimport PyList_GET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -427,22 +428,41 @@ cdef int run_one(ComputationGraph cg, Expression node, bint backward) except -1:
     return 0
 
 
-cdef int place(ComputationGraph cg, Plan plan, list group) except -1:
-    """Give the group's values one block, side by side in group order (DyNet's trick): the batched
-    kernel then writes its results there, and a next group of the consumers finds its arguments
-    side by side. Only nodes never placed before (a recalculation keeps their places)."""
-    cdef Expression node
+cdef list members(ComputationGraph cg, Plan plan, int start, const int* order, const int* nxt,
+                  int p, int count, const int* sizes, const unsigned char* flags):
+    """The group whose chain starts at schedule position p (count nodes), in one walk: the list
+    of its nodes, each added to the plan, and their values placed in one block, side by side in
+    group order (DyNet's trick): the batched kernel then writes its results there, and a next
+    group of the consumers finds its arguments side by side. Only groups of nodes never placed
+    before (a recalculation keeps their places) and without external values; whether they are
+    is read from the schedule's arrays, so the nodes are visited once."""
     cdef size_t total = 0
-    cdef float* block
-    for node in group:
-        if node.index < plan.placed_upto or node.external_grad:
-            return 0
-        total += total_size(&node.d)
-    block = cg.fwd_of((<Expression>group[0]).dev).alloc(total)
-    for node in group:
-        node.val = block
-        block += total_size(&node.d)
-    return 0
+    cdef int q = p, k = 0, i
+    cdef float* block = NULL
+    cdef Expression node
+    cdef list group = PyList_New(count)
+    while q >= 0:
+        i = order[q]
+        if start + i < plan.placed_upto or flags[i] & EXTERNAL:
+            total = 0
+            break
+        total += sizes[i]
+        q = nxt[q]
+    if total:
+        block = cg.fwd_of((<Expression>list_item(cg.nodes, start + order[p])).dev).alloc(total)
+    q = p
+    while q >= 0:
+        i = order[q]
+        node = <Expression>list_item(cg.nodes, start + i)
+        Py_INCREF(node)
+        PyList_SET_ITEM(group, k, node)
+        k += 1
+        plan.add(start + i, q == p, sizes[i], flags[i])
+        if block != NULL:
+            node.val = block
+            block += sizes[i]
+        q = nxt[q]
+    return group
 
 
 cdef int run_group(ComputationGraph cg, list group, int family, bint backward) except -1:
@@ -614,12 +634,7 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                     plan.add(start + order[p], True, sizes[order[p]], flags[order[p]])
                     continue
                 prefetch_group(cg, start, order, nxt, p)
-                group = []
-                while p >= 0:
-                    group.append(<object>list_item(cg.nodes, start + order[p]))
-                    plan.add(start + order[p], p == head[g], sizes[order[p]], flags[order[p]])
-                    p = nxt[p]
-                place(cg, plan, group)
+                group = members(cg, plan, start, order, nxt, p, count[g], sizes, flags)
                 run_group(cg, group, families[order[head[g]]], False)
         cg.n_forwarded = index + 1
         plan.covered = index + 1
