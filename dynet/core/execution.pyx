@@ -515,6 +515,8 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
                 prefetch_node(cg, start + i + 16, 0)
             if i + 8 < n:
                 prefetch_node(cg, start + i + 8, 1)
+            if i + 4 < n:                     # the keys read the arguments' shapes
+                prefetch_node(cg, start + i + 4, 2)
             node = <Expression>PyList_GET_ITEM(cg.nodes, start + i)
             own[i] = group_key(node, families + i)
             sizes[i] = <int>total_size(&node.d)
@@ -589,17 +591,22 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
         table = <int*>malloc(mask * sizeof(int))
         if table == NULL:
             raise MemoryError("autobatch: cannot allocate the groups")
-        mask -= 1
         i = 0
         for d in range(nlevels):
             groups = 0
-            memset(table, 0xff, (mask + 1) * sizeof(int))
             size = ends[d] - (ends[d - 1] if d > 0 else 0)
+            mask = 2                              # each level's table sized for it: clearing the
+            while mask < 2 * size:                # widest level's for each of hundreds of narrow
+                mask <<= 1                        # levels (a deep tree) cost more than grouping
+            memset(table, 0xff, mask * sizeof(int))
+            mask -= 1
             while i < ends[d]:
                 p = i
                 i += 1
-                if p + 16 < n:                    # same_group reads the node
+                if p + 16 < n:                    # same_group reads the node ...
                     prefetch_node(cg, start + order[p + 16], 0)
+                if p + 8 < n:                     # ... and (products) its argument tuple
+                    prefetch_node(cg, start + order[p + 8], 1)
                 key = keys[order[p]]
                 if key == 0 or size == 1:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
