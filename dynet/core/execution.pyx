@@ -8,7 +8,8 @@ depth-based schedule): nodes of one level never depend on each other. Within a l
 the same signature form a group, whose values are placed side by side and which runs as one batched
 call; the signatures and batched kernels live in the node families (elementwise.pyx: maps;
 matmul.pyx: products sharing their matrix, affine transforms sharing bias and matrices; lstm.pyx:
-LSTM gates sharing their parameters). Every other node runs its own forward in schedule order. The
+LSTM gates sharing their parameters, and their c and h cells). Every other node runs its own
+forward in schedule order. The
 order the nodes ran in is kept (a plan per graph): the gradients are laid out in it, each group's
 side by side, and the backward pass follows it backwards, a group's backward as one batched call.
 
@@ -222,7 +223,7 @@ cdef enum:
     FAM_NONE = 0      # runs alone
     FAM_MAP = 1       # elementwise.pyx: unary and binary maps
     FAM_PRODUCT = 2   # matmul.pyx: products and affine transforms
-    FAM_LSTM = 3      # lstm.pyx: LSTM gates (and cells, placed together but run one by one)
+    FAM_LSTM = 3      # lstm.pyx: LSTM gates, and their c and h cells
     FAM_PLACED = 4    # concatenations and lookups: placed together (their consumers' arguments
                       # then lie side by side) but run one by one
 
@@ -475,7 +476,7 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
         (lstm.backward_batch if backward else lstm.forward_batch)(group)
     elif family == FAM_PRODUCT:
         (matmul.backward_batch if backward else matmul.forward_batch)(group)
-    else:                                       # cells, concatenations, lookups: one by one
+    else:                                       # concatenations, lookups: one by one
         for node in group:
             node.backward_impl() if backward else node.forward_impl()
     if _profiling:
