@@ -342,11 +342,11 @@ cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, int 
     gradient dY X^T; gemm_nogil chooses by shape. (A^T B, the input gradient, stays with OpenBLAS:
     a 4x4 dot-product kernel was slower.)"""
     cdef float acc[8][32]
-    cdef int i0 = 0, j0, p, r, c, nc, i, j
+    cdef int i0 = 0, j0, p, r, c, nc
     cdef const float* a
     cdef const float* b
     cdef float* dst
-    cdef float bv, sacc
+    cdef float bv
     while i0 + 32 <= m:
         j0 = 0
         while j0 < n:
