@@ -16,6 +16,7 @@ from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_W
 from dynet.core.batching cimport total_cols, gather_arg, scatter_values, node_values, side_by_side
 from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
+from dynet.core.lowering cimport Lowering, Step, Part
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
 
@@ -69,6 +70,62 @@ cdef inline void gates_products(int H4, int B, int I, int H, const float* wx, co
         gemm_nogil(False, False, H4, B, H, 1.0, wh, H4, hp, H, 1.0, val, H4)
     for b in range(B):
         lstm_activate(val + b * H4, H)
+
+
+cdef void gates_forward(int H4, int B, int I, int H, const float* wx, const float* xp, const float* wh,
+                        const float* hp, bint has_h, const float* bv, float forget_bias,
+                        float* val) noexcept nogil:
+    """The gates node's value: the bias (plus the forget bias on the f rows) in each column, then
+    gates_products."""
+    cdef Py_ssize_t b, i
+    cdef float* col
+    for b in range(B):
+        col = val + b * H4
+        copy(H4, bv, col)
+        for i in range(H, 2 * H):
+            col[i] += forget_bias
+    gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
+
+
+cdef void c_forward(Py_ssize_t H, Py_ssize_t B, const float* gates, bint gates_batched,
+                    const float* c, bint c_batched, float* out) noexcept nogil:
+    """c_t = i * g (+ c_tm1 * f when c (c_tm1's value) is not NULL), each of the B columns."""
+    cdef Py_ssize_t b, i
+    cdef const float* gt
+    cdef const float* cp
+    cdef float* o
+    for b in range(B):
+        gt = gates + (4 * H * b if gates_batched else 0)
+        o = out + b * H
+        for i in range(H):
+            o[i] = gt[i] * gt[3 * H + i]
+        if c != NULL:
+            cp = c + (H * b if c_batched else 0)
+            for i in range(H):
+                o[i] += cp[i] * gt[H + i]
+
+
+cdef void h_forward(Py_ssize_t H, Py_ssize_t B, const float* c, bint c_batched, const float* gates,
+                    bint gates_batched, float* out) noexcept nogil:
+    """h_t = o * tanh(c_t), each of the B columns."""
+    cdef Py_ssize_t b
+    for b in range(B):
+        lstm_h(gates + (4 * H * b if gates_batched else 0) + 2 * H, c + (H * b if c_batched else 0),
+               out + b * H, H)
+
+
+# the lowered forward steps (see dynet/core/lowering.pyx)
+cdef void gates_step(const Step* s, const Part* parts) noexcept nogil:
+    gates_forward(<int>s.n0, <int>s.n1, <int>s.n2, <int>s.n3, s.x2, s.x0, s.x3, s.x1, s.op,
+                  <const float*>s.p, s.a, s.y)
+
+
+cdef void c_step(const Step* s, const Part* parts) noexcept nogil:
+    c_forward(s.n0, s.n1, s.x0, s.op & 1, s.x1, s.op & 2, s.y)
+
+
+cdef void h_step(const Step* s, const Part* parts) noexcept nogil:
+    h_forward(s.n0, s.n1, s.x0, s.op & 1, s.x1, s.op & 2, s.y)
 
 
 cdef inline const float* bat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
@@ -162,19 +219,32 @@ cdef class VanillaLSTMGates(Expression):
             wx = self.wnoisy
             wh = self.wnoisy + H4 * I
             bv = self.wnoisy + H4 * I + H4 * H
-        for b in range(B):
-            col = self.val + b * H4
-            copy(H4, bv, col)
-            for i in range(H, 2 * H):
-                col[i] += self.forget_bias
         cdef bint has_h = self.has_h
         cdef float* val = self.val
+        cdef float forget_bias = self.forget_bias
         if <Py_ssize_t>H4 * B * (I + H) >= NOGIL_MIN_WORK:
             with nogil:                  # let other threads run meanwhile
-                gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
+                gates_forward(H4, B, I, H, wx, xp, wh, hp, has_h, bv, forget_bias, val)
         else:
-            gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
+            gates_forward(H4, B, I, H, wx, xp, wh, hp, has_h, bv, forget_bias, val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        if self.xbuf != NULL or self.hbuf != NULL or self.wnoisy != NULL:
+            return 0                     # (gathers, masks and weight noise: forward_impl does them)
+        cdef Expression Wx = self.Wx()
+        cdef int H4 = rows(&Wx.d), I = cols(&Wx.d), B = self.d.bd
+        cdef Step* s = L.add(gates_step, <Py_ssize_t>H4 * B * (I + H4 // 4))
+        s.y = self.val
+        s.x0 = (<Expression>self.args[0]).val
+        s.x1 = (<Expression>self.args[self.nx]).val if self.has_h else NULL
+        s.x2 = Wx.val
+        s.x3 = self.Wh().val
+        s.p = self.bias().val
+        s.n0, s.n1, s.n2, s.n3 = H4, B, I, H4 // 4
+        s.op = self.has_h
+        s.a = self.forget_bias
+        return 1
 
     cdef int scatter(self, const float* dbuf, int first, int count, int dim, Expression mask,
                      const float* dropped) except -1:
@@ -368,20 +438,20 @@ cdef class VanillaLSTMC(Expression):
     cdef int forward_impl(self) except -1:
         cdef Expression gates = <Expression>self.args[0]
         cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
-        cdef Py_ssize_t H = rows(&self.d), b, i
-        cdef const float* gt
-        cdef const float* cp
-        cdef float* out
-        for b in range(self.d.bd):
-            gt = bat(gates, 4 * H, b)
-            out = self.val + b * H
-            for i in range(H):
-                out[i] = gt[i] * gt[3 * H + i]
-            if c is not None:
-                cp = bat(c, H, b)
-                for i in range(H):
-                    out[i] += cp[i] * gt[H + i]
+        c_forward(rows(&self.d), self.d.bd, gates.val, gates.d.bd > 1,
+                  c.val if c is not None else NULL, c is not None and c.d.bd > 1, self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression gates = <Expression>self.args[0]
+        cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
+        cdef Step* s = L.add(c_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = gates.val
+        s.x1 = c.val if c is not None else NULL
+        s.n0, s.n1 = rows(&self.d), self.d.bd
+        s.op = (gates.d.bd > 1) | ((c is not None and c.d.bd > 1) << 1)
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression gates = <Expression>self.args[0]
@@ -426,14 +496,18 @@ cdef class VanillaLSTMH(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
-        cdef Py_ssize_t H = rows(&self.d), b
-        cdef const float* gt
-        cdef const float* cp
-        for b in range(self.d.bd):
-            gt = bat(gates, 4 * H, b) + 2 * H
-            cp = bat(c, H, b)
-            lstm_h(gt, cp, self.val + b * H, H)
+        h_forward(rows(&self.d), self.d.bd, c.val, c.d.bd > 1, gates.val, gates.d.bd > 1, self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
+        cdef Step* s = L.add(h_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = c.val
+        s.x1 = gates.val
+        s.n0, s.n1 = rows(&self.d), self.d.bd
+        s.op = (c.d.bd > 1) | ((gates.d.bd > 1) << 1)
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]

@@ -10,6 +10,7 @@ from dynet.core.graph cimport (Expression, Mirrored, add_node, as_expr, as_expr_
                                the_cg, check_live)
 from dynet.kernels.cpu cimport copy, add_to
 from dynet.kernels import generic
+from dynet.core.lowering cimport Lowering, Step, Part
 
 
 cdef object index_array(xp, const int* index, Py_ssize_t n):
@@ -228,6 +229,31 @@ def transpose(x, dims=[1, 0]):  # no-cython-lint (DyNet's default; never mutated
     return add_node(node, (ex,), d)
 
 
+cdef void concat_part(bint backward, float* whole, float* part, Py_ssize_t pre, Py_ssize_t N,
+                      Py_ssize_t per, Py_ssize_t bd, Py_ssize_t offset, Py_ssize_t n, Py_ssize_t xper,
+                      bint batched) noexcept nogil:
+    """One argument of a concatenation (n of the N entries along the axis, from `offset`; pre values
+    before the axis, per values a batch element): copied into its place in the whole, or (backward)
+    the whole's gradient there added into the part's."""
+    cdef Py_ssize_t post = per // (pre * N), b, p, src, dst
+    for b in range(bd):
+        for p in range(post):
+            src = (b * xper if batched else 0) + p * pre * n
+            dst = b * per + p * pre * N + offset * pre
+            if backward:
+                add_to(pre * n, whole + dst, part + src)
+            else:
+                copy(pre * n, part + src, whole + dst)
+
+
+cdef void concat_step(const Step* s, const Part* parts) noexcept nogil:
+    cdef Py_ssize_t i, offset = 0
+    for i in range(s.nparts):
+        concat_part(False, s.y, <float*>parts[i].x, s.n0, s.n1, s.n2, s.n3, offset, parts[i].n0,
+                    parts[i].n1, parts[i].flags)
+        offset += parts[i].n0
+
+
 @cython.final
 @cython.no_gc
 cdef class Concatenate(Mirrored):
@@ -239,22 +265,36 @@ cdef class Concatenate(Mirrored):
 
     cdef int _run(self, bint backward) except -1:
         cdef Py_ssize_t pre = prod_before(&self.d, self.axis), N = dim_at(&self.d, self.axis)
-        cdef Py_ssize_t post = batch_size(&self.d) // (pre * N), per = batch_size(&self.d)
-        cdef Py_ssize_t offset = 0, n, b, p, xper, src
+        cdef Py_ssize_t per = batch_size(&self.d)
+        cdef Py_ssize_t offset = 0, n
         cdef Expression x
         for x in self.args:
             n = dim_at(&x.d, self.axis)
-            xper = batch_size(&x.d)
-            if not backward or x.grad != NULL:
-                for b in range(self.d.bd):
-                    for p in range(post):
-                        src = (b * xper if x.d.bd > 1 else 0) + p * pre * n
-                        if backward:
-                            add_to(pre * n, self.grad + b * per + p * pre * N + offset * pre, x.grad + src)
-                        else:
-                            copy(pre * n, x.val + src, self.val + b * per + p * pre * N + offset * pre)
+            if backward:
+                if x.grad != NULL:
+                    concat_part(True, self.grad, x.grad, pre, N, per, self.d.bd, offset, n,
+                                batch_size(&x.d), x.d.bd > 1)
+            else:
+                concat_part(False, self.val, x.val, pre, N, per, self.d.bd, offset, n,
+                            batch_size(&x.d), x.d.bd > 1)
             offset += n
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Py_ssize_t i, nargs = len(self.args)
+        cdef Step* s = L.add(concat_step, total_size(&self.d))
+        cdef Part* q = L.add_parts(s, nargs)
+        cdef Expression x
+        s.y = self.val
+        s.n0, s.n1 = prod_before(&self.d, self.axis), dim_at(&self.d, self.axis)
+        s.n2, s.n3 = batch_size(&self.d), self.d.bd
+        for i in range(nargs):
+            x = <Expression>self.args[i]
+            q[i].x = x.val
+            q[i].n0 = dim_at(&x.d, self.axis)
+            q[i].n1 = batch_size(&x.d)
+            q[i].flags = x.d.bd > 1
+        return 1
 
     def generic_select(self, xp, list xs, shape):
         return generic.concatenate(xp, xs, self.axis, shape)
