@@ -133,3 +133,29 @@ def test_lstm_gates_sigmoid_and_tanh_over_the_range():
         d = ulps(got[rows], sig[rows])
         assert d.max() <= MAX_ULPS + 1, (pre[rows][np.argmax(d)], got[rows][np.argmax(d)], sig[rows][np.argmax(d)])
     np.testing.assert_allclose(got[3 * H:], np.tanh(pre[3 * H:].astype(np.float64)), atol=2e-6)
+
+
+def test_erf_matches_erf_to_a_few_ulps():
+    """erf has its own vectorised kernel (fast_erf: two polynomials and fast_exp)."""
+    import math
+    dense = np.linspace(-6.0, 6.0, 240001).astype(np.float32)
+    edges = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-38, 0.874999, 0.875, 0.875001, 3.9499, 3.95,
+                      3.9501, 10.0, 3.4e38, np.inf, -np.inf, np.nan], dtype=np.float32)
+    x = np.concatenate([edges, dense, -dense])
+    got = run_unary(dy.erf, x)
+    want = np.array([math.erf(v) for v in x.astype(np.float64)], dtype=np.float32)
+    d = ulps(got, want)
+    worst = int(np.argmax(d))
+    assert d[worst] <= MAX_ULPS + 1, f"erf({x[worst]!r}) = {got[worst]!r}, want {want[worst]!r}"
+    assert got[0] == 0.0 and np.signbit(got[1]) and np.isnan(got[edges.size - 1])
+    assert got[13] == 1.0 and got[14] == -1.0
+
+
+def test_erf_gradient_is_its_derivative():
+    x = np.linspace(-5.0, 5.0, 1001).astype(np.float32)
+    dy.renew_cg()
+    v = dy.inputTensor(x.astype(np.float64).reshape(1, -1), batched=False)
+    e = dy.sum_elems(dy.erf(v))
+    e.backward(full=True)
+    want = 2 / np.sqrt(np.pi) * np.exp(-x.astype(np.float64) ** 2)
+    assert np.allclose(v.gradient().ravel(), want, rtol=1e-5, atol=1e-12)

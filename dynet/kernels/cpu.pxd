@@ -162,6 +162,31 @@ cdef inline float fast_sigmoid(float x) noexcept nogil:
     return one / (one + fast_exp(-x))
 
 
+cdef inline float fast_erf(float x) noexcept nogil:
+    """erf to about 3 ulp, as selects over two polynomials so that loops over it vectorise (libm's
+    erff is a call per value): x P(x^2) for |x| < 0.875, 1 - e^(Q(|x|) - x^2) above, Q a fit of
+    ln erfc(x) + x^2 around 2.4125 (both fitted for this project by least squares in float64 and
+    checked against erf at every 1e-5 step in float32); erf rounds to 1 from 3.95 on; NaN stays NaN."""
+    cdef float one = 1.0, mid = 2.4125, top = 3.95, switch = 0.875
+    cdef float a = x if x >= 0 else -x
+    cdef float s = x * x
+    cdef float small = x * (<float>1.1283791065216064 + s * (<float>-0.3761254847049713
+        + s * (<float>0.11282441020011902 + s * (<float>-0.026790950447320938
+        + s * (<float>0.005031426437199116 + s * <float>-0.0006199346971698105)))))
+    cdef float c = (a if a < top else top)
+    cdef float u = c - mid
+    cdef float q = (<float>-1.525518774986267 + u * (<float>-0.3627546429634094
+        + u * (<float>0.05905905365943909 + u * (<float>-0.01164942979812622
+        + u * (<float>0.00235820678062737 + u * (<float>-0.0004631368792615831
+        + u * (<float>8.587456250097603e-05 + u * (<float>-1.436673028365476e-05
+        + u * (<float>1.6177311863430077e-06 + u * <float>-1.037594810071596e-08)))))))))
+    cdef float big = one - fast_exp(q - c * c)
+    big = one if a >= top else big
+    big = -big if x < 0 else big
+    big = small if a < switch else big
+    return x if x != x else big
+
+
 cdef inline float max_of(Py_ssize_t n, const float* x) noexcept nogil:
     """max(x): 16 running maxima (one vector register's worth) so that the loop vectorises."""
     cdef float acc[16]

@@ -6,12 +6,12 @@ its derivative in `unary_derivative`, and a name in UNARY_NAMES.
 """
 cimport cython
 from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf, atanf,
-                        sinhf, coshf, asinhf, acoshf, atanhf, erff, lgammaf, roundf,
-                        ceilf, floorf, powf, fminf, fmaxf, M_PI, NAN)
+                        sinhf, coshf, asinhf, acoshf, atanhf, lgammaf, roundf,
+                        ceilf, floorf, powf, fminf, fmaxf, NAN)
 from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
-from dynet.kernels.cpu cimport fast_exp, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
+from dynet.kernels.cpu cimport fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.kernels import generic
 from dynet.core.batching cimport side_by_side
 from dynet.core.lowering cimport Lowering, Step, Part
@@ -45,6 +45,9 @@ cdef inline float digamma(float xf) noexcept nogil:
                    - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132)))))
 
 
+cdef float TWO_OVER_SQRT_PI = 1.1283791670955126
+
+
 cdef inline float unary_value(int op, float x, float a, float b) noexcept nogil:
     if op == U_TANH: return fast_tanh(x)
     if op == U_LOGISTIC: return fast_sigmoid(x)
@@ -66,7 +69,7 @@ cdef inline float unary_value(int op, float x, float a, float b) noexcept nogil:
     if op == U_ASINH: return asinhf(x)
     if op == U_ACOSH: return acoshf(x)
     if op == U_ATANH: return atanhf(x)
-    if op == U_ERF: return erff(x)
+    if op == U_ERF: return fast_erf(x)
     if op == U_LGAMMA: return lgammaf(x)
     if op == U_LOG_SIGMOID: return fminf(x, 0.0) - fast_log1p(fast_exp(-fabsf(x)))
     if op == U_ELU: return x if x > 0 else a * (expf(x) - 1)
@@ -105,7 +108,7 @@ cdef inline float unary_derivative(int op, float x, float y, float a, float b) n
     if op == U_ASINH: return 1 / sqrtf(x * x + 1)
     if op == U_ACOSH: return 1 / sqrtf(x * x - 1)
     if op == U_ATANH: return 1 / (1 - x * x)
-    if op == U_ERF: return <float>(2 / sqrtf(M_PI)) * expf(-x * x)
+    if op == U_ERF: return TWO_OVER_SQRT_PI * fast_exp(-x * x)
     if op == U_LGAMMA: return digamma(x)
     if op == U_LOG_SIGMOID: return 1 - fast_exp(y)
     if op == U_ELU: return 1.0 if x > 0 else y + a
@@ -139,6 +142,12 @@ cdef void unary_forward(int op, Py_ssize_t n, const float* xv, float* y, float a
     elif op == U_LOG_SIGMOID:     # min(x, 0) - ln(1 + e^-|x|): no overflow, and it vectorises
         for i in range(n):
             y[i] = fminf(xv[i], 0.0) - fast_log1p(fast_exp(-fabsf(xv[i])))
+    elif op == U_ERF:
+        for i in range(n):
+            y[i] = fast_erf(xv[i])
+    elif op == U_EXP:
+        for i in range(n):
+            y[i] = fast_exp(xv[i])
     else:
         for i in range(n):
             y[i] = unary_value(op, xv[i], a, b)
@@ -162,6 +171,12 @@ cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, 
     elif op == U_LOG_SIGMOID:
         for i in range(n):
             dx[i] += dy[i] * (1 - fast_exp(y[i]))
+    elif op == U_ERF:
+        for i in range(n):
+            dx[i] += dy[i] * TWO_OVER_SQRT_PI * fast_exp(-xv[i] * xv[i])
+    elif op == U_EXP:
+        for i in range(n):
+            dx[i] += dy[i] * y[i]
     else:
         for i in range(n):
             dx[i] += dy[i] * unary_derivative(op, xv[i], y[i], a, b)
