@@ -14,7 +14,7 @@ import numpy as np
 from dynet.core.dim cimport Dim, make_dim, make_dim1, total_size, dim_str
 from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index, fwd_scratch
 from dynet.core.device cimport resolve
-from dynet.core.lowering cimport Lowering, Step, Part, copy_step, fill_step
+from dynet.core.lowering cimport Lowering, Step, copy_step, fill_step
 from dynet.core import config
 from dynet.kernels.cpu cimport fill
 from dynet.kernels import generic

@@ -187,13 +187,12 @@ cdef class VanillaLSTMGates(Expression):
     cdef int forward_impl(self) except -1:
         cdef Expression Wx = self.Wx(), Wh = self.Wh(), bias = self.bias()
         cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d), B = self.d.bd
-        cdef Py_ssize_t b, i
+        cdef Py_ssize_t i
         cdef const float* xp
         cdef const float* hp = NULL
         cdef const float* wx = Wx.val
         cdef const float* wh = Wh.val
         cdef const float* bv = bias.val
-        cdef float* col
         cdef Py_ssize_t n_all
         if self.xbuf != NULL:
             self.gather(self.xbuf, 0, self.nx, I, self.mask(0) if self.dropout else None)
