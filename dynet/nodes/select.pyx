@@ -10,7 +10,7 @@ from dynet.core.graph cimport (Expression, Mirrored, add_node, as_expr, as_expr_
                                the_cg, check_live)
 from dynet.kernels.cpu cimport copy, add_to
 from dynet.kernels import generic
-from dynet.core.lowering cimport Lowering, Step, Part
+from dynet.core.lowering cimport Lowering, Step, Part, copy_step
 
 
 cdef object index_array(xp, const int* index, Py_ssize_t n):
@@ -133,6 +133,13 @@ cdef class Reshape(Expression):
     cdef int forward_impl(self) except -1:
         copy(total_size(&self.d), (<Expression>self.args[0]).val, self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Step* s = L.add(copy_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = (<Expression>self.args[0]).val
+        s.n0 = total_size(&self.d)
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
