@@ -304,16 +304,46 @@ cdef inline void ger_small(int m, int k, const float* u, const float* v, float* 
 
 
 
-cdef inline void gemm_tall_skinny(int m, int n, int k, const float* A, int lda, const float* B, int ldb,
-                                  float beta, float* C, int ldc) noexcept nogil:
-    """C = A B + beta C (beta 0 or 1) for a tall A and few columns n, as in an output layer applied
-    to a minibatch (10000 x 128 times 128 x 16). Register blocks of 32 rows x 8 columns: each column
-    block of A is read once per 8 output columns and C is written once. For A of 64K values or more
-    this beats OpenBLAS by a third or more (10000x128x16: 0.54 vs 0.85 ms; 512x128x16: 28 vs 48 us);
-    for smaller ones OpenBLAS is as fast, so gemm() only comes here above that size."""
+cdef extern from *:
+    """
+    #include <stdlib.h>
+    #include <strings.h>
+    /* 1 where the register-blocked product below beats OpenBLAS at every size: this module was
+       built for AVX-512 (-march=native on such a CPU) while OpenBLAS was told to run narrower
+       kernels (OPENBLAS_CORETYPE=Haswell, Zen, ...: 2x slower here). Read once per module. */
+    static int dn_blas_narrower = -1;
+    static int dn_blas_is_narrower(void) {
+        if (dn_blas_narrower < 0) {
+    #if defined(__AVX512F__)
+            const char* core = getenv("OPENBLAS_CORETYPE");
+            dn_blas_narrower = core != NULL && *core && strncasecmp(core, "skylakex", 8) != 0
+                && strncasecmp(core, "cooperlake", 10) != 0 && strncasecmp(core, "sapphire", 8) != 0;
+    #else
+            dn_blas_narrower = 0;
+    #endif
+        }
+        return dn_blas_narrower;
+    }
+    """
+    bint blas_is_narrower "dn_blas_is_narrower"() noexcept nogil
+
+
+cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, int lda,
+                                       const float* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                                       float beta, float* C, int ldc) noexcept nogil:
+    """C = A B + beta C (beta 0 or 1), A m x k stored by columns, B's element (p, j) at
+    B[p * b_row + j * b_col] (so B or a transposed B), for m >= 32. Register blocks of 32 rows x 8
+    columns: each 32-row column block of A is read once per 8 output columns, C written once; no
+    packing. For a tall A and few columns (an output layer on a minibatch) this beats OpenBLAS by a
+    third or more (10000x128x16: 0.54 vs 0.85 ms). Where OpenBLAS runs narrower kernels than this
+    module was compiled for (blas_is_narrower) it wins at every size: on an AVX-512 CPU with
+    OPENBLAS_CORETYPE=Haswell, 2-2.5x on a minibatch's W X (512x784x64) and 1.3-1.6x on its weight
+    gradient dY X^T; gemm_nogil chooses by shape. (A^T B, the input gradient, stays with OpenBLAS:
+    a 4x4 dot-product kernel was slower.)"""
     cdef float acc[8][32]
     cdef int i0 = 0, j0, p, r, c, nc, i, j
     cdef const float* a
+    cdef const float* b
     cdef float* dst
     cdef float bv, sacc
     while i0 + 32 <= m:
@@ -325,8 +355,9 @@ cdef inline void gemm_tall_skinny(int m, int n, int k, const float* A, int lda, 
                     acc[c][r] = 0
             for p in range(k):
                 a = A + i0 + <Py_ssize_t>p * lda
+                b = B + p * b_row + j0 * b_col
                 for c in range(8):
-                    bv = B[p + <Py_ssize_t>(j0 + c) * ldb] if c < nc else 0
+                    bv = b[c * b_col] if c < nc else 0
                     for r in range(32):
                         acc[c][r] += a[r] * bv
             for c in range(nc):
@@ -343,7 +374,7 @@ cdef inline void gemm_tall_skinny(int m, int n, int k, const float* A, int lda, 
         for j in range(n):
             sacc = 0
             for p in range(k):
-                sacc += A[i + <Py_ssize_t>p * lda] * B[p + <Py_ssize_t>j * ldb]
+                sacc += A[i + <Py_ssize_t>p * lda] * B[p * b_row + j * b_col]
             if beta == 0:
                 C[i + <Py_ssize_t>j * ldc] = sacc
             else:
@@ -373,10 +404,15 @@ cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, flo
         else:
             gemv_small(m, k, A, B, beta, C)
         return
-    if (not trans_a and not trans_b and alpha == 1 and (beta == 0 or beta == 1) and 2 <= n <= 64
-            and m >= 64 and <Py_ssize_t>m * k >= 65536):   # smaller: OpenBLAS is as fast
-        gemm_tall_skinny(m, n, k, A, lda, B, ldb, beta, C, ldc)
-        return
+    # smaller products: OpenBLAS is as fast
+    if not trans_a and alpha == 1 and (beta == 0 or beta == 1) and m >= 64:
+        if (not trans_b and n >= 2 and <Py_ssize_t>m * k >= 65536
+                and (n <= 64 or blas_is_narrower())):
+            gemm_register_blocked(m, n, k, A, lda, B, 1, ldb, beta, C, ldc)
+            return
+        if trans_b and k >= 16 and <Py_ssize_t>m * n >= 16384 and blas_is_narrower():
+            gemm_register_blocked(m, n, k, A, lda, B, ldb, 1, beta, C, ldc)
+            return
     if n == 1 and not trans_b:
         # matrix-vector: sgemv is markedly cheaper than a degenerate sgemm
         rows_a = k if trans_a else m

@@ -1,0 +1,52 @@
+"""Products large enough to take the typed GEMM paths (kernels/cpu.pxd gemm_nogil: the register-
+blocked kernel for W X and the weight gradient dY X^T, OpenBLAS otherwise), checked against NumPy
+in float64 for values and both gradients, at shapes whose edges are not multiples of the blocks."""
+import numpy as np
+import pytest
+
+import dynet as dy
+
+SHAPES = [(130, 600, 70), (512, 784, 64), (97, 700, 5), (64, 1100, 33), (300, 256, 130), (70, 40, 400)]
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("batched", [False, True])
+def test_product_value_and_gradients(m, k, n, batched):
+    rng = np.random.default_rng(m * 7 + n)
+    pc = dy.ParameterCollection()
+    W = pc.add_parameters((m, k))
+    W.set_value(rng.normal(size=(m, k)))
+    x = rng.normal(size=(k, n)).astype(np.float32)
+    G = rng.normal(size=(m, n)).astype(np.float32)
+    dy.renew_cg()
+    if batched:      # n columns as a batch of n vectors: the product folds the batch into columns
+        X = dy.inputTensor(x, batched=True)
+        g = dy.inputTensor(G, batched=True)
+        loss = dy.sum_batches(dy.dot_product(dy.parameter(W) * X, g))
+    else:
+        X = dy.inputTensor(x)
+        loss = dy.sum_elems(dy.cmult(dy.parameter(W) * X, dy.inputTensor(G)))
+    loss.backward(full=True)
+    w64, x64, g64 = W.as_array().astype(np.float64), x.astype(np.float64), G.astype(np.float64)
+    want = (g64 * (w64 @ x64)).sum()
+    assert abs(loss.value() - want) <= 1e-4 * np.abs(g64 * (w64 @ x64)).sum()
+    dw, dx = g64 @ x64.T, w64.T @ g64
+    got_dx = X.gradient().reshape(k, n)
+    assert np.abs(W.grad_as_array() - dw).max() <= 1e-5 * np.abs(dw).max() * np.sqrt(n)
+    assert np.abs(got_dx - dx).max() <= 1e-5 * np.abs(dx).max() * np.sqrt(m)
+
+
+def test_product_accumulates_into_an_existing_gradient():
+    """beta = 1: a weight used twice gets both gradients added (the second product adds into the
+    first's result)."""
+    rng = np.random.default_rng(3)
+    pc = dy.ParameterCollection()
+    W = pc.add_parameters((200, 400))
+    x1, x2 = rng.normal(size=(400, 40)).astype(np.float32), rng.normal(size=(400, 40)).astype(np.float32)
+    dy.renew_cg()
+    w = dy.parameter(W)
+    loss = dy.sum_elems(w * dy.inputTensor(x1)) + 2 * dy.sum_elems(w * dy.inputTensor(x2))
+    loss.backward()
+    ones = np.ones((200, 40))
+    want = ones @ x1.T.astype(np.float64) + 2 * ones @ x2.T.astype(np.float64)
+    assert np.abs(W.grad_as_array() - want).max() <= 1e-4 * np.abs(want).max()
