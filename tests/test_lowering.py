@@ -150,3 +150,18 @@ def test_an_error_between_lowered_steps_leaves_the_graph_usable():
     dy.renew_cg()
     y = dy.exp(dy.tanh(dy.inputVector([0.5, -1.0, 2.0])) * 3)
     np.testing.assert_allclose(y.npvalue(), np.exp(3 * np.tanh([0.5, -1.0, 2.0])), rtol=1e-5)
+
+
+def test_another_threads_graph_object_runs_the_plain_loop():
+    """A graph object handed to another thread is computed there with the GIL held throughout (its
+    lowering buffer belongs to its own thread's passes)."""
+    graph.set_lowering(1)
+    dy.renew_cg()
+    g = dy.cg()
+    y = dy.tanh(dy.inputVector([0.25, -0.5]) * 2)
+    graph.lowering_stats(reset=True)
+    th = threading.Thread(target=g.forward)
+    th.start()
+    th.join()
+    assert graph.lowering_stats() == (0, 0)
+    np.testing.assert_allclose(y.npvalue(), np.tanh([0.5, -1.0]), rtol=1e-6)

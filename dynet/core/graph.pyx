@@ -450,7 +450,8 @@ cdef class ComputationGraph:
             return 0                             # --dynet-viz: nothing is computed
         if _forward_runner != NULL and self.all_typed:
             return _forward_runner(self, index)
-        if index > self.n_forwarded and (_lowering > 0 or (_lowering == 0 and _live_graphs > 1)):
+        if index > self.n_forwarded and (_lowering > 0 or (_lowering == 0 and _live_graphs > 1)) \
+                and self is the_cg():     # (another thread's graph object, passed over: plain loop)
             return forward_lowered(self, index)
         cdef bint all_typed = self.all_typed
         for i in range(self.n_forwarded, index + 1):
