@@ -5,7 +5,7 @@ from dynet.core.dim cimport Dim
 from dynet.core.memory cimport Arena
 from dynet.core.device cimport Device
 from cpython.pythread cimport PyThread_type_lock
-from dynet.core.lowering cimport Lowering, Step, Part
+from dynet.core.lowering cimport Lowering
 
 
 @cython.no_gc                  # (see graph.pyx: nodes form no reference cycles)
