@@ -255,3 +255,34 @@ def test_fork_during_another_threads_backward_pass_leaves_the_child_usable():
     t.join()
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_reentrant_lock_excludes_other_threads_and_is_reentrant():
+    """The gradient lock's own implementation (a GIL-protected state and a semaphore to sleep on):
+    a read-modify-write that gives up the GIL in the middle stays whole under it, from 4 threads,
+    with nested holds."""
+    from dynet.core.graph import ReentrantLock
+    lock = ReentrantLock()
+    box = {"n": 0}
+    errors = []
+
+    def work():
+        try:
+            for _ in range(300):
+                with lock:
+                    with lock:                    # reentrant
+                        n = box["n"]
+                        time.sleep(0)             # lets the other threads run
+                        box["n"] = n + 1
+        except BaseException as e:                # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert box["n"] == 1200
+    with pytest.raises(RuntimeError, match="not held by this thread"):
+        lock.release()

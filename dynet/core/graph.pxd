@@ -42,9 +42,10 @@ cdef class Mirrored(Expression):
 
 
 cdef class ReentrantLock:
-    cdef PyThread_type_lock lock
+    cdef PyThread_type_lock wakeup # a semaphore that waiting threads sleep on (see acquire_c)
     cdef unsigned long owner       # the holding thread's ident (valid while depth > 0)
     cdef long depth
+    cdef long waiters
     cdef int acquire_c(self) except -1
     cdef int release_c(self) except -1
 

@@ -10,7 +10,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport PyObject
 from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock,
-                               PyThread_acquire_lock, PyThread_release_lock, NOWAIT_LOCK, WAIT_LOCK,
+                               PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK,
                                PyThread_get_thread_ident)
 from libc.string cimport memset
 from libc.math cimport isfinite
@@ -815,26 +815,34 @@ cdef int _new_version() noexcept:
 cdef class ReentrantLock:
     """ReentrantLock()\n--\n\n
     A reentrant lock (as threading.RLock) whose uncontended acquire is a few C operations:
-    threading.RLock reads the clock at every acquire, twice per training step. Waiting for another
-    thread releases the GIL. Used from Python with `with`, or acquire()/release()."""
+    threading.RLock reads the clock at every acquire, twice per training step, and so does
+    CPython's own lock even when asked not to wait (it computes a deadline first). Its state
+    (owner, depth, waiters) is read and written only with the GIL held, which makes those
+    operations atomic; a thread that finds the lock held sleeps on a semaphore with the GIL
+    released, and the last release wakes one sleeper, which checks again (so a wake-up that
+    finds the lock taken by a third thread, or a stale one, only costs another sleep). Used from
+    Python with `with`, or acquire()/release()."""
 
     def __cinit__(self):
-        self.lock = PyThread_allocate_lock()
-        if self.lock == NULL:
+        self.wakeup = PyThread_allocate_lock()
+        if self.wakeup == NULL:
             raise MemoryError("ReentrantLock: cannot allocate a lock")
+        PyThread_acquire_lock(self.wakeup, WAIT_LOCK)     # taken: waiters block until a release
 
     def __dealloc__(self):
-        if self.lock != NULL:
-            PyThread_free_lock(self.lock)
+        if self.wakeup != NULL:
+            PyThread_free_lock(self.wakeup)
 
     cdef int acquire_c(self) except -1:
         cdef unsigned long me = PyThread_get_thread_ident()
-        if self.depth and self.owner == me:      # (only this thread can have set owner to me)
+        if self.depth and self.owner == me:
             self.depth += 1
             return 0
-        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+        while self.depth:                        # another thread holds it
+            self.waiters += 1
             with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                PyThread_acquire_lock(self.wakeup, WAIT_LOCK)
+            self.waiters -= 1
         self.owner = me
         self.depth = 1
         return 0
@@ -845,8 +853,20 @@ cdef class ReentrantLock:
         self.depth -= 1
         if self.depth == 0:
             self.owner = 0
-            PyThread_release_lock(self.lock)
+            if self.waiters:
+                PyThread_release_lock(self.wakeup)
         return 0
+
+    def _after_fork_in_child(self):
+        """In a forked child, only the forking thread exists: no one waits any more, and the
+        semaphore gets a fresh state; then the forking thread's hold (from before the fork) ends."""
+        self.waiters = 0
+        PyThread_free_lock(self.wakeup)
+        self.wakeup = PyThread_allocate_lock()
+        if self.wakeup == NULL:
+            raise MemoryError("ReentrantLock: cannot allocate a lock")
+        PyThread_acquire_lock(self.wakeup, WAIT_LOCK)
+        self.release_c()
 
     def acquire(self):
         """Wait for the lock (this thread may hold it already)
@@ -877,7 +897,7 @@ gradient_lock = _gradient_lock
 # A process forked while another thread runs a backward pass would inherit the lock held forever:
 # forking waits for the pass to finish, and the child starts with the lock free.
 os.register_at_fork(before=gradient_lock.acquire, after_in_parent=gradient_lock.release,
-                    after_in_child=gradient_lock.release)
+                    after_in_child=gradient_lock._after_fork_in_child)
 
 # pool sizes in MB for graphs made from now on (--dynet-mem)
 cdef size_t _fwd_mb = 16, _bwd_mb = 16

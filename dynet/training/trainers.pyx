@@ -88,8 +88,18 @@ cdef extern from *:
     double sum_squares "dn_sum_squares"(const float* g, Py_ssize_t n) nogil
 
 
+cdef inline Py_ssize_t array_size(cnp.ndarray a) noexcept:
+    """PyArray_SIZE without its call into NumPy (the dimensions' product, inline)."""
+    cdef Py_ssize_t n = 1
+    cdef int i
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(a)
+    for i in range(cnp.PyArray_NDIM(a)):
+        n *= dims[i]
+    return n
+
+
 cdef inline Py_ssize_t nvalues(ParameterStorage p):
-    return cnp.PyArray_SIZE(p.values) if p.dev.on_host else p.values.size
+    return array_size(<cnp.ndarray>p.values) if p.dev.on_host else p.values.size
 
 
 cdef inline float* state_ptr(object arr):
@@ -283,27 +293,33 @@ cdef class Trainer:
         cdef LookupParameters lp
         cdef double total = 0
         cdef Py_ssize_t i
-        on_device = []      # the generic path: device scalars, brought to the host once at the end
+        cdef list on_device = None   # the generic path: device scalars, brought to the host once at
+                                     # the end (made only then: no GC-tracked allocation per update)
         for p in params:
             if p.has_grad:
                 if p.dev.host_loops:
-                    total += sum_squares(p.gptr, cnp.PyArray_SIZE(p.grads))
+                    total += sum_squares(p.gptr, array_size(<cnp.ndarray>p.grads))
                 else:
+                    if on_device is None:
+                        on_device = []
                     on_device.append(p.dev.xp.dot(p.grads, p.grads))
         for lp in lookups:
             if not lp.dev.host_loops:
                 if lp.all_rows_touched or lp.n_touched:
                     g = lp.grads if lp.all_rows_touched else \
                         lp.grads.reshape(lp.n, lp.row_size)[_rows_on(lp)].ravel()
+                    if on_device is None:
+                        on_device = []
                     on_device.append(lp.dev.xp.dot(g, g))
             elif lp.all_rows_touched:
-                total += sum_squares(lp.gptr, cnp.PyArray_SIZE(lp.grads))
+                total += sum_squares(lp.gptr, array_size(<cnp.ndarray>lp.grads))
             else:   # the other rows are zero
                 for i in range(lp.n_touched):
                     total += sum_squares(lp.gptr + <Py_ssize_t>lp.touched_list[i] * lp.row_size,
                                          lp.row_size)
-        for v in on_device:
-            total += float(v)
+        if on_device is not None:
+            for v in on_device:
+                total += float(v)
         return total
 
     cdef int _clear_all(self, list params, list lookups) except -1:
