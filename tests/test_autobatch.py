@@ -323,3 +323,38 @@ def test_product_groups_backward_equals_plain():
     assert v1 == pytest.approx(v0, rel=1e-5)
     for a, b in zip(g1, g0):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def run_cells(autobatch, lengths, batch):
+    """VanillaLSTMBuilder over sequences of the given lengths (a shorter one in the middle: its
+    cells' previous c no longer lie side by side), inputs of `batch` elements."""
+    execution.configure(autobatch, 1)
+    execution.reset()
+    dy.reset_random_seed(6)
+    m = dy.ParameterCollection()
+    lstm = dy.VanillaLSTMBuilder(1, 4, 3, m)
+    E = m.add_lookup_parameters((12, 4))
+    dy.renew_cg()
+    outs = []
+    for s, length in enumerate(lengths):
+        xs = [dy.lookup_batch(E, [(s + t + k) % 12 for k in range(batch)]) for t in range(length)]
+        outs.extend(lstm.initial_state().transduce(xs))
+    loss = dy.sum_batches(dy.sum_elems(dy.esum([dy.cmult(h, h) for h in outs])))
+    value = loss.value()
+    loss.backward()
+    stats = dy.profiling_stats()
+    return value, [p.grad_as_array().copy() for p in m.parameters_list()] + \
+        [E.grad_as_array().copy()], stats
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("lengths", [(3, 3, 3), (4, 2, 4, 3)])
+def test_lstm_cells_run_as_groups_and_equal_plain(lengths, batch):
+    v0, g0, _ = run_cells(0, lengths, batch)
+    v1, g1, stats = run_cells(1, lengths, batch)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    steps = max(lengths)
+    for op in ("vanilla_lstm_c", "vanilla_lstm_h"):     # one call per time step
+        assert stats[op]["nodes"] == sum(lengths) and stats[op]["batches"] == steps

@@ -8,6 +8,22 @@ from dynet.core.graph cimport Expression
 from dynet.kernels.cpu cimport copy
 
 
+cdef enum:
+    MAX_SLOTS = 6             # the nodes themselves and up to 5 arguments per layout query
+
+
+cdef struct Layout:
+    # What one walk over a group learns (group_layout): slot 0 is the nodes themselves, slot k + 1
+    # their argument args[k]. val[s] / grad[s]: where those values / gradients lie side by side in
+    # group order (NULL where they do not, or were not asked for); some_grad[s] / all_grad[s]: some /
+    # every member has a gradient there; cols: the nodes' columns, every batch element's side by side.
+    Py_ssize_t cols
+    float* val[MAX_SLOTS]
+    float* grad[MAX_SLOTS]
+    bint some_grad[MAX_SLOTS]
+    bint all_grad[MAX_SLOTS]
+
+
 cdef inline Py_ssize_t ncols(Expression e) noexcept:
     """Columns of e's value, every batch element's side by side."""
     return <Py_ssize_t>cols(&e.d) * e.d.bd
@@ -40,6 +56,71 @@ cdef inline float* side_by_side(list group, Py_ssize_t arg, bint grads) noexcept
             return NULL
         off += total_size(&a.d)
     return start
+
+
+cdef inline void group_layout(list group, int nargs, const int* args, bint grads, Layout* L) noexcept:
+    """One walk over the group for all that its batched kernel asks (side_by_side, total_cols and
+    the gradient flags together: each walk over a large group is a cache miss per node): slot 0
+    the nodes, slot k + 1 (k < nargs) their argument args[k]; gradients only where `grads`."""
+    cdef Expression node, a
+    cdef Py_ssize_t off[MAX_SLOTS]
+    cdef Py_ssize_t goff[MAX_SLOTS]
+    cdef bint vbroken[MAX_SLOTS]
+    cdef bint gbroken[MAX_SLOTS]
+    cdef bint first = True
+    cdef int s
+    cdef float* p
+    L.cols = 0
+    for s in range(nargs + 1):
+        off[s] = goff[s] = 0
+        vbroken[s] = gbroken[s] = False
+        L.val[s] = L.grad[s] = NULL
+        L.some_grad[s] = False
+        L.all_grad[s] = True
+    for node in group:
+        L.cols += ncols(node)
+        for s in range(nargs + 1):
+            a = node if s == 0 else <Expression>node.args[args[s - 1]]
+            p = a.val
+            if first:
+                L.val[s] = p
+            elif p != L.val[s] + off[s]:
+                vbroken[s] = True
+            off[s] += total_size(&a.d)
+            if not grads:
+                continue
+            p = a.grad
+            if p == NULL:
+                L.all_grad[s] = False
+                gbroken[s] = True
+            else:
+                L.some_grad[s] = True
+                if first:
+                    L.grad[s] = p
+                elif p != L.grad[s] + goff[s]:
+                    gbroken[s] = True
+            goff[s] += total_size(&a.d)
+        first = False
+    for s in range(nargs + 1):
+        if vbroken[s] or L.val[s] == NULL:
+            L.val[s] = NULL
+        if gbroken[s] or not grads:
+            L.grad[s] = NULL
+    for s in range(nargs + 1, MAX_SLOTS):
+        L.val[s] = L.grad[s] = NULL
+        L.some_grad[s] = L.all_grad[s] = False
+
+
+cdef inline float* gather_into(list group, Py_ssize_t arg, Py_ssize_t k, float* dst) noexcept:
+    """Argument `arg` (k rows) of each node, all its columns, copied side by side into dst."""
+    cdef Expression node, a
+    cdef Py_ssize_t off = 0, n
+    for node in group:
+        a = <Expression>node.args[arg]
+        n = k * ncols(a)
+        copy(n, a.val, dst + off)
+        off += n
+    return dst
 
 
 cdef inline const float* gather_arg(list group, Py_ssize_t arg, Py_ssize_t k, float* dst) noexcept:

@@ -8,14 +8,16 @@ depth-based schedule): nodes of one level never depend on each other. Within a l
 the same signature form a group, whose values are placed side by side and which runs as one batched
 call; the signatures and batched kernels live in the node families (elementwise.pyx: maps;
 matmul.pyx: products sharing their matrix, affine transforms sharing bias and matrices; lstm.pyx:
-LSTM gates sharing their parameters). Every other node runs its own forward in schedule order. The
+LSTM gates sharing their parameters, and their c and h cells). Every other node runs its own
+forward in schedule order. The
 order the nodes ran in is kept (a plan per graph): the gradients are laid out in it, each group's
 side by side, and the backward pass follows it backwards, a group's backward as one batched call.
 
 Profiling times every node's forward and backward (or every batch) into a table per operation type;
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
 """
-from cpython.list cimport PyList_GET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, free
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -221,7 +223,7 @@ cdef enum:
     FAM_NONE = 0      # runs alone
     FAM_MAP = 1       # elementwise.pyx: unary and binary maps
     FAM_PRODUCT = 2   # matmul.pyx: products and affine transforms
-    FAM_LSTM = 3      # lstm.pyx: LSTM gates (and cells, placed together but run one by one)
+    FAM_LSTM = 3      # lstm.pyx: LSTM gates, and their c and h cells
     FAM_PLACED = 4    # concatenations and lookups: placed together (their consumers' arguments
                       # then lie side by side) but run one by one
 
@@ -427,22 +429,41 @@ cdef int run_one(ComputationGraph cg, Expression node, bint backward) except -1:
     return 0
 
 
-cdef int place(ComputationGraph cg, Plan plan, list group) except -1:
-    """Give the group's values one block, side by side in group order (DyNet's trick): the batched
-    kernel then writes its results there, and a next group of the consumers finds its arguments
-    side by side. Only nodes never placed before (a recalculation keeps their places)."""
-    cdef Expression node
+cdef list members(ComputationGraph cg, Plan plan, int start, const int* order, const int* nxt,
+                  int p, int count, const int* sizes, const unsigned char* flags):
+    """The group whose chain starts at schedule position p (count nodes), in one walk: the list
+    of its nodes, each added to the plan, and their values placed in one block, side by side in
+    group order (DyNet's trick): the batched kernel then writes its results there, and a next
+    group of the consumers finds its arguments side by side. Only groups of nodes never placed
+    before (a recalculation keeps their places) and without external values; whether they are
+    is read from the schedule's arrays, so the nodes are visited once."""
     cdef size_t total = 0
-    cdef float* block
-    for node in group:
-        if node.index < plan.placed_upto or node.external_grad:
-            return 0
-        total += total_size(&node.d)
-    block = cg.fwd_of((<Expression>group[0]).dev).alloc(total)
-    for node in group:
-        node.val = block
-        block += total_size(&node.d)
-    return 0
+    cdef int q = p, k = 0, i
+    cdef float* block = NULL
+    cdef Expression node
+    cdef list group = PyList_New(count)
+    while q >= 0:
+        i = order[q]
+        if start + i < plan.placed_upto or flags[i] & EXTERNAL:
+            total = 0
+            break
+        total += sizes[i]
+        q = nxt[q]
+    if total:
+        block = cg.fwd_of((<Expression>list_item(cg.nodes, start + order[p])).dev).alloc(total)
+    q = p
+    while q >= 0:
+        i = order[q]
+        node = <Expression>list_item(cg.nodes, start + i)
+        Py_INCREF(node)
+        PyList_SET_ITEM(group, k, node)
+        k += 1
+        plan.add(start + i, q == p, sizes[i], flags[i])
+        if block != NULL:
+            node.val = block
+            block += sizes[i]
+        q = nxt[q]
+    return group
 
 
 cdef int run_group(ComputationGraph cg, list group, int family, bint backward) except -1:
@@ -455,7 +476,7 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
         (lstm.backward_batch if backward else lstm.forward_batch)(group)
     elif family == FAM_PRODUCT:
         (matmul.backward_batch if backward else matmul.forward_batch)(group)
-    else:                                       # cells, concatenations, lookups: one by one
+    else:                                       # concatenations, lookups: one by one
         for node in group:
             node.backward_impl() if backward else node.forward_impl()
     if _profiling:
@@ -495,6 +516,8 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
                 prefetch_node(cg, start + i + 16, 0)
             if i + 8 < n:
                 prefetch_node(cg, start + i + 8, 1)
+            if i + 4 < n:                     # the keys read the arguments' shapes
+                prefetch_node(cg, start + i + 4, 2)
             node = <Expression>PyList_GET_ITEM(cg.nodes, start + i)
             own[i] = group_key(node, families + i)
             sizes[i] = <int>total_size(&node.d)
@@ -569,17 +592,22 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
         table = <int*>malloc(mask * sizeof(int))
         if table == NULL:
             raise MemoryError("autobatch: cannot allocate the groups")
-        mask -= 1
         i = 0
         for d in range(nlevels):
             groups = 0
-            memset(table, 0xff, (mask + 1) * sizeof(int))
             size = ends[d] - (ends[d - 1] if d > 0 else 0)
+            mask = 2                              # each level's table sized for it: clearing the
+            while mask < 2 * size:                # widest level's for each of hundreds of narrow
+                mask <<= 1                        # levels (a deep tree) cost more than grouping
+            memset(table, 0xff, mask * sizeof(int))
+            mask -= 1
             while i < ends[d]:
                 p = i
                 i += 1
-                if p + 16 < n:                    # same_group reads the node
+                if p + 16 < n:                    # same_group reads the node ...
                     prefetch_node(cg, start + order[p + 16], 0)
+                if p + 8 < n:                     # ... and (products) its argument tuple
+                    prefetch_node(cg, start + order[p + 8], 1)
                 key = keys[order[p]]
                 if key == 0 or size == 1:
                     node = <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])
@@ -614,12 +642,7 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                     plan.add(start + order[p], True, sizes[order[p]], flags[order[p]])
                     continue
                 prefetch_group(cg, start, order, nxt, p)
-                group = []
-                while p >= 0:
-                    group.append(<object>list_item(cg.nodes, start + order[p]))
-                    plan.add(start + order[p], p == head[g], sizes[order[p]], flags[order[p]])
-                    p = nxt[p]
-                place(cg, plan, group)
+                group = members(cg, plan, start, order, nxt, p, count[g], sizes, flags)
                 run_group(cg, group, families[order[head[g]]], False)
         cg.n_forwarded = index + 1
         plan.covered = index + 1

@@ -13,7 +13,7 @@ from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.kernels.cpu cimport fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.kernels import generic
-from dynet.core.batching cimport side_by_side
+from dynet.core.batching cimport Layout, group_layout
 from dynet.core.lowering cimport Lowering, Step, Part
 
 cdef float SELU_LAMBDA = 1.0507009873554805
@@ -980,24 +980,29 @@ cdef bint same_batch(Expression x, Expression y) noexcept:
     return (<Binary>x).op == (<Binary>y).op
 
 
+cdef int MAP_ARGS[2]
+MAP_ARGS[0] = 0
+MAP_ARGS[1] = 1
+
+
 cdef int forward_batch(list group) except -1:
     """A group of one map (same_batch): one loop over the whole block where the values and the
     arguments' values lie side by side (autobatching places a group's values so), else node by
-    node."""
+    node. One walk over the group finds out (group_layout)."""
     cdef Expression first = <Expression>group[0], node
     cdef Py_ssize_t total = total_size(&first.d) * len(group)
+    cdef bint unary = type(first) is Unary
     cdef Unary u
-    cdef float* y = side_by_side(group, -1, False)
-    cdef float* a = side_by_side(group, 0, False) if y != NULL else NULL
-    cdef float* b
-    if a != NULL and type(first) is Unary:
-        u = <Unary>first
-        unary_forward(u.op, total, a, y, u.alpha, u.beta)
-        return 0
-    b = side_by_side(group, 1, False) if a != NULL else NULL
-    if b != NULL:
-        block_forward((<Binary>first).op, total, a, b, y)
-        return 0
+    cdef Layout L
+    group_layout(group, 1 if unary else 2, MAP_ARGS, False, &L)
+    if L.val[0] != NULL and L.val[1] != NULL:
+        if unary:
+            u = <Unary>first
+            unary_forward(u.op, total, L.val[1], L.val[0], u.alpha, u.beta)
+            return 0
+        if L.val[2] != NULL:
+            block_forward((<Binary>first).op, total, L.val[1], L.val[2], L.val[0])
+            return 0
     for node in group:
         node.forward_impl()
     return 0
@@ -1005,24 +1010,27 @@ cdef int forward_batch(list group) except -1:
 
 cdef int backward_batch(list group) except -1:
     """The backward of a group of one map: one loop where the gradients (and the values the
-    derivative reads) lie side by side, else node by node."""
+    derivative reads) lie side by side, an argument without any gradient skipped, else node by
+    node."""
     cdef Expression first = <Expression>group[0], node
     cdef Py_ssize_t total = total_size(&first.d) * len(group)
+    cdef bint unary = type(first) is Unary
     cdef Unary u
-    cdef float* y = side_by_side(group, -1, False)
-    cdef float* dy = side_by_side(group, -1, True) if y != NULL else NULL
-    cdef float* a = side_by_side(group, 0, False) if dy != NULL else NULL
-    cdef float* da = side_by_side(group, 0, True) if a != NULL else NULL
-    cdef float* b
-    cdef float* db
-    if da != NULL and type(first) is Unary:
-        u = <Unary>first
-        unary_backward(u.op, total, a, y, dy, da, u.alpha, u.beta)
-        return 0
-    b = side_by_side(group, 1, False) if da != NULL else NULL
-    db = side_by_side(group, 1, True) if b != NULL else NULL
-    if db != NULL:
-        block_backward((<Binary>first).op, total, a, b, y, dy, da, db)
+    cdef Layout L
+    cdef int s
+    cdef bint together
+    group_layout(group, 1 if unary else 2, MAP_ARGS, True, &L)
+    together = L.val[0] != NULL and L.grad[0] != NULL
+    for s in range(1, 2 if unary else 3):      # each argument: values side by side, gradients too
+        together = together and L.val[s] != NULL and (L.grad[s] != NULL or not L.some_grad[s])
+    if together:
+        if unary:
+            u = <Unary>first
+            if L.grad[1] != NULL:
+                unary_backward(u.op, total, L.val[1], L.val[0], L.grad[0], L.grad[1], u.alpha, u.beta)
+        else:
+            block_backward((<Binary>first).op, total, L.val[1], L.val[2], L.val[0], L.grad[0],
+                           L.grad[1], L.grad[2])
         return 0
     for node in group:
         node.backward_impl()

@@ -13,7 +13,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_vie
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
-from dynet.core.batching cimport total_cols, gather_arg, scatter_values, node_values, side_by_side
+from dynet.core.batching cimport Layout, group_layout, gather_into
 from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
@@ -61,6 +61,23 @@ cdef inline void lstm_activate(float* col, Py_ssize_t H) noexcept nogil:
         col[i] = fast_tanh(col[i])
 
 
+cdef inline void gate_preactivation_grads(const float* Y, const float* G, float* dpre, Py_ssize_t H,
+                                          Py_ssize_t n) noexcept nogil:
+    """d loss / d pre-activation of n gate columns from their values Y and gradients G."""
+    cdef Py_ssize_t j, i, H4 = 4 * H
+    cdef const float* y
+    cdef const float* g
+    cdef float* dp
+    for j in range(n):
+        y = Y + j * H4
+        g = G + j * H4
+        dp = dpre + j * H4
+        for i in range(3 * H):
+            dp[i] = g[i] * y[i] * (1 - y[i])
+        for i in range(3 * H, H4):
+            dp[i] = g[i] * (1 - y[i] * y[i])
+
+
 cdef inline void gates_products(int H4, int B, int I, int H, const float* wx, const float* xp,
                                 const float* wh, const float* hp, bint has_h, float* val) noexcept nogil:
     """val += Wx x (+ Wh h), then the non-linearities: the gates node's work after the bias."""
@@ -87,33 +104,6 @@ cdef void gates_forward(int H4, int B, int I, int H, const float* wx, const floa
     gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
 
 
-cdef void c_forward(Py_ssize_t H, Py_ssize_t B, const float* gates, bint gates_batched,
-                    const float* c, bint c_batched, float* out) noexcept nogil:
-    """c_t = i * g (+ c_tm1 * f when c (c_tm1's value) is not NULL), each of the B columns."""
-    cdef Py_ssize_t b, i
-    cdef const float* gt
-    cdef const float* cp
-    cdef float* o
-    for b in range(B):
-        gt = gates + (4 * H * b if gates_batched else 0)
-        o = out + b * H
-        for i in range(H):
-            o[i] = gt[i] * gt[3 * H + i]
-        if c != NULL:
-            cp = c + (H * b if c_batched else 0)
-            for i in range(H):
-                o[i] += cp[i] * gt[H + i]
-
-
-cdef void h_forward(Py_ssize_t H, Py_ssize_t B, const float* c, bint c_batched, const float* gates,
-                    bint gates_batched, float* out) noexcept nogil:
-    """h_t = o * tanh(c_t), each of the B columns."""
-    cdef Py_ssize_t b
-    for b in range(B):
-        lstm_h(gates + (4 * H * b if gates_batched else 0) + 2 * H, c + (H * b if c_batched else 0),
-               out + b * H, H)
-
-
 # the lowered forward steps (see dynet/core/lowering.pyx)
 cdef void gates_step(const Step* s, const Part* parts) noexcept nogil:
     gates_forward(<int>s.n0, <int>s.n1, <int>s.n2, <int>s.n3, s.x2, s.x0, s.x3, s.x1, s.op,
@@ -121,11 +111,11 @@ cdef void gates_step(const Step* s, const Part* parts) noexcept nogil:
 
 
 cdef void c_step(const Step* s, const Part* parts) noexcept nogil:
-    c_forward(s.n0, s.n1, s.x0, s.op & 1, s.x1, s.op & 2, s.y)
+    cell_c_forward(s.n0, s.n1, s.x0, s.n2, s.x1, s.n3, s.y)
 
 
 cdef void h_step(const Step* s, const Part* parts) noexcept nogil:
-    h_forward(s.n0, s.n1, s.x0, s.op & 1, s.x1, s.op & 2, s.y)
+    cell_h_forward(s.n0, s.n1, s.x0, s.n2, s.x1, s.n3, s.y)
 
 
 cdef inline const float* bat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
@@ -302,8 +292,6 @@ cdef class VanillaLSTMGates(Expression):
         cdef bint defer = Wx.external_grad and (Wh.external_grad or not self.has_h)
         cdef float* dio = work_buffer(<Py_ssize_t>D * B + (0 if defer else <Py_ssize_t>H4 * B))
         cdef float* dpre = fwd_scratch(<Py_ssize_t>H4 * B) if defer else dio + <Py_ssize_t>D * B
-        cdef const float* y
-        cdef const float* g
         cdef float* dp
         cdef const float* xp = self.xbuf if self.xbuf != NULL else (<Expression>self.args[0]).val
         cdef const float* hp = NULL
@@ -313,14 +301,7 @@ cdef class VanillaLSTMGates(Expression):
         cdef Expression mh = self.mask(1) if self.dropout else None
         if self.has_h:
             hp = self.hbuf if self.hbuf != NULL else (<Expression>self.args[self.nx]).val
-        for b in range(B):
-            y = self.val + b * H4
-            g = self.grad + b * H4
-            dp = dpre + b * H4
-            for i in range(3 * H):
-                dp[i] = g[i] * y[i] * (1 - y[i])
-            for i in range(3 * H, H4):
-                dp[i] = g[i] * (1 - y[i] * y[i])
+        gate_preactivation_grads(self.val, self.grad, dpre, H, B)
         if bias.grad != NULL:
             for b in range(B):
                 dp = dpre + b * H4
@@ -427,6 +408,93 @@ cdef Expression make_gates(list xs, object h_tm1, object Wx, object Wh, object b
     return add_node(node, args, make_dim1(H4, B))
 
 
+# The cells' loops over n columns: each column reads its gates (4H values), its c (H) and writes or
+# adds H values; a stride of 0 reuses one column for all (a batch-1 argument broadcast over the
+# batch). A node runs them over its batch; autobatching over a whole group whose values and
+# gradients lie side by side (each column with stride 4H or H).
+
+cdef void cell_c_forward(Py_ssize_t H, Py_ssize_t n, const float* G, Py_ssize_t gs, const float* Cp,
+                         Py_ssize_t cs, float* out) noexcept nogil:
+    """out = i * g (+ c_tm1 * f) column by column (Cp NULL: no c_tm1)."""
+    cdef Py_ssize_t b, i
+    cdef const float* gt
+    cdef const float* cp
+    cdef float* y
+    for b in range(n):
+        gt = G + b * gs
+        y = out + b * H
+        if Cp == NULL:
+            for i in range(H):
+                y[i] = gt[i] * gt[3 * H + i]
+        else:
+            cp = Cp + b * cs
+            for i in range(H):
+                y[i] = gt[i] * gt[3 * H + i] + cp[i] * gt[H + i]
+
+
+cdef void cell_c_backward(Py_ssize_t H, Py_ssize_t n, const float* G, float* dG, Py_ssize_t gs,
+                          const float* Cp, float* dCp, Py_ssize_t cs, const float* D) noexcept nogil:
+    """The gradients of c_t (D) into the gates' (dG) and c_tm1's (dCp), either NULL if not wanted."""
+    cdef Py_ssize_t b, i
+    cdef const float* gt
+    cdef const float* d
+    cdef const float* cp
+    cdef float* dg
+    cdef float* dc
+    for b in range(n):
+        gt = G + b * gs
+        d = D + b * H
+        if dG != NULL:
+            dg = dG + b * gs
+            for i in range(H):
+                dg[i] += d[i] * gt[3 * H + i]
+                dg[3 * H + i] += d[i] * gt[i]
+            if Cp != NULL:
+                cp = Cp + b * cs
+                for i in range(H):
+                    dg[H + i] += d[i] * cp[i]
+        if dCp != NULL:
+            dc = dCp + b * cs
+            for i in range(H):
+                dc[i] += d[i] * gt[H + i]
+
+
+cdef void cell_h_forward(Py_ssize_t H, Py_ssize_t n, const float* C, Py_ssize_t cs, const float* G,
+                         Py_ssize_t gs, float* out) noexcept nogil:
+    """out = o * tanh(c_t) column by column."""
+    cdef Py_ssize_t b
+    for b in range(n):
+        lstm_h(G + b * gs + 2 * H, C + b * cs, out + b * H, H)
+
+
+cdef void cell_h_backward(Py_ssize_t H, Py_ssize_t n, const float* C, float* dC, Py_ssize_t cs,
+                          const float* G, float* dG, Py_ssize_t gs, const float* D) noexcept nogil:
+    cdef Py_ssize_t b, i
+    cdef const float* o
+    cdef const float* cp
+    cdef const float* d
+    cdef float t
+    cdef float* dg
+    cdef float* dc
+    for b in range(n):
+        o = G + b * gs + 2 * H
+        cp = C + b * cs
+        d = D + b * H
+        dg = dG + b * gs + 2 * H if dG != NULL else NULL
+        dc = dC + b * cs if dC != NULL else NULL
+        for i in range(H):
+            t = fast_tanh(cp[i])
+            if dg != NULL:
+                dg[i] += d[i] * t
+            if dc != NULL:
+                dc[i] += d[i] * o[i] * (1 - t * t)
+
+
+cdef inline Py_ssize_t stride(Expression e, Py_ssize_t n) noexcept:
+    """Column stride of an argument with n values per batch element (0: broadcast)."""
+    return n if e.d.bd > 1 else 0
+
+
 @cython.final
 @cython.no_gc
 cdef class VanillaLSTMC(Expression):
@@ -437,46 +505,30 @@ cdef class VanillaLSTMC(Expression):
     cdef int forward_impl(self) except -1:
         cdef Expression gates = <Expression>self.args[0]
         cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
-        c_forward(rows(&self.d), self.d.bd, gates.val, gates.d.bd > 1,
-                  c.val if c is not None else NULL, c is not None and c.d.bd > 1, self.val)
+        cdef Py_ssize_t H = rows(&self.d)
+        cell_c_forward(H, self.d.bd, gates.val, stride(gates, 4 * H), c.val if c is not None else NULL,
+                       stride(c, H) if c is not None else 0, self.val)
         return 0
 
     cdef int lower(self, Lowering L) except -1:
         cdef Expression gates = <Expression>self.args[0]
         cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
+        cdef Py_ssize_t H = rows(&self.d)
         cdef Step* s = L.add(c_step, total_size(&self.d))
         s.y = self.val
         s.x0 = gates.val
         s.x1 = c.val if c is not None else NULL
-        s.n0, s.n1 = rows(&self.d), self.d.bd
-        s.op = (gates.d.bd > 1) | ((c is not None and c.d.bd > 1) << 1)
+        s.n0, s.n1 = H, self.d.bd
+        s.n2, s.n3 = stride(gates, 4 * H), stride(c, H) if c is not None else 0
         return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression gates = <Expression>self.args[0]
         cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
-        cdef Py_ssize_t H = rows(&self.d), b, i
-        cdef const float* gt
-        cdef const float* d
-        cdef const float* cp
-        cdef float* dg
-        cdef float* dc
-        for b in range(self.d.bd):
-            gt = bat(gates, 4 * H, b)
-            d = self.grad + b * H
-            if gates.grad != NULL:
-                dg = gbat(gates, 4 * H, b)
-                for i in range(H):
-                    dg[i] += d[i] * gt[3 * H + i]
-                    dg[3 * H + i] += d[i] * gt[i]
-                if c is not None:
-                    cp = bat(c, H, b)
-                    for i in range(H):
-                        dg[H + i] += d[i] * cp[i]
-            if c is not None and c.grad != NULL:
-                dc = gbat(c, H, b)
-                for i in range(H):
-                    dc[i] += d[i] * gt[H + i]
+        cdef Py_ssize_t H = rows(&self.d)
+        cell_c_backward(H, self.d.bd, gates.val, gates.grad, stride(gates, 4 * H),
+                        c.val if c is not None else NULL, c.grad if c is not None else NULL,
+                        stride(c, H) if c is not None else 0, self.grad)
         return 0
 
     def generic_forward(self, xp, list xs, out):
@@ -495,40 +547,26 @@ cdef class VanillaLSTMH(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
-        h_forward(rows(&self.d), self.d.bd, c.val, c.d.bd > 1, gates.val, gates.d.bd > 1, self.val)
+        cdef Py_ssize_t H = rows(&self.d)
+        cell_h_forward(H, self.d.bd, c.val, stride(c, H), gates.val, stride(gates, 4 * H), self.val)
         return 0
 
     cdef int lower(self, Lowering L) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
+        cdef Py_ssize_t H = rows(&self.d)
         cdef Step* s = L.add(h_step, total_size(&self.d))
         s.y = self.val
         s.x0 = c.val
         s.x1 = gates.val
-        s.n0, s.n1 = rows(&self.d), self.d.bd
-        s.op = (c.d.bd > 1) | ((gates.d.bd > 1) << 1)
+        s.n0, s.n1 = H, self.d.bd
+        s.n2, s.n3 = stride(c, H), stride(gates, 4 * H)
         return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
-        cdef Py_ssize_t H = rows(&self.d), b, i
-        cdef const float* gt
-        cdef const float* cp
-        cdef const float* d
-        cdef float t
-        cdef float* dg
-        cdef float* dc
-        for b in range(self.d.bd):
-            gt = bat(gates, 4 * H, b) + 2 * H
-            cp = bat(c, H, b)
-            d = self.grad + b * H
-            dg = gbat(gates, 4 * H, b) + 2 * H if gates.grad != NULL else NULL
-            dc = gbat(c, H, b) if c.grad != NULL else NULL
-            for i in range(H):
-                t = fast_tanh(cp[i])
-                if dg != NULL:
-                    dg[i] += d[i] * t
-                if dc != NULL:
-                    dc[i] += d[i] * gt[i] * (1 - t * t)
+        cdef Py_ssize_t H = rows(&self.d)
+        cell_h_backward(H, self.d.bd, c.val, c.grad, stride(c, H), gates.val, gates.grad,
+                        stride(gates, 4 * H), self.grad)
         return 0
 
     def generic_forward(self, xp, list xs, out):
@@ -650,14 +688,25 @@ cdef inline Py_ssize_t cell_layer(Expression node) noexcept:
     return (<VanillaLSTMGates>g).Wx().index if type(g) is VanillaLSTMGates else -1
 
 
+cdef bint cell_batchable(Expression node) noexcept:
+    """A cell whose arguments have its batch size (none broadcast): a group of them is columns."""
+    cdef Expression a
+    for a in node.args:
+        if a.d.bd != node.d.bd:
+            return False
+    return True
+
+
 cdef Py_ssize_t batch_key(Expression node) noexcept:
     """The group key for autobatching (0: runs alone): gates group by their parameters; the c and
-    h cells of one LSTM (one step of many sequences) group to be placed side by side, so that the
-    next step's gates find their h side by side, but run one by one."""
+    h cells of one LSTM (one step of many sequences) by their LSTM, kind and size: their values
+    are placed side by side, so that the next step's gates find their h side by side."""
     cdef VanillaLSTMGates g
     if type(node) is VanillaLSTMC or type(node) is VanillaLSTMH:
-        return <Py_ssize_t>(((<size_t>cell_layer(node) * 1000003 + <size_t>total_size(&node.d)) * 4
-                             + (type(node) is VanillaLSTMH)) * 4 + 2)
+        if not cell_batchable(node):
+            return 0
+        return <Py_ssize_t>((((<size_t>cell_layer(node) * 1000003 + <size_t>total_size(&node.d)) * 4
+                              + (type(node) is VanillaLSTMH)) * 2 + len(node.args)) * 4 + 2)
     if not batchable(node):
         return 0
     g = <VanillaLSTMGates>node
@@ -667,30 +716,81 @@ cdef Py_ssize_t batch_key(Expression node) noexcept:
 
 cdef bint same_batch(Expression x, Expression y) noexcept:
     """The exact test behind batch_key: the same parameters, recurrence and forget bias (cells:
-    the same LSTM and size)."""
+    the same LSTM, size and arguments)."""
     if type(x) is not type(y):
         return False
     if type(x) is not VanillaLSTMGates:
-        return cell_layer(x) == cell_layer(y) and total_size(&x.d) == total_size(&y.d)
+        return (cell_layer(x) == cell_layer(y) and total_size(&x.d) == total_size(&y.d)
+                and len(x.args) == len(y.args))
     cdef VanillaLSTMGates a = <VanillaLSTMGates>x, b = <VanillaLSTMGates>y
     return (a.Wx() is b.Wx() and a.Wh() is b.Wh() and a.bias() is b.bias() and a.has_h == b.has_h
             and a.forget_bias == b.forget_bias)
 
 
+cdef int CELL_ARGS[2]
+CELL_ARGS[0] = 0
+CELL_ARGS[1] = 1
+
+
+cdef int cells_forward(list group) except -1:
+    """A group of c (or h) cells: one loop over all the columns where the values and the arguments'
+    values lie side by side, else node by node."""
+    cdef Expression first = <Expression>group[0], node
+    cdef Py_ssize_t H = rows(&first.d)
+    cdef int nargs = len(first.args)
+    cdef Layout L
+    group_layout(group, nargs, CELL_ARGS, False, &L)
+    if L.val[0] != NULL and L.val[1] != NULL and (nargs == 1 or L.val[2] != NULL):
+        if type(first) is VanillaLSTMC:
+            cell_c_forward(H, L.cols, L.val[1], 4 * H, L.val[2], H, L.val[0])
+        else:
+            cell_h_forward(H, L.cols, L.val[1], H, L.val[2], 4 * H, L.val[0])
+        return 0
+    for node in group:
+        node.forward_impl()
+    return 0
+
+
+cdef int cells_backward(list group) except -1:
+    """The backward of a group of cells: one loop where their gradients, the arguments' values and
+    gradients (each all there or all absent) lie side by side, else node by node."""
+    cdef Expression first = <Expression>group[0], node
+    cdef Py_ssize_t H = rows(&first.d)
+    cdef int nargs = len(first.args), s
+    cdef Layout L
+    cdef bint together
+    group_layout(group, nargs, CELL_ARGS, True, &L)
+    together = L.grad[0] != NULL
+    for s in range(1, nargs + 1):
+        together = together and L.val[s] != NULL and (L.grad[s] != NULL or not L.some_grad[s])
+    if together:
+        if type(first) is VanillaLSTMC:
+            cell_c_backward(H, L.cols, L.val[1], L.grad[1], 4 * H, L.val[2], L.grad[2], H, L.grad[0])
+        else:
+            cell_h_backward(H, L.cols, L.val[1], L.grad[1], H, L.val[2], L.grad[2], 4 * H, L.grad[0])
+        return 0
+    for node in group:
+        node.backward_impl()
+    return 0
+
+
+
 cdef int forward_batch(list group) except -1:
     """forward_impl for all the group's cells at once: the bias and forget bias, Wx [x_1 .. x_n]
-    and Wh [h_1 .. h_n] as one GEMM each, the activations column by column."""
+    and Wh [h_1 .. h_n] as one GEMM each, the activations column by column (c and h cells: one
+    loop, cells_forward)."""
     cdef Expression node
-    if type(group[0]) is not VanillaLSTMGates:           # cells: one by one
-        for node in group:
-            node.forward_impl()
-        return 0
+    if type(group[0]) is not VanillaLSTMGates:
+        return cells_forward(group)
     cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0]
     cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias()
     cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
-    cdef Py_ssize_t j, i, total = total_cols(group)
-    cdef float* C = node_values(group)
+    cdef Layout L
+    group_layout(group, 2 if first.has_h else 1, CELL_ARGS, False, &L)
+    cdef Py_ssize_t j, i, off, n, total = L.cols
+    cdef float* C = L.val[0]
     cdef float* X = work_buffer(<size_t>(max(I, H) + (H4 if C == NULL else 0)) * total)
+    cdef const float* xs
     cdef float* col
     if C == NULL:
         C = X + max(I, H) * total
@@ -699,67 +799,64 @@ cdef int forward_batch(list group) except -1:
         copy(H4, bias.val, col)
         for i in range(H, 2 * H):
             col[i] += first.forget_bias
-    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, gather_arg(group, 0, I, X), I, 1.0, C, H4)
+    xs = L.val[1] if L.val[1] != NULL else gather_into(group, 0, I, X)
+    gemm(False, False, H4, <int>total, I, 1.0, Wx.val, H4, xs, I, 1.0, C, H4)
     if first.has_h:
-        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, gather_arg(group, 1, H, X), H, 1.0, C, H4)
+        xs = L.val[2] if L.val[2] != NULL else gather_into(group, 1, H, X)
+        gemm(False, False, H4, <int>total, H, 1.0, Wh.val, H4, xs, H, 1.0, C, H4)
     for j in range(total):
         lstm_activate(C + H4 * j, H)
-    scatter_values(group, H4, C)
+    if C != L.val[0]:                         # the results back into each node's value
+        off = 0
+        for node in group:
+            n = H4 * node.d.bd
+            copy(n, C + off, node.val)
+            off += n
     return 0
 
 
 cdef int backward_batch(list group) except -1:
     """backward_impl for all the group's cells at once (their gradients complete): the
     pre-activation gradients side by side, then dWx, dWh, the input and recurrent gradients as one
-    GEMM each over all the columns."""
-    cdef Expression node
-    if type(group[0]) is not VanillaLSTMGates:           # cells: one by one
-        for node in group:
-            node.backward_impl()
-        return 0
+    GEMM each over all the columns (c and h cells: one loop, cells_backward)."""
+    if type(group[0]) is not VanillaLSTMGates:
+        return cells_backward(group)
     cdef VanillaLSTMGates first = <VanillaLSTMGates>group[0], g
     cdef Expression Wx = first.Wx(), Wh = first.Wh(), bias = first.bias(), a
     cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d)
     cdef int D = I if I > H else H
-    cdef Py_ssize_t j, i, off, total = total_cols(group)
+    cdef Layout L
+    group_layout(group, 2 if first.has_h else 1, CELL_ARGS, True, &L)
+    cdef Py_ssize_t j, i, off, total = L.cols
     cdef float* dpre = work_buffer(<size_t>(H4 + 2 * D) * total)
     cdef float* X = dpre + H4 * total
     cdef float* dX = X + D * total
-    cdef const float* y
-    cdef const float* gr
+    cdef const float* xs
     cdef float* dp
-    off = 0
-    for g in group:
-        for j in range(g.d.bd):
-            y = g.val + j * H4
-            gr = g.grad + j * H4
-            dp = dpre + (off + j) * H4
-            for i in range(3 * H):
-                dp[i] = gr[i] * y[i] * (1 - y[i])
-            for i in range(3 * H, H4):
-                dp[i] = gr[i] * (1 - y[i] * y[i])
-        off += g.d.bd
+    if L.val[0] != NULL and L.grad[0] != NULL:  # values and gradients as one block: one loop
+        gate_preactivation_grads(L.val[0], L.grad[0], dpre, H, total)
+    else:
+        off = 0
+        for g in group:
+            gate_preactivation_grads(g.val, g.grad, dpre + off * H4, H, g.d.bd)
+            off += g.d.bd
     if bias.grad != NULL:
         for j in range(total):
             dp = dpre + j * H4
             for i in range(H4):
                 bias.grad[i] += dp[i]
     cdef int arg, k
-    cdef bint need
     cdef float* together
     cdef Expression W
     for arg in range(2 if first.has_h else 1):
         W = Wx if arg == 0 else Wh
         k = I if arg == 0 else H
         if W.grad != NULL:
-            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, gather_arg(group, arg, k, X), k, 1.0,
-                 W.grad, H4)
-        need = False
-        for g in group:
-            need = need or (<Expression>g.args[arg]).grad != NULL
-        if not need:
+            xs = L.val[arg + 1] if L.val[arg + 1] != NULL else gather_into(group, arg, k, X)
+            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, xs, k, 1.0, W.grad, H4)
+        if not L.some_grad[arg + 1]:
             continue
-        together = side_by_side(group, arg, True)
+        together = L.grad[arg + 1]
         if together != NULL:                   # the inputs' gradients are one block: add there
             gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 1.0, together, k)
             continue

@@ -22,8 +22,8 @@ from dynet.core.graph cimport (Expression, add_node, as_expr, as_expr_tuple, set
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, add_to, copy, SMALL_GEMM, NOGIL_MIN_WORK
 from dynet.core.lowering cimport Lowering, Step, Part
-from dynet.core.batching cimport (ncols, total_cols, gather_arg, scatter_values, node_values,
-                                  side_by_side)
+from dynet.core.batching cimport (ncols, side_by_side, Layout, MAX_SLOTS, group_layout,
+                                  gather_into)
 from dynet.kernels import generic
 
 
@@ -502,30 +502,63 @@ cdef bint same_batch(Expression x, Expression y) noexcept:
     return True
 
 
+cdef inline int group_inputs(Expression first, int* args) noexcept:
+    """The positions of a product's / affine transform's inputs among its arguments (the
+    column-side factors), the first MAX_SLOTS - 1 of them in args; returns how many there are."""
+    cdef int i, n = 0
+    for i in range(2 if type(first) is AffineTransform else 1, len(first.args), 2):
+        if n < MAX_SLOTS - 1:
+            args[n] = i
+        n += 1
+    return n
+
+
+cdef inline float* input_at(Layout* L, list group, int j, int arg, bint grads) noexcept:
+    """Input j's values (grads: gradients) side by side, from the group's layout walk (the first
+    MAX_SLOTS - 1 inputs) or a walk of its own, else NULL."""
+    if j < MAX_SLOTS - 1:
+        return L.grad[j + 1] if grads else L.val[j + 1]
+    return side_by_side(group, arg, grads)
+
+
 cdef int forward_batch(list group) except -1:
     """C_j = [b +] W1 X1_j [+ W2 X2_j ...] for every node j of the group: one GEMM per matrix over
     all the columns, reading the inputs where they lie side by side (else gathered) and writing
-    where the group's values lie side by side (else scattered back)."""
-    cdef Expression first = <Expression>group[0], W
+    where the group's values lie side by side (else scattered back). One walk over the group finds
+    out where things lie (group_layout)."""
+    cdef Expression first = <Expression>group[0], W, node
     cdef bint affine = type(first) is AffineTransform
-    cdef Py_ssize_t i, j, total = total_cols(group)
+    cdef int args[MAX_SLOTS]
+    cdef int nin = group_inputs(first, args), j, arg
+    cdef Layout L
+    group_layout(group, min(nin, MAX_SLOTS - 1), args, False, &L)
+    cdef Py_ssize_t i, total = L.cols, off, n
     cdef int m = rows(&first.d), k, kmax = 0
     for i in range(1 if affine else 0, len(first.args), 2):
         W = <Expression>first.args[i]
         kmax = max(kmax, cols(&W.d))
-    cdef float* C = node_values(group)
+    cdef float* C = L.val[0]
     cdef float* X = work_buffer(<size_t>(kmax + (m if C == NULL else 0)) * total)
+    cdef const float* xs
     if C == NULL:
         C = X + kmax * total
     if affine:
-        for j in range(total):
-            copy(m, (<Expression>first.args[0]).val, C + m * j)
-    for i in range(1 if affine else 0, len(first.args), 2):
-        W = <Expression>first.args[i]
+        for i in range(total):
+            copy(m, (<Expression>first.args[0]).val, C + m * i)
+    for j in range(nin):
+        arg = (2 if affine else 1) + 2 * j
+        W = <Expression>first.args[arg - 1]
         k = cols(&W.d)
-        gemm(False, False, m, <int>total, k, 1.0, W.val, m, gather_arg(group, i + 1, k, X), k,
-             1.0 if affine else 0.0, C, m)
-    scatter_values(group, m, C)
+        xs = input_at(&L, group, j, arg, False)
+        if xs == NULL:
+            xs = gather_into(group, arg, k, X)
+        gemm(False, False, m, <int>total, k, 1.0, W.val, m, xs, k, 1.0 if affine else 0.0, C, m)
+    if C != L.val[0]:                         # the results back into each node's value
+        off = 0
+        for node in group:
+            n = m * ncols(node)
+            copy(n, C + off, node.val)
+            off += n
     return 0
 
 
@@ -536,17 +569,27 @@ cdef int backward_batch(list group) except -1:
     bias's as one sum. Node by node otherwise (and matmul's deferral as without autobatching)."""
     cdef Expression first = <Expression>group[0], node, W, x
     cdef bint affine = type(first) is AffineTransform
-    cdef float* dC = side_by_side(group, -1, True)
-    cdef Py_ssize_t i, j, off, n, total = total_cols(group)
+    cdef int args[MAX_SLOTS]
+    cdef int nin = group_inputs(first, args), j, arg
+    cdef Layout L
+    group_layout(group, min(nin, MAX_SLOTS - 1), args, True, &L)
+    cdef float* dC = L.grad[0]
+    cdef Py_ssize_t i, off, n, total = L.cols
     cdef int m = rows(&first.d), k, kmax = 0
     cdef float* buf
     cdef float* dX
+    cdef const float* xs
     cdef Expression bias
-    for i in range(1 if affine else 0, len(first.args), 2):
-        kmax = max(kmax, cols(&(<Expression>first.args[i]).d))
-        for node in group:                     # each input's gradient: all wanted or none
-            x = <Expression>node.args[i + 1]
-            if (x.grad == NULL) != ((<Expression>first.args[i + 1]).grad == NULL):
+    for j in range(nin):                       # each input's gradient: all wanted or none
+        arg = (2 if affine else 1) + 2 * j
+        kmax = max(kmax, cols(&(<Expression>first.args[arg - 1]).d))
+        if j < MAX_SLOTS - 1:
+            if L.some_grad[j + 1] and not L.all_grad[j + 1]:
+                dC = NULL
+            continue
+        for node in group:
+            x = <Expression>node.args[arg]
+            if (x.grad == NULL) != ((<Expression>first.args[arg]).grad == NULL):
                 dC = NULL
     if dC == NULL:
         for node in group:
@@ -555,18 +598,21 @@ cdef int backward_batch(list group) except -1:
     if affine:
         bias = <Expression>first.args[0]
         if bias.grad != NULL:
-            for j in range(total):
-                add_to(m, dC + m * j, bias.grad)
+            for i in range(total):
+                add_to(m, dC + m * i, bias.grad)
     buf = work_buffer(<size_t>2 * kmax * total)
-    for i in range(1 if affine else 0, len(first.args), 2):
-        W = <Expression>first.args[i]
+    for j in range(nin):
+        arg = (2 if affine else 1) + 2 * j
+        W = <Expression>first.args[arg - 1]
         k = cols(&W.d)
         if W.grad != NULL:
-            gemm(False, True, m, k, <int>total, 1.0, dC, m, gather_arg(group, i + 1, k, buf), k, 1.0,
-                 W.grad, m)
-        if (<Expression>first.args[i + 1]).grad == NULL:
+            xs = input_at(&L, group, j, arg, False)
+            if xs == NULL:
+                xs = gather_into(group, arg, k, buf)
+            gemm(False, True, m, k, <int>total, 1.0, dC, m, xs, k, 1.0, W.grad, m)
+        if (<Expression>first.args[arg]).grad == NULL:
             continue
-        dX = side_by_side(group, i + 1, True)
+        dX = input_at(&L, group, j, arg, True)
         if dX != NULL:                         # the inputs' gradients are one block: add there
             gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 1.0, dX, k)
             continue
@@ -574,7 +620,7 @@ cdef int backward_batch(list group) except -1:
         gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 0.0, dX, k)
         off = 0
         for node in group:
-            x = <Expression>node.args[i + 1]
+            x = <Expression>node.args[arg]
             n = k * ncols(x)
             add_to(n, dX + off, x.grad)
             off += n
