@@ -328,6 +328,10 @@ cdef extern from *:
     bint blas_is_narrower "dn_blas_is_narrower"() noexcept nogil
 
 
+cdef enum:
+    REGISTER_BLOCK_K = 256     # 32 rows x 256 of A: 32 KB
+
+
 cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, int lda,
                                        const float* B, Py_ssize_t b_row, Py_ssize_t b_col,
                                        float beta, float* C, int ldc) noexcept nogil:
@@ -342,35 +346,41 @@ cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, int 
     gradient dY X^T; gemm_nogil chooses by shape. (A^T B, the input gradient, stays with OpenBLAS:
     a 4x4 dot-product kernel was slower.)"""
     cdef float acc[8][32]
-    cdef int i0 = 0, j0, p, r, c, nc
+    cdef int i0, j0, p, r, c, nc, p0 = 0, kc
     cdef const float* a
     cdef const float* b
     cdef float* dst
     cdef float bv
-    while i0 + 32 <= m:
-        j0 = 0
-        while j0 < n:
-            nc = n - j0 if n - j0 < 8 else 8
-            for c in range(8):
-                for r in range(32):
-                    acc[c][r] = 0
-            for p in range(k):
-                a = A + i0 + <Py_ssize_t>p * lda
-                b = B + p * b_row + j0 * b_col
+    cdef bint add
+    while p0 < k:          # k in chunks, so that a 32-row block of A stays in L1/L2 across C's columns
+        kc = k - p0 if k - p0 < REGISTER_BLOCK_K else REGISTER_BLOCK_K
+        add = beta != 0 or p0 > 0
+        i0 = 0
+        while i0 + 32 <= m:
+            j0 = 0
+            while j0 < n:
+                nc = n - j0 if n - j0 < 8 else 8
                 for c in range(8):
-                    bv = b[c * b_col] if c < nc else 0
                     for r in range(32):
-                        acc[c][r] += a[r] * bv
-            for c in range(nc):
-                dst = C + i0 + <Py_ssize_t>(j0 + c) * ldc
-                if beta == 0:
-                    for r in range(32):
-                        dst[r] = acc[c][r]
-                else:
-                    for r in range(32):
-                        dst[r] += acc[c][r]
-            j0 += 8
-        i0 += 32
+                        acc[c][r] = 0
+                for p in range(p0, p0 + kc):
+                    a = A + i0 + <Py_ssize_t>p * lda
+                    b = B + p * b_row + j0 * b_col
+                    for c in range(8):
+                        bv = b[c * b_col] if c < nc else 0
+                        for r in range(32):
+                            acc[c][r] += a[r] * bv
+                for c in range(nc):
+                    dst = C + i0 + <Py_ssize_t>(j0 + c) * ldc
+                    if add:
+                        for r in range(32):
+                            dst[r] += acc[c][r]
+                    else:
+                        for r in range(32):
+                            dst[r] = acc[c][r]
+                j0 += 8
+            i0 += 32
+        p0 += kc
 
 
 cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
