@@ -2,9 +2,11 @@
 per request, each request its own graph (renew_cg, the BiLSTM, the tag scores of every word, their
 argmax), as a web server's handlers would; sentences/s.
 
-Each thread of ours has its own computation graph. The reference DyNet has one graph per process
-and crashes when two threads use it, so its figure is always from one thread: the 2-thread row is
-our two threads against its one (our 1-thread row is the single-thread baseline)."""
+Each thread of ours has its own computation graph, and with more than one its forward pass runs
+without the GIL (lowered: see "Threads" in docs/architecture.md) while the other thread builds.
+The reference DyNet has one graph per process and crashes when two threads use it, so its figure
+is always from one thread: the 2-thread row is our two threads against its one (our 1-thread row
+is the single-thread baseline)."""
 import os
 import queue
 import threading

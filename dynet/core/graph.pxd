@@ -5,6 +5,7 @@ from dynet.core.dim cimport Dim
 from dynet.core.memory cimport Arena
 from dynet.core.device cimport Device
 from cpython.pythread cimport PyThread_type_lock
+from dynet.core.lowering cimport Lowering
 
 
 @cython.no_gc                  # (see graph.pyx: nodes form no reference cycles)
@@ -25,6 +26,9 @@ cdef class Expression:
     # `backward` adds d(loss)/d(arg) into each arg whose grad is not NULL.
     cdef int forward_impl(self) except -1
     cdef int backward_impl(self) except -1
+    # Node types whose forward can run without the GIL append their steps to L and return 1; the
+    # default returns 0 (see dynet/core/lowering.pyx).
+    cdef int lower(self, Lowering L) except -1
     cpdef str op_name(self)
     cdef str describe(self)
     cdef int _live(self, str what) except -1
@@ -60,6 +64,7 @@ cdef class ComputationGraph:
     cdef list checkpoints
     cdef bint immediate_compute
     cdef bint check_validity
+    cdef Lowering lowering     # the buffer of lowered forward steps (made at the first lowered pass)
 
     cdef Arena fwd_of(self, Device dev)
     cdef Arena bwd_of(self, Device dev)

@@ -21,6 +21,7 @@ cimport numpy as cnp
 from dynet.core.dim cimport (Dim, batch_size, total_size, dim_shape, dim_str)
 from dynet.core.memory cimport Arena, ThreadState, this_thread
 from dynet.core.device cimport Device, cpu_device, default_device_c
+from dynet.core.lowering cimport Lowering
 from dynet.core import device as _device
 from dynet.core.tensor import Tensor
 import os
@@ -64,6 +65,9 @@ cdef class Expression:
 
     cdef int backward_impl(self) except -1:
         raise RuntimeError(f"internal error: {type(self).__name__} has no backward")
+
+    cdef int lower(self, Lowering L) except -1:
+        return 0                                 # not lowered: forward_impl runs with the GIL
 
     # The generic implementation, on arrays of a device's array module `xp` (NumPy or CuPy): what
     # the generic CPU backend and the GPU run. Every array is a view of graph memory shaped
@@ -409,6 +413,8 @@ cdef class ComputationGraph:
     The one computation graph: an append-only list of nodes with lazy incremental forward."""
 
     def __cinit__(self):
+        global _live_graphs
+        _live_graphs += 1
         self._version = _new_version()
         self.nodes = []
         self.n_forwarded = 0
@@ -425,6 +431,10 @@ cdef class ComputationGraph:
         self.immediate_compute = False
         self.check_validity = False
 
+    def __dealloc__(self):
+        global _live_graphs
+        _live_graphs -= 1
+
     cdef Arena fwd_of(self, Device dev):
         """The forward pool of `dev` for this graph: its own for the CPU (each thread has its graph
         and pools), the device's for a GPU (one thread per GPU)."""
@@ -440,6 +450,9 @@ cdef class ComputationGraph:
             return 0                             # --dynet-viz: nothing is computed
         if _forward_runner != NULL and self.all_typed:
             return _forward_runner(self, index)
+        if index > self.n_forwarded and (_lowering > 0 or (_lowering == 0 and _live_graphs > 1)) \
+                and self is the_cg():     # (another thread's graph object, passed over: plain loop)
+            return forward_lowered(self, index)
         cdef bint all_typed = self.all_typed
         for i in range(self.n_forwarded, index + 1):
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
@@ -722,6 +735,67 @@ cdef class ComputationGraph:
         cdef Device dev
         return {"forward": sum([self.fwd_of(dev).used_bytes for dev in self.devices]),
                 "backward": sum([self.bwd_of(dev).used_bytes for dev in self.devices])}
+
+
+# ---- the lowered forward pass (several threads) -------------------------------------------------
+
+# Graphs alive (one per thread that has built one): with more than one, forward passes are lowered
+# and run without the GIL, so that one thread's forward overlaps another's graph building. A single
+# thread keeps the plain loop (lowering costs a little; nothing else would run meanwhile).
+cdef int _live_graphs = 0
+cdef int _lowering = 0       # 0: when several graphs are alive; 1: always; -1: never
+
+
+cdef long long _n_lowered = 0, _n_unlowered = 0     # nodes run by lowered passes, either way
+
+
+def lowering_stats(reset=False):
+    """(nodes run as lowered steps, nodes run with the GIL) by lowered passes so far, all threads
+    (for tests and benchmarks: which node types lower); reset=True starts the counts again."""
+    global _n_lowered, _n_unlowered
+    stats = (_n_lowered, _n_unlowered)
+    if reset:
+        _n_lowered = _n_unlowered = 0
+    return stats
+
+
+def set_lowering(int mode):
+    """Whether forward passes are lowered: 0 when several threads have graphs (the default), 1
+    always, -1 never (tests compare the paths). Returns the previous mode."""
+    global _lowering
+    old = _lowering
+    _lowering = 1 if mode > 0 else (-1 if mode < 0 else 0)
+    return old
+
+
+cdef int forward_lowered(ComputationGraph g, int index) except -1:
+    """forward_to's loop with the nodes lowered: each stretch of nodes that can be lowered runs as C
+    steps in one release of the GIL; a node that cannot runs alone, with the GIL, in between."""
+    global _n_lowered, _n_unlowered
+    cdef Lowering L = g.lowering
+    if L is None:
+        L = g.lowering = Lowering.__new__(Lowering)
+    L.clear()                                  # (steps of a pass that an error interrupted)
+    cdef bint all_typed = g.all_typed
+    cdef list nodes = g.nodes
+    cdef PyObject* p                           # borrowed: the graph holds its nodes
+    cdef int i
+    for i in range(g.n_forwarded, index + 1):
+        p = PyList_GET_ITEM(nodes, i)
+        if (all_typed or (<Expression>p).dev.host_loops) and (<Expression>p).lower(L):
+            _n_lowered += 1
+            continue
+        _n_unlowered += 1
+        L.flush()
+        g.n_forwarded = i
+        if all_typed or (<Expression>p).dev.host_loops:
+            (<Expression>p).forward_impl()
+        else:
+            generic_forward_node(<Expression>p)
+        g.n_forwarded = i + 1
+    L.flush()
+    g.n_forwarded = index + 1
+    return 0
 
 
 # ---- one graph per thread ---------------------------------------------------------------------

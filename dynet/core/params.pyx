@@ -17,6 +17,7 @@ from dynet.core.dim cimport (Dim, make_dim, total_size, batch_size, dim_shape, d
 from dynet.core.graph cimport (Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch,
                                node_in_graph, device_scratch)
 from dynet.core.device cimport Device, resolve
+from dynet.core.lowering cimport Lowering, Step, Part
 import weakref
 
 cnp.import_array()
@@ -65,6 +66,26 @@ cdef inline void scaled_copy(float* dst, const float* src, Py_ssize_t n, float c
         dst[i] = src[i] * c
 
 
+cdef inline void copy_rows(float* dst, const float* table, const int* rows, Py_ssize_t nrows,
+                           Py_ssize_t n, float c) noexcept nogil:
+    """dst's i-th block of n = row rows[i] of the table times c."""
+    cdef Py_ssize_t i
+    for i in range(nrows):
+        if c == 1:
+            memcpy(dst + i * n, table + rows[i] * n, n * sizeof(float))
+        else:
+            scaled_copy(dst + i * n, table + rows[i] * n, n, c)
+
+
+# the lowered forward steps (see dynet/core/lowering.pyx)
+cdef void scaled_copy_step(const Step* s, const Part* parts) noexcept nogil:
+    scaled_copy(s.y, s.x0, s.n0, s.a)
+
+
+cdef void lookup_step(const Step* s, const Part* parts) noexcept nogil:
+    copy_rows(s.y, s.x0, <const int*>s.p, s.n0, s.n1, s.a)
+
+
 # ---- graph nodes for parameters -------------------------------------------------------------
 
 @cython.final
@@ -86,6 +107,16 @@ cdef class ParameterNode(Expression):
         if self.val != self.param.vptr:
             scaled_copy(self.val, self.param.vptr, total_size(&self.d), self.param.wd.scale)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Step* s
+        if self.val != self.param.vptr:          # (else there is nothing to do)
+            s = L.add(scaled_copy_step, total_size(&self.d))
+            s.y = self.val
+            s.x0 = self.param.vptr
+            s.n0 = total_size(&self.d)
+            s.a = self.param.wd.scale            # the factor now, as forward_impl reads it
+        return 1
 
     cdef int backward_impl(self) except -1:
         # the gradient is already in the parameter's storage; note that it has one (each backward
@@ -120,14 +151,19 @@ cdef class LookupNode(Expression):
         return f"lookup({self.table._name}, {[self.rows[i] for i in range(self.nrows)]})"
 
     cdef int forward_impl(self) except -1:
-        cdef Py_ssize_t i, n = self.table.row_size
-        cdef float c = self.table.wd.scale       # the factor now, as DyNet reads it at each forward
-        for i in range(self.nrows):
-            if c == 1:
-                memcpy(self.val + i * n, self.table.vptr + self.rows[i] * n, n * sizeof(float))
-            else:
-                scaled_copy(self.val + i * n, self.table.vptr + self.rows[i] * n, n, c)
+        # the factor now, as DyNet reads it at each forward
+        copy_rows(self.val, self.table.vptr, self.rows, self.nrows, self.table.row_size, self.table.wd.scale)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Step* s = L.add(lookup_step, self.nrows * self.table.row_size)
+        s.y = self.val
+        s.x0 = self.table.vptr
+        s.p = self.rows                          # (forward pool: fixed until renew_cg)
+        s.n0 = self.nrows
+        s.n1 = self.table.row_size
+        s.a = self.table.wd.scale
+        return 1
 
     cdef int backward_impl(self) except -1:
         return lookup_backward(self)

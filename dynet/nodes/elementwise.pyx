@@ -14,6 +14,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.kernels.cpu cimport fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.kernels import generic
 from dynet.core.batching cimport Layout, group_layout
+from dynet.core.lowering cimport Lowering, Step, Part
 
 cdef float SELU_LAMBDA = 1.0507009873554805
 cdef float SELU_ALPHA = 1.6732632423543772
@@ -182,6 +183,10 @@ cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, 
 
 
 
+cdef void unary_step(const Step* s, const Part* parts) noexcept nogil:
+    unary_forward(s.op, s.n0, s.x0, s.y, s.a, s.b)
+
+
 @cython.final
 @cython.no_gc
 cdef class Unary(Expression):
@@ -201,6 +206,17 @@ cdef class Unary(Expression):
         else:
             unary_forward(op, n, xv, y, a, b)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Py_ssize_t n = total_size(&self.d)
+        cdef Step* s = L.add(unary_step, n)
+        s.y = self.val
+        s.x0 = (<Expression>self.args[0]).val
+        s.n0 = n
+        s.op = self.op
+        s.a = self.alpha
+        s.b = self.beta
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
@@ -319,6 +335,18 @@ cdef inline void block_backward(int op, Py_ssize_t n, const float* a, const floa
                 db[i] += dy[i] * binary_db(op, a[i], b[i], y[i])
 
 
+cdef void batch_broadcast_forward(int op, Py_ssize_t per, Py_ssize_t bd, const float* a, Py_ssize_t sa,
+                                  const float* b, Py_ssize_t sb, float* y) noexcept nogil:
+    """Binary's mode 1: y = a (op) b per batch element, an argument's batch stride 0 if it has one."""
+    cdef Py_ssize_t k
+    for k in range(bd):
+        block_forward(op, per, a + sa * k, b + sb * k, y + per * k)
+
+
+cdef void binary_step(const Step* s, const Part* parts) noexcept nogil:
+    batch_broadcast_forward(s.op, s.n0, s.n1, s.x0, s.n2, s.x1, s.n3, s.y)
+
+
 @cython.final
 @cython.no_gc
 cdef class Binary(Expression):
@@ -328,17 +356,29 @@ cdef class Binary(Expression):
     cdef int forward_impl(self) except -1:
         cdef Expression ea = <Expression>self.args[0]
         cdef Expression eb = <Expression>self.args[1]
-        cdef Py_ssize_t k, per
         if self.mode == 0:
             block_forward(self.op, total_size(&self.d), ea.val, eb.val, self.val)
         elif self.mode == 1:
-            per = batch_size(&self.d)
-            for k in range(self.d.bd):
-                block_forward(self.op, per, ea.val + self.sa[7] * k, eb.val + self.sb[7] * k,
-                              self.val + per * k)
+            batch_broadcast_forward(self.op, batch_size(&self.d), self.d.bd, ea.val, self.sa[7],
+                                    eb.val, self.sb[7], self.val)
         else:
             self._general(0)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        if self.mode == 2:
+            return 0                    # (the general broadcast reads the node's strides)
+        cdef Py_ssize_t n = total_size(&self.d)
+        cdef Step* s = L.add(binary_step, n)
+        s.y = self.val
+        s.x0 = (<Expression>self.args[0]).val
+        s.x1 = (<Expression>self.args[1]).val
+        s.op = self.op
+        if self.mode == 0:             # one block: the same loop as mode 1 with a batch of one
+            s.n0, s.n1, s.n2, s.n3 = n, 1, 0, 0
+        else:
+            s.n0, s.n1, s.n2, s.n3 = batch_size(&self.d), self.d.bd, self.sa[7], self.sb[7]
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression ea = <Expression>self.args[0]

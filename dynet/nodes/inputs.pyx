@@ -14,6 +14,7 @@ import numpy as np
 from dynet.core.dim cimport Dim, make_dim, make_dim1, total_size, dim_str
 from dynet.core.graph cimport Expression, add_node, the_cg, check_live, np_view, to_index, fwd_scratch
 from dynet.core.device cimport resolve
+from dynet.core.lowering cimport Lowering, Step, copy_step, fill_step
 from dynet.core import config
 from dynet.kernels.cpu cimport fill
 from dynet.kernels import generic
@@ -56,6 +57,13 @@ cdef class InputNode(Expression):
     cdef int forward_impl(self) except -1:
         memcpy(self.val, self.host, total_size(&self.d) * sizeof(float))
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Step* s = L.add(copy_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = self.host
+        s.n0 = total_size(&self.d)
+        return 1
 
     def generic_forward(self, xp, list xs, out):
         generic.ravel(out)[...] = xp.asarray(np_view(self.host, total_size(&self.d)))
@@ -244,6 +252,13 @@ cdef class ConstantNode(Expression):
     cdef int forward_impl(self) except -1:
         fill(total_size(&self.d), self.value, self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Step* s = L.add(fill_step, total_size(&self.d))
+        s.y = self.val
+        s.n0 = total_size(&self.d)
+        s.a = self.value
+        return 1
 
     def generic_forward(self, xp, list xs, out):
         out[...] = self.value

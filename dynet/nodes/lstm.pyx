@@ -16,6 +16,7 @@ from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_W
 from dynet.core.batching cimport Layout, group_layout, gather_into
 from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
+from dynet.core.lowering cimport Lowering, Step, Part
 
 # Backward temporaries (pre-activation gradients, input gradients) use memory.work_buffer.
 
@@ -88,6 +89,35 @@ cdef inline void gates_products(int H4, int B, int I, int H, const float* wx, co
         lstm_activate(val + b * H4, H)
 
 
+cdef void gates_forward(int H4, int B, int I, int H, const float* wx, const float* xp, const float* wh,
+                        const float* hp, bint has_h, const float* bv, float forget_bias,
+                        float* val) noexcept nogil:
+    """The gates node's value: the bias (plus the forget bias on the f rows) in each column, then
+    gates_products."""
+    cdef Py_ssize_t b, i
+    cdef float* col
+    for b in range(B):
+        col = val + b * H4
+        copy(H4, bv, col)
+        for i in range(H, 2 * H):
+            col[i] += forget_bias
+    gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
+
+
+# the lowered forward steps (see dynet/core/lowering.pyx)
+cdef void gates_step(const Step* s, const Part* parts) noexcept nogil:
+    gates_forward(<int>s.n0, <int>s.n1, <int>s.n2, <int>s.n3, s.x2, s.x0, s.x3, s.x1, s.op,
+                  <const float*>s.p, s.a, s.y)
+
+
+cdef void c_step(const Step* s, const Part* parts) noexcept nogil:
+    cell_c_forward(s.n0, s.n1, s.x0, s.n2, s.x1, s.n3, s.y)
+
+
+cdef void h_step(const Step* s, const Part* parts) noexcept nogil:
+    cell_h_forward(s.n0, s.n1, s.x0, s.n2, s.x1, s.n3, s.y)
+
+
 cdef inline const float* bat(Expression e, Py_ssize_t n, Py_ssize_t b) noexcept:
     """Batch element b of e's value (element 0 when e is not batched), n values per element."""
     return e.val + (n * b if e.d.bd > 1 else 0)
@@ -147,13 +177,12 @@ cdef class VanillaLSTMGates(Expression):
     cdef int forward_impl(self) except -1:
         cdef Expression Wx = self.Wx(), Wh = self.Wh(), bias = self.bias()
         cdef int H4 = rows(&Wx.d), H = H4 // 4, I = cols(&Wx.d), B = self.d.bd
-        cdef Py_ssize_t b, i
+        cdef Py_ssize_t i
         cdef const float* xp
         cdef const float* hp = NULL
         cdef const float* wx = Wx.val
         cdef const float* wh = Wh.val
         cdef const float* bv = bias.val
-        cdef float* col
         cdef Py_ssize_t n_all
         if self.xbuf != NULL:
             self.gather(self.xbuf, 0, self.nx, I, self.mask(0) if self.dropout else None)
@@ -179,19 +208,32 @@ cdef class VanillaLSTMGates(Expression):
             wx = self.wnoisy
             wh = self.wnoisy + H4 * I
             bv = self.wnoisy + H4 * I + H4 * H
-        for b in range(B):
-            col = self.val + b * H4
-            copy(H4, bv, col)
-            for i in range(H, 2 * H):
-                col[i] += self.forget_bias
         cdef bint has_h = self.has_h
         cdef float* val = self.val
+        cdef float forget_bias = self.forget_bias
         if <Py_ssize_t>H4 * B * (I + H) >= NOGIL_MIN_WORK:
             with nogil:                  # let other threads run meanwhile
-                gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
+                gates_forward(H4, B, I, H, wx, xp, wh, hp, has_h, bv, forget_bias, val)
         else:
-            gates_products(H4, B, I, H, wx, xp, wh, hp, has_h, val)
+            gates_forward(H4, B, I, H, wx, xp, wh, hp, has_h, bv, forget_bias, val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        if self.xbuf != NULL or self.hbuf != NULL or self.wnoisy != NULL:
+            return 0                     # (gathers, masks and weight noise: forward_impl does them)
+        cdef Expression Wx = self.Wx()
+        cdef int H4 = rows(&Wx.d), I = cols(&Wx.d), B = self.d.bd
+        cdef Step* s = L.add(gates_step, <Py_ssize_t>H4 * B * (I + H4 // 4))
+        s.y = self.val
+        s.x0 = (<Expression>self.args[0]).val
+        s.x1 = (<Expression>self.args[self.nx]).val if self.has_h else NULL
+        s.x2 = Wx.val
+        s.x3 = self.Wh().val
+        s.p = self.bias().val
+        s.n0, s.n1, s.n2, s.n3 = H4, B, I, H4 // 4
+        s.op = self.has_h
+        s.a = self.forget_bias
+        return 1
 
     cdef int scatter(self, const float* dbuf, int first, int count, int dim, Expression mask,
                      const float* dropped) except -1:
@@ -468,6 +510,18 @@ cdef class VanillaLSTMC(Expression):
                        stride(c, H) if c is not None else 0, self.val)
         return 0
 
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression gates = <Expression>self.args[0]
+        cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
+        cdef Py_ssize_t H = rows(&self.d)
+        cdef Step* s = L.add(c_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = gates.val
+        s.x1 = c.val if c is not None else NULL
+        s.n0, s.n1 = H, self.d.bd
+        s.n2, s.n3 = stride(gates, 4 * H), stride(c, H) if c is not None else 0
+        return 1
+
     cdef int backward_impl(self) except -1:
         cdef Expression gates = <Expression>self.args[0]
         cdef Expression c = <Expression>self.args[1] if len(self.args) > 1 else None
@@ -496,6 +550,17 @@ cdef class VanillaLSTMH(Expression):
         cdef Py_ssize_t H = rows(&self.d)
         cell_h_forward(H, self.d.bd, c.val, stride(c, H), gates.val, stride(gates, 4 * H), self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]
+        cdef Py_ssize_t H = rows(&self.d)
+        cdef Step* s = L.add(h_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = c.val
+        s.x1 = gates.val
+        s.n0, s.n1 = H, self.d.bd
+        s.n2, s.n3 = stride(c, H), stride(gates, 4 * H)
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression c = <Expression>self.args[0], gates = <Expression>self.args[1]

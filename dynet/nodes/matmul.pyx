@@ -20,7 +20,8 @@ from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, ma
 from dynet.core.graph cimport (Expression, add_node, as_expr, as_expr_tuple, set_completion_hook,
                                set_backward_hooks)
 from dynet.core.memory cimport work_buffer
-from dynet.kernels.cpu cimport gemm, add_to, copy, SMALL_GEMM
+from dynet.kernels.cpu cimport gemm, gemm_nogil, add_to, copy, SMALL_GEMM, NOGIL_MIN_WORK
+from dynet.core.lowering cimport Lowering, Step, Part
 from dynet.core.batching cimport (ncols, side_by_side, Layout, MAX_SLOTS, group_layout,
                                   gather_into)
 from dynet.kernels import generic
@@ -212,17 +213,71 @@ set_backward_hooks(forget_deferred, flush_deferred)
 set_completion_hook(complete_inputs)
 
 
-cdef int mm_forward(float* C, const Dim* dc, Expression A, Expression B, float beta) except -1:
-    """C = A * B + beta * C; a batch-1 side is used for every batch element of C."""
-    cdef int m = rows(&A.d), k = cols(&A.d), n = cols(&B.d), b
-    cdef Py_ssize_t sa = m * k, sb = k * n, sc = m * n
-    if A.d.bd == 1 and B.d.bd == dc.bd:
-        gemm(False, False, m, n * dc.bd, k, 1.0, A.val, m, B.val, k, beta, C, m)
+cdef void mm_product(float* C, int m, int k, int n, int bd, const float* A, bint a_batched,
+                     const float* B, bint b_batched, float beta) noexcept nogil:
+    """C = A * B + beta * C (A m x k, B k x n, bd batch elements); a batch-1 side is used for
+    every batch element of C."""
+    cdef Py_ssize_t sa = <Py_ssize_t>m * k, sb = <Py_ssize_t>k * n, sc = <Py_ssize_t>m * n
+    cdef int b
+    if not a_batched and (b_batched or bd == 1):
+        gemm_nogil(False, False, m, n * bd, k, 1.0, A, m, B, k, beta, C, m)
     else:
-        for b in range(dc.bd):
-            gemm(False, False, m, n, k, 1.0, A.val + (sa * b if A.d.bd > 1 else 0), m,
-                 B.val + (sb * b if B.d.bd > 1 else 0), k, beta, C + sc * b, m)
+        for b in range(bd):
+            gemm_nogil(False, False, m, n, k, 1.0, A + (sa * b if a_batched else 0), m,
+                       B + (sb * b if b_batched else 0), k, beta, C + sc * b, m)
+
+
+cdef int mm_forward(float* C, const Dim* dc, Expression A, Expression B, float beta) except -1:
+    """C = A * B + beta * C; a large product releases the GIL while it runs."""
+    cdef int m = rows(&A.d), k = cols(&A.d), n = cols(&B.d), bd = dc.bd
+    cdef const float* a = A.val
+    cdef const float* b = B.val
+    cdef bint a_batched = A.d.bd > 1, b_batched = B.d.bd > 1
+    if <Py_ssize_t>m * n * k * bd >= NOGIL_MIN_WORK:
+        with nogil:
+            mm_product(C, m, k, n, bd, a, a_batched, b, b_batched, beta)
+    else:
+        mm_product(C, m, k, n, bd, a, a_batched, b, b_batched, beta)
     return 0
+
+
+cdef inline void lower_product(Part* q, const Dim* dc, Expression A, Expression B) noexcept:
+    """A product of a lowered step: A in w, B in x, m, k, n in n0..n2, the batched sides in flags."""
+    q.w = A.val
+    q.x = B.val
+    q.n0, q.n1, q.n2 = rows(&A.d), cols(&A.d), cols(&B.d)
+    q.flags = (A.d.bd > 1) | ((B.d.bd > 1) << 1)
+
+
+cdef inline void run_product(const Part* q, float* C, int bd, float beta) noexcept nogil:
+    mm_product(C, <int>q.n0, <int>q.n1, <int>q.n2, bd, q.w, q.flags & 1, q.x, q.flags & 2, beta)
+
+
+cdef inline Py_ssize_t product_work(const Part* q, int bd) noexcept:
+    return q.n0 * q.n1 * q.n2 * bd
+
+
+cdef void matmul_step(const Step* s, const Part* parts) noexcept nogil:
+    run_product(parts, s.y, <int>s.n0, 0.0)
+
+
+cdef void bias_fill(float* y, Py_ssize_t per, Py_ssize_t bd, const float* bias, Py_ssize_t nbias,
+                    bint bias_batched) noexcept nogil:
+    """Each batch element of y (per values) = the bias repeated (a batch-1 bias for every element)."""
+    cdef Py_ssize_t out_b, i, reps = per // nbias
+    cdef const float* src
+    for out_b in range(bd):
+        src = bias + (nbias * out_b if bias_batched else 0)
+        for i in range(reps):
+            copy(nbias, src, y + out_b * per + i * nbias)
+
+
+cdef void affine_step(const Step* s, const Part* parts) noexcept nogil:
+    # parts: the bias (x, n0 values, batched if flags), then one per product
+    cdef Py_ssize_t i
+    bias_fill(s.y, s.n1, s.n0, parts[0].x, parts[0].n0, parts[0].flags)
+    for i in range(1, s.nparts):
+        run_product(parts + i, s.y, <int>s.n0, 1.0)
 
 
 cdef int mm_backward(const float* dC, const Dim* dc, Expression A, Expression B) except -1:
@@ -283,6 +338,15 @@ cdef class MatMul(Expression):
     cdef int forward_impl(self) except -1:
         return mm_forward(self.val, &self.d, <Expression>self.args[0], <Expression>self.args[1], 0.0)
 
+    cdef int lower(self, Lowering L) except -1:
+        cdef Step* s = L.add(matmul_step, 0)
+        cdef Part* q = L.add_parts(s, 1)
+        lower_product(q, &self.d, <Expression>self.args[0], <Expression>self.args[1])
+        L.work += product_work(q, self.d.bd)
+        s.y = self.val
+        s.n0 = self.d.bd
+        return 1
+
     cdef int backward_impl(self) except -1:
         return mm_backward(self.grad, &self.d, <Expression>self.args[0], <Expression>self.args[1])
 
@@ -309,16 +373,27 @@ cdef class AffineTransform(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression bias = <Expression>self.args[0]
-        cdef Py_ssize_t i, per = batch_size(&self.d), nbias = batch_size(&bias.d)
-        cdef Py_ssize_t out_b, reps = per // nbias
-        cdef const float* src
-        for out_b in range(self.d.bd):
-            src = bias.val + (nbias * out_b if bias.d.bd > 1 else 0)
-            for i in range(reps):
-                copy(nbias, src, self.val + out_b * per + i * nbias)
+        cdef Py_ssize_t i
+        bias_fill(self.val, batch_size(&self.d), self.d.bd, bias.val, batch_size(&bias.d), bias.d.bd > 1)
         for i in range(1, len(self.args), 2):
             mm_forward(self.val, &self.d, <Expression>self.args[i], <Expression>self.args[i + 1], 1.0)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression bias = <Expression>self.args[0]
+        cdef Py_ssize_t i, nprod = len(self.args) // 2
+        cdef Step* s = L.add(affine_step, total_size(&self.d))
+        cdef Part* q = L.add_parts(s, 1 + nprod)
+        s.y = self.val
+        s.n0, s.n1 = self.d.bd, batch_size(&self.d)
+        q[0].x = bias.val
+        q[0].n0 = batch_size(&bias.d)
+        q[0].flags = bias.d.bd > 1
+        for i in range(nprod):
+            lower_product(q + 1 + i, &self.d, <Expression>self.args[1 + 2 * i],
+                          <Expression>self.args[2 + 2 * i])
+            L.work += product_work(q + 1 + i, self.d.bd)
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression bias = <Expression>self.args[0]

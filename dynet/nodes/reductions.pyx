@@ -21,6 +21,7 @@ from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, same
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
 from dynet.kernels.cpu cimport fill, copy, add_to, axpy, sum_of, fast_exp, fast_log
 from dynet.kernels import generic
+from dynet.core.lowering cimport Lowering, Step, Part
 
 from dynet.nodes.pyop cimport GenericOpNode
 from dynet.nodes.npbase import fmt as _fmt
@@ -461,6 +462,68 @@ cdef enum NaryKind:
     N_AVERAGE, N_MAX, N_LSE, N_SUM
 
 
+cdef void nary_start(int kind, Py_ssize_t M, float* y) noexcept nogil:
+    fill(M, 0.0 if kind == N_AVERAGE or kind == N_SUM else -INFINITY, y)
+
+
+cdef void nary_add(int kind, int j, const float* x, bint batched, Py_ssize_t per, Py_ssize_t bd,
+                   float* y, float* aux) noexcept nogil:
+    """Argument j (x) into the running sum or maximum y (N_MAX notes the winner in aux)."""
+    cdef Py_ssize_t b, i
+    cdef const float* xv
+    cdef float* yb
+    cdef int* ab
+    cdef bint better
+    for b in range(bd):
+        xv = x + (b * per if batched else 0)
+        yb = y + b * per
+        if kind == N_AVERAGE or kind == N_SUM:
+            add_to(per, xv, yb)
+        elif kind == N_MAX:      # selects, not branches: the loops vectorise
+            ab = <int*>aux + b * per
+            for i in range(per):
+                better = xv[i] > yb[i]
+                ab[i] = j if better else ab[i]
+                yb[i] = xv[i] if better else yb[i]
+        else:
+            for i in range(per):
+                yb[i] = xv[i] if xv[i] > yb[i] else yb[i]
+
+
+cdef void lse_add(const float* x, bint batched, Py_ssize_t per, Py_ssize_t bd, const float* y,
+                  float* sums) noexcept nogil:
+    """N_LSE's second pass: e^(x - max) of one argument into sums (y holds the maximum)."""
+    cdef Py_ssize_t b, i
+    cdef const float* xv
+    for b in range(bd):
+        xv = x + (b * per if batched else 0)
+        for i in range(per):
+            sums[b * per + i] += fast_exp(xv[i] - y[b * per + i])
+
+
+cdef void nary_finish(int kind, int k, Py_ssize_t M, float* y, const float* aux) noexcept nogil:
+    cdef Py_ssize_t i
+    if kind == N_AVERAGE:
+        for i in range(M):
+            y[i] /= k
+    elif kind == N_LSE:
+        for i in range(M):
+            y[i] += fast_log(aux[i])     # the sums are >= 1 (the largest term is 1)
+
+
+cdef void nary_step(const Step* s, const Part* parts) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef float* aux = <float*>s.x0
+    nary_start(s.op, s.n2, s.y)
+    for j in range(s.nparts):
+        nary_add(s.op, <int>j, parts[j].x, parts[j].flags, s.n0, s.n1, s.y, aux)
+    if s.op == N_LSE:
+        fill(s.n2, 0.0, aux)
+        for j in range(s.nparts):
+            lse_add(parts[j].x, parts[j].flags, s.n0, s.n1, s.y, aux)
+    nary_finish(s.op, <int>s.nparts, s.n2, s.y, aux)
+
+
 @cython.final
 @cython.no_gc
 cdef class NaryReduce(Expression):
@@ -472,50 +535,34 @@ cdef class NaryReduce(Expression):
         return ("average", "emax", "logsumexp", "esum")[self.kind]
 
     cdef int forward_impl(self) except -1:
-        cdef Py_ssize_t per = batch_size(&self.d), M = total_size(&self.d), b, i
+        cdef Py_ssize_t per = batch_size(&self.d), j, k = len(self.args)
         cdef Expression x
-        cdef int j, k = len(self.args)
-        cdef const float* xv
-        cdef float* y = self.val
-        cdef int* arg = <int*>self.aux
-        cdef bint additive = self.kind == N_AVERAGE or self.kind == N_SUM
-        if additive:
-            fill(M, 0.0, y)
-        else:
-            fill(M, -INFINITY, y)
-        cdef float* yb
-        cdef int* ab
-        cdef bint better
+        nary_start(self.kind, total_size(&self.d), self.val)
         for j in range(k):
             x = <Expression>self.args[j]
-            for b in range(self.d.bd):
-                xv = x.val + (b * per if x.d.bd > 1 else 0)
-                yb = y + b * per
-                if additive:
-                    add_to(per, xv, yb)
-                elif self.kind == N_MAX:      # selects, not branches: the loops vectorise
-                    ab = arg + b * per
-                    for i in range(per):
-                        better = xv[i] > yb[i]
-                        ab[i] = j if better else ab[i]
-                        yb[i] = xv[i] if better else yb[i]
-                else:
-                    for i in range(per):
-                        yb[i] = xv[i] if xv[i] > yb[i] else yb[i]
-        if self.kind == N_AVERAGE:
-            for i in range(M):
-                y[i] /= k
-        elif self.kind == N_LSE:
-            fill(M, 0.0, self.aux)
+            nary_add(self.kind, <int>j, x.val, x.d.bd > 1, per, self.d.bd, self.val, self.aux)
+        if self.kind == N_LSE:
+            fill(total_size(&self.d), 0.0, self.aux)
             for j in range(k):
                 x = <Expression>self.args[j]
-                for b in range(self.d.bd):
-                    xv = x.val + (b * per if x.d.bd > 1 else 0)
-                    for i in range(per):
-                        self.aux[b * per + i] += fast_exp(xv[i] - y[b * per + i])
-            for i in range(M):
-                y[i] += fast_log(self.aux[i])     # the sums are >= 1 (the largest term is 1)
+                lse_add(x.val, x.d.bd > 1, per, self.d.bd, self.val, self.aux)
+        nary_finish(self.kind, <int>k, total_size(&self.d), self.val, self.aux)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Py_ssize_t j, k = len(self.args)
+        cdef Step* s = L.add(nary_step, total_size(&self.d) * k)
+        cdef Part* q = L.add_parts(s, k)
+        cdef Expression x
+        s.y = self.val
+        s.x0 = self.aux                  # (written: N_MAX's winners, N_LSE's sums, for backward)
+        s.n0, s.n1, s.n2 = batch_size(&self.d), self.d.bd, total_size(&self.d)
+        s.op = self.kind
+        for j in range(k):
+            x = <Expression>self.args[j]
+            q[j].x = x.val
+            q[j].flags = x.d.bd > 1
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Py_ssize_t per = batch_size(&self.d), b, i, oi

@@ -10,6 +10,7 @@ from dynet.core.graph cimport (Expression, Mirrored, add_node, as_expr, as_expr_
                                the_cg, check_live)
 from dynet.kernels.cpu cimport copy, add_to
 from dynet.kernels import generic
+from dynet.core.lowering cimport Lowering, Step, Part, copy_step
 
 
 cdef object index_array(xp, const int* index, Py_ssize_t n):
@@ -25,6 +26,44 @@ cdef inline Py_ssize_t prod_before(const Dim* d, int axis) noexcept:
     return p
 
 
+cdef void pick_walk(bint backward, float* x, float* y, Py_ssize_t pre, Py_ssize_t n, Py_ssize_t per,
+                    Py_ssize_t bd, bint batched, const int* index) noexcept nogil:
+    """Pick's walk: y (pre values per block) = x's entry index[b] along the axis (n entries, pre
+    values before it, per values a batch element of x), or (backward) y added into x there."""
+    cdef Py_ssize_t post = per // (pre * n), b, p, src
+    for b in range(bd):
+        for p in range(post):
+            src = (b * per if batched else 0) + p * pre * n + index[b] * pre
+            if backward:
+                add_to(pre, y + (b * post + p) * pre, x + src)
+            else:
+                copy(pre, x + src, y + (b * post + p) * pre)
+
+
+cdef void range_walk(bint backward, float* x, float* y, Py_ssize_t pre, Py_ssize_t n, Py_ssize_t m,
+                     Py_ssize_t start, Py_ssize_t per, Py_ssize_t bd) noexcept nogil:
+    """PickRange's walk: y = entries start..start+m-1 of x along the axis, or (backward) y added
+    into x there."""
+    cdef Py_ssize_t post = per // (pre * n), b, p, src, dst
+    for b in range(bd):
+        for p in range(post):
+            src = b * per + p * pre * n + start * pre
+            dst = (b * post + p) * pre * m
+            if backward:
+                add_to(pre * m, y + dst, x + src)
+            else:
+                copy(pre * m, x + src, y + dst)
+
+
+# the lowered forward steps (see dynet/core/lowering.pyx)
+cdef void pick_step(const Step* s, const Part* parts) noexcept nogil:
+    pick_walk(False, <float*>s.x0, s.y, s.n0, s.n1, s.n2, s.n3, s.op, <const int*>s.p)
+
+
+cdef void range_step(const Step* s, const Part* parts) noexcept nogil:
+    range_walk(False, <float*>s.x0, s.y, s.n0, s.n1, parts[0].n0, parts[0].n1, s.n2, s.n3)
+
+
 @cython.final
 @cython.no_gc
 cdef class Pick(Mirrored):
@@ -37,17 +76,20 @@ cdef class Pick(Mirrored):
 
     cdef int _run(self, bint backward) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t pre = prod_before(&x.d, self.axis), n = dim_at(&x.d, self.axis)
-        cdef Py_ssize_t post = batch_size(&x.d) // (pre * n), per = batch_size(&x.d), b, p
-        cdef Py_ssize_t src
-        for b in range(self.d.bd):
-            for p in range(post):
-                src = (b * per if x.d.bd > 1 else 0) + p * pre * n + self.index[b] * pre
-                if backward:
-                    add_to(pre, self.grad + (b * post + p) * pre, x.grad + src)
-                else:
-                    copy(pre, x.val + src, self.val + (b * post + p) * pre)
+        pick_walk(backward, x.grad if backward else x.val, self.grad if backward else self.val,
+                  prod_before(&x.d, self.axis), dim_at(&x.d, self.axis), batch_size(&x.d),
+                  self.d.bd, x.d.bd > 1, self.index)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Step* s = L.add(pick_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = x.val
+        s.p = self.index                 # (forward pool; set_index rewrites it between passes)
+        s.n0, s.n1, s.n2, s.n3 = prod_before(&x.d, self.axis), dim_at(&x.d, self.axis), batch_size(&x.d), self.d.bd
+        s.op = x.d.bd > 1
+        return 1
 
     def generic_select(self, xp, list xs, shape):
         return generic.pick(xp, xs[0], self.axis, index_array(xp, self.index, self.d.bd), shape)
@@ -132,6 +174,13 @@ cdef class Reshape(Expression):
     cdef int forward_impl(self) except -1:
         copy(total_size(&self.d), (<Expression>self.args[0]).val, self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Step* s = L.add(copy_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = (<Expression>self.args[0]).val
+        s.n0 = total_size(&self.d)
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
@@ -228,6 +277,31 @@ def transpose(x, dims=[1, 0]):  # no-cython-lint (DyNet's default; never mutated
     return add_node(node, (ex,), d)
 
 
+cdef void concat_part(bint backward, float* whole, float* part, Py_ssize_t pre, Py_ssize_t N,
+                      Py_ssize_t per, Py_ssize_t bd, Py_ssize_t offset, Py_ssize_t n, Py_ssize_t xper,
+                      bint batched) noexcept nogil:
+    """One argument of a concatenation (n of the N entries along the axis, from `offset`; pre values
+    before the axis, per values a batch element): copied into its place in the whole, or (backward)
+    the whole's gradient there added into the part's."""
+    cdef Py_ssize_t post = per // (pre * N), b, p, src, dst
+    for b in range(bd):
+        for p in range(post):
+            src = (b * xper if batched else 0) + p * pre * n
+            dst = b * per + p * pre * N + offset * pre
+            if backward:
+                add_to(pre * n, whole + dst, part + src)
+            else:
+                copy(pre * n, part + src, whole + dst)
+
+
+cdef void concat_step(const Step* s, const Part* parts) noexcept nogil:
+    cdef Py_ssize_t i, offset = 0
+    for i in range(s.nparts):
+        concat_part(False, s.y, <float*>parts[i].x, s.n0, s.n1, s.n2, s.n3, offset, parts[i].n0,
+                    parts[i].n1, parts[i].flags)
+        offset += parts[i].n0
+
+
 @cython.final
 @cython.no_gc
 cdef class Concatenate(Mirrored):
@@ -239,22 +313,36 @@ cdef class Concatenate(Mirrored):
 
     cdef int _run(self, bint backward) except -1:
         cdef Py_ssize_t pre = prod_before(&self.d, self.axis), N = dim_at(&self.d, self.axis)
-        cdef Py_ssize_t post = batch_size(&self.d) // (pre * N), per = batch_size(&self.d)
-        cdef Py_ssize_t offset = 0, n, b, p, xper, src
+        cdef Py_ssize_t per = batch_size(&self.d)
+        cdef Py_ssize_t offset = 0, n
         cdef Expression x
         for x in self.args:
             n = dim_at(&x.d, self.axis)
-            xper = batch_size(&x.d)
-            if not backward or x.grad != NULL:
-                for b in range(self.d.bd):
-                    for p in range(post):
-                        src = (b * xper if x.d.bd > 1 else 0) + p * pre * n
-                        if backward:
-                            add_to(pre * n, self.grad + b * per + p * pre * N + offset * pre, x.grad + src)
-                        else:
-                            copy(pre * n, x.val + src, self.val + b * per + p * pre * N + offset * pre)
+            if backward:
+                if x.grad != NULL:
+                    concat_part(True, self.grad, x.grad, pre, N, per, self.d.bd, offset, n,
+                                batch_size(&x.d), x.d.bd > 1)
+            else:
+                concat_part(False, self.val, x.val, pre, N, per, self.d.bd, offset, n,
+                            batch_size(&x.d), x.d.bd > 1)
             offset += n
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Py_ssize_t i, nargs = len(self.args)
+        cdef Step* s = L.add(concat_step, total_size(&self.d))
+        cdef Part* q = L.add_parts(s, nargs)
+        cdef Expression x
+        s.y = self.val
+        s.n0, s.n1 = prod_before(&self.d, self.axis), dim_at(&self.d, self.axis)
+        s.n2, s.n3 = batch_size(&self.d), self.d.bd
+        for i in range(nargs):
+            x = <Expression>self.args[i]
+            q[i].x = x.val
+            q[i].n0 = dim_at(&x.d, self.axis)
+            q[i].n1 = batch_size(&x.d)
+            q[i].flags = x.d.bd > 1
+        return 1
 
     def generic_select(self, xp, list xs, shape):
         return generic.concatenate(xp, xs, self.axis, shape)
@@ -307,19 +395,20 @@ cdef class PickRange(Mirrored):
 
     cdef int _run(self, bint backward) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t pre = prod_before(&x.d, self.axis), n = dim_at(&x.d, self.axis)
-        cdef Py_ssize_t m = dim_at(&self.d, self.axis)
-        cdef Py_ssize_t post = batch_size(&x.d) // (pre * n), per = batch_size(&x.d), b, p
-        cdef Py_ssize_t src, dst
-        for b in range(self.d.bd):
-            for p in range(post):
-                src = b * per + p * pre * n + self.start * pre
-                dst = (b * post + p) * pre * m
-                if backward:
-                    add_to(pre * m, self.grad + dst, x.grad + src)
-                else:
-                    copy(pre * m, x.val + src, self.val + dst)
+        range_walk(backward, x.grad if backward else x.val, self.grad if backward else self.val,
+                   prod_before(&x.d, self.axis), dim_at(&x.d, self.axis), dim_at(&self.d, self.axis),
+                   self.start, batch_size(&x.d), self.d.bd)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Step* s = L.add(range_step, total_size(&self.d))
+        s.y = self.val
+        s.x0 = x.val
+        s.n0, s.n1, s.n2, s.n3 = prod_before(&x.d, self.axis), dim_at(&x.d, self.axis), batch_size(&x.d), self.d.bd
+        cdef Part* q = L.add_parts(s, 1)     # the range: its length and start
+        q.n0, q.n1 = dim_at(&self.d, self.axis), self.start
+        return 1
 
     def generic_select(self, xp, list xs, shape):
         return generic.pick_range(xp, xs[0], self.axis, self.start,

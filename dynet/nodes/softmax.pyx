@@ -6,6 +6,51 @@ from dynet.core.dim cimport make_dim1, total_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp, sum_of, dot, fill
 from dynet.kernels import generic
+from dynet.core.lowering cimport Lowering, Step, Part
+
+
+cdef void softmax_columns(Py_ssize_t r, Py_ssize_t ncol, const float* x, const float* keep, bint log,
+                          float* y) noexcept nogil:
+    """softmax (or log_softmax) of each of the ncol columns of r rows of x into y; rows where keep
+    (if not NULL) is 0 are excluded."""
+    cdef Py_ssize_t c, i
+    cdef const float* xc
+    cdef float* yc
+    cdef float s
+    for c in range(ncol):
+        xc = x + c * r
+        yc = y + c * r
+        if keep != NULL:
+            # the excluded rows as -inf: then the plain kernels give them exp() = 0
+            for i in range(r):
+                yc[i] = xc[i] if keep[i] != 0 else -INFINITY
+            xc = yc
+        if log:
+            s = log_sum_exp(r, xc)
+            for i in range(r):
+                yc[i] = xc[i] - s
+        else:
+            softmax_into(r, xc, yc)
+
+
+cdef void pick_nll_forward(Py_ssize_t n, Py_ssize_t bd, const float* x, bint batched, const int* index,
+                           float* logz, float* y) noexcept nogil:
+    """y[b] = log-sum-exp of x's column b (kept in logz) minus its entry index[b]."""
+    cdef Py_ssize_t b
+    cdef const float* xb
+    for b in range(bd):
+        xb = x + (b * n if batched else 0)
+        logz[b] = log_sum_exp(n, xb)
+        y[b] = logz[b] - xb[index[b]]
+
+
+# the lowered forward steps (see dynet/core/lowering.pyx)
+cdef void softmax_step(const Step* s, const Part* parts) noexcept nogil:
+    softmax_columns(s.n0, s.n1, s.x0, s.x1, s.op, s.y)
+
+
+cdef void pick_nll_step(const Step* s, const Part* parts) noexcept nogil:
+    pick_nll_forward(s.n0, s.n1, s.x0, s.op, <const int*>s.p, <float*>s.x1, s.y)
 
 
 @cython.final
@@ -22,25 +67,18 @@ cdef class Softmax(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t r = rows(&x.d), ncol = total_size(&x.d) // r, c, i
-        cdef const float* xc
-        cdef float* yc
-        cdef float s
-        for c in range(ncol):
-            xc = x.val + c * r
-            yc = self.val + c * r
-            if self.keep != NULL:
-                # the excluded rows as -inf: then the plain kernels give them exp() = 0
-                for i in range(r):
-                    yc[i] = xc[i] if self.keep[i] != 0 else -INFINITY
-                xc = yc
-            if self.log:
-                s = log_sum_exp(r, xc)
-                for i in range(r):
-                    yc[i] = xc[i] - s
-            else:
-                softmax_into(r, xc, yc)
+        softmax_columns(rows(&x.d), total_size(&x.d) // rows(&x.d), x.val, self.keep, self.log, self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Step* s = L.add(softmax_step, total_size(&x.d))
+        s.y = self.val
+        s.x0 = x.val
+        s.x1 = self.keep
+        s.n0, s.n1 = rows(&x.d), total_size(&x.d) // rows(&x.d)
+        s.op = self.log
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
@@ -150,13 +188,19 @@ cdef class PickNegLogSoftmax(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t n = rows(&x.d), b
-        cdef const float* xb
-        for b in range(self.d.bd):
-            xb = x.val + (b * n if x.d.bd > 1 else 0)
-            self.logz[b] = log_sum_exp(n, xb)
-            self.val[b] = self.logz[b] - xb[self.index[b]]
+        pick_nll_forward(rows(&x.d), self.d.bd, x.val, x.d.bd > 1, self.index, self.logz, self.val)
         return 0
+
+    cdef int lower(self, Lowering L) except -1:
+        cdef Expression x = <Expression>self.args[0]
+        cdef Step* s = L.add(pick_nll_step, rows(&x.d) * self.d.bd)
+        s.y = self.val
+        s.x0 = x.val
+        s.x1 = self.logz                 # (written: the log-normalisers, for backward)
+        s.p = self.index
+        s.n0, s.n1 = rows(&x.d), self.d.bd
+        s.op = x.d.bd > 1
+        return 1
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
