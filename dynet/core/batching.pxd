@@ -126,17 +126,10 @@ cdef inline float* gather_into(list group, Py_ssize_t arg, Py_ssize_t k, float* 
 cdef inline const float* gather_arg(list group, Py_ssize_t arg, Py_ssize_t k, float* dst) noexcept:
     """Argument `arg` (k rows) of each node, all its columns, side by side: where they already
     lie so, that memory; else copied into dst."""
-    cdef Expression node, a
-    cdef Py_ssize_t off = 0, n
     cdef const float* together = side_by_side(group, arg, False)
     if together != NULL:
         return together
-    for node in group:
-        a = <Expression>node.args[arg]
-        n = k * ncols(a)
-        copy(n, a.val, dst + off)
-        off += n
-    return dst
+    return gather_into(group, arg, k, dst)
 
 
 cdef inline float* node_values(list group) noexcept:
