@@ -258,7 +258,8 @@ from dynet.core import parampool as _parampool
 
 cdef class ParameterStorage:
     """What Parameters and LookupParameters share: float32 values and gradients (never replaced but
-    by use_gradient_storage, so graph nodes can point into them), a name, the owning collection, and the update flag."""
+    by use_gradient_storage, so graph nodes can point into them), a name, the owning collection,
+    and the update flag."""
 
     cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size, Device dev) except -1:
         self.dev = dev

@@ -337,11 +337,11 @@ cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, int 
                                        float beta, float* C, int ldc) noexcept nogil:
     """C = A B + beta C (beta 0 or 1), A m x k stored by columns, B's element (p, j) at
     B[p * b_row + j * b_col] (so B or a transposed B): the first m - m % 32 rows of C (the caller
-    does the rest, see gemm_nogil). Register blocks of 32 rows x 8
-    columns: each 32-row column block of A is read once per 8 output columns, C written once; no
-    packing. For a tall A and few columns (an output layer on a minibatch) this beats OpenBLAS by a
-    third or more (10000x128x16: 0.54 vs 0.85 ms). Where OpenBLAS runs narrower kernels than this
-    module was compiled for (blas_is_narrower) it wins at every size: on an AVX-512 CPU with
+    does the rest, see gemm_nogil). Register blocks of 32 rows x 8 columns: each 32-row column
+    block of A is read once per 8 output columns, C written once; no packing. For a tall A and
+    few columns (an output layer on a minibatch) this beats OpenBLAS by a third or more
+    (10000x128x16: 0.54 vs 0.85 ms). Where OpenBLAS runs narrower kernels than this module was
+    compiled for (blas_is_narrower) it wins at every size: on an AVX-512 CPU with
     OPENBLAS_CORETYPE=Haswell, 2-2.5x on a minibatch's W X (512x784x64) and 1.3-1.6x on its weight
     gradient dY X^T; gemm_nogil chooses by shape. (A^T B, the input gradient, stays with OpenBLAS:
     a 4x4 dot-product kernel was slower.)"""
@@ -390,7 +390,7 @@ cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, flo
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef int one = 1, rows_a, cols_a, rest
-    cdef bint blocked = False
+    cdef bint blocked
     if m == 0 or n == 0:
         return
     if alpha == 1 and k == 1 and trans_b and not trans_a and beta == 1 and m * n <= SMALL_GEMM:
@@ -410,14 +410,13 @@ cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, flo
     # the register-blocked kernel: where OpenBLAS runs narrower kernels, from small sizes on (2-4x at
     # 32 x 32 x 32); otherwise for tall products with few columns only (below: OpenBLAS is as fast)
     if not trans_a and alpha == 1 and (beta == 0 or beta == 1) and (m >= 64 or m == 32):
-        if (not trans_b and n >= 2 and (<Py_ssize_t>m * k >= 65536 and n <= 64 and m >= 64
-                                        or blas_is_narrower() and <Py_ssize_t>m * k >= 1024)):
-            gemm_register_blocked(m, n, k, A, lda, B, 1, ldb, beta, C, ldc)
-            blocked = True
-        elif trans_b and k >= 8 and <Py_ssize_t>m * n >= 1024 and blas_is_narrower():
-            gemm_register_blocked(m, n, k, A, lda, B, ldb, 1, beta, C, ldc)
-            blocked = True
+        blocked = (not trans_b and n >= 2 and (<Py_ssize_t>m * k >= 65536 and n <= 64 and m >= 64
+                                               or blas_is_narrower() and <Py_ssize_t>m * k >= 1024)
+                   or trans_b and k >= 8 and <Py_ssize_t>m * n >= 1024 and blas_is_narrower())
         if blocked:
+            # B's element (p, j): B[p + j ldb], or B[j + p ldb] when transposed
+            gemm_register_blocked(m, n, k, A, lda, B, ldb if trans_b else 1, 1 if trans_b else ldb,
+                                  beta, C, ldc)
             rest = m % 32         # the rows below the kernel's 32-row blocks: OpenBLAS
             if rest:
                 sgemm(&ta, &tb, &rest, &n, &k, &alpha, <float*>A + (m - rest), &lda, <float*>B, &ldb,
