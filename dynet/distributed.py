@@ -42,9 +42,7 @@ Everything that touches parameter internals is in `_ModelTensors`; everything th
 in `_MPIWorld` and the two exchanges, `_SharedMemoryExchange` and `_CollectiveExchange` (a GPU world
 on NCCL would be another world with its own exchange).
 """
-import ctypes
 import os
-import platform
 import sys
 import time
 import traceback
@@ -54,7 +52,7 @@ import zlib
 import numpy as np
 
 from dynet.core.collection import ParameterCollection
-from dynet.kernels.reduce import average_in_place
+from dynet.kernels.reduce import Rendezvous, average_in_place
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
@@ -180,9 +178,9 @@ _OPEN_MPI_DEFAULTS = {"OMPI_MCA_mpi_yield_when_idle": "1",
 # waiting for the other ranks (_wait_until): poll this long, then sleep from the first to the
 # longest interval between polls
 _SPIN_SECONDS, _FIRST_SLEEP, _LONGEST_SLEEP = 3e-4, 5e-5, 2e-4
-# with futexes (_SharedMemoryExchange): poll this long, then sleep until woken (re-checking after
-# the timeout, in case a wake-up was missed)
-_FUTEX_SPIN_SECONDS, _FUTEX_TIMEOUT = 1e-4, 0.05
+# the shared-memory exchange's rendezvous (reduce.Rendezvous): poll this long, then sleep on a futex
+# until woken (re-checking after the timeout, in case a wake-up was missed)
+_RENDEZVOUS_SPIN_SECONDS, _RENDEZVOUS_TIMEOUT = 1e-4, 0.05
 
 _world = None
 
@@ -615,7 +613,6 @@ class _SharedMemoryExchange:
         self.bound = None               # the _ModelTensors whose gradients are in grad_win
         self.capacity = 0
         self.updates = 0
-        self.futex = _Futex.make()
         self._allocate(self._HEADER_BYTES)
         import atexit
         atexit.register(self.close)
@@ -653,11 +650,15 @@ class _SharedMemoryExchange:
                       for half in (0, 1)]
         self.headers = [[slot[:self._HEADER_BYTES].view(np.int64) for slot in slots]
                         for slots in self.slots]
-        self.stamps = [[slot[:4].view(np.int32) for slot in slots] for slots in self.slots]
-        self.done_stamps = [[slot[4:8].view(np.int32) for slot in slots] for slots in self.slots]
+        # the two rendezvous of each half: on bytes 0-3 and 4-7 of every rank's slot
+        words = [[[slot[4 * k:4 * k + 4].view(np.int32) for slot in slots] for k in (0, 1)]
+                 for slots in self.slots]
         for half in (0, 1):
-            self.stamps[half][self.rank][0] = -1
-            self.done_stamps[half][self.rank][0] = -1
+            for k in (0, 1):
+                words[half][k][self.rank][0] = -1
+        self.ready, self.done = [[Rendezvous(words[half][k], self.rank, _RENDEZVOUS_SPIN_SECONDS,
+                                             _RENDEZVOUS_TIMEOUT) for half in (0, 1)]
+                                 for k in (0, 1)]
         self.win.Sync()
         self.comm.Barrier()
         self.win.Sync()
@@ -701,17 +702,14 @@ class _SharedMemoryExchange:
         self._free(self.win)
         self.grad_win = self.win = None
 
-    def _rendezvous(self, stamps, n):
-        """Stamp this rank's word of `stamps` (per rank: int32 in shared memory) with `n` and wait
-        until every rank's word holds it."""
-        self.win.Sync()             # what this rank wrote is visible before the stamp
-        stamp = n & 0x7FFFFFFF
-        mine = stamps[self.rank]
-        mine[0] = stamp
-        if self.futex is not None:
-            self.futex.wake(mine)
-        _wait_for_stamps([w for w in stamps if w is not mine], stamp, self.futex)
-        self.win.Sync()
+    @staticmethod
+    def _rendezvous(rendezvous, n):
+        """Stamp this rank's word of `rendezvous` with `n` and wait until every rank's holds it
+        (what a rank wrote before its stamp is visible to the others after theirs: the stamps are
+        fenced)."""
+        waited = rendezvous.meet(n & 0x7FFFFFFF)
+        if waited:
+            _add_waiting(waited)
 
     def average(self, t, mine):
         """False (on every rank) when the ranks' models differ; None (on every rank, the windows
@@ -729,7 +727,7 @@ class _SharedMemoryExchange:
                 self._write_rows(t, mine, slot[start:needed].view(np.float32))
         self.headers[half][self.rank][1:8] = mine.header + (meta.size, floats, needed,
                                                             self.bound is not t)
-        self._rendezvous(self.stamps[half], n)
+        self._rendezvous(self.ready[half], n)
         self.updates = n
         # (lists: a few Python comparisons cost less than NumPy's per-call overhead)
         headers = [h[1:8].tolist() for h in self.headers[half]]
@@ -750,7 +748,7 @@ class _SharedMemoryExchange:
         if any(h[4] for h in headers):
             self._sum_rows(t, half, headers)
         average_in_place(self.grads, self.share[0], self.share[1], self.scale)
-        self._rendezvous(self.done_stamps[half], n)
+        self._rendezvous(self.done[half], n)
         if not mine.flags.all():        # (the usual case skips this: every parameter has one)
             for i in np.flatnonzero(self._flags_anywhere(t, half) & (mine.flags == 0)):
                 t.mark_gradient(t.params[i])    # a gradient from another rank only
@@ -803,68 +801,6 @@ def _shared_memory_free():
     return st.f_bavail * st.f_frsize
 
 
-class _Futex:
-    """Sleeping until a 32-bit word of shared memory changes, and waking the sleepers: Linux's futex
-    system call (through ctypes) on the window's shared mapping, so that a waiting rank takes no CPU
-    and wakes as soon as another rank stamps its slot."""
-
-    _SYSCALL_NUMBERS = {"x86_64": 202, "aarch64": 98}
-    _WAIT, _WAKE = 0, 1             # not FUTEX_PRIVATE_FLAG: the word is shared between processes
-
-    class _Timespec(ctypes.Structure):
-        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-    @classmethod
-    def make(cls):
-        """A _Futex, or None where the system has none that we know how to call."""
-        number = cls._SYSCALL_NUMBERS.get(platform.machine())
-        if not sys.platform.startswith("linux") or number is None:
-            return None
-        try:
-            return cls(ctypes.CDLL(None, use_errno=True).syscall, number)
-        except (OSError, AttributeError):
-            return None
-
-    def __init__(self, syscall, number):
-        self._syscall, self._number = syscall, ctypes.c_long(number)
-
-    def wait(self, word, seen, seconds):
-        """Sleep while the int32 `word` (a one-element array in shared memory) holds `seen`, at most
-        `seconds`; returns at once if it already holds something else."""
-        timeout = self._Timespec(int(seconds), int((seconds % 1) * 1e9))
-        self._syscall(self._number, ctypes.c_void_p(word.ctypes.data), ctypes.c_int(self._WAIT),
-                      ctypes.c_int(seen), ctypes.byref(timeout), None, ctypes.c_int(0))
-
-    def wake(self, word):
-        """Wake every process sleeping on `word`."""
-        self._syscall(self._number, ctypes.c_void_p(word.ctypes.data), ctypes.c_int(self._WAKE),
-                      ctypes.c_int(0x7FFFFFFF), None, None, ctypes.c_int(0))
-
-
-def _wait_for_stamps(words, stamp, futex):
-    """Wait until every int32 word of `words` (one-element arrays in shared memory: the other ranks'
-    stamps) reads `stamp`: poll for a moment (the other ranks are usually about to arrive), then
-    sleep in the kernel until a rank stamps and wakes us (`futex`, a _Futex), taking no CPU from a
-    slower rank; without futexes (None), sleep between polls."""
-    def ready():
-        return all(w[0] == stamp for w in words)
-    if futex is None:
-        _wait_until(ready)
-        return
-    if ready():
-        return
-    start = time.perf_counter()
-    while not ready():
-        if time.perf_counter() - start > _FUTEX_SPIN_SECONDS:
-            for w in words:
-                seen = int(w[0])
-                while seen != stamp:
-                    futex.wait(w, seen, _FUTEX_TIMEOUT)
-                    seen = int(w[0])
-            break
-    _count_waiting(start)
-
-
 def _wait_until(ready):
     """Wait for the other ranks: poll for a moment (they are usually about to arrive), then sleep
     between polls, longer and longer, so that a rank waiting for a slower one gives its CPU away
@@ -887,8 +823,12 @@ _seconds_waiting = 0.0
 
 
 def _count_waiting(start):
+    _add_waiting(time.perf_counter() - start)
+
+
+def _add_waiting(seconds):
     global _seconds_waiting
-    _seconds_waiting += time.perf_counter() - start
+    _seconds_waiting += seconds
 
 
 def seconds_waiting():

@@ -13,7 +13,7 @@ import pytest
 
 import dynet as dy
 import dynet.distributed as dd
-from dynet.kernels.reduce import average_in_place
+from dynet.kernels.reduce import Rendezvous, average_in_place
 from tests.mpi_launch import mpirun_command, mpirun_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -212,32 +212,40 @@ def test_average_in_place_bad_input():
         average_in_place([a, np.zeros(8)], 0, 8, 0.5)
 
 
-@pytest.mark.parametrize("futex", [dd._Futex.make(), None], ids=["futex", "polling"])
-def test_waiting_for_stamps_returns_once_every_word_holds_it(futex, monkeypatch):
-    # the shared-memory exchange's rendezvous, with threads standing in for the other ranks; a long
-    # futex timeout, so that only a wake-up can end the wait in time
-    monkeypatch.setattr(dd, "_FUTEX_TIMEOUT", 30.0)
-    words = [np.full(1, 6, dtype=np.int32) for _ in range(2)]
+@pytest.mark.parametrize("spin", [0.0, 5.0], ids=["sleeping", "spinning"])
+def test_rendezvous_returns_once_every_rank_has_stamped(spin):
+    # the shared-memory exchange's rendezvous, with threads standing in for the other ranks (meet
+    # releases the GIL); a long futex timeout, so that only a wake-up ends a sleeping wait in time
+    words = [np.full(1, 6, dtype=np.int32) for _ in range(3)]
+    ranks = [Rendezvous(words, r, spin, 30.0) for r in range(3)]
+    waited = {}
 
-    def stamp(word, delay):
+    def meet(r, delay):
         time.sleep(delay)
-        word[0] = 7
-        if futex is not None:
-            futex.wake(word)
-    threads = [threading.Thread(target=stamp, args=(w, d)) for w, d in zip(words, (0.05, 0.2))]
-    t0, counted = time.monotonic(), dd.seconds_waiting()
+        waited[r] = ranks[r].meet(7)
+    threads = [threading.Thread(target=meet, args=(r, d)) for r, d in ((1, 0.05), (2, 0.2))]
+    t0 = time.monotonic()
     for th in threads:
         th.start()
-    dd._wait_for_stamps(words, 7, futex)
-    waited = time.monotonic() - t0
-    assert 0.15 <= dd.seconds_waiting() - counted <= waited + 1e-3   # counted by seconds_waiting
+    waited[0] = ranks[0].meet(7)
+    took = time.monotonic() - t0
     for th in threads:
         th.join()
-    assert [int(w[0]) for w in words] == [7, 7]
-    assert 0.2 <= waited < 10.0, waited
-    counted = dd.seconds_waiting()
-    dd._wait_for_stamps(words, 7, futex)     # already there: returns at once, without counting
-    assert dd.seconds_waiting() == counted
+    assert [int(w[0]) for w in words] == [7, 7, 7]
+    assert 0.2 <= took < 10.0, took
+    assert 0.15 <= waited[0] <= took + 1e-3         # rank 0 waited for rank 2, and says so
+    assert 0.1 <= waited[1] and waited[2] == 0.0    # rank 2 came last: everyone was there
+    assert ranks[0].meet(7) == 0.0                   # already there: returns at once
+
+
+def test_rendezvous_bad_input():
+    words = [np.zeros(1, dtype=np.int32) for _ in range(2)]
+    with pytest.raises(ValueError, match="Rendezvous: rank 2 is not one of the 2 words"):
+        Rendezvous(words, 2)
+    with pytest.raises(ValueError, match="Rendezvous: expected writable aligned int32 arrays"):
+        Rendezvous([words[0], np.zeros(1)], 0)
+    with pytest.raises(ValueError, match="Rendezvous: spin -1.0 must be >= 0 and timeout 0.05"):
+        Rendezvous(words, 0, -1.0)
 
 
 # ---- under mpirun ----------------------------------------------------------------------------------
