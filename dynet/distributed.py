@@ -52,7 +52,7 @@ import zlib
 import numpy as np
 
 from dynet.core.collection import ParameterCollection
-from dynet.kernels.reduce import Rendezvous, average_in_place
+from dynet.kernels.reduce import Rendezvous, average_shared
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
@@ -579,10 +579,14 @@ class _SharedMemoryExchange:
 
     The dense parameters' gradients live in the gradient window, each rank's in its own segment
     (moved there at the first update with Parameters.use_gradient_storage, so backward writes them
-    there): averaging them is a reduce-scatter in place. Rank r averages the r-th share of every
-    rank's gradients (each value divided by the number of ranks, summed in rank order: every rank
-    ends with the same bits, and dividing first loses nothing with 2 or 4 ranks) and writes the
-    average back into that share of every rank's gradient. So each value is read once and written
+    there): averaging them is a reduce-scatter in place, in chunks of 32 KB that the ranks claim
+    from a shared counter (kernels/reduce.average_shared): a rank averages a chunk of every rank's
+    gradients (each value divided by the number of ranks, summed in rank order: every rank ends with
+    the same bits whoever took the chunk, and dividing first loses nothing with 2 or 4 ranks) and
+    writes the average back into that chunk of every rank's gradient. So each value is read once and
+    written once per rank, with no copy out of the parameters and no Python per parameter; and a
+    rank whose partner is late (set aside by the scheduler on a busy machine) does the partner's
+    chunks instead of waiting for it.
     once per rank, with no copy out of the parameters and no Python per parameter.
 
     The slot window holds, per rank, what the ranks must agree on (header, which parameters have a
@@ -591,16 +595,17 @@ class _SharedMemoryExchange:
     update parity, and grow on every rank together (a collective) when a contribution does not fit
     (the update is then repeated).
 
-    An update has two rendezvous: once every rank has stamped its slot with the update's number
-    ("my gradients are final, my slot is written"), the ranks check the headers and sum; once every
-    rank has stamped its second word ("my share is written back"), every gradient is the average,
-    and no rank touches another's gradients again before the next update's first rendezvous."""
+    An update has one rendezvous: once every rank has stamped its slot with the update's number
+    ("my gradients are final, my slot is written"), the ranks check the headers and average; once
+    the counter of finished chunks says every chunk is done, every gradient is the average, and no
+    rank touches another's gradients again before the next update's rendezvous."""
 
     name = "shared memory"
-    # bytes 0-3: the first stamp (int32: the update's number), 4-7: the second; then int64s: params,
-    # lookups, shape code, meta ints, floats, bytes needed, wants the gradients (re)bound
+    # bytes 0-3: the stamp (int32: the update's number), 4-7: unused; then int64s: params, lookups,
+    # shape code, meta ints, floats, bytes needed, wants the gradients (re)bound
     _HEADER_BYTES = 64
     _ALIGN = 16                     # floats: each parameter's gradient starts on a 64-byte line
+    _CHUNK = 8192                   # floats: the reduce-scatter's unit of work (32 KB)
 
     def __init__(self, node):
         from mpi4py import MPI
@@ -644,21 +649,24 @@ class _SharedMemoryExchange:
         self._free(self.win)
         self.win = None
         capacity = -(-capacity // 64) * 64
-        self.win, segments = self._shared_window(2 * capacity)
+        # two halves of slots, then (rank 0's only) the reduce-scatter's chunk counters
+        self.win, segments = self._shared_window(2 * capacity + 64)
         self.capacity = capacity
         self.slots = [[seg[half * capacity:(half + 1) * capacity] for seg in segments]
                       for half in (0, 1)]
         self.headers = [[slot[:self._HEADER_BYTES].view(np.int64) for slot in slots]
                         for slots in self.slots]
-        # the two rendezvous of each half: on bytes 0-3 and 4-7 of every rank's slot
-        words = [[[slot[4 * k:4 * k + 4].view(np.int32) for slot in slots] for k in (0, 1)]
-                 for slots in self.slots]
+        # each half's rendezvous: on bytes 0-3 of every rank's slot
+        words = [[slot[:4].view(np.int32) for slot in slots] for slots in self.slots]
         for half in (0, 1):
-            for k in (0, 1):
-                words[half][k][self.rank][0] = -1
-        self.ready, self.done = [[Rendezvous(words[half][k], self.rank, _RENDEZVOUS_SPIN_SECONDS,
-                                             _RENDEZVOUS_TIMEOUT) for half in (0, 1)]
-                                 for k in (0, 1)]
+            words[half][self.rank][0] = -1
+        self.ready = [Rendezvous(words[half], self.rank, _RENDEZVOUS_SPIN_SECONDS,
+                                 _RENDEZVOUS_TIMEOUT) for half in (0, 1)]
+        # chunks claimed, chunks done: counting up from self.chunks_before (the same on every rank)
+        self.counters = segments[0][2 * capacity:2 * capacity + 8].view(np.int32)
+        if self.rank == 0:
+            self.counters[:] = 0
+        self.chunks_before = 0
         self.win.Sync()
         self.comm.Barrier()
         self.win.Sync()
@@ -685,9 +693,7 @@ class _SharedMemoryExchange:
         mine[...] = 0
         t.move_dense_grads(mine, offsets)
         self.bound = t
-        # this rank's share of the reduce-scatter: whole 64-byte lines
-        bounds = [(floats // align * r // self.size) * align for r in range(self.size)] + [floats]
-        self.share = (bounds[self.rank], bounds[self.rank + 1])
+        self.chunks = -(-floats // self._CHUNK)
         win.Sync()
         self.comm.Barrier()         # every rank's gradients are in place before anyone sums them
         win.Sync()
@@ -747,8 +753,11 @@ class _SharedMemoryExchange:
             return None
         if any(h[4] for h in headers):
             self._sum_rows(t, half, headers)
-        average_in_place(self.grads, self.share[0], self.share[1], self.scale)
-        self._rendezvous(self.done[half], n)
+        waited = average_shared(self.grads, self.counters, self.chunks_before, self._CHUNK,
+                                self.scale, _RENDEZVOUS_SPIN_SECONDS, _RENDEZVOUS_TIMEOUT)
+        self.chunks_before = (self.chunks_before + self.chunks) & 0xFFFFFFFF
+        if waited:
+            _add_waiting(waited)
         if not mine.flags.all():        # (the usual case skips this: every parameter has one)
             for i in np.flatnonzero(self._flags_anywhere(t, half) & (mine.flags == 0)):
                 t.mark_gradient(t.params[i])    # a gradient from another rank only

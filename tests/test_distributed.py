@@ -13,7 +13,7 @@ import pytest
 
 import dynet as dy
 import dynet.distributed as dd
-from dynet.kernels.reduce import Rendezvous, average_in_place
+from dynet.kernels.reduce import Rendezvous, average_in_place, average_shared
 from tests.mpi_launch import mpirun_command, mpirun_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -210,6 +210,47 @@ def test_average_in_place_bad_input():
         average_in_place([a, a.copy()], 2, 9, 0.5)
     with pytest.raises(ValueError, match="average_in_place: expected writable contiguous 1-D float32"):
         average_in_place([a, np.zeros(8)], 0, 8, 0.5)
+
+
+@pytest.mark.parametrize("callers", [1, 3])
+def test_average_shared_splits_the_chunks_among_the_callers_with_the_same_bits(callers):
+    # threads stand in for the ranks (average_shared releases the GIL); whoever takes a chunk, every
+    # buffer ends with average_in_place's bits, and one caller alone does every chunk
+    rng = np.random.default_rng(callers)
+    n, chunk, base = 5 * 4096 + 100, 4096, 2**32 - 3        # 6 chunks; the counters wrap around
+    bufs = [rng.normal(size=n).astype(np.float32) for _ in range(3)]
+    want = [b.copy() for b in bufs]
+    average_in_place(want, 0, n, np.float32(1 / 3))
+    counters = np.array([base, base], dtype=np.uint32).view(np.int32)
+    waited = []
+    threads = [threading.Thread(target=lambda: waited.append(
+        average_shared(bufs, counters, base, chunk, np.float32(1 / 3), 1e-3, 30.0)))
+        for _ in range(callers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(waited) == callers and all(0.0 <= w < 10.0 for w in waited)
+    assert counters.view(np.uint32).tolist() == [(base + 6) % 2**32] * 2
+    for b, w in zip(bufs, want):
+        np.testing.assert_array_equal(b, w)
+    # the next call counts on from there: nothing left to claim at the old base
+    again = [b.copy() for b in bufs]
+    assert average_shared(again, counters, base, chunk, np.float32(1 / 3)) == 0.0
+    for b, a in zip(bufs, again):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_average_shared_bad_input():
+    a, counters = np.zeros(32, dtype=np.float32), np.zeros(2, dtype=np.int32)
+    with pytest.raises(ValueError, match="average_shared: chunk 24 must be a positive multiple of 16"):
+        average_shared([a, a.copy()], counters, 0, 24, 0.5)
+    with pytest.raises(ValueError, match="average_shared: counters must be 2 writable int32 words"):
+        average_shared([a, a.copy()], np.zeros(1, dtype=np.int32), 0, 16, 0.5)
+    with pytest.raises(ValueError, match="average_shared: buffers of 32 and 16 values"):
+        average_shared([a, np.zeros(16, dtype=np.float32)], counters, 0, 16, 0.5)
+    with pytest.raises(ValueError, match="average_shared: no buffers"):
+        average_shared([], counters, 0, 16, 0.5)
 
 
 @pytest.mark.parametrize("spin", [0.0, 5.0], ids=["sleeping", "spinning"])

@@ -1,7 +1,10 @@
-"""The shared-memory exchange's kernels (dynet.distributed): averaging float32 buffers in place --
-each rank averages its share of every rank's gradient (a reduce-scatter) and writes the result back
-into all of them, in one pass that reads each value once and writes each once -- and the rendezvous
-of the ranks on int32 stamps in shared memory (spin, then sleep on a futex), without the GIL."""
+"""The shared-memory exchange's kernels (dynet.distributed), without the GIL: averaging float32
+buffers in place (every rank's values of a range, each scaled, summed in rank order and written back
+into every buffer: one pass that reads each value once and writes each once), shared out among the
+ranks in chunks that each rank claims from a counter in shared memory (a reduce-scatter whose shares
+are not fixed: a rank that arrives early, or whose partner the scheduler set aside, does more of the
+work instead of waiting), and the rendezvous of the ranks on int32 stamps (spin, then sleep on a
+futex)."""
 cimport cython
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
@@ -31,36 +34,52 @@ cdef void average_block(float** bufs, int n, Py_ssize_t start, Py_ssize_t count,
         memcpy(bufs[r] + start, acc, count * sizeof(float))
 
 
+cdef void average_range(float** bufs, int n, Py_ssize_t start, Py_ssize_t stop,
+                        float scale) noexcept nogil:
+    cdef float acc[BLOCK]
+    cdef Py_ssize_t pos = start
+    while pos < stop:
+        average_block(bufs, n, pos, min(<Py_ssize_t>BLOCK, stop - pos), scale, acc)
+        pos += BLOCK
+
+
+cdef float** buffer_pointers(list buffers, str op, Py_ssize_t* size) except NULL:
+    """The data pointers of `buffers` (writable contiguous 1-D float32 arrays of one size, at least
+    one; freed by the caller), their size in *size."""
+    cdef int n = len(buffers), r
+    if n == 0:
+        raise ValueError(f"{op}: no buffers")
+    size[0] = -1
+    for b in buffers:
+        if (not isinstance(b, np.ndarray) or b.dtype != np.float32 or b.ndim != 1
+                or not b.flags.c_contiguous or not b.flags.writeable):
+            raise ValueError(f"{op}: expected writable contiguous 1-D float32 arrays, "
+                             f"got {b!r:.60}")
+        if size[0] >= 0 and b.size != size[0]:
+            raise ValueError(f"{op}: buffers of {size[0]} and {b.size} values")
+        size[0] = b.size
+    cdef float** bufs = <float**>malloc(n * sizeof(float*))
+    if bufs == NULL:
+        raise MemoryError(op)
+    for r in range(n):
+        bufs[r] = <float*>cnp.PyArray_DATA(buffers[r])
+    return bufs
+
+
 def average_in_place(list buffers, Py_ssize_t start, Py_ssize_t stop, float scale):
     """buffers[r][start:stop] = sum over r of buffers[r][start:stop] * scale, for every r: the
     ranks' values, each multiplied by `scale` (1 / the number of ranks), summed in rank order, so
     every buffer ends with the same bits. buffers: writable contiguous 1-D float32 arrays."""
-    cdef int n = len(buffers), r
-    if n == 0:
+    if not buffers:
         return
-    cdef Py_ssize_t size = -1, pos, count
-    for b in buffers:
-        if (not isinstance(b, np.ndarray) or b.dtype != np.float32 or b.ndim != 1
-                or not b.flags.c_contiguous or not b.flags.writeable):
-            raise ValueError(f"average_in_place: expected writable contiguous 1-D float32 arrays, "
-                             f"got {b!r:.60}")
-        if size >= 0 and b.size != size:
-            raise ValueError(f"average_in_place: buffers of {size} and {b.size} values")
-        size = b.size
+    cdef Py_ssize_t size
+    cdef int n = len(buffers)
+    cdef float** bufs = buffer_pointers(buffers, "average_in_place", &size)
     if not 0 <= start <= stop <= size:
+        free(bufs)
         raise ValueError(f"average_in_place: range {start}:{stop} outside buffers of {size} values")
-    cdef float** bufs = <float**>malloc(n * sizeof(float*))
-    if bufs == NULL:
-        raise MemoryError("average_in_place")
-    cdef float acc[BLOCK]
-    for r in range(n):
-        bufs[r] = <float*>cnp.PyArray_DATA(buffers[r])
     with nogil:
-        pos = start
-        while pos < stop:
-            count = min(BLOCK, stop - pos)
-            average_block(bufs, n, pos, count, scale, acc)
-            pos += count
+        average_range(bufs, n, start, stop, scale)
     free(bufs)
 
 
@@ -118,6 +137,22 @@ cdef extern from *:
         __atomic_store_n(word, value, __ATOMIC_SEQ_CST);
     }
     static void dn_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+    /* the next of `count` chunks from `counter` (counting up from `base`, modulo 2^32), or `count`
+       when all are taken; never counts past base + count */
+    static unsigned dn_claim(int *counter, unsigned base, unsigned count) {
+        unsigned *c = (unsigned *)counter;
+        unsigned seen = __atomic_load_n(c, __ATOMIC_ACQUIRE);
+        while (seen - base < count) {
+            if (__atomic_compare_exchange_n(c, &seen, seen + 1, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                return seen - base;
+        }
+        return count;
+    }
+    /* counter + 1, fenced after what this thread wrote before; the new value */
+    static unsigned dn_count_up(int *counter) {
+        return __atomic_add_fetch((unsigned *)counter, 1u, __ATOMIC_SEQ_CST);
+    }
     """
     int DN_HAVE_FUTEX
     void dn_futex_wait(int* word, int seen, double seconds) nogil
@@ -127,6 +162,8 @@ cdef extern from *:
     int dn_load(int* word) nogil
     void dn_store(int* word, int value) nogil
     void dn_fence() nogil
+    unsigned dn_claim(int* counter, unsigned base, unsigned count) nogil
+    unsigned dn_count_up(int* counter) nogil
 
 
 HAVE_FUTEX = bool(DN_HAVE_FUTEX)
@@ -199,3 +236,46 @@ cdef class Rendezvous:
             dn_futex_wake(self.mine)
             waited = wait_for_words(self.others, self.n, stamp, self.spin, self.timeout)
         return waited
+
+
+def average_shared(list buffers, counters, unsigned int base, Py_ssize_t chunk, float scale,
+                   double spin=1e-4, double timeout=0.05):
+    """average_in_place over the whole buffers, shared out among the ranks that call it together:
+    the buffers are cut into chunks of `chunk` floats (the last one shorter); each caller claims
+    the next chunk from counters[0] and averages it, until none is left, then waits (as
+    Rendezvous.meet) until counters[1] says every chunk is done. `counters`: two int32 words in
+    memory shared by the callers, counting chunks from `base` up (modulo 2^32): the callers pass
+    the same base, the next call base + the number of chunks. Every value is computed by one caller
+    as average_in_place computes it, so every buffer ends with the same bits whoever took which
+    chunk; one caller alone does every chunk. Returns the seconds spent waiting for the others'
+    chunks (0.0 when none was left unfinished)."""
+    if chunk <= 0 or chunk % 16:
+        raise ValueError(f"average_shared: chunk {chunk} must be a positive multiple of 16 floats")
+    if (not isinstance(counters, np.ndarray) or counters.dtype != np.int32 or counters.size < 2
+            or not counters.flags.c_contiguous or not counters.flags.writeable):
+        raise ValueError(f"average_shared: counters must be 2 writable int32 words, got "
+                         f"{counters!r:.60}")
+    if not spin >= 0 or not timeout > 0:
+        raise ValueError(f"average_shared: spin {spin} must be >= 0 and timeout {timeout} > 0 seconds")
+    cdef Py_ssize_t size
+    cdef float** bufs = buffer_pointers(buffers, "average_shared", &size)
+    cdef unsigned nchunks = <unsigned>((size + chunk - 1) // chunk)
+    cdef int n = len(buffers)
+    cdef int* claim = <int*>cnp.PyArray_DATA(counters)
+    cdef int* done = claim + 1
+    cdef int target = <int>(base + nchunks)
+    cdef unsigned k
+    cdef Py_ssize_t start
+    cdef double waited
+    with nogil:
+        while True:
+            k = dn_claim(claim, base, nchunks)
+            if k >= nchunks:
+                break
+            start = k * chunk
+            average_range(bufs, n, start, min(start + chunk, size), scale)
+            if dn_count_up(done) == <unsigned>target:
+                dn_futex_wake(done)
+        waited = wait_for_words(&done, 1, target, spin, timeout)
+    free(bufs)
+    return waited
