@@ -279,6 +279,33 @@ def test_rendezvous_returns_once_every_rank_has_stamped(spin):
     assert ranks[0].meet(7) == 0.0                   # already there: returns at once
 
 
+def test_a_signal_interrupts_a_rank_waiting_for_a_partner_that_never_comes():
+    # Ctrl-C (here an alarm whose handler raises) must stop a rank waiting in the rendezvous or for
+    # the others' chunks: the wait releases the GIL but checks for signals after each futex sleep
+    import signal
+
+    class Alarm(Exception):
+        pass
+
+    def raise_alarm(signum, frame):
+        raise Alarm()
+    previous = signal.signal(signal.SIGALRM, raise_alarm)
+    try:
+        words = [np.zeros(1, dtype=np.int32) for _ in range(2)]
+        bufs = [np.zeros(64, dtype=np.float32) for _ in range(2)]
+        counters = np.array([7, 3], dtype=np.int32)   # 4 chunks claimed by a partner that is gone
+        for wait in (lambda: Rendezvous(words, 0, 0.0, 0.01).meet(1),
+                     lambda: average_shared(bufs, counters, 3, 16, 0.5, 0.0, 0.01)):
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            t0 = time.monotonic()
+            with pytest.raises(Alarm):
+                wait()
+            assert time.monotonic() - t0 < 5.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_rendezvous_bad_input():
     words = [np.zeros(1, dtype=np.int32) for _ in range(2)]
     with pytest.raises(ValueError, match="Rendezvous: rank 2 is not one of the 2 words"):

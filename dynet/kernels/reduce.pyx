@@ -9,6 +9,7 @@ cimport cython
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 import numpy as np
 
 cnp.import_array()
@@ -169,23 +170,45 @@ cdef extern from *:
 HAVE_FUTEX = bool(DN_HAVE_FUTEX)
 
 
-cdef double wait_for_words(int** words, int n, int stamp, double spin, double timeout) noexcept nogil:
-    """Wait until every words[i] holds `stamp`; the seconds waited (0 when all were there)."""
+cdef int wait_some(int** words, int n, int stamp, double spin, double timeout,
+                   double start) noexcept nogil:
+    """Wait until every words[i] holds `stamp`: poll until `spin` seconds after `start`, then sleep
+    on each word that does not hold it yet, at most `timeout` seconds. 1 when every word holds the
+    stamp (fenced), 0 when a sleep ended without it (the caller checks for signals and calls again)."""
     cdef int i, seen
-    cdef double start = 0
     for i in range(n):
-        if dn_load(words[i]) == stamp:
-            continue
-        if start == 0:
-            start = dn_now()
         while dn_load(words[i]) != stamp and dn_now() - start < spin:
             dn_cpu_relax()
         seen = dn_load(words[i])
-        while seen != stamp:
+        if seen != stamp:
             dn_futex_wait(words[i], seen, timeout)
-            seen = dn_load(words[i])
+            if dn_load(words[i]) != stamp:
+                return 0
     dn_fence()
-    return dn_now() - start if start != 0 else 0.0
+    return 1
+
+
+cdef double wait_for_words(int** words, int n, int stamp, double spin,
+                           double timeout) except -1.0:
+    """Wait until every words[i] holds `stamp`; the seconds waited (0 when all were there). Called
+    with the GIL, released while waiting; a signal (Ctrl-C) interrupts a long wait with its
+    exception."""
+    cdef int i, there = 1
+    cdef double start
+    for i in range(n):
+        if dn_load(words[i]) != stamp:
+            there = 0
+    if there:
+        dn_fence()
+        return 0.0
+    with nogil:
+        start = dn_now()
+        there = wait_some(words, n, stamp, spin, timeout, start)
+    while not there:
+        PyErr_CheckSignals()
+        with nogil:
+            there = wait_some(words, n, stamp, spin, timeout, start)
+    return dn_now() - start
 
 
 cdef class Rendezvous:
@@ -230,12 +253,10 @@ cdef class Rendezvous:
         """Stamp this rank's word with `stamp`, wake the ranks sleeping on it, and wait until every
         rank's word holds `stamp`. Returns the seconds spent waiting (0.0 when every rank was
         there already)."""
-        cdef double waited
         with nogil:
             dn_store(self.mine, stamp)
             dn_futex_wake(self.mine)
-            waited = wait_for_words(self.others, self.n, stamp, self.spin, self.timeout)
-        return waited
+        return wait_for_words(self.others, self.n, stamp, self.spin, self.timeout)
 
 
 def average_shared(list buffers, counters, unsigned int base, Py_ssize_t chunk, float scale,
@@ -266,7 +287,6 @@ def average_shared(list buffers, counters, unsigned int base, Py_ssize_t chunk, 
     cdef int target = <int>(base + nchunks)
     cdef unsigned k
     cdef Py_ssize_t start
-    cdef double waited
     with nogil:
         while True:
             k = dn_claim(claim, base, nchunks)
@@ -276,6 +296,5 @@ def average_shared(list buffers, counters, unsigned int base, Py_ssize_t chunk, 
             average_range(bufs, n, start, min(start + chunk, size), scale)
             if dn_count_up(done) == <unsigned>target:
                 dn_futex_wake(done)
-        waited = wait_for_words(&done, 1, target, spin, timeout)
     free(bufs)
-    return waited
+    return wait_for_words(&done, 1, target, spin, timeout)
