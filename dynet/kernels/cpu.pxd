@@ -451,6 +451,7 @@ cdef extern from *:
 
 cdef enum:
     REGISTER_BLOCK_K = 256     # a packed panel of 32 rows x 256: 32 KB, in L1
+    B_IN_L2 = 131072           # floats of op(B) (512 KB) that stay in a 1-2 MB L2 with C's strip
     PACK_MIN_COLUMNS = 16     # up to this many columns of C, A is read in place when not transposed
 
 
@@ -478,6 +479,28 @@ cdef inline void pack_panel(int mr, int kc, const float* A, Py_ssize_t a_row, Py
                 panel[q * 32 + r] = 0
 
 
+cdef inline void panel_product(int i0, int p0, int m, int n, int k, const float* A, Py_ssize_t a_row,
+                               Py_ssize_t a_col, const float* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                               float beta, float* C, int ldc, float* panel) noexcept nogil:
+    """C[i0:i0+32, :] (+)= op(A)[i0:i0+32, p0:p0+256] op(B)[p0:p0+256, :] (clipped to m and k): one
+    panel of op(A), packed unless read in place, times every column of op(B)."""
+    cdef int kc = k - p0 if k - p0 < REGISTER_BLOCK_K else REGISTER_BLOCK_K
+    cdef int mr = m - i0 if m - i0 < 32 else 32
+    cdef bint add = beta != 0 or p0 > 0
+    cdef const float* src
+    cdef Py_ssize_t ldp
+    cdef int j0 = 0
+    if mr == 32 and a_row == 1 and n <= PACK_MIN_COLUMNS:
+        src, ldp = A + i0 + p0 * a_col, a_col        # used in place
+    else:
+        pack_panel(mr, kc, A + i0 * a_row + p0 * a_col, a_row, a_col, panel)
+        src, ldp = panel, 32
+    while j0 < n:
+        kernel_32x8(kc, n - j0 if n - j0 < 8 else 8, src, ldp, B + p0 * b_row + j0 * b_col,
+                    b_row, b_col, mr, add, C + i0 + <Py_ssize_t>j0 * ldc, ldc)
+        j0 += 8
+
+
 cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, Py_ssize_t a_row,
                                        Py_ssize_t a_col, const float* B, Py_ssize_t b_row,
                                        Py_ssize_t b_col, float beta, float* C, int ldc) noexcept nogil:
@@ -486,33 +509,30 @@ cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, Py_s
     transposed). For each chunk of 256 values of p and each 32 rows of C, a panel of op(A) is
     packed (transposed if need be, the rows below m zero-padded) into a per-thread buffer that
     stays in L1 while every column of C is computed from it, in register blocks of 32 rows x 8
-    columns (kernel_32x8); C is read and written once per chunk. Packing costs O(m k) against the
-    product's O(m n k), keeps the panel in a few pages (A's columns are lda apart: one TLB entry
-    each), and makes A^T B (the input gradient W^T dY) as fast as A B. With at most
-    PACK_MIN_COLUMNS columns, an untransposed A is read in place (packing would not pay)."""
+    columns (kernel_32x8). Packing costs O(m k) against the product's O(m n k), keeps the panel in
+    a few pages (A's columns are lda apart: one TLB entry each), and makes A^T B (the input
+    gradient W^T dY) as fast as A B. With at most PACK_MIN_COLUMNS columns, an untransposed A is
+    read in place (packing would not pay).
+    Loop order: where op(B) fits in L2, 32 rows of C at a time through every chunk of p (that strip
+    of C stays in L1/L2; a tall C, the 10000 x 128 weight gradient of an output layer, would
+    otherwise go through L3 once per chunk); otherwise chunk by chunk (that chunk of op(B) stays
+    in L2 across C's rows). Each C[i, j] adds the chunks in the same order either way."""
     cdef float* panel = panel_buffer()     # 32 x REGISTER_BLOCK_K
-    cdef const float* src
-    cdef Py_ssize_t ldp
-    cdef int i0, j0, mr, p0 = 0, kc
-    cdef bint add
-    while p0 < k:
-        kc = k - p0 if k - p0 < REGISTER_BLOCK_K else REGISTER_BLOCK_K
-        add = beta != 0 or p0 > 0
-        i0 = 0
+    cdef int i0 = 0, p0 = 0
+    if <Py_ssize_t>k * n <= B_IN_L2:
         while i0 < m:
-            mr = m - i0 if m - i0 < 32 else 32
-            if mr == 32 and a_row == 1 and n <= PACK_MIN_COLUMNS:
-                src, ldp = A + i0 + p0 * a_col, a_col        # used in place
-            else:
-                pack_panel(mr, kc, A + i0 * a_row + p0 * a_col, a_row, a_col, panel)
-                src, ldp = panel, 32
-            j0 = 0
-            while j0 < n:
-                kernel_32x8(kc, n - j0 if n - j0 < 8 else 8, src, ldp, B + p0 * b_row + j0 * b_col,
-                            b_row, b_col, mr, add, C + i0 + <Py_ssize_t>j0 * ldc, ldc)
-                j0 += 8
+            p0 = 0
+            while p0 < k:
+                panel_product(i0, p0, m, n, k, A, a_row, a_col, B, b_row, b_col, beta, C, ldc, panel)
+                p0 += REGISTER_BLOCK_K
             i0 += 32
-        p0 += kc
+    else:
+        while p0 < k:
+            i0 = 0
+            while i0 < m:
+                panel_product(i0, p0, m, n, k, A, a_row, a_col, B, b_row, b_col, beta, C, ldc, panel)
+                i0 += 32
+            p0 += REGISTER_BLOCK_K
 
 
 cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
