@@ -83,6 +83,28 @@ def test_matrix_vector_input_gradient(m, k):
     assert np.abs(p.grad_as_array() - want).max() <= 1e-5 * np.abs(want).max()
 
 
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 16, 31, 32, 33, 40, 64, 70])
+@pytest.mark.parametrize("k", [1, 2, 3, 8, 33])
+def test_small_matrix_vector_product(m, k):
+    """y = W x below the BLAS threshold (rows 32 at a time, then 8, then one by one; an odd number
+    of columns), its value and dW = dy x^T."""
+    rng = np.random.default_rng(m * 43 + k)
+    pc = dy.ParameterCollection()
+    W = pc.add_parameters((m, k))
+    W.set_value(rng.normal(size=(m, k)))
+    x = rng.normal(size=k).astype(np.float32)
+    c = rng.normal(size=m).astype(np.float32)
+    dy.renew_cg()
+    y = dy.parameter(W) * dy.inputTensor(x)
+    loss = dy.dot_product(y, dy.inputTensor(c))
+    loss.backward()
+    w64 = W.as_array().astype(np.float64)
+    want = w64 @ x.astype(np.float64)
+    assert np.abs(y.npvalue().reshape(m) - want).max() <= 1e-5 * np.abs(want).max()
+    dw = np.outer(c.astype(np.float64), x.astype(np.float64))
+    assert np.abs(W.grad_as_array() - dw).max() <= 1e-5 * np.abs(dw).max()
+
+
 def test_register_blocked_paths_where_openblas_is_narrower():
     """The shapes above with OPENBLAS_CORETYPE=Haswell, which (on a CPU with AVX-512, where the
     kernel is compiled in) sends every product from 32 x 32 on through the register-blocked kernel,

@@ -255,35 +255,6 @@ cdef enum:
     SMALL_GEMM = 4096
 
 
-cdef inline void gemv_small(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil:
-    """y = A x + beta y for a column-major m x k matrix A (axpy per column: vectorises along m).
-    Four columns per sweep over y: a load and a store of y per four multiply-adds, not per one."""
-    cdef int i, j = 0
-    cdef float xj, x0, x1, x2, x3
-    cdef const float* col
-    cdef const float* c1
-    cdef const float* c2
-    cdef const float* c3
-    if beta == 0:
-        for i in range(m):
-            y[i] = 0
-    while j + 4 <= k:
-        x0, x1, x2, x3 = x[j], x[j + 1], x[j + 2], x[j + 3]
-        col = A + <Py_ssize_t>j * m
-        c1 = col + m
-        c2 = c1 + m
-        c3 = c2 + m
-        for i in range(m):
-            y[i] += (col[i] * x0 + c1[i] * x1) + (c2[i] * x2 + c3[i] * x3)
-        j += 4
-    while j < k:
-        xj = x[j]
-        col = A + <Py_ssize_t>j * m
-        for i in range(m):
-            y[i] += col[i] * xj
-        j += 1
-
-
 cdef extern from *:
     """
     /* y += A^T x for a column-major m x k matrix A: eight columns at a time, each summed in an
@@ -339,8 +310,49 @@ cdef extern from *:
             y[j] += t;
         }
     }
+    /* y = A x + beta y for a column-major m x k matrix A: 32 rows at a time held in four 8-wide
+       running vectors over all k columns (an axpy per column, y loaded and stored once), then 8
+       rows at a time, then the last m % 8 one by one. */
+    static inline void dn_gemv_small(int m, int k, const float* A, const float* x, float beta,
+                                     float* y) {
+        int i = 0, j;
+        for (; i + 32 <= m; i += 32) {
+            dn_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            if (beta != 0) {
+                a0 = *(dn_v8u*)(y + i) * beta;  a1 = *(dn_v8u*)(y + i + 8) * beta;
+                a2 = *(dn_v8u*)(y + i + 16) * beta;  a3 = *(dn_v8u*)(y + i + 24) * beta;
+            }
+            for (j = 0; j < k; j++) {
+                const float* col = A + (long)j * m + i;
+                float xj = x[j];
+                a0 += *(const dn_v8u*)col * xj;  a1 += *(const dn_v8u*)(col + 8) * xj;
+                a2 += *(const dn_v8u*)(col + 16) * xj;  a3 += *(const dn_v8u*)(col + 24) * xj;
+            }
+            *(dn_v8u*)(y + i) = a0;  *(dn_v8u*)(y + i + 8) = a1;
+            *(dn_v8u*)(y + i + 16) = a2;  *(dn_v8u*)(y + i + 24) = a3;
+        }
+        for (; i + 8 <= m; i += 8) {
+            dn_v8 a0 = {0}, a1 = {0};              /* even and odd columns: two chains of adds */
+            if (beta != 0)
+                a0 = *(dn_v8u*)(y + i) * beta;
+            for (j = 0; j + 2 <= k; j += 2) {
+                a0 += *(const dn_v8u*)(A + (long)j * m + i) * x[j];
+                a1 += *(const dn_v8u*)(A + (long)(j + 1) * m + i) * x[j + 1];
+            }
+            if (j < k)
+                a0 += *(const dn_v8u*)(A + (long)j * m + i) * x[j];
+            *(dn_v8u*)(y + i) = a0 + a1;
+        }
+        for (; i < m; i++) {
+            float t = beta != 0 ? beta * y[i] : 0;
+            for (j = 0; j < k; j++)
+                t += A[i + (long)j * m] * x[j];
+            y[i] = t;
+        }
+    }
     """
     void gemv_t_small "dn_gemv_t_small"(int m, int k, const float* A, const float* x, float* y) noexcept nogil
+    void gemv_small "dn_gemv_small"(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil
 
 
 cdef inline void ger_small(int m, int k, const float* u, const float* v, float* A) noexcept nogil:
