@@ -416,3 +416,41 @@ def test_whoami_names_the_builder_class(name):
     # LSTMBuilder builds the builder it stands for (at the default API level, the coupled one)
     want = "CoupledLSTMBuilder" if name == "LSTMBuilder" else getattr(dy, name).__name__
     assert b.whoami() == type(b).__name__ == want
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+@pytest.mark.parametrize("start", ["none", "given"])
+def test_vanilla_lstm_transduce_equals_add_input(layers, start):
+    """VanillaLSTMBuilder's transduce runs the sequence in one typed call: its outputs and the
+    gradients through them equal those of add_input step by step (bit for bit: the same nodes)."""
+    m, b = make("VanillaLSTMBuilder", layers=layers, forget_bias=0.7)
+    rng = np.random.default_rng(layers)
+    xs_np = [rng.uniform(-1, 1, IN) for _ in range(5)]
+    s0_np = [rng.uniform(-1, 1, HID) for _ in range(2 * layers)] if start == "given" else None
+    results = []
+    for how in ("transduce", "add_input"):
+        dy.renew_cg()
+        xs = [dy.inputTensor(x) for x in xs_np]
+        s0 = [dy.inputTensor(v) for v in s0_np] if s0_np is not None else None
+        s = b.initial_state(s0)
+        if how == "transduce":
+            outs = s.transduce(xs)
+        else:
+            outs = []
+            for x in xs:
+                s = s.add_input(x)
+                outs.append(s.output())
+        loss = dy.sum_elems(dy.concatenate(outs))
+        loss.backward()
+        results.append(([o.npvalue() for o in outs],
+                        [p.grad_as_array().copy() for layer in b.get_parameters() for p in layer]))
+        for layer in b.get_parameters():
+            for p in layer:
+                p.scale_gradient(0)
+    (outs_a, grads_a), (outs_b, grads_b) = results
+    assert len(outs_a) == 5
+    for u, v in zip(outs_a, outs_b):
+        np.testing.assert_array_equal(u, v)
+    for u, v in zip(grads_a, grads_b):
+        assert np.abs(u).max() > 0
+        np.testing.assert_array_equal(u, v)

@@ -51,3 +51,46 @@ def test_product_accumulates_into_an_existing_gradient():
     ones = np.ones((200, 40))
     want = ones @ x1.T.astype(np.float64) + 2 * ones @ x2.T.astype(np.float64)
     assert np.abs(W.grad_as_array() - want).max() <= 1e-4 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("m", [1, 3, 7, 8, 9, 16, 31, 32, 33, 64])
+@pytest.mark.parametrize("k", [1, 5, 8, 9, 16, 17, 40])
+def test_matrix_vector_input_gradient(m, k):
+    """dx = W^T dy of a small matrix-vector product (the eight-columns-at-a-time kernel with its
+    transpose-add, the columns past the last eight, rows past the last eight), twice into one
+    gradient (it accumulates)."""
+    rng = np.random.default_rng(m * 41 + k)
+    pc = dy.ParameterCollection()
+    p = pc.add_parameters(m)
+    p.set_value(rng.normal(size=m))
+    W = rng.normal(size=(k, m)).astype(np.float32)
+    c = rng.normal(size=k).astype(np.float32)
+    dy.renew_cg()
+    x = dy.parameter(p)
+    y = dy.inputTensor(W) * x
+    loss = dy.dot_product(y, dy.inputTensor(c)) + 3 * dy.dot_product(y, dy.inputTensor(c))
+    loss.backward()
+    want = 4 * W.astype(np.float64).T @ c.astype(np.float64)
+    assert np.abs(p.grad_as_array() - want).max() <= 1e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 16, 31, 32, 33, 40, 64, 70])
+@pytest.mark.parametrize("k", [1, 2, 3, 8, 33])
+def test_small_matrix_vector_product(m, k):
+    """y = W x below the BLAS threshold (rows 32 at a time, then 8, then one by one; an odd number
+    of columns), its value and dW = dy x^T."""
+    rng = np.random.default_rng(m * 43 + k)
+    pc = dy.ParameterCollection()
+    W = pc.add_parameters((m, k))
+    W.set_value(rng.normal(size=(m, k)))
+    x = rng.normal(size=k).astype(np.float32)
+    c = rng.normal(size=m).astype(np.float32)
+    dy.renew_cg()
+    y = dy.parameter(W) * dy.inputTensor(x)
+    loss = dy.dot_product(y, dy.inputTensor(c))
+    loss.backward()
+    w64 = W.as_array().astype(np.float64)
+    want = w64 @ x.astype(np.float64)
+    assert np.abs(y.npvalue().reshape(m) - want).max() <= 1e-5 * np.abs(want).max()
+    dw = np.outer(c.astype(np.float64), x.astype(np.float64))
+    assert np.abs(W.grad_as_array() - dw).max() <= 1e-5 * np.abs(dw).max()

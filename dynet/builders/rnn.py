@@ -25,7 +25,7 @@ from dynet.nodes.select import pick_range, concatenate
 from dynet.nodes.reduce import sum_elems
 from dynet.nodes.noise import dropout
 from dynet.nodes.inputs import inputTensor, random_bernoulli, zeros
-from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h
+from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h, vanilla_lstm_sequence
 
 _cg = _graph.cg
 
@@ -60,6 +60,9 @@ class RNNState:
 
     def transduce(self, xs):
         """The list of outputs obtained by adding the inputs one by one (no states kept)."""
+        outs = self.builder._transduce(self._s, xs)
+        if outs is not None:
+            return outs
         step = self.builder._step
         s = self._s
         outs = []
@@ -279,6 +282,10 @@ class _RNNBuilder:
 
     def _new_sequence(self):
         self._masks = None        # variational dropout: new masks for each sequence
+
+    def _transduce(self, s, xs):
+        """The outputs for xs from state s in one call, or None where _step must run per input."""
+        return None
 
     # ---- states ----
     def initial_state(self, vecs=None, update=True):
@@ -699,6 +706,15 @@ class VanillaLSTMBuilder(_VariationalDropout, _LSTMState):
         """Turn both dropout rates off"""
         self.dropout_rate = 0.0
         self.dropout_rate_h = 0.0
+
+    def _transduce(self, s, xs):
+        # the whole sequence in one typed loop where _step would add plain cells (no layer
+        # normalisation, dropout or masked weights): per input, _step's Python (masks, unpacking,
+        # lists) cost as much as building its three nodes
+        if self.ln_lstm or type(self)._step is not VanillaLSTMBuilder._step or \
+                self.dropout_rate or self.dropout_rate_h:
+            return None
+        return vanilla_lstm_sequence(s, xs, self._vars, self.forget_bias, self.weightnoise_std)
 
     def _step(self, s, x):
         if self.ln_lstm:

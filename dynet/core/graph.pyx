@@ -903,6 +903,21 @@ os.register_at_fork(before=gradient_lock.acquire, after_in_parent=gradient_lock.
 cdef size_t _fwd_mb = 16, _bwd_mb = 16
 
 
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState:
+        pass
+    PyThreadState* PyThreadState_Get()
+    unsigned long long PyThreadState_GetID(PyThreadState*)
+
+# The calling thread's graph is asked for by every node added: a one-entry cache of the last thread's
+# graph, keyed by CPython's thread-state id (unique for the interpreter's life, unlike a thread ident
+# or a thread-state address, which a new thread may be given again). The pointer is borrowed: the
+# graph is held by its ThreadState for as long as that thread lives, and a dead thread's id never
+# asks again.
+cdef unsigned long long _cg_thread_id = 0
+cdef PyObject* _cg_cached = NULL
+
+
 cdef ComputationGraph _new_graph(ThreadState t):
     cdef ComputationGraph g = ComputationGraph.__new__(ComputationGraph)
     t.graph = g
@@ -911,9 +926,15 @@ cdef ComputationGraph _new_graph(ThreadState t):
 
 cdef ComputationGraph the_cg():
     """The calling thread's computation graph (made on first use)."""
+    global _cg_thread_id, _cg_cached
+    cdef unsigned long long tid = PyThreadState_GetID(PyThreadState_Get())
+    if tid == _cg_thread_id and _cg_cached != NULL:
+        return <ComputationGraph>_cg_cached
     cdef ThreadState t = this_thread()
     if t.graph is None:
-        return _new_graph(t)
+        _new_graph(t)
+    _cg_thread_id = tid
+    _cg_cached = <PyObject*>t.graph
     return <ComputationGraph>t.graph
 
 

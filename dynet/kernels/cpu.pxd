@@ -255,40 +255,104 @@ cdef enum:
     SMALL_GEMM = 4096
 
 
-cdef inline void gemv_small(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil:
-    """y = A x + beta y for a column-major m x k matrix A (axpy per column: vectorises along m).
-    Four columns per sweep over y: a load and a store of y per four multiply-adds, not per one."""
-    cdef int i, j = 0
-    cdef float xj, x0, x1, x2, x3
-    cdef const float* col
-    cdef const float* c1
-    cdef const float* c2
-    cdef const float* c3
-    if beta == 0:
-        for i in range(m):
-            y[i] = 0
-    while j + 4 <= k:
-        x0, x1, x2, x3 = x[j], x[j + 1], x[j + 2], x[j + 3]
-        col = A + <Py_ssize_t>j * m
-        c1 = col + m
-        c2 = c1 + m
-        c3 = c2 + m
-        for i in range(m):
-            y[i] += (col[i] * x0 + c1[i] * x1) + (c2[i] * x2 + c3[i] * x3)
-        j += 4
-    while j < k:
-        xj = x[j]
-        col = A + <Py_ssize_t>j * m
-        for i in range(m):
-            y[i] += col[i] * xj
-        j += 1
-
-
-cdef inline void gemv_t_small(int m, int k, const float* A, const float* x, float* y) noexcept nogil:
-    """y += A^T x for a column-major m x k matrix A (a dot product per column)."""
-    cdef int j
-    for j in range(k):
-        y[j] += dot(m, A + <Py_ssize_t>j * m, x)
+cdef extern from *:
+    """
+    /* y += A^T x for a column-major m x k matrix A: eight columns at a time, each summed in an
+       8-wide running vector over its rows, then the eight vectors reduced together by three rounds
+       of pairwise shuffles and adds (a transpose-add): one vector store for eight results. A dot
+       product per column ends in a chain of dependent scalar adds (its horizontal sum), which made
+       dx = W^T dy of a 32x32 product cost twice its multiply-adds. */
+    typedef float dn_v8 __attribute__((vector_size(32)));
+    typedef float dn_v8u __attribute__((vector_size(32), aligned(4)));   /* unaligned loads */
+    typedef int dn_i8 __attribute__((vector_size(32)));
+    #if defined(__clang__)
+    #define DN_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+    #else
+    #define DN_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, (dn_i8){__VA_ARGS__})
+    #endif
+    static inline dn_v8 dn_pair_sums(dn_v8 a, dn_v8 b) {      /* [a0+a1, b0+b1, a2+a3, b2+b3, ...] */
+        return DN_SHUFFLE(a, b, 0, 8, 2, 10, 4, 12, 6, 14) + DN_SHUFFLE(a, b, 1, 9, 3, 11, 5, 13, 7, 15);
+    }
+    static inline dn_v8 dn_quad_sums(dn_v8 a, dn_v8 b) {
+        return DN_SHUFFLE(a, b, 0, 1, 8, 9, 4, 5, 12, 13) + DN_SHUFFLE(a, b, 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    static inline void dn_gemv_t_small(int m, int k, const float* A, const float* x, float* y) {
+        int j = 0, i, c;
+        int m8 = m & ~7;
+        if (m >= 8) {
+            for (; j + 8 <= k; j += 8) {
+                const float* col = A + (long)j * m;
+                dn_v8 acc[8] = {{0}};
+                for (i = 0; i < m8; i += 8) {
+                    dn_v8 xv = *(const dn_v8u*)(x + i);
+                    for (c = 0; c < 8; c++)
+                        acc[c] += *(const dn_v8u*)(col + (long)c * m + i) * xv;
+                }
+                dn_v8 q0 = dn_quad_sums(dn_pair_sums(acc[0], acc[1]), dn_pair_sums(acc[2], acc[3]));
+                dn_v8 q1 = dn_quad_sums(dn_pair_sums(acc[4], acc[5]), dn_pair_sums(acc[6], acc[7]));
+                dn_v8 s = DN_SHUFFLE(q0, q1, 0, 1, 2, 3, 8, 9, 10, 11)
+                        + DN_SHUFFLE(q0, q1, 4, 5, 6, 7, 12, 13, 14, 15);
+                for (i = m8; i < m; i++)
+                    for (c = 0; c < 8; c++)
+                        s[c] += col[(long)c * m + i] * x[i];
+                *(dn_v8u*)(y + j) += s;
+            }
+        }
+        for (; j < k; j++) {                  /* the last k % 8 columns: one running vector each */
+            const float* col = A + (long)j * m;
+            dn_v8 acc = {0};
+            float t;
+            for (i = 0; i < m8; i += 8)
+                acc += *(const dn_v8u*)(col + i) * *(const dn_v8u*)(x + i);
+            t = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+            for (i = m8; i < m; i++)
+                t += col[i] * x[i];
+            y[j] += t;
+        }
+    }
+    /* y = A x + beta y for a column-major m x k matrix A: 32 rows at a time held in four 8-wide
+       running vectors over all k columns (an axpy per column, y loaded and stored once), then 8
+       rows at a time, then the last m % 8 one by one. */
+    static inline void dn_gemv_small(int m, int k, const float* A, const float* x, float beta,
+                                     float* y) {
+        int i = 0, j;
+        for (; i + 32 <= m; i += 32) {
+            dn_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            if (beta != 0) {
+                a0 = *(dn_v8u*)(y + i) * beta;  a1 = *(dn_v8u*)(y + i + 8) * beta;
+                a2 = *(dn_v8u*)(y + i + 16) * beta;  a3 = *(dn_v8u*)(y + i + 24) * beta;
+            }
+            for (j = 0; j < k; j++) {
+                const float* col = A + (long)j * m + i;
+                float xj = x[j];
+                a0 += *(const dn_v8u*)col * xj;  a1 += *(const dn_v8u*)(col + 8) * xj;
+                a2 += *(const dn_v8u*)(col + 16) * xj;  a3 += *(const dn_v8u*)(col + 24) * xj;
+            }
+            *(dn_v8u*)(y + i) = a0;  *(dn_v8u*)(y + i + 8) = a1;
+            *(dn_v8u*)(y + i + 16) = a2;  *(dn_v8u*)(y + i + 24) = a3;
+        }
+        for (; i + 8 <= m; i += 8) {
+            dn_v8 a0 = {0}, a1 = {0};              /* even and odd columns: two chains of adds */
+            if (beta != 0)
+                a0 = *(dn_v8u*)(y + i) * beta;
+            for (j = 0; j + 2 <= k; j += 2) {
+                a0 += *(const dn_v8u*)(A + (long)j * m + i) * x[j];
+                a1 += *(const dn_v8u*)(A + (long)(j + 1) * m + i) * x[j + 1];
+            }
+            if (j < k)
+                a0 += *(const dn_v8u*)(A + (long)j * m + i) * x[j];
+            *(dn_v8u*)(y + i) = a0 + a1;
+        }
+        for (; i < m; i++) {
+            float t = beta != 0 ? beta * y[i] : 0;
+            for (j = 0; j < k; j++)
+                t += A[i + (long)j * m] * x[j];
+            y[i] = t;
+        }
+    }
+    """
+    void gemv_t_small "dn_gemv_t_small"(int m, int k, const float* A, const float* x, float* y) noexcept nogil
+    void gemv_small "dn_gemv_small"(int m, int k, const float* A, const float* x, float beta, float* y) noexcept nogil
 
 
 cdef inline void ger_small(int m, int k, const float* u, const float* v, float* A) noexcept nogil:
