@@ -1,13 +1,22 @@
 """Products large enough to take the typed GEMM paths (kernels/cpu.pxd gemm_nogil: the register-
-blocked kernel for W X and the weight gradient dY X^T, OpenBLAS otherwise), checked against NumPy
-in float64 for values and both gradients, at shapes whose edges are not multiples of the blocks."""
+blocked kernel for W X, the weight gradient dY X^T and the input gradient W^T dY, OpenBLAS
+otherwise), checked against NumPy in float64 for values and both gradients, at shapes whose edges
+are not multiples of the blocks: 32-row panels (rows below m zero-padded), 8-column register
+blocks, 256-deep chunks of the inner dimension, and A read in place (at most 16 columns of C)."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import dynet as dy
 
 SHAPES = [(130, 600, 70), (512, 784, 64), (97, 700, 5), (64, 1100, 33), (300, 256, 130), (70, 40, 400),
-          (32, 32, 32), (70, 40, 20), (64, 64, 64), (32, 100, 2), (50, 32, 20)]
+          (32, 32, 32), (70, 40, 20), (64, 64, 64), (32, 100, 2), (50, 32, 20),
+          # W^T dY: 97 x 37 over 300 (a chunk of 256 and 44, 1 row below the last panel, 5 columns
+          # after the last block); 40 x 9 over 600; W X in place (n <= 16) with 24 or 1 rows left
+          (300, 97, 37), (600, 40, 9), (33, 64, 16), (600, 257, 16)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
@@ -94,3 +103,22 @@ def test_small_matrix_vector_product(m, k):
     assert np.abs(y.npvalue().reshape(m) - want).max() <= 1e-5 * np.abs(want).max()
     dw = np.outer(c.astype(np.float64), x.astype(np.float64))
     assert np.abs(W.grad_as_array() - dw).max() <= 1e-5 * np.abs(dw).max()
+
+
+def test_register_blocked_paths_where_openblas_is_narrower():
+    """The shapes above with OPENBLAS_CORETYPE=Haswell, which (on a CPU with AVX-512, where the
+    kernel is compiled in) sends every product from 32 x 32 on through the register-blocked kernel,
+    A^T B included; elsewhere they run as above through OpenBLAS."""
+    flags = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    if " avx512f" not in flags:
+        pytest.skip("the register-blocked kernel is compiled for AVX-512 CPUs only")
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          os.path.abspath(__file__), "-k", "product_value or accumulates"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout

@@ -608,7 +608,7 @@ cdef class ComputationGraph:
             node = <Expression>PyList_GET_ITEM(self.nodes, i)
             node.grad = NULL
             node.val = NULL
-        self.nodes = []
+        self.nodes = list_with_room(PyList_GET_SIZE(self.nodes))
         self._version = _new_version()
         self.n_forwarded = 0
         if self.checkpoints:
@@ -1053,6 +1053,34 @@ cdef Device _host_device = cpu_device()       # (a module global: the pointer be
 cdef PyObject* _host = <PyObject*>_host_device
 
 
+cdef extern from *:
+    """
+    /* The graph's node list: made empty with room for as many nodes as the last graph had, and
+       appended to in place while there is room, so that a graph of the same shape never grows it
+       (PyList_Append would first shrink a list that is less than half full, then regrow it: a
+       realloc every few nodes). Only the invariant size <= allocated is relied on. */
+    static PyObject* dn_list_with_room(Py_ssize_t n) {
+        PyObject* list = PyList_New(n < 0 ? 0 : n);
+        if (list != NULL)
+            Py_SET_SIZE(list, 0);
+        return list;
+    }
+    static int dn_list_append_in_room(PyObject* list, PyObject* item) {
+        PyListObject* l = (PyListObject*)list;
+        Py_ssize_t n = Py_SIZE(l);
+        if (n < l->allocated) {
+            Py_INCREF(item);
+            l->ob_item[n] = item;
+            Py_SET_SIZE(l, n + 1);
+            return 0;
+        }
+        return PyList_Append(list, item);
+    }
+    """
+    list list_with_room "dn_list_with_room"(Py_ssize_t n)
+    int list_append_in_room "dn_list_append_in_room"(list l, object item) except -1
+
+
 cdef enum:
     NO_ALLOC = 0      # the caller sets the value's memory (parameter nodes)
     ALLOC = 1         # from the node's device's forward pool
@@ -1099,7 +1127,7 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
     # generations and then walk every object of the process. Arguments are older nodes, so no
     # cycle passes through it.
     PyObject_GC_UnTrack(args)
-    cg.nodes.append(node)
+    list_append_in_room(cg.nodes, node)
     if cg.immediate_compute:
         cg.forward_to(node.index)
         if cg.check_validity and not _viz:

@@ -388,79 +388,215 @@ cdef extern from *:
         }
         return dn_blas_narrower;
     }
+    /* The register-blocked product below keeps 32 x 8 of C in registers: 16 vectors of 16 floats,
+       which needs AVX-512's 32 vector registers (narrower builds would spill: OpenBLAS instead). */
+    #if defined(__AVX512F__)
+    #define dn_register_kernel_native 1
+    #else
+    #define dn_register_kernel_native 0
+    #endif
     """
     bint blas_is_narrower "dn_blas_is_narrower"() noexcept nogil
+    bint register_kernel_native "dn_register_kernel_native"
+
+
+cdef extern from *:
+    """
+    #if defined(__AVX__)
+    #include <immintrin.h>
+    #endif
+    /* dst[q * 32 + r] = src[q + r * lds] for r < 32, q < kc: a 32-row panel of A^T packed by rows
+       of A^T (columns of A), so that the product kernel reads 32 consecutive values per step of p.
+       8 x 8 blocks are transposed in registers (a scalar transpose costs a third of the product). */
+    static void dn_pack_transposed(int kc, const float* src, Py_ssize_t lds, float* dst) {
+        int q = 0, r;
+    #if defined(__AVX__)
+        for (; q + 8 <= kc; q += 8) {
+            for (r = 0; r < 32; r += 8) {
+                const float* s = src + q + r * lds;
+                float* d = dst + q * 32 + r;
+                __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
+                __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
+                __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
+                __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+                _mm256_storeu_ps(d + 32, _mm256_permute2f128_ps(u1, u5, 0x20));
+                _mm256_storeu_ps(d + 64, _mm256_permute2f128_ps(u2, u6, 0x20));
+                _mm256_storeu_ps(d + 96, _mm256_permute2f128_ps(u3, u7, 0x20));
+                _mm256_storeu_ps(d + 128, _mm256_permute2f128_ps(u0, u4, 0x31));
+                _mm256_storeu_ps(d + 160, _mm256_permute2f128_ps(u1, u5, 0x31));
+                _mm256_storeu_ps(d + 192, _mm256_permute2f128_ps(u2, u6, 0x31));
+                _mm256_storeu_ps(d + 224, _mm256_permute2f128_ps(u3, u7, 0x31));
+            }
+        }
+    #endif
+        for (; q < kc; q++)
+            for (r = 0; r < 32; r++)
+                dst[q * 32 + r] = src[q + r * lds];
+    }
+
+    /* C[:mr, :nc] (+)= panel B[:kc, :nc] for nc <= 8, mr <= 32: 32 x 8 of C in 16 vector registers
+       (16 floats each), a packed panel row (2 vectors) and 8 broadcasts of B per step of p. Written
+       with GCC's vector types and fully unrolled loops, so that every accumulator is a register;
+       the loop over p has no branch for a full block of 8 columns. */
+    /* The packed panel: one per thread (the products run without the GIL), not on the stack of
+       every function the product is inlined into. */
+    static __thread float dn_panel[32 * 256] __attribute__((aligned(64)));
+    static float* dn_panel_buffer(void) { return dn_panel; }
+    typedef float dn_v16 __attribute__((vector_size(64)));
+    typedef float dn_v16u __attribute__((vector_size(64), aligned(4)));
+    static void dn_kernel_32x8(int kc, int nc, const float* panel, Py_ssize_t ldp, const float* B,
+                               Py_ssize_t b_row, Py_ssize_t b_col, int mr, int add, float* C, Py_ssize_t ldc) {
+        dn_v16 acc[8][2];
+        int p, c, r;
+        #pragma GCC unroll 8
+        for (c = 0; c < 8; c++)
+            acc[c][0] = acc[c][1] = (dn_v16){0};
+        if (nc == 8) {
+            for (p = 0; p < kc; p++) {
+                const dn_v16 a0 = *(const dn_v16u*)(panel + p * ldp), a1 = *(const dn_v16u*)(panel + p * ldp + 16);
+                const float* b = B + p * b_row;
+                #pragma GCC unroll 8
+                for (c = 0; c < 8; c++) {
+                    const float bv = b[c * b_col];
+                    acc[c][0] += a0 * bv;
+                    acc[c][1] += a1 * bv;
+                }
+            }
+        } else {
+            for (p = 0; p < kc; p++) {
+                const dn_v16 a0 = *(const dn_v16u*)(panel + p * ldp), a1 = *(const dn_v16u*)(panel + p * ldp + 16);
+                const float* b = B + p * b_row;
+                #pragma GCC unroll 8
+                for (c = 0; c < 8; c++) {
+                    const float bv = c < nc ? b[c * b_col] : 0.0f;
+                    acc[c][0] += a0 * bv;
+                    acc[c][1] += a1 * bv;
+                }
+            }
+        }
+        #pragma GCC unroll 8
+        for (c = 0; c < 8; c++) {
+            if (c >= nc)
+                break;
+            float* dst = C + c * ldc;
+            if (mr == 32) {
+                if (add) {
+                    *(dn_v16u*)dst += acc[c][0];
+                    *(dn_v16u*)(dst + 16) += acc[c][1];
+                } else {
+                    *(dn_v16u*)dst = acc[c][0];
+                    *(dn_v16u*)(dst + 16) = acc[c][1];
+                }
+            } else {
+                float col[32];
+                *(dn_v16u*)col = acc[c][0];
+                *(dn_v16u*)(col + 16) = acc[c][1];
+                for (r = 0; r < mr; r++)
+                    dst[r] = add ? dst[r] + col[r] : col[r];
+            }
+        }
+    }
+    """
+    float* panel_buffer "dn_panel_buffer"() noexcept nogil
+    void pack_transposed "dn_pack_transposed"(int kc, const float* src, Py_ssize_t lds, float* dst) noexcept nogil
+    void kernel_32x8 "dn_kernel_32x8"(int kc, int nc, const float* panel, Py_ssize_t ldp, const float* B,
+                                      Py_ssize_t b_row, Py_ssize_t b_col, int mr, bint add, float* C,
+                                      Py_ssize_t ldc) noexcept nogil
 
 
 cdef enum:
-    REGISTER_BLOCK_K = 256     # 32 rows x 256 of A: 32 KB
+    REGISTER_BLOCK_K = 256     # a packed panel of 32 rows x 256: 32 KB, in L1
+    B_IN_L2 = 131072           # floats of op(B) (512 KB) that stay in a 1-2 MB L2 with C's strip
+    PACK_MIN_COLUMNS = 16     # up to this many columns of C, A is read in place when not transposed
 
 
-cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, int lda,
-                                       const float* B, Py_ssize_t b_row, Py_ssize_t b_col,
-                                       float beta, float* C, int ldc) noexcept nogil:
-    """C = A B + beta C (beta 0 or 1), A m x k stored by columns, B's element (p, j) at
-    B[p * b_row + j * b_col] (so B or a transposed B): the first m - m % 32 rows of C (the caller
-    does the rest, see gemm_nogil). Register blocks of 32 rows x 8 columns: each 32-row column
-    block of A is read once per 8 output columns, C written once; no packing. For a tall A and
-    few columns (an output layer on a minibatch) this beats OpenBLAS by a third or more
-    (10000x128x16: 0.54 vs 0.85 ms). Where OpenBLAS runs narrower kernels than this module was
-    compiled for (blas_is_narrower) it wins at every size: on an AVX-512 CPU with
-    OPENBLAS_CORETYPE=Haswell, 2-2.5x on a minibatch's W X (512x784x64) and 1.3-1.6x on its weight
-    gradient dY X^T; gemm_nogil chooses by shape. (A^T B, the input gradient, stays with OpenBLAS:
-    a 4x4 dot-product kernel was slower.)"""
-    cdef float acc[8][32]
-    cdef const float* bc[8]
-    cdef int i0, j0, p, r, c, nc, p0 = 0, kc
-    cdef Py_ssize_t q
-    cdef const float* a
-    cdef const float* b
-    cdef float* dst
-    cdef float bv
-    cdef bint add
-    while p0 < k:          # k in chunks, so that a 32-row block of A stays in L1/L2 across C's columns
-        kc = k - p0 if k - p0 < REGISTER_BLOCK_K else REGISTER_BLOCK_K
-        add = beta != 0 or p0 > 0
-        i0 = 0
-        while i0 + 32 <= m:
-            j0 = 0
-            while j0 < n:
-                nc = n - j0 if n - j0 < 8 else 8
-                for c in range(8):
-                    for r in range(32):
-                        acc[c][r] = 0
-                if nc == 8:
-                    # a full block: B's 8 columns through 8 pointers, no test per column (with
-                    # the tests and strides the loop issued ~60 instructions for its 16 FMAs and
-                    # ran at a third of the FMA units' rate: 64x128 by 90 columns 34 -> 9 us)
-                    for c in range(8):
-                        bc[c] = B + (j0 + c) * b_col
-                    for p in range(p0, p0 + kc):
-                        a = A + i0 + <Py_ssize_t>p * lda
-                        q = p * b_row
-                        for c in range(8):
-                            bv = bc[c][q]
-                            for r in range(32):
-                                acc[c][r] += a[r] * bv
-                else:
-                    for p in range(p0, p0 + kc):
-                        a = A + i0 + <Py_ssize_t>p * lda
-                        b = B + p * b_row + j0 * b_col
-                        for c in range(8):
-                            bv = b[c * b_col] if c < nc else 0
-                            for r in range(32):
-                                acc[c][r] += a[r] * bv
-                for c in range(nc):
-                    dst = C + i0 + <Py_ssize_t>(j0 + c) * ldc
-                    if add:
-                        for r in range(32):
-                            dst[r] += acc[c][r]
-                    else:
-                        for r in range(32):
-                            dst[r] = acc[c][r]
-                j0 += 8
+cdef inline void pack_panel(int mr, int kc, const float* A, Py_ssize_t a_row, Py_ssize_t a_col,
+                            float* panel) noexcept nogil:
+    """panel[q * 32 + r] = op(A)[r, q] for the mr (<= 32) rows of a panel, rows mr..31 zero (the
+    kernel then computes them, and they are not stored). op(A)'s element (i, p) is
+    A[i * a_row + p * a_col]: a_row 1 for A, a_col 1 for A^T."""
+    cdef int q, r
+    cdef const float* col
+    if a_row == 1:
+        for q in range(kc):
+            col = A + q * a_col
+            for r in range(mr):
+                panel[q * 32 + r] = col[r]
+            for r in range(mr, 32):
+                panel[q * 32 + r] = 0
+    elif mr == 32:
+        pack_transposed(kc, A, a_row, panel)
+    else:
+        for q in range(kc):
+            for r in range(mr):
+                panel[q * 32 + r] = A[r * a_row + q]
+            for r in range(mr, 32):
+                panel[q * 32 + r] = 0
+
+
+cdef inline void panel_product(int i0, int p0, int m, int n, int k, const float* A, Py_ssize_t a_row,
+                               Py_ssize_t a_col, const float* B, Py_ssize_t b_row, Py_ssize_t b_col,
+                               float beta, float* C, int ldc, float* panel) noexcept nogil:
+    """C[i0:i0+32, :] (+)= op(A)[i0:i0+32, p0:p0+256] op(B)[p0:p0+256, :] (clipped to m and k): one
+    panel of op(A), packed unless read in place, times every column of op(B)."""
+    cdef int kc = k - p0 if k - p0 < REGISTER_BLOCK_K else REGISTER_BLOCK_K
+    cdef int mr = m - i0 if m - i0 < 32 else 32
+    cdef bint add = beta != 0 or p0 > 0
+    cdef const float* src
+    cdef Py_ssize_t ldp
+    cdef int j0 = 0
+    if mr == 32 and a_row == 1 and n <= PACK_MIN_COLUMNS:
+        src, ldp = A + i0 + p0 * a_col, a_col        # used in place
+    else:
+        pack_panel(mr, kc, A + i0 * a_row + p0 * a_col, a_row, a_col, panel)
+        src, ldp = panel, 32
+    while j0 < n:
+        kernel_32x8(kc, n - j0 if n - j0 < 8 else 8, src, ldp, B + p0 * b_row + j0 * b_col,
+                    b_row, b_col, mr, add, C + i0 + <Py_ssize_t>j0 * ldc, ldc)
+        j0 += 8
+
+
+cdef inline void gemm_register_blocked(int m, int n, int k, const float* A, Py_ssize_t a_row,
+                                       Py_ssize_t a_col, const float* B, Py_ssize_t b_row,
+                                       Py_ssize_t b_col, float beta, float* C, int ldc) noexcept nogil:
+    """C = op(A) op(B) + beta C (beta 0 or 1), C m x n, inner dimension k; op(A)'s element (i, p) at
+    A[i * a_row + p * a_col] and op(B)'s (p, j) at B[p * b_row + j * b_col] (so either may be
+    transposed). For each chunk of 256 values of p and each 32 rows of C, a panel of op(A) is
+    packed (transposed if need be, the rows below m zero-padded) into a per-thread buffer that
+    stays in L1 while every column of C is computed from it, in register blocks of 32 rows x 8
+    columns (kernel_32x8). Packing costs O(m k) against the product's O(m n k), keeps the panel in
+    a few pages (A's columns are lda apart: one TLB entry each), and makes A^T B (the input
+    gradient W^T dY) as fast as A B. With at most PACK_MIN_COLUMNS columns, an untransposed A is
+    read in place (packing would not pay).
+    Loop order: where op(B) fits in L2, 32 rows of C at a time through every chunk of p (that strip
+    of C stays in L1/L2; a tall C, the 10000 x 128 weight gradient of an output layer, would
+    otherwise go through L3 once per chunk); otherwise chunk by chunk (that chunk of op(B) stays
+    in L2 across C's rows). Each C[i, j] adds the chunks in the same order either way."""
+    cdef float* panel = panel_buffer()     # 32 x REGISTER_BLOCK_K
+    cdef int i0 = 0, p0 = 0
+    if <Py_ssize_t>k * n <= B_IN_L2:
+        while i0 < m:
+            p0 = 0
+            while p0 < k:
+                panel_product(i0, p0, m, n, k, A, a_row, a_col, B, b_row, b_col, beta, C, ldc, panel)
+                p0 += REGISTER_BLOCK_K
             i0 += 32
-        p0 += kc
+    else:
+        while p0 < k:
+            i0 = 0
+            while i0 < m:
+                panel_product(i0, p0, m, n, k, A, a_row, a_col, B, b_row, b_col, beta, C, ldc, panel)
+                i0 += 32
+            p0 += REGISTER_BLOCK_K
 
 
 cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
@@ -469,7 +605,7 @@ cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, flo
     """C = alpha * op(A) * op(B) + beta * C, with C m x n and the inner dimension k."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    cdef int one = 1, rows_a, cols_a, rest
+    cdef int one = 1, rows_a, cols_a
     cdef bint blocked
     if m == 0 or n == 0:
         return
@@ -487,20 +623,22 @@ cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, flo
         else:
             gemv_small(m, k, A, B, beta, C)
         return
-    # the register-blocked kernel: where OpenBLAS runs narrower kernels, from small sizes on (2-4x at
-    # 32 x 32 x 32); otherwise for tall products with few columns only (below: OpenBLAS is as fast)
-    if not trans_a and alpha == 1 and (beta == 0 or beta == 1) and (m >= 64 or m == 32):
-        blocked = (not trans_b and n >= 2 and (<Py_ssize_t>m * k >= 65536 and n <= 64 and m >= 64
-                                               or blas_is_narrower() and <Py_ssize_t>m * k >= 1024)
-                   or trans_b and k >= 8 and <Py_ssize_t>m * n >= 1024 and blas_is_narrower())
+    # the register-blocked kernel (AVX-512 builds): where OpenBLAS runs narrower kernels, every
+    # product from 32 x 32 on, A^T B included (2-4x at 32 x 32 x 32, ~2x on W^T dY); otherwise tall
+    # products with few columns only (there OpenBLAS's own AVX-512 kernels are as fast)
+    if register_kernel_native and alpha == 1 and (beta == 0 or beta == 1) and m >= 32 and n >= 2:
+        if trans_a:
+            blocked = not trans_b and blas_is_narrower() and <Py_ssize_t>m * n >= 1024
+        elif trans_b:
+            blocked = k >= 8 and <Py_ssize_t>m * n >= 1024 and blas_is_narrower()
+        else:
+            blocked = (<Py_ssize_t>m * k >= 65536 and n <= 64 and m >= 64
+                       or blas_is_narrower() and <Py_ssize_t>m * k >= 1024)
         if blocked:
-            # B's element (p, j): B[p + j ldb], or B[j + p ldb] when transposed
-            gemm_register_blocked(m, n, k, A, lda, B, ldb if trans_b else 1, 1 if trans_b else ldb,
-                                  beta, C, ldc)
-            rest = m % 32         # the rows below the kernel's 32-row blocks: OpenBLAS
-            if rest:
-                sgemm(&ta, &tb, &rest, &n, &k, &alpha, <float*>A + (m - rest), &lda, <float*>B, &ldb,
-                      &beta, C + (m - rest), &ldc)
+            # op(A)'s element (i, p): A[i + p lda], or A[p + i lda] when transposed; op(B)'s (p, j):
+            # B[p + j ldb], or B[j + p ldb]
+            gemm_register_blocked(m, n, k, A, lda if trans_a else 1, 1 if trans_a else lda,
+                                  B, ldb if trans_b else 1, 1 if trans_b else ldb, beta, C, ldc)
             return
     if n == 1 and not trans_b:
         # matrix-vector: sgemv is markedly cheaper than a degenerate sgemm
