@@ -14,7 +14,7 @@ from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.core.batching cimport Layout, group_layout, gather_into
-from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad, input_gradient
+from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
 
@@ -880,9 +880,9 @@ cdef int backward_batch(list group) except -1:
             continue
         together = L.grad[arg + 1]
         if together != NULL:                   # the inputs' gradients are one block: add there
-            input_gradient(W.val, H4, k, dpre, <int>total, 1.0, together)
+            gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 1.0, together, k)
             continue
-        input_gradient(W.val, H4, k, dpre, <int>total, 0.0, dX)
+        gemm(True, False, k, <int>total, H4, 1.0, W.val, H4, dpre, H4, 0.0, dX, k)
         off = 0
         for g in group:
             a = <Expression>g.args[arg]

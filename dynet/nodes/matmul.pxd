@@ -4,8 +4,6 @@ cdef int defer_product_grad(Expression A, Expression B, const float* dC, int nco
                             bint want_dA, bint want_dB) except -1
 cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, const float* X,
                            int ncols) except -1  # no-cython-lint
-cdef int input_gradient(const float* W, int m, int k, const float* dC, int n, float beta,
-                        float* dX) except -1
 
 # Autobatching (dynet/core/execution.pyx): the group key of a product or affine transform that can
 # run batched with others (0 if it cannot), the exact test for one group, and a group's forward

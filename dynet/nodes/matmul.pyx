@@ -83,12 +83,10 @@ cdef int forget_deferred() except -1:
     """Start of a backward pass: drop anything left by a pass that failed half-way."""
     global _n_pending, _inputs_done
     cdef Py_ssize_t i
-    global _pass
     for i in range(_n_pending):
         (<Expression>_pending[i].arg).deferred_grad = False
     _n_pending = 0
     _inputs_done = 0
-    _pass += 1                                 # the transposed matrices below are of the last pass
     return 0
 
 
@@ -212,70 +210,6 @@ cdef int flush_deferred() except -1:
 
 
 set_backward_hooks(forget_deferred, flush_deferred)
-
-
-# ---- the batched backward's input gradients: dX = W^T dC through a transposed copy of W ---------
-# OpenBLAS's W^T dC (sgemm 'T','N') is the slowest of the three products of a backward pass, and
-# where OpenBLAS is told to run narrower kernels than this module was compiled for (blas_setup.py:
-# OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU) much slower than the register-blocked kernel, which
-# takes 'N','N' only (64x128 by 90 columns: 28 vs 18 us; 256x64 by 16: 18 vs 7). Autobatching calls
-# it once per group with the same W at every level of a tree or time step of a sentence, so W^T is
-# made once per backward pass and kept: a few slots, each a buffer reused pass after pass. Backward
-# passes take turns (graph.gradient_lock), like the pending list above.
-
-cdef struct Transposed:
-    const float* src      # the matrix's values (m x k) this slot holds the transpose of
-    int m, k
-    unsigned long made    # the backward pass (_pass) it was made in: W's values are fixed during one
-    float* buf            # k x m
-    size_t cap
-
-cdef enum:
-    TRANSPOSED_SLOTS = 16
-    TRANSPOSED_MAX = 1 << 20   # floats: larger matrices (4 MB) use OpenBLAS's W^T dC directly
-
-cdef Transposed _transposed[TRANSPOSED_SLOTS]
-cdef unsigned long _pass = 1
-cdef int _next_slot = 0
-
-
-cdef const float* transposed(const float* W, int m, int k) except NULL:
-    """W^T (k x m, column-major) of the m x k matrix W, made at most once per backward pass."""
-    global _next_slot
-    cdef int s, i, j, i0, j0, i1, j1
-    cdef Transposed* t
-    cdef float* buf
-    for s in range(TRANSPOSED_SLOTS):
-        t = &_transposed[s]
-        if t.made == _pass and t.src == W and t.m == m and t.k == k:
-            return t.buf
-    t = &_transposed[_next_slot]
-    _next_slot = (_next_slot + 1) % TRANSPOSED_SLOTS
-    if t.cap < <size_t>m * k:
-        buf = <float*>realloc(t.buf, <size_t>m * k * sizeof(float))
-        if buf == NULL:
-            raise MemoryError(f"matmul: cannot allocate a {k}x{m} transposed matrix")
-        t.buf, t.cap = buf, <size_t>m * k
-    t.made = 0
-    for j0 in range(0, k, 16):                 # 16 x 16 tiles: both sides stay in cache lines
-        j1 = min(j0 + 16, k)
-        for i0 in range(0, m, 16):
-            i1 = min(i0 + 16, m)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    t.buf[j + <Py_ssize_t>i * k] = W[i + <Py_ssize_t>j * m]
-    t.src, t.m, t.k, t.made = W, m, k, _pass
-    return t.buf
-
-
-cdef int input_gradient(const float* W, int m, int k, const float* dC, int n, float beta,
-                        float* dX) except -1:
-    """dX = W^T dC + beta dX, W m x k, dC m x n, dX k x n (all column-major), in a backward pass."""
-    if n < 2 or <size_t>m * k > TRANSPOSED_MAX:
-        gemm(True, False, k, n, m, 1.0, W, m, dC, m, beta, dX, k)
-    else:
-        gemm(False, False, k, n, m, 1.0, transposed(W, m, k), k, dC, m, beta, dX, k)
-    return 0
 set_completion_hook(complete_inputs)
 
 
@@ -680,10 +614,10 @@ cdef int backward_batch(list group) except -1:
             continue
         dX = input_at(&L, group, j, arg, True)
         if dX != NULL:                         # the inputs' gradients are one block: add there
-            input_gradient(W.val, m, k, dC, <int>total, 1.0, dX)
+            gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 1.0, dX, k)
             continue
         dX = buf + kmax * total
-        input_gradient(W.val, m, k, dC, <int>total, 0.0, dX)
+        gemm(True, False, k, <int>total, m, 1.0, W.val, m, dC, m, 0.0, dX, k)
         off = 0
         for node in group:
             x = <Expression>node.args[arg]
