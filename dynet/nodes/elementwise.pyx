@@ -11,7 +11,8 @@ from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf
 from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr
-from dynet.kernels.cpu cimport fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK
+from dynet.kernels.cpu cimport (fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK,
+                                fast_sin_shifted, sin_fast_range)
 from dynet.kernels import generic
 from dynet.core.batching cimport Layout, group_layout
 from dynet.core.lowering cimport Lowering, Step, Part
@@ -126,6 +127,7 @@ cdef inline float unary_derivative(int op, float x, float y, float a, float b) n
 
 cdef void unary_forward(int op, Py_ssize_t n, const float* xv, float* y, float a, float b) noexcept nogil:
     cdef Py_ssize_t i
+    cdef int shift
     # the hottest maps get their own loops so that they vectorise
     if op == U_TANH:
         for i in range(n):
@@ -148,6 +150,10 @@ cdef void unary_forward(int op, Py_ssize_t n, const float* xv, float* y, float a
     elif op == U_EXP:
         for i in range(n):
             y[i] = fast_exp(xv[i])
+    elif (op == U_SIN or op == U_COS) and sin_fast_range(n, xv):     # cos x = sin(x + pi/2)
+        shift = 1 if op == U_COS else 0
+        for i in range(n):
+            y[i] = fast_sin_shifted(xv[i], shift)
     else:
         for i in range(n):
             y[i] = unary_value(op, xv[i], a, b)
@@ -156,6 +162,7 @@ cdef void unary_forward(int op, Py_ssize_t n, const float* xv, float* y, float a
 cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, const float* dy,
                          float* dx, float a, float b) noexcept nogil:
     cdef Py_ssize_t i
+    cdef int shift
     if op == U_TANH:
         for i in range(n):
             dx[i] += dy[i] * (1 - y[i] * y[i])
@@ -177,6 +184,10 @@ cdef void unary_backward(int op, Py_ssize_t n, const float* xv, const float* y, 
     elif op == U_EXP:
         for i in range(n):
             dx[i] += dy[i] * y[i]
+    elif (op == U_SIN or op == U_COS) and sin_fast_range(n, xv):     # sin' = cos, cos' = -sin
+        shift = 1 if op == U_SIN else 2
+        for i in range(n):
+            dx[i] += dy[i] * fast_sin_shifted(xv[i], shift)
     else:
         for i in range(n):
             dx[i] += dy[i] * unary_derivative(op, xv[i], y[i], a, b)
