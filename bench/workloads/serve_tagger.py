@@ -46,28 +46,28 @@ def make(dy, threads, **config):
         step.model = m
         return step
 
-    # a pool of worker threads taking requests from one queue, as a server's handlers do: a thread
-    # that is done takes the next request (a fixed split of each step's requests would leave one
-    # thread idle whenever its share of sentences happened to be the shorter)
-    requests = queue.Queue()
+    # a pool of worker threads, each serving its share of every step's requests
+    jobs = [queue.Queue() for _ in range(threads)]
+    done = queue.Queue()
 
-    def worker():
+    def worker(q):
         while True:
-            words = requests.get()
-            if words is None:
+            batch = q.get()
+            if batch is None:
                 return
-            tag(words)
-            requests.task_done()
+            for words in batch:
+                tag(words)
+            done.put(len(batch))
 
-    for _ in range(threads):
-        threading.Thread(target=worker, daemon=True).start()
+    for q in jobs:
+        threading.Thread(target=worker, args=(q,), daemon=True).start()
     it = [0]
 
     def step():
-        for i in range(REQUESTS_PER_STEP):
-            requests.put(sents[(it[0] + i) % len(sents)])
+        batch = [sents[(it[0] + i) % len(sents)] for i in range(REQUESTS_PER_STEP)]
         it[0] += REQUESTS_PER_STEP
-        requests.join()
-        return REQUESTS_PER_STEP
+        for k, q in enumerate(jobs):
+            q.put(batch[k::threads])
+        return sum(done.get() for _ in jobs)
     step.model = m
     return step
