@@ -676,7 +676,7 @@ def vanilla_lstm_sequence(state, xs, list layers, float forget_bias, float weigh
         cs, hs = list(state[:L]), list(state[L:])
     for x in xs:
         for i in range(L):
-            Wx, Wh, b = <list>layers[i]
+            Wx, Wh, b = layers[i]
             g = make_gates([x], hs[i], Wx, Wh, b, None, None, weightnoise_std, forget_bias, "lstm")
             c = make_c(cs[i], g)
             x = make_h(c, g)
