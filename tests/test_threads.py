@@ -225,6 +225,35 @@ def test_a_finished_threads_graph_is_freed():
     assert rss_mb() - before < 40, (before, during, rss_mb())
 
 
+def test_nodes_outliving_their_threads_graph_are_freed_safely():
+    """Node memory is kept per thread (its graph's free lists): expressions made in threads that
+    have ended, whose graphs are gone, are freed later from the main thread; threads that come and
+    go while the main thread builds graphs leave every graph computing the right values."""
+    x = np.arange(1, 9, dtype=np.float32)
+    kept = []
+
+    def work(k):
+        for _ in range(20):
+            dy.renew_cg()
+            e = dy.tanh(dy.inputTensor(x) * (k + 1))
+            kept.append(e)                   # outlives the thread and its graph
+            assert np.allclose(e.npvalue(), np.tanh(x * (k + 1)), atol=1e-6)
+
+    for _ in range(3):
+        run_threads(work, 4)
+        dy.renew_cg()
+        e = dy.cmult(dy.inputTensor(x), dy.inputTensor(x)) + 1
+        assert np.allclose(e.npvalue(), x * x + 1)
+    gc.collect()
+    for e in kept[:3]:
+        with pytest.raises(RuntimeError):
+            e.npvalue()                      # its graph is gone: refused, not read
+    del kept[:]
+    gc.collect()
+    dy.renew_cg()
+    assert np.allclose(dy.logistic(dy.inputTensor(x)).npvalue(), 1 / (1 + np.exp(-x)), atol=1e-6)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_during_another_threads_backward_pass_leaves_the_child_usable():
     """A process forked (e.g. for Hogwild workers) while another thread holds the gradient lock

@@ -65,6 +65,7 @@ cdef class ComputationGraph:
     cdef bint immediate_compute
     cdef bint check_validity
     cdef Lowering lowering     # the buffer of lowered forward steps (made at the first lowered pass)
+    cdef void* node_blocks     # this thread's free node blocks (a NodeBlocks: see node_alloc)
 
     cdef Arena fwd_of(self, Device dev)
     cdef Arena bwd_of(self, Device dev)

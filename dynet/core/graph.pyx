@@ -13,6 +13,7 @@ from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock, WAIT_LOCK,
                                PyThread_get_thread_ident)
 from libc.string cimport memset
+from libc.stdlib cimport calloc, free
 from libc.math cimport isfinite
 
 import numpy as np
@@ -430,10 +431,22 @@ cdef class ComputationGraph:
         self.checkpoints = []
         self.immediate_compute = False
         self.check_validity = False
+        self.node_blocks = calloc(1, sizeof(NodeBlocks))
+        if self.node_blocks == NULL:
+            raise MemoryError("ComputationGraph: cannot allocate its node free lists")
 
     def __dealloc__(self):
-        global _live_graphs
+        global _live_graphs, _cg_thread_id, _cg_cached, _blocks
         _live_graphs -= 1
+        if _cg_cached == <PyObject*>self:
+            _cg_thread_id = 0
+            _cg_cached = NULL
+        if _blocks == <NodeBlocks*>self.node_blocks:
+            _blocks = &_process_blocks     # (this graph's own nodes, freed next, go there)
+        if self.node_blocks != NULL:
+            release_blocks(<NodeBlocks*>self.node_blocks)
+            free(self.node_blocks)
+            self.node_blocks = NULL
 
     cdef Arena fwd_of(self, Device dev):
         """The forward pool of `dev` for this graph: its own for the CPU (each thread has its graph
@@ -926,7 +939,7 @@ cdef ComputationGraph _new_graph(ThreadState t):
 
 cdef ComputationGraph the_cg():
     """The calling thread's computation graph (made on first use)."""
-    global _cg_thread_id, _cg_cached
+    global _cg_thread_id, _cg_cached, _blocks
     cdef unsigned long long tid = PyThreadState_GetID(PyThreadState_Get())
     if tid == _cg_thread_id and _cg_cached != NULL:
         return <ComputationGraph>_cg_cached
@@ -935,6 +948,7 @@ cdef ComputationGraph the_cg():
         _new_graph(t)
     _cg_thread_id = tid
     _cg_cached = <PyObject*>t.graph
+    _blocks = <NodeBlocks*>(<ComputationGraph>t.graph).node_blocks
     return <ComputationGraph>t.graph
 
 
@@ -1163,18 +1177,39 @@ cdef enum:
     SIZE_CLASSES = 64           # blocks of up to 63 * 8 bytes; larger node types use pymalloc
     KEPT_PER_SIZE = 1024        # blocks kept per size (a larger graph's extra nodes go back)
 
-cdef void* _free_blocks[SIZE_CLASSES]     # a list per size, linked through each block's first word
-cdef int _free_count[SIZE_CLASSES]
+# The lists are kept per thread: those of the graph of the thread that last asked for its graph
+# (the_cg), which with the GIL held is the thread running. With one process-wide set, two threads
+# serving side by side handed each other's freed blocks across the cores: a cache miss or two per
+# node. Nodes made or freed before any graph exists use the process's own set.
+ctypedef struct NodeBlocks:
+    void* head[SIZE_CLASSES]      # a list per size, linked through each block's first word
+    int count[SIZE_CLASSES]
+
+cdef NodeBlocks _process_blocks
+cdef NodeBlocks* _blocks = &_process_blocks
+
+
+cdef void release_blocks(NodeBlocks* b) noexcept:
+    """Give a set of lists' blocks back to pymalloc (a graph that dies)."""
+    cdef int k
+    cdef void* p
+    for k in range(SIZE_CLASSES):
+        while b.head[k] != NULL:
+            p = b.head[k]
+            b.head[k] = (<void**>p)[0]
+            PyObject_Free(p)
+        b.count[k] = 0
 
 
 cdef PyObject* node_alloc(void* t, Py_ssize_t nitems) noexcept:
     cdef Py_ssize_t size = (<NodeType*>t).tp_basicsize
     cdef Py_ssize_t k = size >> 3
     cdef void* p = NULL
-    if k < SIZE_CLASSES and _free_blocks[k] != NULL:
-        p = _free_blocks[k]
-        _free_blocks[k] = (<void**>p)[0]
-        _free_count[k] -= 1
+    cdef NodeBlocks* b = _blocks
+    if k < SIZE_CLASSES and b.head[k] != NULL:
+        p = b.head[k]
+        b.head[k] = (<void**>p)[0]
+        b.count[k] -= 1
     else:
         p = PyObject_Malloc(size)
         if p == NULL:
@@ -1185,10 +1220,11 @@ cdef PyObject* node_alloc(void* t, Py_ssize_t nitems) noexcept:
 
 cdef void node_free(void* p) noexcept:
     cdef Py_ssize_t k = (<NodeType*>(<PyObject*>p).ob_type).tp_basicsize >> 3
-    if k < SIZE_CLASSES and _free_count[k] < KEPT_PER_SIZE:
-        (<void**>p)[0] = _free_blocks[k]
-        _free_blocks[k] = p
-        _free_count[k] += 1
+    cdef NodeBlocks* b = _blocks
+    if k < SIZE_CLASSES and b.count[k] < KEPT_PER_SIZE:
+        (<void**>p)[0] = b.head[k]
+        b.head[k] = p
+        b.count[k] += 1
     else:
         PyObject_Free(p)
 
