@@ -18,7 +18,7 @@ from bench.tagger_model import Tagger
 UNIT = "sentences/s"
 CONFIGS = [{"threads": 1}, {"threads": 2}]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REQUESTS_PER_STEP = 16
+REQUESTS_PER_STEP = 64
 
 
 def is_ours(dy):
