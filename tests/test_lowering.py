@@ -12,6 +12,7 @@ import dynet as dy
 from dynet.core import graph
 from tests.gradcheck import _inputs
 from tests.optable import CASES
+from tests.threadrun import run_threads
 
 
 @pytest.fixture(autouse=True)
@@ -73,23 +74,15 @@ def test_threads_serving_the_tagger_match_one_thread():
     want = [tag(tagger, words) for words, _ in tagger.sents]
     graph.set_lowering(0)              # the default: lowered once several threads have graphs
     graph.lowering_stats(reset=True)
-    got, errors = {}, []
+    got = {}
     n_threads, reps = 4, 5
 
     def serve(k):
-        try:
-            for rep in range(reps):
-                for i in range(k, len(tagger.sents), n_threads):
-                    got[(i, rep)] = tag(tagger, tagger.sents[i][0])
-        except BaseException as e:     # reported below, not lost in the thread
-            errors.append(e)
+        for rep in range(reps):
+            for i in range(k, len(tagger.sents), n_threads):
+                got[(i, rep)] = tag(tagger, tagger.sents[i][0])
 
-    threads = [threading.Thread(target=serve, args=(k,)) for k in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_threads(serve, n_threads)
     assert len(got) == reps * len(tagger.sents)
     for (i, rep), value in got.items():
         np.testing.assert_array_equal(value, want[i], err_msg=f"sentence {i}, pass {rep}")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import dynet as dy
+from tests import threadrun
 
 N_THREADS = 4
 
@@ -52,21 +53,7 @@ def infer(model, words):
 
 
 def run_threads(target, n=N_THREADS):
-    errors = []
-
-    def wrapped(k):
-        try:
-            target(k)
-        except BaseException as e:       # reported by the test, not lost in the thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=wrapped, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    threadrun.run_threads(target, n)
 
 
 def test_inference_from_threads_matches_one_thread():
