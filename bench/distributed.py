@@ -42,9 +42,13 @@ def timed_trainer(dd, clock):
         def update(self, s=1.0):
             waited = dd.seconds_waiting()
             t0 = time.perf_counter()
-            dd.allreduce_gradients(self.trainer.model)
+            norm = dd.allreduce_gradients(self.trainer.model)
             t1 = time.perf_counter()
-            self.trainer.update(s)
+            # as DistributedTrainer.update: the norm the exchange computed saves the clipping's pass
+            if norm is None:
+                self.trainer.update(s)
+            else:
+                self.trainer.update(s, grad_norm=norm)
             clock["allreduce"] += t1 - t0
             clock["waiting"] += dd.seconds_waiting() - waited
             clock["update"] += time.perf_counter() - t1

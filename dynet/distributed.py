@@ -42,6 +42,7 @@ Everything that touches parameter internals is in `_ModelTensors`; everything th
 in `_MPIWorld` and the two exchanges, `_SharedMemoryExchange` and `_CollectiveExchange` (a GPU world
 on NCCL would be another world with its own exchange).
 """
+import math
 import os
 import sys
 import time
@@ -52,7 +53,8 @@ import zlib
 import numpy as np
 
 from dynet.core.collection import ParameterCollection
-from dynet.kernels.reduce import Rendezvous, average_shared
+from dynet.training.trainers import Trainer
+from dynet.kernels.reduce import Rendezvous, average_shared, sum_squares
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "barrier", "broadcast_object",
            "allgather_object", "broadcast_parameters",
@@ -453,20 +455,27 @@ def allreduce_gradients(model):
     """Average the gradients of `model` across ranks, in place, so that each rank's next update is
     the same. Ranks on one machine exchange them through shared memory (one synchronisation per
     update); otherwise one all-reduce of a fused buffer, preceded by two small all-gathers (the
-    models' shapes; which parameters have gradients and which lookup rows were touched)."""
+    models' shapes; which parameters have gradients and which lookup rows were touched).
+
+    Returns the L2 norm of the averaged gradient (of the whole model, the same on every rank) when
+    the exchange computed it on the way (shared memory), else None: DistributedTrainer passes it
+    to the trainer's update (grad_norm), which then clips without another pass over the gradients."""
     _check_model(model, "allreduce_gradients")
     world = _the_world()
     if world.size == 1:
-        return
+        return None
     t = _tensors_of(model)
     mine = _Contribution(t)
-    done = world.gradient_exchange().average(t, mine)
+    exchange = world.gradient_exchange()
+    done = exchange.average(t, mine)
     if done is None:                # out of shared memory: every rank goes on with the collectives
-        done = world.use_collectives().average(t, mine)
+        exchange = world.use_collectives()
+        done = exchange.average(t, mine)
     if not done:
         problem = _describe_mismatch(world.allgather_object(t.signature()))
         raise ValueError(f"dynet.distributed.allreduce_gradients: the models differ across ranks: "
                          f"{problem}; every rank must build the same model")
+    return exchange.grad_norm
 
 
 def gradient_transport():
@@ -506,7 +515,8 @@ def _parse_meta(meta, nparams, nlookups):
 
 def _write_sum(t, k, union, parts, scale=None):
     """Lookup table k's gradient on the rows `union` (sorted): the sum of each rank's
-    (rows, row gradients), in rank order, times `scale` (None: 1); those rows marked as touched."""
+    (rows, row gradients), in rank order, times `scale` (None: 1); those rows marked as touched.
+    Returns the squared L2 norm of that sum."""
     table = t.table_grad(k)
     total = np.zeros((len(union), table.shape[1]), dtype=np.float32)
     for rows, grads in parts:
@@ -519,6 +529,7 @@ def _write_sum(t, k, union, parts, scale=None):
     else:
         table[union] = total
         t.mark_rows_touched(k, union)
+    return sum_squares(total)
 
 
 class _CollectiveExchange:
@@ -528,6 +539,7 @@ class _CollectiveExchange:
     the union of the touched rows, or the whole table when that is every row)."""
 
     name = "MPI collectives"
+    grad_norm = None                # (not computed here: the trainer computes it if it clips)
 
     def __init__(self, world):
         self.world = world
@@ -616,6 +628,7 @@ class _SharedMemoryExchange:
         self.win = None                 # the slot window
         self.grad_win = None            # the gradient window
         self.bound = None               # the _ModelTensors whose gradients are in grad_win
+        self.grad_norm = None           # the L2 norm of the last averaged gradient
         self.capacity = 0
         self.updates = 0
         self._allocate(self._HEADER_BYTES)
@@ -682,18 +695,22 @@ class _SharedMemoryExchange:
         every rank, nothing moved) when the shared-memory filesystem has no room for it."""
         align = self._ALIGN
         offsets, floats = t.dense_layout(align)
-        if not self._has_room(4 * floats):
+        chunks = -(-floats // self._CHUNK)
+        # each rank's gradients, then (rank 0's only) the squared norm of each chunk's averages
+        nbytes = 4 * floats + 8 * chunks
+        if not self._has_room(nbytes):
             return False
-        win, segments = self._shared_window(4 * floats)
+        win, segments = self._shared_window(nbytes)
         self._unbind()
         self._free(self.grad_win)
         self.grad_win = win
-        self.grads = [seg.view(np.float32) for seg in segments]
+        self.grads = [seg[:4 * floats].view(np.float32) for seg in segments]
+        self.chunk_norms = segments[0][4 * floats:nbytes].view(np.float64)
         mine = self.grads[self.rank]
         mine[...] = 0
         t.move_dense_grads(mine, offsets)
         self.bound = t
-        self.chunks = -(-floats // self._CHUNK)
+        self.chunks = chunks
         win.Sync()
         self.comm.Barrier()         # every rank's gradients are in place before anyone sums them
         win.Sync()
@@ -751,11 +768,13 @@ class _SharedMemoryExchange:
         if any(h[6] for h in headers) and not self._bind(t):
             self.close()
             return None
-        if any(h[4] for h in headers):
-            self._sum_rows(t, half, headers)
+        rows_norm = self._sum_rows(t, half, headers) if any(h[4] for h in headers) else 0.0
         waited = average_shared(self.grads, self.counters, self.chunks_before, self._CHUNK,
-                                self.scale, _RENDEZVOUS_SPIN_SECONDS, _RENDEZVOUS_TIMEOUT)
+                                self.scale, _RENDEZVOUS_SPIN_SECONDS, _RENDEZVOUS_TIMEOUT,
+                                self.chunk_norms)
         self.chunks_before = (self.chunks_before + self.chunks) & 0xFFFFFFFF
+        # (every rank sums the same numbers in the same order: the same bits everywhere)
+        self.grad_norm = math.sqrt(float(self.chunk_norms.sum()) + rows_norm)
         if waited:
             _add_waiting(waited)
         if not mine.flags.all():        # (the usual case skips this: every parameter has one)
@@ -780,7 +799,8 @@ class _SharedMemoryExchange:
                 offset += out.size
 
     def _sum_rows(self, t, half, headers):
-        """Every rank's touched rows summed, in rank order, into this rank's lookup gradients."""
+        """Every rank's touched rows summed, in rank order, into this rank's lookup gradients; the
+        squared L2 norm of those sums."""
         nparams, nlookups = len(t.params), len(t.lookups)
         parts = [[] for _ in range(nlookups)]
         for slot, (_, _, _, nmeta, nfloats, _, _) in zip(self.slots[half], headers):
@@ -792,10 +812,12 @@ class _SharedMemoryExchange:
                 size = len(rows) * t.row_sizes[k]
                 parts[k].append((rows, buf[offset:offset + size].reshape(len(rows), -1)))
                 offset += size
+        norm = 0.0
         for k in range(nlookups):
             union = np.unique(np.concatenate([rows for rows, _ in parts[k]]))
             if len(union):
-                _write_sum(t, k, union, parts[k])
+                norm += _write_sum(t, k, union, parts[k])
+        return norm
 
 
 def _shared_memory_free():
@@ -869,8 +891,11 @@ class DistributedTrainer:
         Args:
             s (float): scale of the gradients (as Trainer.update)
         """
-        allreduce_gradients(self.trainer.model)
-        self.trainer.update(s)
+        norm = allreduce_gradients(self.trainer.model)
+        if norm is not None and isinstance(self.trainer, Trainer):
+            self.trainer.update(s, grad_norm=norm)
+        else:
+            self.trainer.update(s)
 
     def update_subset(self, updated_params, updated_lookups, s=1.0):
         """Average the gradients across processes, then update only the given parameters

@@ -98,6 +98,7 @@ def train(case, ranks_as_one):
     else:
         dd.broadcast_parameters(m)
     batch = BATCH * (ranks_as_one or 1)
+    norm_errors = []        # the norm allreduce_gradients returns against the gradient's (-1: None)
     for epoch in range(EPOCHS):
         mine = dd.shard(data, epoch=epoch, seed=3, world_size=1 if ranks_as_one else None,
                         rank=0 if ranks_as_one else None)
@@ -109,10 +110,14 @@ def train(case, ranks_as_one):
                 loss.forward(recalculate=repeat > 0)
                 loss.backward()
                 if not wrap:
-                    dd.allreduce_gradients(m)
+                    norm = dd.allreduce_gradients(m)
+                    want = np.sqrt(sum(np.sum(p.grad_as_array().astype(np.float64) ** 2)
+                                       for p in params.values()))
+                    norm_errors.append(-1.0 if norm is None else abs(norm - want) / want)
                 trainer.update()
     return dict(initial, **{f"{case}/{k}": p.as_array().copy() for k, p in params.items()},
-                **{f"clips:{case}": np.array(trainer.clips)})
+                **{f"clips:{case}": np.array(trainer.clips),
+                   f"norm_errors:{case}": np.array(norm_errors)})
 
 
 def run_train(out, ranks_as_one):

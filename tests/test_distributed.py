@@ -13,7 +13,7 @@ import pytest
 
 import dynet as dy
 import dynet.distributed as dd
-from dynet.kernels.reduce import Rendezvous, average_in_place, average_shared
+from dynet.kernels.reduce import Rendezvous, average_in_place, average_shared, sum_squares
 from tests.mpi_launch import mpirun_command, mpirun_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -241,6 +241,46 @@ def test_average_shared_splits_the_chunks_among_the_callers_with_the_same_bits(c
         np.testing.assert_array_equal(b, a)
 
 
+def test_average_shared_writes_each_chunks_squared_norm():
+    # the clipping norm computed while averaging: sums[k] is the squared L2 norm of chunk k's
+    # averages, the same bits whoever took the chunk (two callers, then one)
+    rng = np.random.default_rng(5)
+    n, chunk = 3 * 4096 + 40, 4096                          # 4 chunks, the last one short
+    original = [rng.normal(size=n).astype(np.float32) for _ in range(2)]
+    results = []
+    for callers in (2, 1):
+        bufs = [b.copy() for b in original]
+        counters = np.zeros(2, dtype=np.int32)
+        sums = np.full(5, -1.0)
+        threads = [threading.Thread(target=average_shared,
+                                    args=(bufs, counters, 0, chunk, np.float32(0.5), 1e-3, 30.0, sums))
+                   for _ in range(callers)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        results.append(sums.copy())
+        avg = bufs[0].astype(np.float64)
+        want = [np.sum(avg[k * chunk:(k + 1) * chunk] ** 2) for k in range(4)]
+        np.testing.assert_allclose(sums[:4], want, rtol=1e-6)
+        assert sums[4] == -1.0                              # one word per chunk, no more
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_sum_squares_is_the_same_wherever_the_array_lies():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=5001).astype(np.float32)
+    np.testing.assert_allclose(sum_squares(x), np.sum(x.astype(np.float64) ** 2), rtol=1e-6)
+    shifted = np.empty(5002, dtype=np.float32)[1:]          # another alignment, the same values
+    shifted[...] = x
+    assert sum_squares(shifted) == sum_squares(x)
+    assert sum_squares(np.zeros(0, dtype=np.float32)) == 0.0
+    with pytest.raises(ValueError, match="sum_squares: expected a contiguous float32 array"):
+        sum_squares(x.astype(np.float64))
+    with pytest.raises(ValueError, match="sum_squares: expected a contiguous float32 array"):
+        sum_squares(x[::2])
+
+
 def test_average_shared_bad_input():
     a, counters = np.zeros(32, dtype=np.float32), np.zeros(2, dtype=np.int32)
     with pytest.raises(ValueError, match="average_shared: chunk 24 must be a positive multiple of 16"):
@@ -251,6 +291,10 @@ def test_average_shared_bad_input():
         average_shared([a, np.zeros(16, dtype=np.float32)], counters, 0, 16, 0.5)
     with pytest.raises(ValueError, match="average_shared: no buffers"):
         average_shared([], counters, 0, 16, 0.5)
+    with pytest.raises(ValueError, match="average_shared: sums must be 2 writable float64 words"):
+        average_shared([a, a.copy()], counters, 0, 16, 0.5, 1e-4, 0.05, np.zeros(1))
+    with pytest.raises(ValueError, match="average_shared: sums must be 2 writable float64 words"):
+        average_shared([a, a.copy()], counters, 0, 16, 0.5, 1e-4, 0.05, np.zeros(2, np.float32))
 
 
 @pytest.mark.parametrize("spin", [0.0, 5.0], ids=["sleeping", "spinning"])
@@ -376,6 +420,14 @@ def test_training_on_ranks_equals_one_process_on_the_union(ranks, shared_memory,
     # clipping happened, at the same updates: it saw the global gradient norm
     for case in ("adam_clipped", "momentum_dense_updates", "sgd_small_table_clipped"):
         assert int(got[f"clips:{case}"]) == int(want[f"clips:{case}"]) > 0, case
+    # allreduce_gradients returns the averaged gradient's norm where it computes it on the way
+    # (shared memory; the wrapped cases pass it to the trainer's clipping), else None (-1 here)
+    errors, alone = got["norm_errors:sgd_small_table_clipped"], want["norm_errors:sgd_small_table_clipped"]
+    assert len(errors) == len(alone) > 0 and (alone == -1).all()
+    if TRANSPORTS[shared_memory] == "shared memory":
+        assert (errors >= 0).all() and errors.max() < 1e-5, errors
+    else:
+        assert (errors == -1).all(), errors
     # every parameter moved (P only through the ranks whose minibatches had class 0)
     still = [k for k in keys if np.max(np.abs(want[k] - want[k + "@start"])) < 1e-3]
     assert still == [], still

@@ -159,6 +159,48 @@ def test_clipping_uses_global_norm_and_scale():
     assert t.clips == 1 and t.updates == 1
 
 
+def test_a_given_gradient_norm_replaces_the_clipping_pass():
+    # update(grad_norm=...) (dynet.distributed passes the norm it computed while averaging):
+    # clipping scales by threshold / that norm, whatever the gradient's own norm is
+    m, W, b, E = model()
+    t = dy.SimpleSGDTrainer(m, 1.0)
+    t.set_clip_threshold(0.1)
+    w0, e0 = snapshot(W, E)
+    loss_of(W, b, E)
+    gW, gE = W.grad_as_array(), E.grad_as_array()
+    t.update(grad_norm=40.0)
+    np.testing.assert_allclose(W.as_array(), w0 - 0.1 / 40.0 * gW, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(E.as_array(), e0 - 0.1 / 40.0 * gE, rtol=1e-5, atol=1e-7)
+    assert t.clips == 1
+    # below the threshold: no clipping, the plain step
+    w0 = W.as_array().copy()
+    loss_of(W, b, E)
+    gW = W.grad_as_array()
+    t.update(grad_norm=0.05)
+    np.testing.assert_allclose(W.as_array(), w0 - gW, rtol=1e-5, atol=1e-7)
+    assert t.clips == 1 and t.updates == 2
+
+
+def test_a_given_gradient_norm_that_is_bad():
+    m, W, b, E = model()
+    t = dy.AdamTrainer(m)
+    loss_of(W, b, E)
+    with pytest.raises(ValueError, match=r"AdamTrainer.update: grad_norm must be >= 0 \(or None\), got -1"):
+        t.update(grad_norm=-1.0)
+    before = snapshot(W, b, E)
+    with pytest.raises(RuntimeError, match="Magnitude of gradient is bad: inf"):
+        t.update(grad_norm=float("inf"))
+    for x, y in zip(before, snapshot(W, b, E)):
+        np.testing.assert_array_equal(x, y)
+    assert t.updates == 0 and not W.grad_as_array().any()       # the gradients were dropped
+    loss_of(W, b, E)
+    with pytest.raises(RuntimeError, match="Magnitude of gradient is bad: nan"):
+        t.update(grad_norm=float("nan"))
+    loss_of(W, b, E)
+    t.update(grad_norm=None)                # training goes on
+    assert t.updates == 1 and np.isfinite(W.as_array()).all()
+
+
 def test_clip_threshold_nonpositive_turns_clipping_off():
     m, W, b, E = model()
     t = dy.SimpleSGDTrainer(m, 0.01)

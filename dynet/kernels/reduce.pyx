@@ -15,33 +15,78 @@ import numpy as np
 cnp.import_array()
 
 cdef enum:
-    BLOCK = 2048            # floats summed in a buffer on the stack (8 KB: stays in L1)
+    BLOCK = 2048            # floats whose squared norm is summed in float accumulators
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void average_block(float** bufs, int n, Py_ssize_t start, Py_ssize_t count, float scale,
-                        float* acc) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef int r
-    cdef float* src = bufs[0] + start
-    for i in range(count):
-        acc[i] = src[i] * scale
-    for r in range(1, n):
-        src = bufs[r] + start
-        for i in range(count):
-            acc[i] += src[i] * scale
-    for r in range(n):
-        memcpy(bufs[r] + start, acc, count * sizeof(float))
+cdef extern from *:
+    """
+    #include <string.h>
+    typedef float dn_v8sf __attribute__((vector_size(32)));
+    /* Squared L2 norm of n floats in a fixed order whatever their alignment (so equal inputs give
+       equal bits on every rank): four 8-float vector accumulators, folded into a double. */
+    static double dn_block_sum_squares(const float* x, Py_ssize_t n) {
+        dn_v8sf a0 = {0}, a1 = a0, a2 = a0, a3 = a0, x0, x1, x2, x3;
+        Py_ssize_t i = 0;
+        float tail = 0;
+        for (; i + 32 <= n; i += 32) {
+            memcpy(&x0, x + i, 32); memcpy(&x1, x + i + 8, 32);
+            memcpy(&x2, x + i + 16, 32); memcpy(&x3, x + i + 24, 32);
+            a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3;
+        }
+        for (; i < n; i++) tail += x[i] * x[i];
+        a0 = (a0 + a1) + (a2 + a3);
+        double total = tail;
+        for (int k = 0; k < 8; k++) total += (double)a0[k];
+        return total;
+    }
+    /* bufs[r][start:start+count] = the sum over r, in rank order, of bufs[r][...] * scale, for
+       every r, in one pass (16 values at a time in registers, stored into every buffer); returns
+       the squared L2 norm of those values (two 8-float accumulators, folded into a double: the
+       order depends only on the positions, so whoever computes the block gets the same bits). */
+    static double dn_average_block(float** bufs, int n, Py_ssize_t start, Py_ssize_t count,
+                                   float scale) {
+        dn_v8sf a0 = {0}, a1 = a0, x0, x1, y0, y1;
+        Py_ssize_t i = start, stop = start + count;
+        float tail = 0;
+        for (; i + 16 <= stop; i += 16) {
+            memcpy(&x0, bufs[0] + i, 32); memcpy(&x1, bufs[0] + i + 8, 32);
+            x0 *= scale; x1 *= scale;
+            for (int r = 1; r < n; r++) {
+                memcpy(&y0, bufs[r] + i, 32); memcpy(&y1, bufs[r] + i + 8, 32);
+                x0 += y0 * scale; x1 += y1 * scale;
+            }
+            for (int r = 0; r < n; r++) {
+                memcpy(bufs[r] + i, &x0, 32); memcpy(bufs[r] + i + 8, &x1, 32);
+            }
+            a0 += x0 * x0; a1 += x1 * x1;
+        }
+        for (; i < stop; i++) {
+            float v = bufs[0][i] * scale;
+            for (int r = 1; r < n; r++) v += bufs[r][i] * scale;
+            for (int r = 0; r < n; r++) bufs[r][i] = v;
+            tail += v * v;
+        }
+        a0 += a1;
+        double total = tail;
+        for (int k = 0; k < 8; k++) total += (double)a0[k];
+        return total;
+    }
+    """
+    double block_sum_squares "dn_block_sum_squares"(const float* x, Py_ssize_t n) noexcept nogil
+    double average_block "dn_average_block"(float** bufs, int n, Py_ssize_t start, Py_ssize_t count,
+                                            float scale) noexcept nogil
 
 
-cdef void average_range(float** bufs, int n, Py_ssize_t start, Py_ssize_t stop,
-                        float scale) noexcept nogil:
-    cdef float acc[BLOCK]
+cdef double average_range(float** bufs, int n, Py_ssize_t start, Py_ssize_t stop,
+                          float scale) noexcept nogil:
+    """average_block over start:stop, block by block; the squared norm of the averages, the
+    blocks' norms summed in order."""
     cdef Py_ssize_t pos = start
+    cdef double total = 0
     while pos < stop:
-        average_block(bufs, n, pos, min(<Py_ssize_t>BLOCK, stop - pos), scale, acc)
+        total += average_block(bufs, n, pos, min(<Py_ssize_t>BLOCK, stop - pos), scale)
         pos += BLOCK
+    return total
 
 
 cdef float** buffer_pointers(list buffers, str op, Py_ssize_t* size) except NULL:
@@ -65,6 +110,21 @@ cdef float** buffer_pointers(list buffers, str op, Py_ssize_t* size) except NULL
     for r in range(n):
         bufs[r] = <float*>cnp.PyArray_DATA(buffers[r])
     return bufs
+
+
+def sum_squares(x):
+    """The squared L2 norm of a contiguous float32 array, as a float (the order of the sum is fixed
+    and does not depend on the array's address: equal arrays give equal bits on every rank)."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError(f"sum_squares: expected a contiguous float32 array, got {x!r:.60}")
+    cdef float* p = <float*>cnp.PyArray_DATA(x)
+    cdef Py_ssize_t n = x.size, pos = 0
+    cdef double total = 0
+    with nogil:
+        while pos < n:      # block by block, as average_range: float accumulators stay short
+            total += block_sum_squares(p + pos, min(<Py_ssize_t>BLOCK, n - pos))
+            pos += BLOCK
+    return total
 
 
 def average_in_place(list buffers, Py_ssize_t start, Py_ssize_t stop, float scale):
@@ -260,7 +320,7 @@ cdef class Rendezvous:
 
 
 def average_shared(list buffers, counters, unsigned int base, Py_ssize_t chunk, float scale,
-                   double spin=1e-4, double timeout=0.05):
+                   double spin=1e-4, double timeout=0.05, sums=None):
     """average_in_place over the whole buffers, shared out among the ranks that call it together:
     the buffers are cut into chunks of `chunk` floats (the last one shorter); each caller claims
     the next chunk from counters[0] and averages it, until none is left, then waits (as
@@ -268,8 +328,11 @@ def average_shared(list buffers, counters, unsigned int base, Py_ssize_t chunk, 
     memory shared by the callers, counting chunks from `base` up (modulo 2^32): the callers pass
     the same base, the next call base + the number of chunks. Every value is computed by one caller
     as average_in_place computes it, so every buffer ends with the same bits whoever took which
-    chunk; one caller alone does every chunk. Returns the seconds spent waiting for the others'
-    chunks (0.0 when none was left unfinished)."""
+    chunk; one caller alone does every chunk. `sums` (optional): float64 words in the same shared
+    memory, one per chunk, where the caller of chunk k writes the squared L2 norm of its averages
+    (before counting it done), so that after the call every caller can sum them in chunk order and
+    get the norm of the averaged gradient without another pass over it (the same bits everywhere).
+    Returns the seconds spent waiting for the others' chunks (0.0 when none was left unfinished)."""
     if chunk <= 0 or chunk % 16:
         raise ValueError(f"average_shared: chunk {chunk} must be a positive multiple of 16 floats")
     if (not isinstance(counters, np.ndarray) or counters.dtype != np.int32 or counters.size < 2
@@ -281,19 +344,30 @@ def average_shared(list buffers, counters, unsigned int base, Py_ssize_t chunk, 
     cdef Py_ssize_t size
     cdef float** bufs = buffer_pointers(buffers, "average_shared", &size)
     cdef unsigned nchunks = <unsigned>((size + chunk - 1) // chunk)
+    cdef double* norms = NULL
+    if sums is not None:
+        if (not isinstance(sums, np.ndarray) or sums.dtype != np.float64 or sums.ndim != 1
+                or not sums.flags.c_contiguous or not sums.flags.writeable or sums.size < nchunks):
+            free(bufs)
+            raise ValueError(f"average_shared: sums must be {nchunks} writable float64 words (one "
+                             f"per chunk), got {sums!r:.60}")
+        norms = <double*>cnp.PyArray_DATA(sums)
     cdef int n = len(buffers)
     cdef int* claim = <int*>cnp.PyArray_DATA(counters)
     cdef int* done = claim + 1
     cdef int target = <int>(base + nchunks)
     cdef unsigned k
     cdef Py_ssize_t start
+    cdef double norm
     with nogil:
         while True:
             k = dn_claim(claim, base, nchunks)
             if k >= nchunks:
                 break
             start = k * chunk
-            average_range(bufs, n, start, min(start + chunk, size), scale)
+            norm = average_range(bufs, n, start, min(start + chunk, size), scale)
+            if norms != NULL:
+                norms[k] = norm
             if dn_count_up(done) == <unsigned>target:
                 dn_futex_wake(done)
     free(bufs)

@@ -333,7 +333,8 @@ cdef class Trainer:
             _clear_lookup_grads(lp)
         return 0
 
-    cdef int _update_params(self, list params, list lookups, double s) except -1:
+    cdef int _update_params(self, list params, list lookups, double s,
+                            double known_norm=-1) except -1:
         if not isfinite(s):
             raise ValueError(f"{type(self).__name__}.update: the scale s must be finite, got {s}")
         if in_viz_mode():
@@ -345,7 +346,8 @@ cdef class Trainer:
         cdef double gscale = s, norm
         all_params, all_lookups = self._lists()
         if self.clipping_enabled:
-            norm = sqrt(self._grad_norm_squared(all_params, all_lookups))
+            norm = sqrt(self._grad_norm_squared(all_params, all_lookups)) if known_norm == -1 \
+                else known_norm         # (-1: not given)
             if not isfinite(norm):
                 self._clear_all(all_params, all_lookups)
                 raise RuntimeError(f"{type(self).__name__}.update: Magnitude of gradient is bad: "
@@ -453,13 +455,22 @@ cdef class Trainer:
         w[i] is st[k * stride + i]. inv_c is 1 / the weight-decay factor."""
         pass
 
-    def update(self, s=1.0):
-        """Apply one update from the accumulated gradients (scaled by s), then clear them."""
-        cdef double scale = float(s)
+    def update(self, s=1.0, grad_norm=None):
+        """Apply one update from the accumulated gradients (scaled by s), then clear them.
+
+        grad_norm: the L2 norm of the whole model's gradient when the caller knows it already
+        (dynet.distributed computes it while averaging the gradients): clipping then uses it instead
+        of its own pass over the gradients. None (the default): computed here."""
+        cdef double scale = float(s), known = -1
+        if grad_norm is not None:
+            known = float(grad_norm)
+            if known < 0:           # (NaN or inf: the gradient is bad, as if computed here)
+                raise ValueError(f"{type(self).__name__}.update: grad_norm must be >= 0 (or None), "
+                                 f"got {grad_norm!r}")
         params, lookups = self._lists()
         _lock.acquire_c()        # not while another thread's backward pass adds into gradients
         try:
-            self._update_params(params, lookups, scale)
+            self._update_params(params, lookups, scale, known)
             self.after_update()
         finally:
             _lock.release_c()
