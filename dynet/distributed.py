@@ -314,6 +314,10 @@ class _ModelTensors:
         self.row_sizes = [lp.grads.size // n for lp, n in zip(self.lookups, self.lookup_rows)]
         self.shape_code = zlib.crc32(repr([s for _, s in self.signature()[0]]
                                           + [s for _, s in self.signature()[1]]).encode())
+        # _Contribution.meta() when every parameter has a gradient and no lookup row was touched
+        self.full_meta = np.concatenate([np.ones(len(self.params)),
+                                         np.zeros(len(self.lookups))]).astype(np.int64)
+        self.full_meta.flags.writeable = False
 
     def signature(self):
         return ([(p.name(), tuple(p.shape())) for p in self.params],
@@ -495,15 +499,25 @@ class _Contribution:
     raise, not feed mismatched sizes to the exchange)."""
 
     def __init__(self, t):
-        self.flags = np.fromiter((t.has_gradient(p) for p in t.params), np.int64, len(t.params))
-        self.touched = [t.touched_rows(k) for k in range(len(t.lookups))]
+        # (Python lists and cached arrays: NumPy's per-call overhead was most of this per update)
+        self.flags = [p.has_gradient() for p in t.params]
+        self.all_flags = all(self.flags)
+        self.touched = [t.touched_rows(k) for k in range(len(t.lookups))] if t.lookups else []
+        self.rows = sum(map(len, self.touched))
         self.header = (len(t.params), len(t.lookups), t.shape_code)
+        self._t = t
+
+    def missing(self):
+        """Which parameters have no gradient on this rank (a bool array)."""
+        return ~np.array(self.flags, dtype=bool)
 
     def meta(self):
         """flags, touched-row counts and the touched rows, as one int64 array (what the other
         ranks need to read this rank's gradients)"""
-        return np.concatenate([self.flags, [len(rows) for rows in self.touched]]
-                              + self.touched).astype(np.int64)
+        if self.all_flags and not self.rows:        # the usual case: the same array every update
+            return self._t.full_meta
+        return np.concatenate([np.array(self.flags, dtype=np.int64),
+                               [len(rows) for rows in self.touched]] + self.touched).astype(np.int64)
 
 
 def _parse_meta(meta, nparams, nlookups):
@@ -740,7 +754,7 @@ class _SharedMemoryExchange:
         n = self.updates + 1
         half = n % 2
         meta = mine.meta()
-        floats = sum(len(rows) * d for rows, d in zip(mine.touched, t.row_sizes))
+        floats = sum(len(rows) * d for rows, d in zip(mine.touched, t.row_sizes)) if mine.rows else 0
         start = self._HEADER_BYTES + 8 * meta.size
         needed = start + 4 * floats
         if needed <= self.capacity:
@@ -777,8 +791,8 @@ class _SharedMemoryExchange:
         self.grad_norm = math.sqrt(float(self.chunk_norms.sum()) + rows_norm)
         if waited:
             _add_waiting(waited)
-        if not mine.flags.all():        # (the usual case skips this: every parameter has one)
-            for i in np.flatnonzero(self._flags_anywhere(t, half) & (mine.flags == 0)):
+        if not mine.all_flags:          # (the usual case skips this: every parameter has one)
+            for i in np.flatnonzero(self._flags_anywhere(t, half).astype(bool) & mine.missing()):
                 t.mark_gradient(t.params[i])    # a gradient from another rank only
         return True
 
