@@ -5,9 +5,7 @@ ranks in chunks that each rank claims from a counter in shared memory (a reduce-
 are not fixed: a rank that arrives early, or whose partner the scheduler set aside, does more of the
 work instead of waiting), and the rendezvous of the ranks on int32 stamps (spin, then sleep on a
 futex)."""
-cimport cython
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 import numpy as np
