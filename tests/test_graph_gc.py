@@ -66,3 +66,53 @@ def test_node_memory_is_reused_without_growth_and_nodes_start_zeroed():
     assert fresh.dim() == ((2,), 1) and fresh.vindex == 1
     assert np.allclose(fresh.npvalue(), np.tanh([0.0, 1.0]), atol=1e-6)
     assert np.all(np.isfinite(v))
+
+
+
+def test_last_graph_is_released_while_the_next_is_built():
+    """renew_cg keeps the last graph's nodes and each node added to the next graph releases one
+    (their memory is then reused while in cache): a node of the last graph that the user does not
+    hold is gone once as many nodes were added, what a smaller graph leaves goes at the next
+    renew_cg, and a node the user holds stays a stale expression that raises."""
+    import sys
+
+    m = dy.ParameterCollection()
+    W = m.add_parameters((4, 4))
+    base = sys.getrefcount(W)
+    x0 = np.array([0.1, 0.2, 0.3, 0.4])
+
+    def graph(n, param=True):
+        x = dy.inputVector(list(x0))
+        if param:
+            x = W * x
+        for _ in range(n):
+            x = dy.tanh(x)
+        return x
+
+    dy.renew_cg()
+    held = dy.tanh(dy.inputVector([0.5]))          # a node the user keeps (it does not lead to W)
+    held_value = held.npvalue()
+    graph(50).npvalue()
+    assert sys.getrefcount(W) > base               # its parameter node holds it
+    dy.renew_cg()
+    assert sys.getrefcount(W) > base               # kept until the next graph is built
+    y = graph(60, param=False)                     # more nodes: all of the last graph's released
+    assert sys.getrefcount(W) == base
+    expect = x0
+    for _ in range(60):
+        expect = np.tanh(expect)
+    assert np.allclose(y.npvalue(), expect, atol=1e-6)
+    try:
+        held.npvalue()
+        raise AssertionError("a stale expression gave a value")
+    except RuntimeError as e:
+        assert "stale expression" in str(e)
+
+    dy.renew_cg()
+    graph(200)                                     # a large graph, then a small one
+    dy.renew_cg()
+    graph(3, param=False)
+    assert sys.getrefcount(W) > base               # the small graph released 4 of its ~203 nodes
+    dy.renew_cg()                                  # what it left goes now
+    assert sys.getrefcount(W) == base
+    assert np.all(np.isfinite(held_value))

@@ -1159,11 +1159,18 @@ cdef extern from *:
     /* a node's fields span up to three cache lines (128 bytes and more, 16-byte aligned) */
     #define DN_PREFETCH_NODE(p) (__builtin_prefetch((const char*)(p)), \
         __builtin_prefetch((const char*)(p) + 64), __builtin_prefetch((const char*)(p) + 127))
+    static inline void DN_PREFETCH_BLOCK_FOR_WRITE(const void* p, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < n; i += 64)
+            __builtin_prefetch((const char*)p + i, 1);
+        __builtin_prefetch((const char*)p + n - 1, 1);
+    }
     /* an argument tuple: its GC header (16 bytes before it) to its third item */
     #define DN_PREFETCH_ARGS(p) (__builtin_prefetch((const char*)(p) - 16), \
         __builtin_prefetch((const char*)(p) + 47))
     """
+    void prefetch_line "__builtin_prefetch"(const void* p) noexcept nogil
     void prefetch_node "DN_PREFETCH_NODE"(const void* p) noexcept nogil
+    void prefetch_block_for_write "DN_PREFETCH_BLOCK_FOR_WRITE"(const void* p, Py_ssize_t n) noexcept nogil
     void prefetch_args "DN_PREFETCH_ARGS"(const void* p) noexcept nogil
     ctypedef struct PyListObject:
         PyObject** ob_item
@@ -1176,15 +1183,24 @@ cdef inline void release_last(list retiring) noexcept:
     time: see start_new). Last first, as a list is freed: a node's consumers come after it, so
     it goes as it is dropped (unless the user holds it), with no cascade. Its pointers are
     cleared, so that an expression the user keeps cannot reach freed memory. The memory of the
-    nodes to be released next is asked for ahead (the node eight places before, the argument tuple
-    of the one four places before, whose node was asked for four calls ago): the last graph's
-    nodes are out of cache by now, and each release otherwise waited for two or three misses."""
+    nodes to be released next is asked for ahead, in stages, each reading what an earlier call
+    asked for: the list's own entries 64 places before, the node eight places before, the argument
+    tuple of the one four places before, the arguments of the one two places before (freeing a
+    tuple decrefs them). The last graph's
+    nodes are out of cache by now, and each release otherwise waited for two to four misses."""
     cdef PyObject** items = (<PyListObject*>retiring).ob_item
     cdef Py_ssize_t n = PyList_GET_SIZE(retiring) - 1
     cdef PyObject* p = items[n]
+    cdef PyObject* args
+    cdef Py_ssize_t i
     if n >= 8:
+        if n >= 64:
+            prefetch_line(&items[n - 64])     # the list itself, walked backwards
         prefetch_node(items[n - 8])
         prefetch_args(<void*>(<Expression>items[n - 4]).args)
+        args = <PyObject*>(<Expression>items[n - 2]).args     # freeing it decrefs its items
+        for i in range(min(PyTuple_GET_SIZE(<object>args), 4)):
+            prefetch_line(PyTuple_GET_ITEM(<object>args, i))        # (the reference count)
     Py_SET_SIZE(retiring, n)
     (<Expression>p).val = NULL
     (<Expression>p).grad = NULL
@@ -1252,6 +1268,10 @@ cdef PyObject* node_alloc(void* t, Py_ssize_t nitems) noexcept:
         p = b.head[k]
         b.head[k] = (<void**>p)[0]
         b.count[k] -= 1
+        if b.head[k] != NULL:
+            # the next node of this size gets the next block: ask for all its lines now, for
+            # writing (the memset below otherwise waits on each cold line of a 300-byte node)
+            prefetch_block_for_write(b.head[k], size)
     else:
         p = PyObject_Malloc(size)
         if p == NULL:
@@ -1261,12 +1281,17 @@ cdef PyObject* node_alloc(void* t, Py_ssize_t nitems) noexcept:
 
 
 cdef void node_free(void* p) noexcept:
-    cdef Py_ssize_t k = (<NodeType*>(<PyObject*>p).ob_type).tp_basicsize >> 3
+    cdef Py_ssize_t size = (<NodeType*>(<PyObject*>p).ob_type).tp_basicsize
+    cdef Py_ssize_t k = size >> 3
     cdef NodeBlocks* b = _blocks
     if k < SIZE_CLASSES and b.count[k] < KEPT_PER_SIZE:
         (<void**>p)[0] = b.head[k]
         b.head[k] = p
         b.count[k] += 1
+        # the next node of this size is given this block: its lines that the freeing did not touch
+        # (a node's dealloc reads the first 128 bytes) are asked for now
+        if size > 128:
+            prefetch_block_for_write(<char*>p + 128, size - 128)
     else:
         PyObject_Free(p)
 
