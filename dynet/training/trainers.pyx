@@ -2,8 +2,9 @@
 
 One `update()`:
   1. with clipping on (the default, threshold 5), computes the L2 norm of the gradient of the whole
-     model; if s * norm > threshold the gradient is scaled by threshold / (s * norm), so the step
-     uses s * that = threshold / norm;
+     model (or takes the caller's, update(grad_norm=...): dynet.distributed computes it while
+     averaging the gradients); if s * norm > threshold the gradient is scaled by
+     threshold / (s * norm), so the step uses s * that = threshold / norm;
   2. applies the rule to every parameter whose `is_updated()` is true -- also to those that got no
      gradient this time (momentum and the adaptive rules still move them, as DyNet does); lookup
      parameters are updated only on the rows that got gradients (sparse updates, the default) unless
