@@ -8,6 +8,7 @@ futex)."""
 from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
+from dynet.kernels.cpu cimport sum_of_squares
 import numpy as np
 
 cnp.import_array()
@@ -20,23 +21,6 @@ cdef extern from *:
     """
     #include <string.h>
     typedef float dn_v8sf __attribute__((vector_size(32)));
-    /* Squared L2 norm of n floats in a fixed order whatever their alignment (so equal inputs give
-       equal bits on every rank): four 8-float vector accumulators, folded into a double. */
-    static double dn_block_sum_squares(const float* x, Py_ssize_t n) {
-        dn_v8sf a0 = {0}, a1 = a0, a2 = a0, a3 = a0, x0, x1, x2, x3;
-        Py_ssize_t i = 0;
-        float tail = 0;
-        for (; i + 32 <= n; i += 32) {
-            memcpy(&x0, x + i, 32); memcpy(&x1, x + i + 8, 32);
-            memcpy(&x2, x + i + 16, 32); memcpy(&x3, x + i + 24, 32);
-            a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3;
-        }
-        for (; i < n; i++) tail += x[i] * x[i];
-        a0 = (a0 + a1) + (a2 + a3);
-        double total = tail;
-        for (int k = 0; k < 8; k++) total += (double)a0[k];
-        return total;
-    }
     /* bufs[r][start:start+count] = the sum over r, in rank order, of bufs[r][...] * scale, for
        every r, in one pass (16 values at a time in registers, stored into every buffer); returns
        the squared L2 norm of those values (two 8-float accumulators, folded into a double: the
@@ -70,7 +54,6 @@ cdef extern from *:
         return total;
     }
     """
-    double block_sum_squares "dn_block_sum_squares"(const float* x, Py_ssize_t n) noexcept nogil
     double average_block "dn_average_block"(float** bufs, int n, Py_ssize_t start, Py_ssize_t count,
                                             float scale) noexcept nogil
 
@@ -116,12 +99,10 @@ def sum_squares(x):
     if not isinstance(x, np.ndarray) or x.dtype != np.float32 or not x.flags.c_contiguous:
         raise ValueError(f"sum_squares: expected a contiguous float32 array, got {x!r:.60}")
     cdef float* p = <float*>cnp.PyArray_DATA(x)
-    cdef Py_ssize_t n = x.size, pos = 0
-    cdef double total = 0
+    cdef Py_ssize_t n = x.size
+    cdef double total
     with nogil:
-        while pos < n:      # block by block, as average_range: float accumulators stay short
-            total += block_sum_squares(p + pos, min(<Py_ssize_t>BLOCK, n - pos))
-            pos += BLOCK
+        total = sum_of_squares(p, n)
     return total
 
 

@@ -56,37 +56,9 @@ from dynet.core import parampool
 from dynet.core.graph cimport ReentrantLock, in_viz_mode
 from dynet.core.graph import gradient_lock, require_values
 from dynet.kernels import gpu as _gpu
+from dynet.kernels.cpu cimport sum_of_squares
 
 cnp.import_array()
-
-
-cdef extern from *:
-    """
-    #include <string.h>
-    /* Squared L2 norm of n floats: four 4-float vector accumulators (GCC/Clang vector extensions,
-       plain SSE on any x86-64), folded into a double every 4096 values. */
-    typedef float dn_v4sf __attribute__((vector_size(16)));
-    static double dn_sum_squares(const float* g, Py_ssize_t n) {
-        double total = 0;
-        Py_ssize_t start = 0;
-        while (start < n) {
-            Py_ssize_t end = start + 4096 < n ? start + 4096 : n, i = start;
-            dn_v4sf a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0, x0, x1, x2, x3;
-            float tail = 0;
-            for (; i + 16 <= end; i += 16) {
-                memcpy(&x0, g + i, 16); memcpy(&x1, g + i + 4, 16);
-                memcpy(&x2, g + i + 8, 16); memcpy(&x3, g + i + 12, 16);
-                a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3;
-            }
-            for (; i < end; i++) tail += g[i] * g[i];
-            a0 = (a0 + a1) + (a2 + a3);
-            total += (double)a0[0] + (double)a0[1] + (double)a0[2] + (double)a0[3] + (double)tail;
-            start = end;
-        }
-        return total;
-    }
-    """
-    double sum_squares "dn_sum_squares"(const float* g, Py_ssize_t n) nogil
 
 
 cdef inline Py_ssize_t array_size(cnp.ndarray a) noexcept:
@@ -299,7 +271,7 @@ cdef class Trainer:
         for p in params:
             if p.has_grad:
                 if p.dev.host_loops:
-                    total += sum_squares(p.gptr, array_size(<cnp.ndarray>p.grads))
+                    total += sum_of_squares(p.gptr, array_size(<cnp.ndarray>p.grads))
                 else:
                     if on_device is None:
                         on_device = []
@@ -313,10 +285,10 @@ cdef class Trainer:
                         on_device = []
                     on_device.append(lp.dev.xp.dot(g, g))
             elif lp.all_rows_touched:
-                total += sum_squares(lp.gptr, array_size(<cnp.ndarray>lp.grads))
+                total += sum_of_squares(lp.gptr, array_size(<cnp.ndarray>lp.grads))
             else:   # the other rows are zero
                 for i in range(lp.n_touched):
-                    total += sum_squares(lp.gptr + <Py_ssize_t>lp.touched_list[i] * lp.row_size,
+                    total += sum_of_squares(lp.gptr + <Py_ssize_t>lp.touched_list[i] * lp.row_size,
                                          lp.row_size)
         if on_device is not None:
             for v in on_device:
