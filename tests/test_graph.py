@@ -162,6 +162,11 @@ def test_pools_grow_instead_of_failing():
     (lambda: dy.concatenate([]), r"concatenate: the list of expressions is empty"),
     (lambda: dy.esum([dy.inputVector([1]), dy.inputVector([1, 2])]), r"esum: .*\{1\}, \{2\}"),
     (lambda: dy.tanh("x"), r"tanh: expected an Expression, got str"),
+    (lambda: dy.concatenate([dy.inputVector([1]), 3]), r"concatenate: expected an Expression, got int"),
+    (lambda: dy.affine_transform((dy.inputVector([1]), "W", dy.inputVector([1]))),
+     r"affine_transform: expected an Expression, got str"),
+    (lambda: dy.esum(()), r"esum: the list of expressions is empty"),
+    (lambda: dy.esum(dy.inputVector([1])), r"esum: expected a list of Expressions, got a single Expression"),
     (lambda: dy.affine_transform([dy.inputVector([1])]*2), r"affine_transform: needs an odd number"),
     (lambda: dy.reshape(dy.inputVector([1, 2, 3]), (2, 2)), r"reshape: cannot reshape \{3\} to \{2,2\}"),
     (lambda: dy.pickneglogsoftmax(dy.inputVector([1, 2]), 2), r"pickneglogsoftmax: index 2 is out of range"),
@@ -299,3 +304,19 @@ def test_no_gradient_for_nodes_made_after_a_revert():
     with pytest.raises(RuntimeError, match="gradient"):
         again.gradient()
     np.testing.assert_array_equal(x.gradient(), [0, 0])
+
+
+def test_expression_lists_of_every_kind_give_the_same_node():
+    """A list literal, a tuple and any other iterable of arguments (and Parameters among them, as in
+    DyNet 2.1) make the same node."""
+    m = dy.ParameterCollection()
+    W = m.add_parameters((3, 4), init=dy.NumpyInitializer(np.arange(12.0).reshape(3, 4) / 10))
+    b = m.add_parameters(3, init=dy.ConstInitializer(0.5))
+    dy.renew_cg()
+    x = dy.inputVector([1.0, -2.0, 3.0, 0.5])
+    expect = np.arange(12.0).reshape(3, 4) / 10 @ np.array([1.0, -2.0, 3.0, 0.5]) + 0.5
+    for args in ([b, W, x], (b, W, x), iter([b, W, x]), [dy.parameter(b), dy.parameter(W), x]):
+        y = dy.affine_transform(args)
+        assert y.dim() == ((3,), 1)
+        np.testing.assert_allclose(y.npvalue(), expect, rtol=1e-6)
+    np.testing.assert_allclose(dy.concatenate((x, x)).npvalue(), np.tile([1.0, -2.0, 3.0, 0.5], 2))
