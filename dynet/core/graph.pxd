@@ -53,7 +53,7 @@ cdef class ReentrantLock:
 cdef class ComputationGraph:
     cdef readonly int _version
     cdef list nodes
-    cdef list retiring         # the last graph's nodes not yet released (see release_retiring)
+    cdef list retiring         # the last graph's nodes not yet released (see start_new)
     cdef int n_forwarded
     cdef Arena fwd             # the host's (the CPU device's) pools; fwd_scratch is host memory
     cdef Arena bwd

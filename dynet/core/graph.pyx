@@ -1186,8 +1186,8 @@ cdef inline void release_last(list retiring) noexcept:
     nodes to be released next is asked for ahead, in stages, each reading what an earlier call
     asked for: the list's own entries 64 places before, the node eight places before, the argument
     tuple of the one four places before, the arguments of the one two places before (freeing a
-    tuple decrefs them). The last graph's
-    nodes are out of cache by now, and each release otherwise waited for two to four misses."""
+    tuple decrefs them). The last graph's nodes are out of cache by now, and each release
+    otherwise waited for two to four misses."""
     cdef PyObject** items = (<PyListObject*>retiring).ob_item
     cdef Py_ssize_t n = PyList_GET_SIZE(retiring) - 1
     cdef PyObject* p = items[n]
