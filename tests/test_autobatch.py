@@ -385,3 +385,44 @@ def test_lstm_cells_run_as_groups_and_equal_plain(lengths, batch):
     steps = max(lengths)
     for op in ("vanilla_lstm_c", "vanilla_lstm_h"):     # one call per time step
         assert stats[op]["nodes"] == sum(lengths) and stats[op]["batches"] == steps
+
+
+def run_losses(autobatch, batch):
+    """Per-example losses over scores that an affine group places side by side: pickneglogsoftmax
+    and the four dot products / distances against the outputs of a second group; `batch` columns
+    per example."""
+    execution.configure(autobatch, 1)
+    execution.reset()
+    rng = np.random.default_rng(11)
+    m = dy.ParameterCollection()
+    W, b, V = m.add_parameters((7, 5)), m.add_parameters(7), m.add_parameters((7, 5))
+    for p in (W, b, V):
+        p.set_value(rng.normal(size=p.shape()))
+    dy.renew_cg()
+    losses = []
+    for i in range(6):
+        x = dy.inputTensor(rng.normal(size=(5, batch)) if batch > 1 else rng.normal(size=5), batched=batch > 1)
+        s = dy.affine_transform([dy.parameter(b), dy.parameter(W), x])
+        t = dy.tanh(dy.parameter(V) * x)
+        labels = [(i + k) % 7 for k in range(batch)]
+        losses += [dy.pickneglogsoftmax_batch(s, labels) if batch > 1 else dy.pickneglogsoftmax(s, labels[0]),
+                   dy.dot_product(s, t), dy.squared_distance(s, t), dy.l1_distance(s, t),
+                   dy.huber_distance(s, t, 0.5), dy.huber_distance(s, t, 2.0)]
+    loss = dy.sum_batches(dy.esum(losses))
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in (W, b, V)], dy.profiling_stats()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_losses_run_as_groups_and_equal_plain(batch):
+    v0, g0, _ = run_losses(0, batch)
+    v1, g1, stats = run_losses(1, batch)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert stats["pickneglogsoftmax"]["nodes"] == 6 and stats["pickneglogsoftmax"]["batches"] == 1
+    for op in ("dot_product", "squared_distance", "l1_distance"):
+        assert stats[op]["nodes"] == 6 and stats[op]["batches"] == 1
+    # the two Huber thresholds are two groups
+    assert stats["huber_distance"]["nodes"] == 12 and stats["huber_distance"]["batches"] == 2

@@ -36,6 +36,8 @@ from dynet.core.device cimport Device
 cimport dynet.nodes.elementwise as elementwise
 cimport dynet.nodes.matmul as matmul
 cimport dynet.nodes.lstm as lstm
+cimport dynet.nodes.softmax as softmax
+cimport dynet.nodes.norms as norms
 
 cdef int _autobatch = 0
 cdef int _profiling = 0
@@ -226,6 +228,8 @@ cdef enum:
     FAM_LSTM = 3      # lstm.pyx: LSTM gates, and their c and h cells
     FAM_PLACED = 4    # concatenations and lookups: placed together (their consumers' arguments
                       # then lie side by side) but run one by one
+    FAM_PICK_NLL = 5  # softmax.pyx: pickneglogsoftmax over scores of one length
+    FAM_PAIR = 6      # norms.pyx: dot products and distances of one kind and size
 
 # the node types of FAM_PLACED (set by configure: importing them here would be circular)
 cdef object _concatenate = None
@@ -246,6 +250,14 @@ cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
     if key:
         family[0] = FAM_LSTM
         return key
+    key = softmax.batch_key(node)
+    if key:
+        family[0] = FAM_PICK_NLL
+        return key
+    key = norms.batch_key(node)
+    if key:
+        family[0] = FAM_PAIR
+        return key
     family[0] = FAM_PLACED if type(node) is _concatenate or type(node) is _lookup else FAM_NONE
     return total_size(&node.d) * 2 + 1 if family[0] else 0
 
@@ -257,6 +269,10 @@ cdef inline bint same_group(int family, Expression x, Expression y) noexcept:
         return matmul.same_batch(x, y)
     if family == FAM_LSTM:
         return lstm.same_batch(x, y)
+    if family == FAM_PICK_NLL:
+        return softmax.same_batch(x, y)
+    if family == FAM_PAIR:
+        return norms.same_batch(x, y)
     return type(x) is type(y) and total_size(&x.d) == total_size(&y.d)
 
 
@@ -476,6 +492,10 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
         (lstm.backward_batch if backward else lstm.forward_batch)(group)
     elif family == FAM_PRODUCT:
         (matmul.backward_batch if backward else matmul.forward_batch)(group)
+    elif family == FAM_PICK_NLL:
+        (softmax.backward_batch if backward else softmax.forward_batch)(group)
+    elif family == FAM_PAIR:
+        (norms.backward_batch if backward else norms.forward_batch)(group)
     else:                                       # concatenations, lookups: one by one
         for node in group:
             node.backward_impl() if backward else node.forward_impl()

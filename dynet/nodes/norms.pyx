@@ -10,6 +10,7 @@ from dynet.kernels.cpu cimport dot
 from dynet.kernels import generic
 
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
+from dynet.core.batching cimport Layout, group_layout
 
 from dynet.nodes import npbase
 from dynet.nodes.npbase import fmt, strip, acc
@@ -46,6 +47,34 @@ cdef inline float pair_dx(int kind, float x, float y, float c) noexcept nogil:
     return c if t > 0 else -c
 
 
+cdef inline float pair_column(int kind, Py_ssize_t per, const float* xv, const float* yv,
+                              float c) noexcept nogil:
+    """sum_i f(x_i, y_i) over one column of per values."""
+    cdef float s = 0
+    cdef Py_ssize_t i
+    if kind <= P_TRACE:
+        return dot(per, xv, yv)
+    for i in range(per):
+        s += pair_term(kind, xv[i], yv[i], c)
+    return s
+
+
+cdef inline void pair_column_backward(int kind, Py_ssize_t per, const float* xv, const float* yv,
+                                      float c, float g, float* dx, float* dy) noexcept nogil:
+    """The gradients of one column into dx and dy (either may be NULL)."""
+    cdef Py_ssize_t i
+    if dx != NULL:
+        for i in range(per):
+            dx[i] += g * pair_dx(kind, xv[i], yv[i], c)
+    if dy != NULL:
+        if kind <= P_TRACE:
+            for i in range(per):
+                dy[i] += g * xv[i]
+        else:
+            for i in range(per):
+                dy[i] -= g * pair_dx(kind, xv[i], yv[i], c)
+
+
 @cython.final
 @cython.no_gc
 cdef class PairReduce(Expression):
@@ -59,46 +88,21 @@ cdef class PairReduce(Expression):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
-        cdef const float* xv
-        cdef const float* yv
-        cdef float s
+        cdef Py_ssize_t per = batch_size(&x.d), b
         for b in range(self.d.bd):
-            xv = x.val + (b * per if x.d.bd > 1 else 0)
-            yv = y.val + (b * per if y.d.bd > 1 else 0)
-            if self.kind <= P_TRACE:
-                self.val[b] = dot(per, xv, yv)
-            else:
-                s = 0
-                for i in range(per):
-                    s += pair_term(self.kind, xv[i], yv[i], self.c)
-                self.val[b] = s
+            self.val[b] = pair_column(self.kind, per, x.val + (b * per if x.d.bd > 1 else 0),
+                                      y.val + (b * per if y.d.bd > 1 else 0), self.c)
         return 0
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
-        cdef const float* xv
-        cdef const float* yv
-        cdef float* dx
-        cdef float* dy
-        cdef float g
+        cdef Py_ssize_t per = batch_size(&x.d), b, ox, oy
         for b in range(self.d.bd):
-            xv = x.val + (b * per if x.d.bd > 1 else 0)
-            yv = y.val + (b * per if y.d.bd > 1 else 0)
-            g = self.grad[b]
-            if x.grad != NULL:
-                dx = x.grad + (b * per if x.d.bd > 1 else 0)
-                for i in range(per):
-                    dx[i] += g * pair_dx(self.kind, xv[i], yv[i], self.c)
-            if y.grad != NULL:
-                dy = y.grad + (b * per if y.d.bd > 1 else 0)
-                if self.kind <= P_TRACE:
-                    for i in range(per):
-                        dy[i] += g * xv[i]
-                else:
-                    for i in range(per):
-                        dy[i] -= g * pair_dx(self.kind, xv[i], yv[i], self.c)
+            ox = b * per if x.d.bd > 1 else 0
+            oy = b * per if y.d.bd > 1 else 0
+            pair_column_backward(self.kind, per, x.val + ox, y.val + oy, self.c, self.grad[b],
+                                 x.grad + ox if x.grad != NULL else NULL,
+                                 y.grad + oy if y.grad != NULL else NULL)
         return 0
 
     def generic_forward(self, xp, list xs, out):
@@ -122,6 +126,67 @@ cdef Expression pair_reduce(object x, object y, int kind, float c, str op):
     node.kind = kind
     node.c = c
     return add_node(node, (ex, ey), make_dim1(1, bd))
+
+
+# ---- autobatching: a group of dot products or distances of one kind over columns of one size ----
+# Each node's arguments are its own columns (no batch-1 argument broadcast), so a group's
+# arguments, placed side by side by their producers' groups, are two matrices: one loop over all
+# their columns, forward and backward.
+
+cdef int PAIR_ARGS[2]
+PAIR_ARGS[0] = 0
+PAIR_ARGS[1] = 1
+
+
+cdef inline bint own_columns(Expression node) noexcept:
+    return (<Expression>node.args[0]).d.bd == node.d.bd and (<Expression>node.args[1]).d.bd == node.d.bd
+
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    if type(node) is not PairReduce or not own_columns(node):
+        return 0
+    return (batch_size(&(<Expression>node.args[0]).d) * 8 + (<PairReduce>node).kind) * 2 + 1
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    if type(x) is not PairReduce or type(y) is not PairReduce or not own_columns(x) or not own_columns(y):
+        return False
+    return ((<PairReduce>x).kind == (<PairReduce>y).kind and (<PairReduce>x).c == (<PairReduce>y).c
+            and batch_size(&(<Expression>x.args[0]).d) == batch_size(&(<Expression>y.args[0]).d))
+
+
+cdef int forward_batch(list group) except -1:
+    cdef Layout L
+    cdef PairReduce first = <PairReduce>group[0]
+    cdef Expression node
+    cdef Py_ssize_t per = batch_size(&(<Expression>first.args[0]).d), col
+    group_layout(group, 2, PAIR_ARGS, False, &L)
+    if L.val[0] == NULL or L.val[1] == NULL or L.val[2] == NULL:
+        for node in group:
+            node.forward_impl()
+        return 0
+    for col in range(L.cols):
+        L.val[0][col] = pair_column(first.kind, per, L.val[1] + col * per, L.val[2] + col * per, first.c)
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    cdef Layout L
+    cdef PairReduce first = <PairReduce>group[0]
+    cdef Expression node
+    cdef Py_ssize_t per = batch_size(&(<Expression>first.args[0]).d), col
+    group_layout(group, 2, PAIR_ARGS, True, &L)
+    # each argument's gradients side by side, or none of them there (a constant)
+    if (L.grad[0] == NULL or L.val[1] == NULL or L.val[2] == NULL
+            or L.grad[1] == NULL and L.some_grad[1] or L.grad[2] == NULL and L.some_grad[2]):
+        for node in group:
+            node.backward_impl()
+        return 0
+    for col in range(L.cols):
+        pair_column_backward(first.kind, per, L.val[1] + col * per, L.val[2] + col * per, first.c,
+                             L.grad[0][col], L.grad[1] + col * per if L.grad[1] != NULL else NULL,
+                             L.grad[2] + col * per if L.grad[2] != NULL else NULL)
+    return 0
 
 
 def dot_product(x, y):

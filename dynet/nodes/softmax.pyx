@@ -1,12 +1,15 @@
 """Softmaxes: softmax and log_softmax over each column (with `restrict`), and the fused
-pickneglogsoftmax loss (one node: log-sum-exp minus the picked score)."""
+pickneglogsoftmax loss (one node: log-sum-exp minus the picked score), which autobatching runs
+as one loop over a group's columns."""
 cimport cython
+from libc.stdlib cimport malloc, free
 from libc.math cimport INFINITY
 from dynet.core.dim cimport make_dim1, total_size, rows, dim_str
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
 from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp, sum_of, dot, fill
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
+from dynet.core.batching cimport Layout, group_layout
 
 
 cdef void softmax_columns(Py_ssize_t r, Py_ssize_t ncol, const float* x, const float* keep, bint log,
@@ -42,6 +45,17 @@ cdef void pick_nll_forward(Py_ssize_t n, Py_ssize_t bd, const float* x, bint bat
         xb = x + (b * n if batched else 0)
         logz[b] = log_sum_exp(n, xb)
         y[b] = logz[b] - xb[index[b]]
+
+
+cdef inline void pick_nll_backward(Py_ssize_t n, const float* x, float lz, int index, float g,
+                                   float* dx) noexcept nogil:
+    """dx += g (softmax(x) - e_index) for one column; the softmax is recomputed rather than kept
+    from forward: for a large vocabulary that is cheaper than the memory traffic of storing it
+    (the loop vectorises)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] += g * fast_exp(x[i] - lz)
+    dx[index] -= g
 
 
 # the lowered forward steps (see dynet/core/lowering.pyx)
@@ -206,20 +220,10 @@ cdef class PickNegLogSoftmax(Expression):
         cdef Expression x = <Expression>self.args[0]
         if x.grad == NULL:
             return 0
-        cdef Py_ssize_t n = rows(&x.d), b, i
-        cdef const float* xb
-        cdef float* dx
-        cdef float g, lz
-        # the softmax is recomputed rather than kept from forward: for a large vocabulary that is
-        # cheaper than the memory traffic of storing it (the loop vectorises)
+        cdef Py_ssize_t n = rows(&x.d), b, off
         for b in range(self.d.bd):
-            xb = x.val + (b * n if x.d.bd > 1 else 0)
-            dx = x.grad + (b * n if x.d.bd > 1 else 0)
-            g = self.grad[b]
-            lz = self.logz[b]
-            for i in range(n):
-                dx[i] += g * fast_exp(xb[i] - lz)
-            dx[self.index[b]] -= g
+            off = b * n if x.d.bd > 1 else 0
+            pick_nll_backward(n, x.val + off, self.logz[b], self.index[b], self.grad[b], x.grad + off)
         return 0
 
     cdef object indices(self, xp):
@@ -266,3 +270,82 @@ def pickneglogsoftmax(x, v):
 def pickneglogsoftmax_batch(x, vs):
     """-log(softmax(x_b)[vs[b]]) for each batch element b."""
     return make_pnls(x, vs, "pickneglogsoftmax_batch")
+
+
+# ---- autobatching: a group of pickneglogsoftmax over score vectors of one length ----------------
+# Each node's scores are its own columns (no batch-1 scores broadcast over several indices), so a
+# group's scores, placed side by side by their producers' group (the output layer's affine
+# transforms), are one matrix: one log-sum-exp loop over all its columns, forward and backward.
+
+cdef int SCORES[1]
+SCORES[0] = 0
+
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    if type(node) is not PickNegLogSoftmax or (<Expression>node.args[0]).d.bd != node.d.bd:
+        return 0
+    return rows(&(<Expression>node.args[0]).d) * 4 + 1
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    cdef Expression sx, sy
+    if type(x) is not PickNegLogSoftmax or type(y) is not PickNegLogSoftmax:
+        return False
+    sx, sy = <Expression>x.args[0], <Expression>y.args[0]
+    return rows(&sx.d) == rows(&sy.d) and sx.d.bd == x.d.bd and sy.d.bd == y.d.bd
+
+
+cdef int* group_indices(list group, Py_ssize_t ncol, float** logz) except NULL:
+    """The picked index of every column of the group, in order (one malloc'ed block, the caller
+    frees it), followed by room for their log-normalisers (*logz)."""
+    cdef int* idx = <int*>malloc(ncol * (sizeof(int) + sizeof(float)))
+    cdef PickNegLogSoftmax node
+    cdef Py_ssize_t c = 0, b
+    if idx == NULL:
+        raise MemoryError(f"pickneglogsoftmax: cannot allocate the indices of {ncol} columns")
+    logz[0] = <float*>(idx + ncol)
+    for node in group:
+        for b in range(node.d.bd):
+            idx[c] = node.index[b]
+            logz[0][c] = node.logz[b]
+            c += 1
+    return idx
+
+
+cdef int forward_batch(list group) except -1:
+    cdef Layout L
+    cdef PickNegLogSoftmax node
+    cdef Py_ssize_t n = rows(&(<Expression>(<Expression>group[0]).args[0]).d), c = 0, b
+    cdef float* logz
+    cdef int* idx
+    group_layout(group, 1, SCORES, False, &L)
+    if L.val[0] == NULL or L.val[1] == NULL:
+        for node in group:
+            node.forward_impl()
+        return 0
+    idx = group_indices(group, L.cols, &logz)
+    pick_nll_forward(n, L.cols, L.val[1], True, idx, logz, L.val[0])
+    for node in group:                  # the log-normalisers, for each node's own backward
+        for b in range(node.d.bd):
+            node.logz[b] = logz[c]
+            c += 1
+    free(idx)
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    cdef Layout L
+    cdef Expression node
+    cdef Py_ssize_t n = rows(&(<Expression>(<Expression>group[0]).args[0]).d), c
+    cdef float* logz
+    cdef int* idx
+    group_layout(group, 1, SCORES, True, &L)
+    if L.grad[0] == NULL or L.val[1] == NULL or L.grad[1] == NULL:
+        for node in group:
+            node.backward_impl()
+        return 0
+    idx = group_indices(group, L.cols, &logz)
+    for c in range(L.cols):
+        pick_nll_backward(n, L.val[1] + c * n, logz[c], idx[c], L.grad[0][c], L.grad[1] + c * n)
+    free(idx)
+    return 0
