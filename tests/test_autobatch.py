@@ -426,3 +426,55 @@ def test_losses_run_as_groups_and_equal_plain(batch):
         assert stats[op]["nodes"] == 6 and stats[op]["batches"] == 1
     # the two Huber thresholds are two groups
     assert stats["huber_distance"]["nodes"] == 12 and stats["huber_distance"]["batches"] == 2
+
+
+def run_generic_groups(autobatch, backend):
+    """Affine transforms sharing W and b over looked-up columns, then tanh and a loss, on the
+    given backend."""
+    from dynet.core import device
+    device.set_backend(backend)
+    try:
+        execution.configure(autobatch, 0)
+        rng = np.random.default_rng(21)
+        m = dy.ParameterCollection()
+        E, W, b = m.add_lookup_parameters((9, 4)), m.add_parameters((5, 4)), m.add_parameters(5)
+        E.init_from_array(rng.normal(size=(9, 4)))
+        for p in (W, b):
+            p.set_value(rng.normal(size=p.shape()))
+        dy.renew_cg()
+        hs = [dy.tanh(dy.affine_transform([b, W, dy.lookup(E, i)])) for i in range(7)]
+        loss = dy.esum([dy.pickneglogsoftmax(h, i % 5) for i, h in enumerate(hs)])
+        value = loss.value()
+        loss.backward()
+        return value, [p.grad_as_array().copy() for p in (E, W, b)]
+    finally:
+        device.set_backend("typed")
+
+
+def test_groups_on_the_generic_backend_run_as_one_call(monkeypatch):
+    """The GPU's path (the generic implementation, here on NumPy): the affine transforms' group is
+    one product call and the tanh group one map call, forward and backward, and the values and
+    gradients equal the typed plain run's."""
+    from dynet.kernels import generic
+    calls = {}
+
+    def counted(name):
+        original = getattr(generic, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(generic, name, wrapper)
+    for name in ("matmul_forward", "matmul_backward", "unary_forward", "unary_backward"):
+        counted(name)
+    v1, g1 = run_generic_groups(1, "generic")
+    assert calls == {"matmul_forward": 1, "unary_forward": 1, "unary_backward": 1,
+                     "matmul_backward": 2}            # dW, and dX into the lookups' block
+    calls.clear()
+    v0, g0 = run_generic_groups(0, "generic")
+    assert calls["matmul_forward"] == 7 and calls["unary_forward"] == 7
+    vt, gt = run_generic_groups(0, "typed")
+    for v, g in ((v1, g1), (v0, g0)):
+        assert v == pytest.approx(vt, rel=1e-5)
+        for a, b in zip(g, gt):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -265,9 +265,9 @@ def test_generic_device_runs_a_whole_model(sim_gpu):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
-def test_autobatching_steps_aside_for_generic_devices(sim_gpu):
-    """The autobatch executor's batched kernels are typed: a graph with a node on a device that runs
-    the generic implementation takes the plain loops (same values, no crash)."""
+def test_autobatching_steps_aside_for_graphs_across_devices(sim_gpu):
+    """A graph with nodes on two devices takes the plain loops with autobatching on (same values,
+    no crash); a graph on one device, a GPU included, is autobatched (next test)."""
     from dynet.core import execution
     m = dy.ParameterCollection()
     W = m.add_parameters((3, 2), init=dy.NumpyInitializer(np.arange(6.0).reshape(3, 2)), device=SIM)
@@ -284,3 +284,35 @@ def test_autobatching_steps_aside_for_generic_devices(sim_gpu):
     finally:
         execution.configure(0, 0)
         dy.renew_cg()
+
+
+def test_autobatching_on_a_gpu_graph(sim_gpu):
+    """A graph wholly on a (simulated) GPU is autobatched through the generic implementation: its
+    groups' values are placed side by side in the GPU's pool, and the values and gradients equal
+    the CPU's without autobatching."""
+    from dynet.core import execution
+
+    def run(dev, autobatch):
+        execution.configure(autobatch, 1)
+        execution.reset()
+        m = dy.ParameterCollection()
+        W = m.add_parameters((3, 2), init=dy.NumpyInitializer(np.arange(6.0).reshape(3, 2)), device=dev)
+        b = m.add_parameters(3, init=dy.NumpyInitializer(np.array([0.5, -1.0, 0.25])), device=dev)
+        dy.renew_cg()
+        xs = [dy.inputVector([1.0, 0.1 * k], device=dev) for k in range(5)]
+        hs = [dy.logistic(dy.affine_transform([b, W, x])) for x in xs]
+        loss = dy.esum([dy.pickneglogsoftmax(h, k % 3) for k, h in enumerate(hs)])
+        value = loss.value()
+        loss.backward()
+        return value, W.grad_as_array().copy(), b.grad_as_array().copy(), dy.profiling_stats()
+
+    try:
+        v0, w0, b0, _ = run("CPU", 0)
+        v1, w1, b1, stats = run(SIM, 1)
+    finally:
+        execution.configure(0, 0)
+        dy.renew_cg()
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    np.testing.assert_allclose(w1, w0, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(b1, b0, rtol=1e-5, atol=1e-7)
+    assert stats["affine_transform"]["batches"] == 1 and stats["logistic"]["batches"] == 1

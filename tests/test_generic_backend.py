@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = ["tests/test_ops_gradients.py", "tests/test_multi_expression_inputs_indexing_conv.py",
            "tests/test_builders.py", "tests/test_builder_dropout.py", "tests/test_trainers.py",
            "tests/test_io.py", "tests/test_builder_io.py", "tests/test_random_ops.py",
-           "tests/test_reusable_expressions.py", "tests/test_devices.py"]
+           "tests/test_reusable_expressions.py", "tests/test_devices.py", "tests/test_autobatch.py"]
 
 
 @pytest.mark.skipif(os.environ.get("DYNET_BACKEND") == "generic",

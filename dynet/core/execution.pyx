@@ -16,7 +16,7 @@ side by side, and the backward pass follows it backwards, a group's backward as 
 Profiling times every node's forward and backward (or every batch) into a table per operation type;
 `stats()` returns it, `report()` prints it, and with the flag it is printed at exit.
 """
-from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.ref cimport PyObject
 from libc.stdlib cimport malloc, calloc, free
@@ -30,9 +30,9 @@ from libc.stdlib cimport realloc
 from libc.string cimport memset
 from dynet.core.graph cimport (Expression, ComputationGraph, set_runners, forward_runner,
                                backward_runner, set_layout_runner, layout_runner,
-                               run_backward_hooks, complete_pending)
+                               run_backward_hooks, complete_pending, generic_forward_node,
+                               generic_backward_node)
 from dynet.core.memory cimport Arena
-from dynet.core.device cimport Device
 cimport dynet.nodes.elementwise as elementwise
 cimport dynet.nodes.matmul as matmul
 cimport dynet.nodes.lstm as lstm
@@ -115,6 +115,15 @@ cdef int record_node(ComputationGraph cg, Expression node, double seconds, bint 
     return 0
 
 
+cdef inline int forward_node(Expression node) except -1:
+    """A node's forward: its typed loops, or its generic implementation (a GPU)."""
+    return node.forward_impl() if node.dev.host_loops else generic_forward_node(node)
+
+
+cdef inline int backward_node(Expression node) except -1:
+    return node.backward_impl() if node.dev.host_loops else generic_backward_node(node)
+
+
 cdef int profiled_forward(ComputationGraph cg, int index) except -1:
     cdef Expression node
     cdef int i
@@ -122,7 +131,7 @@ cdef int profiled_forward(ComputationGraph cg, int index) except -1:
     for i in range(cg.n_forwarded, index + 1):
         node = <Expression>PyList_GET_ITEM(cg.nodes, i)
         t = now()
-        node.forward_impl()
+        forward_node(node)
         t = now() - t
         cg.n_forwarded = i + 1
         record(node.op_name(), 1, t, False, total_size(&node.d) * sizeof(float))
@@ -152,7 +161,7 @@ cdef int profiled_backward(ComputationGraph cg, Expression root) except -1:
             t_deferred += now() - t
         if node.grad != NULL and (node.args or node.needs_grad):
             t = now()
-            node.backward_impl()
+            backward_node(node)
             t = now() - t
             record(node.op_name(), 1, t, True, 0)
             if _profiling > 1:
@@ -432,12 +441,12 @@ cdef int run_one(ComputationGraph cg, Expression node, bint backward) except -1:
     collection walks the graph.)"""
     cdef double t
     if not _profiling:
-        return node.backward_impl() if backward else node.forward_impl()
+        return backward_node(node) if backward else forward_node(node)
     t = now()
     if backward:
-        node.backward_impl()
+        backward_node(node)
     else:
-        node.forward_impl()
+        forward_node(node)
     t = now() - t
     if _profiling > 1:
         record_node(cg, node, t, backward)
@@ -486,7 +495,12 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
     cdef Expression first = <Expression>group[0], node
     cdef double t = now() if _profiling else 0.0
     cdef size_t nbytes = 0
-    if family == FAM_MAP:
+    if not first.dev.host_loops:                # a GPU: maps and products through the generic
+        if not (family == FAM_MAP and elementwise.generic_batch(group, backward)   # code, at once
+                or family == FAM_PRODUCT and matmul.generic_batch(group, backward)):
+            for node in group:
+                backward_node(node) if backward else forward_node(node)
+    elif family == FAM_MAP:
         (elementwise.backward_batch if backward else elementwise.forward_batch)(group)
     elif family == FAM_LSTM:
         (lstm.backward_batch if backward else lstm.forward_batch)(group)
@@ -684,8 +698,10 @@ cdef int autobatch_layout(ComputationGraph cg, int n, bint full) except -1:
     one block of the backward pool zeroed at once; the plain layout where there is no plan."""
     cdef Plan plan = plan_of(cg)
     if plan is None or plan.covered < n:
-        return cg._layout_gradients_one_device(n, full)
-    cdef Arena pool = cg.bwd_of(<Device>PyList_GET_ITEM(cg.devices, 0))
+        if PyList_GET_SIZE(cg.devices) == 1:
+            return cg._layout_gradients_one_device(n, full)
+        return cg._layout_gradients(n, full)
+    cdef Arena pool = cg.bwd_of(cg.node_dev)     # (all the nodes are there: ComputationGraph.one_device)
     cdef size_t need = 0, run = 0
     cdef int p, q, i
     cdef unsigned char f

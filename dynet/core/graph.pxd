@@ -60,6 +60,8 @@ cdef class ComputationGraph:
     cdef Device default_dev    # where leaves go unless they name a device
     cdef Device last_dev       # the device of the last node added (to note new devices cheaply)
     cdef list devices          # the devices that hold nodes of this graph
+    cdef Device node_dev       # the device of its first node, and whether a later node is
+    cdef bint mixed_devices    # elsewhere (one device: the other executors may run it)
     cdef bint all_typed        # every device of the graph runs the typed loops (the autobatch and
                                # profiling runners need that)
     cdef list checkpoints
@@ -71,6 +73,7 @@ cdef class ComputationGraph:
     cdef Arena fwd_of(self, Device dev)
     cdef Arena bwd_of(self, Device dev)
     cdef int start_new(self, bint immediate_compute, bint check_validity) except -1
+    cdef bint one_device(self) noexcept
     cdef int forward_to(self, int index) except -1
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
@@ -96,6 +99,8 @@ cdef Expression add_node(Expression node, tuple args, Dim d)
 cdef Expression add_node_noalloc(Expression node, tuple args, Dim d)
 cdef Expression add_node_across(Expression node, tuple args, Dim d)
 cdef int generic_forward_node(Expression node) except -1
+cdef int generic_backward_node(Expression node) except -1
+cdef int activate_device(Device dev) except -1
 cdef int check_live(Expression e, str op) except -1
 cdef Expression node_in_graph(void* node, int index)
 cdef float* fwd_scratch(size_t n) except NULL

@@ -425,6 +425,7 @@ cdef class ComputationGraph:
         self.bwd = Arena("backward", _bwd_mb)
         self.default_dev = default_device_c()
         self.last_dev = self.default_dev
+        self.node_dev = self.default_dev
         self.devices = [self.default_dev]
         if self.default_dev is not cpu_device():
             self.devices.append(cpu_device())
@@ -457,12 +458,18 @@ cdef class ComputationGraph:
     cdef Arena bwd_of(self, Device dev):
         return self.bwd if dev is cpu_device() else dev.bwd
 
+    cdef bint one_device(self) noexcept:
+        """Whether the other executors (autobatching, profiling) may run this graph: all its nodes
+        on one device (they run each node or group through that device's typed loops or generic
+        implementation; a graph across devices keeps the plain loops)."""
+        return self.all_typed or not self.mixed_devices
+
     cdef int forward_to(self, int index) except -1:
         cdef Expression node
         cdef int i
         if _viz:
             return 0                             # --dynet-viz: nothing is computed
-        if _forward_runner != NULL and self.all_typed:
+        if _forward_runner != NULL and self.one_device():
             return _forward_runner(self, index)
         if index > self.n_forwarded and (_lowering > 0 or (_lowering == 0 and _live_graphs > 1)) \
                 and self is the_cg():     # (another thread's graph object, passed over: plain loop)
@@ -502,11 +509,10 @@ cdef class ComputationGraph:
         cdef int i, n = root.index + 1
         # Lay out the gradients of every node that needs one, in one block per device (the
         # device's backward pool) zeroed by one memset.
-        if PyList_GET_SIZE(self.devices) == 1:
-            if _layout_runner != NULL and self.all_typed:
-                _layout_runner(self, n, full)
-            else:
-                self._layout_gradients_one_device(n, full)
+        if _layout_runner != NULL and self.one_device():
+            _layout_runner(self, n, full)       # (the nodes' device's pool)
+        elif PyList_GET_SIZE(self.devices) == 1:
+            self._layout_gradients_one_device(n, full)
         else:
             self._layout_gradients(n, full)
         cdef Py_ssize_t k
@@ -517,7 +523,7 @@ cdef class ComputationGraph:
                 root.grad[k] += 1.0
         else:
             root.dev.flat_view(root.grad, total_size(&root.d))[...] += 1
-        if _backward_runner != NULL and self.all_typed:
+        if _backward_runner != NULL and self.one_device():
             return _backward_runner(self, root)
         # Only nodes that the loss depends on are visited (a side branch built before the loss
         # must not mark lookup rows as updated).
@@ -646,6 +652,8 @@ cdef class ComputationGraph:
             if dev is not cpu_device():
                 self.devices.append(cpu_device())     # fwd_scratch (host memory) is released too
         self.last_dev = dev
+        self.node_dev = dev
+        self.mixed_devices = False
         self.all_typed = dev.host_loops
         self.immediate_compute = immediate_compute
         self.check_validity = check_validity
@@ -996,6 +1004,11 @@ cdef inline int activate(Device dev) except -1:
     return 0
 
 
+cdef int activate_device(Device dev) except -1:
+    """Make `dev` current before array code runs on it (several GPUs: kernels run on the current)."""
+    return activate(dev)
+
+
 cdef int generic_forward_node(Expression node) except -1:
     """Run a node's generic_forward on views of its arguments' values and of its own."""
     cdef Device dev = node.dev
@@ -1057,7 +1070,13 @@ cdef int mixed_devices(Expression node, Expression a, Expression b) except -1:
 
 
 cdef int note_device(ComputationGraph cg, Device dev) except -1:
+    """A node is added on `dev`, a device other than the last node's (called before it is
+    appended)."""
     cg.last_dev = dev
+    if PyList_GET_SIZE(cg.nodes) == 0:
+        cg.node_dev = dev
+    elif dev is not cg.node_dev:
+        cg.mixed_devices = True
     if dev not in cg.devices:
         cg.devices.append(dev)
         cg.all_typed = cg.all_typed and dev.host_loops

@@ -10,7 +10,8 @@ from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf
                         ceilf, floorf, powf, fminf, fmaxf, NAN)
 from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
-from dynet.core.graph cimport Expression, add_node, as_expr
+from dynet.core.graph cimport Expression, add_node, as_expr, activate_device
+from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport (fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK,
                                 fast_sin_shifted, sin_fast_range)
 from dynet.kernels import generic
@@ -1046,3 +1047,36 @@ cdef int backward_batch(list group) except -1:
     for node in group:
         node.backward_impl()
     return 0
+
+
+cdef int generic_batch(list group, bint backward) except -1:
+    """A group of one map on a device without the typed loops (a GPU): where the values, the
+    arguments' values and (backward) every gradient involved lie side by side, the first node's
+    generic implementation runs once on views of the whole blocks (an elementwise map does not
+    care where one node ends); returns 1. Returns 0 where they do not: the caller then runs the
+    nodes one by one."""
+    cdef Expression first = <Expression>group[0]
+    cdef int nargs = len(first.args), s
+    cdef Py_ssize_t total = total_size(&first.d) * len(group)
+    cdef Device dev = first.dev
+    cdef Layout L
+    group_layout(group, nargs, MAP_ARGS, backward, &L)
+    for s in range(nargs + 1):
+        if L.val[s] == NULL:
+            return 0
+    xs = [dev.flat_view(L.val[s + 1], total) for s in range(nargs)]
+    out = dev.flat_view(L.val[0], total)
+    activate_device(dev)
+    if not backward:
+        first.generic_forward(dev.xp, xs, out)
+        return 1
+    if L.grad[0] == NULL:
+        return 0
+    for s in range(nargs):
+        if L.grad[s + 1] == NULL and L.some_grad[s + 1]:
+            return 0                      # some members' arguments want a gradient, not side by side
+    dout = dev.flat_view(L.grad[0], total)
+    for s in range(nargs):
+        if L.grad[s + 1] != NULL:
+            first.generic_backward(dev.xp, xs, out, dout, s, dev.flat_view(L.grad[s + 1], total))
+    return 1

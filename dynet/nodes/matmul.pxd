@@ -12,3 +12,4 @@ cdef Py_ssize_t batch_key(Expression node) noexcept
 cdef bint same_batch(Expression x, Expression y) noexcept
 cdef int forward_batch(list group) except -1
 cdef int backward_batch(list group) except -1
+cdef int generic_batch(list group, bint backward) except -1
