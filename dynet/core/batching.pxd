@@ -24,6 +24,18 @@ cdef struct Layout:
     bint all_grad[MAX_SLOTS]
 
 
+cdef inline int node_by_node(list group, bint backward) except -1:
+    """A group whose batched kernel cannot run (its values or gradients do not lie side by side):
+    each node's own typed forward or backward, in group order."""
+    cdef Expression node
+    for node in group:
+        if backward:
+            node.backward_impl()
+        else:
+            node.forward_impl()
+    return 0
+
+
 cdef inline Py_ssize_t ncols(Expression e) noexcept:
     """Columns of e's value, every batch element's side by side."""
     return <Py_ssize_t>cols(&e.d) * e.d.bd

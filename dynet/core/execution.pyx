@@ -239,36 +239,41 @@ cdef enum:
                       # then lie side by side) but run one by one
     FAM_PICK_NLL = 5  # softmax.pyx: pickneglogsoftmax over scores of one length
     FAM_PAIR = 6      # norms.pyx: dot products and distances of one kind and size
+    FAM_LAST = 6
 
 # the node types of FAM_PLACED (set by configure: importing them here would be circular)
 cdef object _concatenate = None
 cdef object _lookup = None
 
 
+cdef inline Py_ssize_t family_key(int family, Expression node) noexcept:
+    """The node's group key as `family` sees it (0: not of that family, or it runs alone)."""
+    if family == FAM_MAP:
+        return elementwise.batch_key(node)
+    if family == FAM_PRODUCT:
+        return matmul.batch_key(node)
+    if family == FAM_LSTM:
+        return lstm.batch_key(node)
+    if family == FAM_PICK_NLL:
+        return softmax.batch_key(node)
+    if family == FAM_PAIR:
+        return norms.batch_key(node)
+    if family == FAM_PLACED and (type(node) is _concatenate or type(node) is _lookup):
+        return total_size(&node.d) * 2 + 1
+    return 0
+
+
 cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
     """The node's group key in its family (0: it runs alone); the family in *family."""
-    cdef Py_ssize_t key = elementwise.batch_key(node)
-    if key:
-        family[0] = FAM_MAP
-        return key
-    key = matmul.batch_key(node)
-    if key:
-        family[0] = FAM_PRODUCT
-        return key
-    key = lstm.batch_key(node)
-    if key:
-        family[0] = FAM_LSTM
-        return key
-    key = softmax.batch_key(node)
-    if key:
-        family[0] = FAM_PICK_NLL
-        return key
-    key = norms.batch_key(node)
-    if key:
-        family[0] = FAM_PAIR
-        return key
-    family[0] = FAM_PLACED if type(node) is _concatenate or type(node) is _lookup else FAM_NONE
-    return total_size(&node.d) * 2 + 1 if family[0] else 0
+    cdef Py_ssize_t key
+    cdef int f
+    for f in range(FAM_MAP, FAM_LAST + 1):
+        key = family_key(f, node)
+        if key:
+            family[0] = f
+            return key
+    family[0] = FAM_NONE
+    return 0
 
 
 cdef inline bint same_group(int family, Expression x, Expression y) noexcept:

@@ -15,7 +15,7 @@ from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport (fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK,
                                 fast_sin_shifted, sin_fast_range)
 from dynet.kernels import generic
-from dynet.core.batching cimport Layout, group_layout
+from dynet.core.batching cimport Layout, group_layout, node_by_node
 from dynet.core.lowering cimport Lowering, Step, Part
 
 cdef float SELU_LAMBDA = 1.0507009873554805
@@ -1001,7 +1001,7 @@ cdef int forward_batch(list group) except -1:
     """A group of one map (same_batch): one loop over the whole block where the values and the
     arguments' values lie side by side (autobatching places a group's values so), else node by
     node. One walk over the group finds out (group_layout)."""
-    cdef Expression first = <Expression>group[0], node
+    cdef Expression first = <Expression>group[0]
     cdef Py_ssize_t total = total_size(&first.d) * len(group)
     cdef bint unary = type(first) is Unary
     cdef Unary u
@@ -1015,16 +1015,14 @@ cdef int forward_batch(list group) except -1:
         if L.val[2] != NULL:
             block_forward((<Binary>first).op, total, L.val[1], L.val[2], L.val[0])
             return 0
-    for node in group:
-        node.forward_impl()
-    return 0
+    return node_by_node(group, False)
 
 
 cdef int backward_batch(list group) except -1:
     """The backward of a group of one map: one loop where the gradients (and the values the
     derivative reads) lie side by side, an argument without any gradient skipped, else node by
     node."""
-    cdef Expression first = <Expression>group[0], node
+    cdef Expression first = <Expression>group[0]
     cdef Py_ssize_t total = total_size(&first.d) * len(group)
     cdef bint unary = type(first) is Unary
     cdef Unary u
@@ -1044,9 +1042,7 @@ cdef int backward_batch(list group) except -1:
             block_backward((<Binary>first).op, total, L.val[1], L.val[2], L.val[0], L.grad[0],
                            L.grad[1], L.grad[2])
         return 0
-    for node in group:
-        node.backward_impl()
-    return 0
+    return node_by_node(group, True)
 
 
 cdef int generic_batch(list group, bint backward) except -1:

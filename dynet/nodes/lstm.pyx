@@ -13,7 +13,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_vie
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
-from dynet.core.batching cimport Layout, group_layout, gather_into
+from dynet.core.batching cimport Layout, group_layout, gather_into, node_by_node
 from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
@@ -757,7 +757,7 @@ CELL_ARGS[1] = 1
 cdef int cells_forward(list group) except -1:
     """A group of c (or h) cells: one loop over all the columns where the values and the arguments'
     values lie side by side, else node by node."""
-    cdef Expression first = <Expression>group[0], node
+    cdef Expression first = <Expression>group[0]
     cdef Py_ssize_t H = rows(&first.d)
     cdef int nargs = len(first.args)
     cdef Layout L
@@ -768,15 +768,13 @@ cdef int cells_forward(list group) except -1:
         else:
             cell_h_forward(H, L.cols, L.val[1], H, L.val[2], 4 * H, L.val[0])
         return 0
-    for node in group:
-        node.forward_impl()
-    return 0
+    return node_by_node(group, False)
 
 
 cdef int cells_backward(list group) except -1:
     """The backward of a group of cells: one loop where their gradients, the arguments' values and
     gradients (each all there or all absent) lie side by side, else node by node."""
-    cdef Expression first = <Expression>group[0], node
+    cdef Expression first = <Expression>group[0]
     cdef Py_ssize_t H = rows(&first.d)
     cdef int nargs = len(first.args), s
     cdef Layout L
@@ -791,9 +789,7 @@ cdef int cells_backward(list group) except -1:
         else:
             cell_h_backward(H, L.cols, L.val[1], L.grad[1], H, L.val[2], L.grad[2], 4 * H, L.grad[0])
         return 0
-    for node in group:
-        node.backward_impl()
-    return 0
+    return node_by_node(group, True)
 
 
 

@@ -23,7 +23,7 @@ from dynet.core.memory cimport work_buffer
 from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport gemm, gemm_nogil, add_to, copy, SMALL_GEMM, NOGIL_MIN_WORK
 from dynet.core.lowering cimport Lowering, Step, Part
-from dynet.core.batching cimport (ncols, side_by_side, Layout, MAX_SLOTS, group_layout,
+from dynet.core.batching cimport (ncols, side_by_side, Layout, MAX_SLOTS, group_layout, node_by_node,
                                   gather_into)
 from dynet.kernels import generic
 
@@ -593,9 +593,7 @@ cdef int backward_batch(list group) except -1:
             if (x.grad == NULL) != ((<Expression>first.args[arg]).grad == NULL):
                 dC = NULL
     if dC == NULL:
-        for node in group:
-            node.backward_impl()
-        return 0
+        return node_by_node(group, True)
     if affine:
         bias = <Expression>first.args[0]
         if bias.grad != NULL:

@@ -10,7 +10,7 @@ from dynet.kernels.cpu cimport dot
 from dynet.kernels import generic
 
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
-from dynet.core.batching cimport Layout, group_layout
+from dynet.core.batching cimport Layout, group_layout, node_by_node
 
 from dynet.nodes import npbase
 from dynet.nodes.npbase import fmt, strip, acc
@@ -158,13 +158,10 @@ cdef bint same_batch(Expression x, Expression y) noexcept:
 cdef int forward_batch(list group) except -1:
     cdef Layout L
     cdef PairReduce first = <PairReduce>group[0]
-    cdef Expression node
     cdef Py_ssize_t per = batch_size(&(<Expression>first.args[0]).d), col
     group_layout(group, 2, PAIR_ARGS, False, &L)
     if L.val[0] == NULL or L.val[1] == NULL or L.val[2] == NULL:
-        for node in group:
-            node.forward_impl()
-        return 0
+        return node_by_node(group, False)
     for col in range(L.cols):
         L.val[0][col] = pair_column(first.kind, per, L.val[1] + col * per, L.val[2] + col * per, first.c)
     return 0
@@ -173,15 +170,12 @@ cdef int forward_batch(list group) except -1:
 cdef int backward_batch(list group) except -1:
     cdef Layout L
     cdef PairReduce first = <PairReduce>group[0]
-    cdef Expression node
     cdef Py_ssize_t per = batch_size(&(<Expression>first.args[0]).d), col
     group_layout(group, 2, PAIR_ARGS, True, &L)
     # each argument's gradients side by side, or none of them there (a constant)
     if (L.grad[0] == NULL or L.val[1] == NULL or L.val[2] == NULL
             or L.grad[1] == NULL and L.some_grad[1] or L.grad[2] == NULL and L.some_grad[2]):
-        for node in group:
-            node.backward_impl()
-        return 0
+        return node_by_node(group, True)
     for col in range(L.cols):
         pair_column_backward(first.kind, per, L.val[1] + col * per, L.val[2] + col * per, first.c,
                              L.grad[0][col], L.grad[1] + col * per if L.grad[1] != NULL else NULL,

@@ -9,7 +9,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_ind
 from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp, sum_of, dot, fill
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
-from dynet.core.batching cimport Layout, group_layout
+from dynet.core.batching cimport Layout, group_layout, node_by_node
 
 
 cdef void softmax_columns(Py_ssize_t r, Py_ssize_t ncol, const float* x, const float* keep, bint log,
@@ -320,9 +320,7 @@ cdef int forward_batch(list group) except -1:
     cdef int* idx
     group_layout(group, 1, SCORES, False, &L)
     if L.val[0] == NULL or L.val[1] == NULL:
-        for node in group:
-            node.forward_impl()
-        return 0
+        return node_by_node(group, False)
     idx = group_indices(group, L.cols, &logz)
     pick_nll_forward(n, L.cols, L.val[1], True, idx, logz, L.val[0])
     for node in group:                  # the log-normalisers, for each node's own backward
@@ -335,15 +333,12 @@ cdef int forward_batch(list group) except -1:
 
 cdef int backward_batch(list group) except -1:
     cdef Layout L
-    cdef Expression node
     cdef Py_ssize_t n = rows(&(<Expression>(<Expression>group[0]).args[0]).d), c
     cdef float* logz
     cdef int* idx
     group_layout(group, 1, SCORES, True, &L)
     if L.grad[0] == NULL or L.val[1] == NULL or L.grad[1] == NULL:
-        for node in group:
-            node.backward_impl()
-        return 0
+        return node_by_node(group, True)
     idx = group_indices(group, L.cols, &logz)
     for c in range(L.cols):
         pick_nll_backward(n, L.val[1] + c * n, logz[c], idx[c], L.grad[0][c], L.grad[1] + c * n)
