@@ -511,3 +511,24 @@ def test_bad_scale():
     t = dy.SimpleSGDTrainer(m)
     with pytest.raises(ValueError, match="scale s must be finite"):
         t.update(float("inf"))
+
+
+def test_updates_flush_subnormal_numbers_and_restore_the_float_mode():
+    """The update rules run with flush-to-zero on x86 (a moment decaying towards zero slowed every
+    Intel update 5x once it went subnormal): a result below the smallest normal float becomes 0,
+    and the caller's floating-point mode is as it was before (NumPy's results unchanged)."""
+    import platform
+    # (whether this thread keeps subnormals depends on what the process loaded: a library built
+    # with -ffast-math, the reference DyNet among them, turns flushing on when it is loaded)
+    before = np.float32(1e-39) * np.float32(1.0)
+    pc = dy.ParameterCollection()
+    p = pc.add_parameters(1)
+    p.set_value(np.array([2e-38]))
+    trainer = dy.SimpleSGDTrainer(pc, 1.0)
+    dy.renew_cg()
+    loss = dy.dot_product(dy.parameter(p), dy.inputVector([1.5e-38]))
+    loss.backward()
+    trainer.update()
+    if platform.machine() in ("x86_64", "AMD64", "i686"):
+        assert p.as_array()[0] == 0.0                      # 5e-39 would be subnormal
+    assert np.float32(1e-39) * np.float32(1.0) == before     # the thread's mode as it was

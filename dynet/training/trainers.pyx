@@ -56,7 +56,7 @@ from dynet.core import parampool
 from dynet.core.graph cimport ReentrantLock, in_viz_mode
 from dynet.core.graph import gradient_lock, require_values
 from dynet.kernels import gpu as _gpu
-from dynet.kernels.cpu cimport sum_of_squares
+from dynet.kernels.cpu cimport sum_of_squares, flush_subnormals, restore_float_mode
 
 cnp.import_array()
 
@@ -332,6 +332,18 @@ cdef class Trainer:
         self.prepare()
         cdef float gs = <float>gscale
         cdef float inv_c = <float>(1.0 / self.wd.scale)
+        cdef unsigned int float_mode = flush_subnormals()    # (see kernels/cpu.pxd)
+        try:
+            self._apply_rules(params, lookups, gs, inv_c)
+        finally:
+            restore_float_mode(float_mode)
+        self.updates += 1
+        self.updates_since_status += 1
+        self._advance_weight_decay()
+        return 0
+
+    cdef int _apply_rules(self, list params, list lookups, float gs, float inv_c) except -1:
+        """Each parameter's and lookup table's update rule (clearing its gradient)."""
         cdef bint skip_no_grad = self.nstate == 0   # a stateless rule does nothing without gradient
         cdef Parameters p
         cdef LookupParameters lp
@@ -371,9 +383,6 @@ cdef class Trainer:
                 lp.clear_touched()
             else:
                 _clear_lookup_grads(lp)
-        self.updates += 1
-        self.updates_since_status += 1
-        self._advance_weight_decay()
         return 0
 
     cdef int _advance_weight_decay(self) except -1:
