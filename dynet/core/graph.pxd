@@ -75,6 +75,7 @@ cdef class ComputationGraph:
     cdef int start_new(self, bint immediate_compute, bint check_validity) except -1
     cdef bint one_device(self) noexcept
     cdef int forward_to(self, int index) except -1
+    cdef int _forward_to(self, int index) except -1
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
     cdef int _backward(self, Expression root, bint full) except -1

@@ -27,6 +27,7 @@ from dynet.core import device as _device
 from dynet.core.tensor import Tensor
 import os
 from dynet.kernels import generic
+from dynet.kernels.cpu cimport flush_subnormals, restore_float_mode
 
 cnp.import_array()
 
@@ -373,6 +374,10 @@ cdef int complete_pending(Expression node) except -1:
     return 0
 
 
+# Passes over at least this many nodes run with subnormal numbers flushed to zero (forward_to)
+cdef enum:
+    FLUSH_MIN_NODES = 32
+
 cdef forward_runner _forward_runner = NULL
 cdef backward_runner _backward_runner = NULL
 cdef layout_runner _layout_runner = NULL
@@ -465,10 +470,23 @@ cdef class ComputationGraph:
         return self.all_typed or not self.mixed_devices
 
     cdef int forward_to(self, int index) except -1:
+        """Compute the nodes up to `index`, with subnormal numbers flushed to zero while the
+        kernels run (see kernels/cpu.pxd: a gradient vanishing through a deep chain of tanh
+        layers went subnormal and made every step 4x slower; DyNet, built with -ffast-math,
+        flushes them in the whole process)."""
+        if _viz or index < self.n_forwarded:
+            return 0                             # (--dynet-viz: nothing is computed)
+        if index - self.n_forwarded < FLUSH_MIN_NODES:
+            return self._forward_to(index)       # (setting the mode would cost a small graph 2%)
+        cdef unsigned int float_mode = flush_subnormals()
+        try:
+            return self._forward_to(index)
+        finally:
+            restore_float_mode(float_mode)
+
+    cdef int _forward_to(self, int index) except -1:
         cdef Expression node
         cdef int i
-        if _viz:
-            return 0                             # --dynet-viz: nothing is computed
         if _forward_runner != NULL and self.one_device():
             return _forward_runner(self, index)
         if index > self.n_forwarded and (_lowering > 0 or (_lowering == 0 and _live_graphs > 1)) \
@@ -494,9 +512,13 @@ cdef class ComputationGraph:
         # the same parameter gradients and lookup row lists (and matmul's deferred products are one
         # list), so they take turns; trainers' updates take the same lock. Waiting releases the GIL.
         _gradient_lock.acquire_c()
+        cdef bint flush = root.index >= FLUSH_MIN_NODES         # (as forward_to)
+        cdef unsigned int float_mode = flush_subnormals() if flush else 0
         try:
             return self._backward(root, full)
         finally:
+            if flush:
+                restore_float_mode(float_mode)
             _gradient_lock.release_c()
 
     cdef int _backward(self, Expression root, bint full) except -1:
