@@ -33,6 +33,7 @@ from dynet.core.graph cimport (Expression, ComputationGraph, set_runners, forwar
                                run_backward_hooks, complete_pending, generic_forward_node,
                                generic_backward_node)
 from dynet.core.memory cimport Arena
+from dynet.core.batching cimport node_by_node
 cimport dynet.nodes.elementwise as elementwise
 cimport dynet.nodes.matmul as matmul
 cimport dynet.nodes.lstm as lstm
@@ -516,8 +517,7 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
     elif family == FAM_PAIR:
         (norms.backward_batch if backward else norms.forward_batch)(group)
     else:                                       # concatenations, lookups: one by one
-        for node in group:
-            node.backward_impl() if backward else node.forward_impl()
+        node_by_node(group, backward)
     if _profiling:
         t = now() - t
         for node in group:

@@ -297,7 +297,8 @@ cdef bint same_batch(Expression x, Expression y) noexcept:
 
 cdef int* group_indices(list group, Py_ssize_t ncol, float** logz) except NULL:
     """The picked index of every column of the group, in order (one malloc'ed block, the caller
-    frees it), followed by room for their log-normalisers (*logz)."""
+    frees it), followed by the columns' log-normalisers (*logz: backward reads them, forward
+    writes them)."""
     cdef int* idx = <int*>malloc(ncol * (sizeof(int) + sizeof(float)))
     cdef PickNegLogSoftmax node
     cdef Py_ssize_t c = 0, b
