@@ -428,6 +428,56 @@ def test_losses_run_as_groups_and_equal_plain(batch):
     assert stats["huber_distance"]["nodes"] == 12 and stats["huber_distance"]["batches"] == 2
 
 
+
+def run_other_losses(autobatch, batch):
+    """binary_log_loss (one argument gathered from per-example inputs, then both grouped),
+    pairwise_rank_loss, poisson_loss and hinge over per-example scores; `batch` columns each."""
+    execution.configure(autobatch, 1)
+    execution.reset()
+    rng = np.random.default_rng(12)
+    m = dy.ParameterCollection()
+    W, b, V, P = (m.add_parameters((7, 5)), m.add_parameters(7), m.add_parameters((7, 5)),
+                  m.add_parameters((1, 5)))
+    for p in (W, b, V, P):
+        p.set_value(rng.normal(size=p.shape()))
+    dy.renew_cg()
+    losses = []
+
+    def column(rows):
+        shape = (rows, batch) if batch > 1 else (rows,)
+        return dy.inputTensor(rng.uniform(size=shape), batched=batch > 1)
+    for i in range(6):
+        x = dy.inputTensor(rng.normal(size=(5, batch)) if batch > 1 else rng.normal(size=5), batched=batch > 1)
+        s = dy.affine_transform([dy.parameter(b), dy.parameter(W), x])
+        t = dy.tanh(dy.parameter(V) * x)
+        labels = [(i + k) % 7 for k in range(batch)]
+        counts = [(2 * i + k) % 5 for k in range(batch)]
+        losses += [dy.binary_log_loss(dy.logistic(s), column(7)),
+                   dy.binary_log_loss(dy.logistic(s), dy.logistic(t)),
+                   dy.sum_elems(dy.pairwise_rank_loss(s, t, 0.5)),
+                   dy.poisson_loss(dy.parameter(P) * x, counts if batch > 1 else counts[0]),
+                   dy.hinge_batch(s, labels, 0.5) if batch > 1 else dy.hinge(s, labels[0], 0.5),
+                   dy.hinge_batch(t, labels, 2.0) if batch > 1 else dy.hinge(t, labels[0], 2.0)]
+    loss = dy.sum_batches(dy.esum(losses))
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in (W, b, V, P)], dy.profiling_stats()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_other_losses_run_as_groups_and_equal_plain(batch):
+    v0, g0, _ = run_other_losses(0, batch)
+    v1, g1, stats = run_other_losses(1, batch)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # binary_log_loss: against the inputs, then against logistic(t) a level later
+    assert stats["binary_log_loss"]["nodes"] == 12 and stats["binary_log_loss"]["batches"] == 2
+    assert stats["pairwise_rank_loss"]["nodes"] == 6 and stats["pairwise_rank_loss"]["batches"] == 1
+    assert stats["poisson_loss"]["nodes"] == 6 and stats["poisson_loss"]["batches"] == 1
+    hinge = "hinge_batch" if batch > 1 else "hinge"      # two margins, two levels: two groups
+    assert stats[hinge]["nodes"] == 12 and stats[hinge]["batches"] == 2
+
 def run_generic_groups(autobatch, backend):
     """Affine transforms sharing W and b over looked-up columns, then tanh and a loss, on the
     given backend."""

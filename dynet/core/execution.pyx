@@ -39,6 +39,7 @@ cimport dynet.nodes.matmul as matmul
 cimport dynet.nodes.lstm as lstm
 cimport dynet.nodes.softmax as softmax
 cimport dynet.nodes.norms as norms
+cimport dynet.nodes.losses_cpu as losses
 
 cdef int _autobatch = 0
 cdef int _profiling = 0
@@ -240,7 +241,8 @@ cdef enum:
                       # then lie side by side) but run one by one
     FAM_PICK_NLL = 5  # softmax.pyx: pickneglogsoftmax over scores of one length
     FAM_PAIR = 6      # norms.pyx: dot products and distances of one kind and size
-    FAM_LAST = 6
+    FAM_LOSS = 7      # losses_cpu.pyx: binary_log_loss, pairwise_rank_loss, poisson_loss, hinge
+    FAM_LAST = 7
 
 # the node types of FAM_PLACED (set by configure: importing them here would be circular)
 cdef object _concatenate = None
@@ -259,6 +261,8 @@ cdef inline Py_ssize_t family_key(int family, Expression node) noexcept:
         return softmax.batch_key(node)
     if family == FAM_PAIR:
         return norms.batch_key(node)
+    if family == FAM_LOSS:
+        return losses.batch_key(node)
     if family == FAM_PLACED and (type(node) is _concatenate or type(node) is _lookup):
         return total_size(&node.d) * 2 + 1
     return 0
@@ -288,6 +292,8 @@ cdef inline bint same_group(int family, Expression x, Expression y) noexcept:
         return softmax.same_batch(x, y)
     if family == FAM_PAIR:
         return norms.same_batch(x, y)
+    if family == FAM_LOSS:
+        return losses.same_batch(x, y)
     return type(x) is type(y) and total_size(&x.d) == total_size(&y.d)
 
 
@@ -516,6 +522,8 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
         (softmax.backward_batch if backward else softmax.forward_batch)(group)
     elif family == FAM_PAIR:
         (norms.backward_batch if backward else norms.forward_batch)(group)
+    elif family == FAM_LOSS:
+        (losses.backward_batch if backward else losses.forward_batch)(group)
     else:                                       # concatenations, lookups: one by one
         node_by_node(group, backward)
     if _profiling:

@@ -10,7 +10,9 @@ cimport cython
 from libc.math cimport exp, lgamma
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str, same_shape, truncated
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
-from dynet.kernels.cpu cimport fast_log, fast_log1p, sum_of
+from libc.stdlib cimport malloc, free
+from dynet.core.batching cimport Layout, group_layout, node_by_node
+from dynet.kernels.cpu cimport copy, fast_log, fast_log1p, sum_of
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
 import numpy as np
@@ -84,6 +86,36 @@ cdef inline float clip01(float x) noexcept nogil:
     return LOG_EPS if x < LOG_EPS else (1 - LOG_EPS if x > 1 - LOG_EPS else x)
 
 
+cdef inline float log_loss_column(Py_ssize_t per, const float* xv, const float* yv) noexcept nogil:
+    """One column's loss (a node's batch element, or a column of a group)."""
+    cdef float t[LOSS_CHUNK]
+    cdef float xc, s = 0
+    cdef Py_ssize_t start = 0, i, n
+    while start < per:                  # the terms of a chunk (vectorised logs), then their sum
+        n = min(per - start, <Py_ssize_t>LOSS_CHUNK)
+        for i in range(n):
+            xc = clip01(xv[start + i])
+            t[i] = yv[start + i] * fast_log(xc) + (1 - yv[start + i]) * fast_log1p(-xc)
+        s -= sum_of(n, t)
+        start += n
+    return s
+
+
+cdef inline void log_loss_column_backward(Py_ssize_t per, const float* xv, const float* yv, float g,
+                                          float* dx, float* dy) noexcept nogil:
+    """One column's gradients into dx and dy (either may be NULL)."""
+    cdef Py_ssize_t i
+    cdef float xc
+    if dx != NULL:
+        for i in range(per):
+            xc = clip01(xv[i])
+            dx[i] += g * (xc - yv[i]) / (xc * (1 - xc))
+    if dy != NULL:
+        for i in range(per):
+            xc = clip01(xv[i])
+            dy[i] += g * (fast_log1p(-xc) - fast_log(xc))
+
+
 @cython.final
 @cython.no_gc
 cdef class BinaryLogLoss(GenericOpNode):
@@ -97,43 +129,18 @@ cdef class BinaryLogLoss(GenericOpNode):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i, start, n
-        cdef const float* xv
-        cdef const float* yv
-        cdef float t[LOSS_CHUNK]
-        cdef float xc, s
+        cdef Py_ssize_t per = batch_size(&x.d), b
         for b in range(self.d.bd):
-            xv, yv, s = elem(x, b, per), elem(y, b, per), 0
-            start = 0
-            while start < per:          # the terms of a chunk (vectorised logs), then their sum
-                n = min(per - start, <Py_ssize_t>LOSS_CHUNK)
-                for i in range(n):
-                    xc = clip01(xv[start + i])
-                    t[i] = yv[start + i] * fast_log(xc) + (1 - yv[start + i]) * fast_log1p(-xc)
-                s -= sum_of(n, t)
-                start += n
-            self.val[b] = s
+            self.val[b] = log_loss_column(per, elem(x, b, per), elem(y, b, per))
         return 0
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&x.d), b, i
-        cdef const float* xv
-        cdef const float* yv
-        cdef float* d
-        cdef float xc, g
+        cdef Py_ssize_t per = batch_size(&x.d), b
         for b in range(self.d.bd):
-            xv, yv, g = elem(x, b, per), elem(y, b, per), self.grad[b]
-            if x.grad != NULL:
-                d = elem_grad(x, b, per)
-                for i in range(per):
-                    xc = clip01(xv[i])
-                    d[i] += g * (xc - yv[i]) / (xc * (1 - xc))
-            if y.grad != NULL:
-                d = elem_grad(y, b, per)
-                for i in range(per):
-                    xc = clip01(xv[i])
-                    d[i] += g * (fast_log1p(-xc) - fast_log(xc))
+            log_loss_column_backward(per, elem(x, b, per), elem(y, b, per), self.grad[b],
+                                     elem_grad(x, b, per) if x.grad != NULL else NULL,
+                                     elem_grad(y, b, per) if y.grad != NULL else NULL)
         return 0
 
 
@@ -146,6 +153,28 @@ def binary_log_loss(x, y):
 
 
 # ---- pairwise_rank_loss ----------------------------------------------------------------------------
+
+cdef inline void rank_run(Py_ssize_t n, float m, const float* xv, const float* yv, float* out) noexcept nogil:
+    """max(0, m - x + y) over n values side by side (a batch element, or a group's block)."""
+    cdef Py_ssize_t i
+    cdef float v
+    for i in range(n):
+        v = m - xv[i] + yv[i]
+        out[i] = v if v > 0 else 0
+
+
+cdef inline void rank_run_backward(Py_ssize_t n, const float* out, const float* g, float* dx,
+                                   float* dy) noexcept nogil:
+    cdef Py_ssize_t i
+    if dx != NULL:
+        for i in range(n):
+            if out[i] > 0:
+                dx[i] -= g[i]
+    if dy != NULL:
+        for i in range(n):
+            if out[i] > 0:
+                dy[i] += g[i]
+
 
 @cython.final
 @cython.no_gc
@@ -161,37 +190,18 @@ cdef class PairwiseRankLoss(GenericOpNode):
 
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&self.d), b, i
-        cdef const float* xv
-        cdef const float* yv
-        cdef float* out
-        cdef float v
+        cdef Py_ssize_t per = batch_size(&self.d), b
         for b in range(self.d.bd):
-            xv, yv, out = elem(x, b, per), elem(y, b, per), self.val + b * per
-            for i in range(per):
-                v = self.m - xv[i] + yv[i]
-                out[i] = v if v > 0 else 0
+            rank_run(per, self.m, elem(x, b, per), elem(y, b, per), self.val + b * per)
         return 0
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0], y = <Expression>self.args[1]
-        cdef Py_ssize_t per = batch_size(&self.d), b, i
-        cdef const float* out
-        cdef const float* g
-        cdef float* dx
-        cdef float* dy
+        cdef Py_ssize_t per = batch_size(&self.d), b
         for b in range(self.d.bd):
-            out, g = self.val + b * per, self.grad + b * per
-            if x.grad != NULL:
-                dx = elem_grad(x, b, per)
-                for i in range(per):
-                    if out[i] > 0:
-                        dx[i] -= g[i]
-            if y.grad != NULL:
-                dy = elem_grad(y, b, per)
-                for i in range(per):
-                    if out[i] > 0:
-                        dy[i] += g[i]
+            rank_run_backward(per, self.val + b * per, self.grad + b * per,
+                              elem_grad(x, b, per) if x.grad != NULL else NULL,
+                              elem_grad(y, b, per) if y.grad != NULL else NULL)
         return 0
 
 
@@ -208,6 +218,15 @@ def pairwise_rank_loss(x, y, m=1.0):
 
 
 # ---- poisson_loss ----------------------------------------------------------------------------------
+
+cdef inline float poisson_value(double ll, double k) noexcept nogil:
+    return <float>(exp(ll) - k * ll + lgamma(k + 1))
+
+
+cdef inline float poisson_slope(double ll, double k) noexcept nogil:
+    """d loss / d ll."""
+    return <float>(exp(ll) - k)
+
 
 @cython.final
 @cython.no_gc
@@ -226,10 +245,8 @@ cdef class PoissonLoss(GenericOpNode):
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
         cdef Py_ssize_t b
-        cdef double ll, k
         for b in range(self.d.bd):
-            ll, k = x.val[b], self.k[b]
-            self.val[b] = exp(ll) - k * ll + lgamma(k + 1)
+            self.val[b] = poisson_value(x.val[b], self.k[b])
         return 0
 
     cdef int backward_impl(self) except -1:
@@ -237,7 +254,7 @@ cdef class PoissonLoss(GenericOpNode):
         cdef Py_ssize_t b
         if x.grad != NULL:
             for b in range(self.d.bd):
-                x.grad[b] += self.grad[b] * (exp(<double>x.val[b]) - self.k[b])
+                x.grad[b] += self.grad[b] * poisson_slope(x.val[b], self.k[b])
         return 0
 
 
@@ -255,6 +272,31 @@ def poisson_loss(log_lambda, x):
 
 
 # ---- hinge, hinge_batch, hinge_dim -----------------------------------------------------------------
+
+# Both kernels take every class, the target's own included (its term is exactly the margin m:
+# x_t - x_t + m), and then take the target's share back out: selects instead of a branch per class,
+# so the loops vectorise. Class c of the column is at base[c * cs].
+cdef inline float hinge_column(Py_ssize_t n, Py_ssize_t cs, const float* base, Py_ssize_t t,
+                               float m) noexcept nogil:
+    cdef float correct = base[t * cs], v, s = 0
+    cdef Py_ssize_t c
+    for c in range(n):
+        v = base[c * cs] - correct + m
+        s += v if v > 0 else 0
+    return s - (m if m > 0 else 0)
+
+
+cdef inline void hinge_column_backward(Py_ssize_t n, Py_ssize_t cs, const float* base, Py_ssize_t t,
+                                       float m, float dv, float* d) noexcept nogil:
+    cdef float correct = base[t * cs], on, active = 0
+    cdef Py_ssize_t c
+    for c in range(n):
+        on = 1 if base[c * cs] - correct + m > 0 else 0
+        d[c * cs] += on * dv
+        active += on
+    # the target: -dv per active class other than itself (counted above when m > 0)
+    d[t * cs] -= active * dv
+
 
 @cython.final
 @cython.no_gc
@@ -277,50 +319,26 @@ cdef class Hinge(GenericOpNode):
             return losses.Hinge("hinge_dim", self.targets, self.m, self.axis)
         return losses.Hinge(self.op_name(), self.targets, self.m)
 
-    # Both passes take every class, the target's own included (its term is exactly the margin m:
-    # x_t - x_t + m), and then take the target's share back out: selects instead of a branch per
-    # class, so the loops vectorise. The node's fields are read into locals first (extensions are
-    # built with -fno-strict-aliasing: a store through a float pointer would reload them).
     cdef int forward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
-        cdef Py_ssize_t n = self.n, groups = self.groups, cs = self.cstride, gs = self.gstride
-        cdef Py_ssize_t per = n * groups, b, g, c
-        cdef const float* base
-        cdef float m = self.m, own = self.m if self.m > 0 else 0, correct, v, s
+        cdef Py_ssize_t groups = self.groups, per = self.n * groups, b, g
         for b in range(self.d.bd):
             for g in range(groups):
-                base = x.val + b * per + g * gs
-                correct = base[self.idx[g + groups * b] * cs]
-                s = 0
-                for c in range(n):
-                    v = base[c * cs] - correct + m
-                    s += v if v > 0 else 0
-                self.val[g + groups * b] = s - own
+                self.val[g + groups * b] = hinge_column(self.n, self.cstride,
+                                                        x.val + b * per + g * self.gstride,
+                                                        self.idx[g + groups * b], self.m)
         return 0
 
     cdef int backward_impl(self) except -1:
         cdef Expression x = <Expression>self.args[0]
         if x.grad == NULL:
             return 0
-        cdef Py_ssize_t n = self.n, groups = self.groups, cs = self.cstride, gs = self.gstride
-        cdef Py_ssize_t per = n * groups, b, g, c, t
-        cdef const float* base
-        cdef float* d
-        cdef float m = self.m, correct, dv, on, active
+        cdef Py_ssize_t groups = self.groups, per = self.n * groups, b, g, off
         for b in range(self.d.bd):
             for g in range(groups):
-                base = x.val + b * per + g * gs
-                d = x.grad + b * per + g * gs
-                t = self.idx[g + groups * b]
-                correct = base[t * cs]
-                dv = self.grad[g + groups * b]
-                active = 0
-                for c in range(n):
-                    on = 1 if base[c * cs] - correct + m > 0 else 0
-                    d[c * cs] += on * dv
-                    active += on
-                # the target: -dv per active class other than itself (counted above when m > 0)
-                d[t * cs] -= active * dv
+                off = b * per + g * self.gstride
+                hinge_column_backward(self.n, self.cstride, x.val + off, self.idx[g + groups * b],
+                                      self.m, self.grad[g + groups * b], x.grad + off)
         return 0
 
 
@@ -564,3 +582,191 @@ def constrained_softmax(x, y):
     cdef Dim d = ex.d
     d.bd = bd
     return add_node(node, (ex, ey), d)
+
+
+# ---- autobatching: a group of losses of one kind over columns of one shape -------------------------
+# Each node's arguments are its own columns (no batch-1 argument broadcast), so a group's arguments
+# are matrices of one column per batch element of each node: one loop over all the columns through
+# the kernels above, forward and backward. Arguments that their producers placed side by side are
+# read in place, others gathered; targets (poisson_loss, hinge) are gathered from the nodes.
+
+cdef enum:
+    K_LOG = 1         # binary_log_loss (two arguments)
+    K_RANK = 2        # pairwise_rank_loss (two arguments, a value per element)
+    K_POISSON = 3     # poisson_loss (a scalar per column, a target)
+    K_HINGE = 4       # hinge and hinge_batch over vectors (a target)
+
+cdef int LOSS_ARGS[2]
+LOSS_ARGS[0] = 0
+LOSS_ARGS[1] = 1
+
+
+cdef inline int loss_kind(Expression node) noexcept:
+    cdef object t = type(node)
+    if t is BinaryLogLoss:
+        return K_LOG
+    if t is PairwiseRankLoss:
+        return K_RANK
+    if t is PoissonLoss:
+        return K_POISSON
+    if t is Hinge and (<Hinge>node).form <= 1:    # (hinge_dim's groups are rows or columns)
+        return K_HINGE
+    return 0
+
+
+cdef inline bint own_columns(Expression node) noexcept:
+    cdef Expression a
+    for a in node.args:
+        if a.d.bd != node.d.bd:
+            return False
+    return True
+
+
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    cdef int kind = loss_kind(node)
+    if kind == 0 or not own_columns(node):
+        return 0
+    return (batch_size(&(<Expression>node.args[0]).d) * 8 + kind) * 2 + 1
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    cdef int kind = loss_kind(x)
+    if kind == 0 or loss_kind(y) != kind or not own_columns(x) or not own_columns(y):
+        return False
+    if not same_shape(&(<Expression>x.args[0]).d, &(<Expression>y.args[0]).d):
+        return False
+    if kind == K_RANK:
+        return (<PairwiseRankLoss>x).m == (<PairwiseRankLoss>y).m
+    if kind == K_HINGE:
+        return (<Hinge>x).m == (<Hinge>y).m
+    return True
+
+
+cdef const float* arg_values(list group, int arg, const float* in_place, float* scratch) noexcept:
+    """Argument `arg` of every node side by side: in place where the layout found them so, else
+    copied into scratch."""
+    cdef Expression node, a
+    cdef Py_ssize_t off = 0, n
+    if in_place != NULL:
+        return in_place
+    for node in group:
+        a = <Expression>node.args[arg]
+        n = total_size(&a.d)
+        copy(n, a.val, scratch + off)
+        off += n
+    return scratch
+
+
+cdef int* column_targets(list group, int kind, Py_ssize_t ncol) except NULL:
+    """The target of every column of a poisson_loss or hinge group, in order (malloc'ed)."""
+    cdef int* t = <int*>malloc(ncol * sizeof(int))
+    cdef Expression node
+    cdef int* own
+    cdef Py_ssize_t c = 0, b
+    if t == NULL:
+        raise MemoryError(f"autobatch: cannot allocate the targets of {ncol} columns")
+    for node in group:
+        own = (<Hinge>node).idx if kind == K_HINGE else (<PoissonLoss>node).k
+        for b in range(node.d.bd):
+            t[c] = own[b]
+            c += 1
+    return t
+
+
+cdef class GroupArgs:
+    """A loss group's argument values side by side (and where each argument's gradients lie),
+    columns, per-column size and targets; owns what it had to gather."""
+    cdef int kind, nargs
+    cdef Py_ssize_t ncol, per
+    cdef const float* x[2]
+    cdef int* targets
+    cdef float* scratch
+
+    def __dealloc__(self):
+        free(self.targets)
+        free(self.scratch)
+
+
+cdef GroupArgs group_args(list group, Layout* L):
+    """The arguments of a group whose layout L was taken; None where its own values are not
+    side by side (the nodes then run one by one)."""
+    cdef Expression first = <Expression>group[0]
+    cdef GroupArgs g = GroupArgs.__new__(GroupArgs)
+    cdef Expression node
+    cdef int k
+    if L.val[0] == NULL:
+        return None
+    g.kind = loss_kind(first)
+    g.nargs = 2 if g.kind <= K_RANK else 1
+    g.per = batch_size(&(<Expression>first.args[0]).d)
+    g.ncol = 0
+    for node in group:
+        g.ncol += node.d.bd
+    if (L.val[1] == NULL or g.nargs == 2 and L.val[2] == NULL):
+        g.scratch = <float*>malloc(g.nargs * g.ncol * g.per * sizeof(float))
+        if g.scratch == NULL:
+            raise MemoryError(f"autobatch: cannot gather {g.ncol} columns of {g.per}")
+    for k in range(g.nargs):
+        g.x[k] = arg_values(group, k, L.val[k + 1], g.scratch + k * g.ncol * g.per)
+    if g.kind == K_POISSON or g.kind == K_HINGE:
+        g.targets = column_targets(group, g.kind, g.ncol)
+    return g
+
+
+cdef int forward_batch(list group) except -1:
+    cdef Layout L
+    cdef Expression first = <Expression>group[0]
+    cdef Py_ssize_t c, n
+    cdef float* y
+    group_layout(group, 2 if loss_kind(first) <= K_RANK else 1, LOSS_ARGS, False, &L)
+    cdef GroupArgs g = group_args(group, &L)
+    if g is None:
+        return node_by_node(group, False)
+    n, y = g.per, L.val[0]
+    if g.kind == K_LOG:
+        for c in range(g.ncol):
+            y[c] = log_loss_column(n, g.x[0] + c * n, g.x[1] + c * n)
+    elif g.kind == K_RANK:
+        rank_run(n * g.ncol, (<PairwiseRankLoss>first).m, g.x[0], g.x[1], y)
+    elif g.kind == K_POISSON:
+        for c in range(g.ncol):
+            y[c] = poisson_value(g.x[0][c], g.targets[c])
+    else:
+        for c in range(g.ncol):
+            y[c] = hinge_column(n, 1, g.x[0] + c * n, g.targets[c], (<Hinge>first).m)
+    return 0
+
+
+cdef int backward_batch(list group) except -1:
+    cdef Layout L
+    cdef Expression first = <Expression>group[0]
+    cdef int nargs = 2 if loss_kind(first) <= K_RANK else 1, k
+    cdef Py_ssize_t c, n
+    cdef float* dx
+    cdef float* dy
+    group_layout(group, nargs, LOSS_ARGS, True, &L)
+    # the nodes' gradients side by side, and each argument's too or none of them there (a constant)
+    for k in range(nargs):
+        if L.grad[k + 1] == NULL and L.some_grad[k + 1]:
+            return node_by_node(group, True)
+    cdef GroupArgs g = group_args(group, &L) if L.grad[0] != NULL else None
+    if g is None:
+        return node_by_node(group, True)
+    n, dy, dx = g.per, L.grad[0], L.grad[1]
+    if g.kind == K_LOG:
+        for c in range(g.ncol):
+            log_loss_column_backward(n, g.x[0] + c * n, g.x[1] + c * n, dy[c],
+                                     dx + c * n if dx != NULL else NULL,
+                                     L.grad[2] + c * n if L.grad[2] != NULL else NULL)
+    elif g.kind == K_RANK:
+        rank_run_backward(n * g.ncol, L.val[0], dy, dx, L.grad[2])
+    elif dx == NULL:
+        return 0
+    elif g.kind == K_POISSON:
+        for c in range(g.ncol):
+            dx[c] += dy[c] * poisson_slope(g.x[0][c], g.targets[c])
+    else:
+        for c in range(g.ncol):
+            hinge_column_backward(n, 1, g.x[0] + c * n, g.targets[c], (<Hinge>first).m, dy[c],
+                                  dx + c * n)
+    return 0
