@@ -19,12 +19,20 @@ cdef class Unary(Expression):
     cdef int op
     cdef float alpha, beta
 
+cdef struct Broadcast:
+    # a general broadcast's odometer: per axis (7 + batch) the output's size and each argument's
+    # stride (0 where it is broadcast)
+    int sizes[8]
+    Py_ssize_t sa[8]
+    Py_ssize_t sb[8]
+
+
 cdef class Binary(Expression):
+    # (its fields fit in the node's third cache line: every pass over a graph reads them)
     cdef int op
-    cdef int sizes[8]
-    cdef Py_ssize_t sa[8]
-    cdef Py_ssize_t sb[8]
     cdef int mode            # 0: same layout, 1: batch broadcast only, 2: general broadcast
+    cdef Py_ssize_t sa, sb   # mode 1: each argument's batch stride (0 for a batch-1 argument)
+    cdef Broadcast* general  # mode 2: the odometer (graph memory: lives until renew_cg)
     cdef void _general(self, bint backward) noexcept
 
 cdef Expression unary(object x, int op, float alpha=*, float beta=*)

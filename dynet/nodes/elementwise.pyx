@@ -10,7 +10,7 @@ from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf
                         ceilf, floorf, powf, fminf, fmaxf, NAN)
 from libc.math cimport log as c_log
 from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
-from dynet.core.graph cimport Expression, add_node, as_expr, activate_device
+from dynet.core.graph cimport Expression, add_node, as_expr, activate_device, fwd_scratch
 from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport (fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK,
                                 fast_sin_shifted, sin_fast_range)
@@ -371,8 +371,8 @@ cdef class Binary(Expression):
         if self.mode == 0:
             block_forward(self.op, total_size(&self.d), ea.val, eb.val, self.val)
         elif self.mode == 1:
-            batch_broadcast_forward(self.op, batch_size(&self.d), self.d.bd, ea.val, self.sa[7],
-                                    eb.val, self.sb[7], self.val)
+            batch_broadcast_forward(self.op, batch_size(&self.d), self.d.bd, ea.val, self.sa,
+                                    eb.val, self.sb, self.val)
         else:
             self._general(0)
         return 0
@@ -389,7 +389,7 @@ cdef class Binary(Expression):
         if self.mode == 0:             # one block: the same loop as mode 1 with a batch of one
             s.n0, s.n1, s.n2, s.n3 = n, 1, 0, 0
         else:
-            s.n0, s.n1, s.n2, s.n3 = batch_size(&self.d), self.d.bd, self.sa[7], self.sb[7]
+            s.n0, s.n1, s.n2, s.n3 = batch_size(&self.d), self.d.bd, self.sa, self.sb
         return 1
 
     cdef int backward_impl(self) except -1:
@@ -402,10 +402,10 @@ cdef class Binary(Expression):
         elif self.mode == 1:
             per = batch_size(&self.d)
             for k in range(self.d.bd):
-                block_backward(self.op, per, ea.val + self.sa[7] * k, eb.val + self.sb[7] * k,
+                block_backward(self.op, per, ea.val + self.sa * k, eb.val + self.sb * k,
                                self.val + per * k, self.grad + per * k,
-                               ea.grad + self.sa[7] * k if ea.grad != NULL else NULL,
-                               eb.grad + self.sb[7] * k if eb.grad != NULL else NULL)
+                               ea.grad + self.sa * k if ea.grad != NULL else NULL,
+                               eb.grad + self.sb * k if eb.grad != NULL else NULL)
         else:
             self._general(1)
         return 0
@@ -427,10 +427,11 @@ cdef class Binary(Expression):
         cdef float* db = eb.grad
         cdef const float* dy = self.grad
         cdef int op = self.op
+        cdef const Broadcast* g = self.general
         cdef int idx[8]
         cdef int ax
-        cdef Py_ssize_t oa = 0, ob = 0, o = 0, i, n0 = self.sizes[0]
-        cdef Py_ssize_t sa0 = self.sa[0], sb0 = self.sb[0]
+        cdef Py_ssize_t oa = 0, ob = 0, o = 0, i, n0 = g.sizes[0]
+        cdef Py_ssize_t sa0 = g.sa[0], sb0 = g.sb[0]
         cdef Py_ssize_t total = total_size(&self.d)
         for ax in range(8):
             idx[ax] = 0
@@ -448,12 +449,12 @@ cdef class Binary(Expression):
             ax = 1
             while ax < 8:
                 idx[ax] += 1
-                oa += self.sa[ax]
-                ob += self.sb[ax]
-                if idx[ax] < self.sizes[ax]:
+                oa += g.sa[ax]
+                ob += g.sb[ax]
+                if idx[ax] < g.sizes[ax]:
                     break
-                oa -= self.sa[ax] * self.sizes[ax]
-                ob -= self.sb[ax] * self.sizes[ax]
+                oa -= g.sa[ax] * g.sizes[ax]
+                ob -= g.sb[ax] * g.sizes[ax]
                 idx[ax] = 0
                 ax += 1
 
@@ -469,6 +470,7 @@ cdef Expression binary(object a, object b, int op):
     cdef Expression eb = <Expression>b if isinstance(b, Expression) else as_expr(b, BINARY_NAMES[op])
     cdef Binary node = Binary.__new__(Binary)
     node.op = op
+    cdef Broadcast plan
     cdef Dim out
     cdef int ax
     cdef Py_ssize_t na, nb, stride_a = 1, stride_b = 1
@@ -480,17 +482,17 @@ cdef Expression binary(object a, object b, int op):
         if na != nb and na != 1 and nb != 1:
             raise ValueError(f"{BINARY_NAMES[op]}: for each dimension (and the batch) the sizes must match or be 1, "
                              f"got {dim_str(&ea.d)} and {dim_str(&eb.d)}")
-        node.sizes[ax] = na if na > nb else nb
-        node.sa[ax] = stride_a if na == node.sizes[ax] else 0
-        node.sb[ax] = stride_b if nb == node.sizes[ax] else 0
+        plan.sizes[ax] = na if na > nb else nb
+        plan.sa[ax] = stride_a if na == plan.sizes[ax] else 0
+        plan.sb[ax] = stride_b if nb == plan.sizes[ax] else 0
         stride_a *= na
         stride_b *= nb
         if ax < 7:
             if ax < MAX_DIMS:
-                out.d[ax] = node.sizes[ax]
+                out.d[ax] = plan.sizes[ax]
             if ax < 7 and na != nb:
                 same = False
-    out.bd = node.sizes[7]
+    out.bd = plan.sizes[7]
     for ax in range(out.nd, MAX_DIMS):
         out.d[ax] = 1
     if same and ea.d.bd == eb.d.bd:
@@ -498,10 +500,12 @@ cdef Expression binary(object a, object b, int op):
     elif same:
         node.mode = 1
         # batch strides: one batch element's size, or 0 for a broadcast batch-1 argument
-        node.sa[7] = batch_size(&ea.d) if ea.d.bd > 1 else 0
-        node.sb[7] = batch_size(&eb.d) if eb.d.bd > 1 else 0
+        node.sa = batch_size(&ea.d) if ea.d.bd > 1 else 0
+        node.sb = batch_size(&eb.d) if eb.d.bd > 1 else 0
     else:
         node.mode = 2
+        node.general = <Broadcast*>fwd_scratch((sizeof(Broadcast) + sizeof(float) - 1) // sizeof(float))
+        node.general[0] = plan
     return add_node(node, (ea, eb), out)
 
 
