@@ -528,3 +528,42 @@ def test_groups_on_the_generic_backend_run_as_one_call(monkeypatch):
         assert v == pytest.approx(vt, rel=1e-5)
         for a, b in zip(g, gt):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("lengths", [(3, 3, 3), (4, 2, 4, 3)])
+def test_lstm_groups_on_the_generic_backend(lengths, batch, monkeypatch):
+    """The GPU's path for LSTMs: each step's gates of all the sequences are one generic call
+    (two GEMMs), its c and h cells one call each, forward, and one call per argument backward
+    (the gates' backward reads its inputs again: the state a group's forward computed is not one
+    node's). Inputs that do not lie side by side (the lookups are placed sentence by sentence; a
+    shorter sequence leaves a gap in the cells) are gathered, their gradients added back. Values
+    and gradients equal the typed plain run's."""
+    from dynet.core import device
+    from dynet.kernels import generic
+    calls = {}
+
+    def counted(name):
+        original = getattr(generic, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(generic, name, wrapper)
+    for name in ("lstm_gates_forward", "lstm_c_forward", "lstm_h_forward", "lstm_gates_backward",
+                 "lstm_c_backward", "lstm_h_backward"):
+        counted(name)
+    device.set_backend("generic")
+    try:
+        v1, g1, _ = run_cells(1, lengths, batch)
+    finally:
+        device.set_backend("typed")
+    steps = max(lengths)
+    # backward: gates x, Wx, Wh, b (and h after the first step); c: gates (and c_tm1); h: c, gates
+    assert calls == {"lstm_gates_forward": steps, "lstm_c_forward": steps, "lstm_h_forward": steps,
+                     "lstm_gates_backward": 5 * steps - 1, "lstm_c_backward": 2 * steps - 1,
+                     "lstm_h_backward": 2 * steps}
+    v0, g0, _ = run_cells(0, lengths, batch)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

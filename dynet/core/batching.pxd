@@ -3,8 +3,9 @@
 # the columns, and scatters the result columns back into each node's value. Autobatching places a
 # group's values (and gradients) side by side, so where the argument group is the producing group
 # (in the same order) there is nothing to gather or scatter.
-from dynet.core.dim cimport cols, total_size
-from dynet.core.graph cimport Expression
+from dynet.core.dim cimport Dim, cols, rows, total_size, make_dim1, make_dim2
+from dynet.core.graph cimport Expression, activate_device
+from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport copy
 
 
@@ -160,3 +161,82 @@ cdef inline void scatter_values(list group, Py_ssize_t m, const float* src) noex
         n = m * ncols(node)
         copy(n, src + off, node.val)
         off += n
+
+
+cdef inline object columns_view(Device dev, float* p, int nrows, Py_ssize_t ncol, bint as_batch):
+    """nrows x ncol values at p on their device: a matrix (rows, columns, batch 1), or with
+    `as_batch` a batch of ncol vectors (rows, batch)."""
+    cdef Dim d = make_dim1(nrows, <int>ncol) if as_batch else make_dim2(nrows, <int>ncol, 1)
+    return dev.view(p, &d)
+
+
+cdef inline object device_columns(list group, int arg, bint as_batch):
+    """Argument `arg` of every node of a group as views on their device (columns_view), in group
+    order."""
+    cdef Expression node, a
+    cdef Device dev = (<Expression>group[0]).dev
+    views = []
+    for node in group:
+        a = <Expression>node.args[arg]
+        views.append(columns_view(dev, a.val, rows(&a.d), ncols(a), as_batch))
+    return views
+
+
+cdef inline int generic_columns(list group, bint backward, const int* inputs, int nin,
+                                bint as_batch) except -1:
+    """A group on a device without the typed loops (a GPU) as ONE call of its first node's generic
+    implementation: arguments `inputs` (nin of them) as one array each of all the group's columns
+    (columns_view: a matrix, or with `as_batch` a batch of vectors; in place where the producers
+    placed them side by side, else gathered in one concatenation; an input gradient that is not
+    side by side is computed into a temporary and added to each node's), the other arguments
+    (shared by the whole group: matrices, biases) as they are, the result into the group's block.
+    Returns 1; 0 where the group's own values or (backward) gradients do not lie side by side: the
+    caller then runs the nodes one by one."""
+    cdef Expression first = <Expression>group[0], a, node
+    cdef Device dev = first.dev
+    cdef Layout L
+    cdef int i, j, nrows
+    cdef Py_ssize_t off
+    group_layout(group, nin, inputs, backward, &L)
+    if L.val[0] == NULL or backward and L.grad[0] == NULL:
+        return 0
+    xs = [None] * len(first.args)
+    blocks = [None] * len(first.args)
+    scattered = []                           # input positions whose gradients are added back
+    for i in range(len(first.args)):
+        a = <Expression>first.args[i]
+        xs[i] = dev.view(a.val, &a.d)
+    activate_device(dev)
+    for j in range(nin):
+        nrows = rows(&(<Expression>first.args[inputs[j]]).d)
+        if L.val[j + 1] != NULL:
+            xs[inputs[j]] = columns_view(dev, L.val[j + 1], nrows, L.cols, as_batch)
+        else:
+            xs[inputs[j]] = dev.xp.concatenate(device_columns(group, inputs[j], as_batch), axis=1)
+        if not backward:
+            continue
+        if L.grad[j + 1] != NULL:
+            blocks[inputs[j]] = columns_view(dev, L.grad[j + 1], nrows, L.cols, as_batch)
+        elif L.some_grad[j + 1]:
+            blocks[inputs[j]] = dev.xp.zeros(xs[inputs[j]].shape, dtype=xs[inputs[j]].dtype)
+            scattered.append(inputs[j])
+    out = columns_view(dev, L.val[0], rows(&first.d), L.cols, as_batch)
+    if not backward:
+        first.generic_forward(dev.xp, xs, out)
+        return 1
+    dout = columns_view(dev, L.grad[0], rows(&first.d), L.cols, as_batch)
+    for i in range(len(first.args)):
+        a = <Expression>first.args[i]
+        if blocks[i] is not None:
+            first.generic_backward(dev.xp, xs, out, dout, i, blocks[i])
+        elif a.grad != NULL:                 # a shared argument: one gradient for the group
+            first.generic_backward(dev.xp, xs, out, dout, i, dev.view(a.grad, &a.d))
+    for i in scattered:
+        off = 0
+        for node in group:
+            a = <Expression>node.args[i]
+            if a.grad != NULL:
+                mine = columns_view(dev, a.grad, rows(&a.d), ncols(a), as_batch)
+                mine += blocks[i][:, off:off + ncols(a)]
+            off += ncols(a)
+    return 1

@@ -507,9 +507,10 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
     cdef Expression first = <Expression>group[0], node
     cdef double t = now() if _profiling else 0.0
     cdef size_t nbytes = 0
-    if not first.dev.host_loops:                # a GPU: maps and products through the generic
-        if not (family == FAM_MAP and elementwise.generic_batch(group, backward)   # code, at once
-                or family == FAM_PRODUCT and matmul.generic_batch(group, backward)):
+    if not first.dev.host_loops:                # a GPU: maps, products and LSTMs through the
+        if not (family == FAM_MAP and elementwise.generic_batch(group, backward)   # generic code, at once
+                or family == FAM_PRODUCT and matmul.generic_batch(group, backward)
+                or family == FAM_LSTM and lstm.generic_batch(group, backward)):
             for node in group:
                 backward_node(node) if backward else forward_node(node)
     elif family == FAM_MAP:

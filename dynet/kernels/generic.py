@@ -763,11 +763,8 @@ def lstm_gates_forward(xp, xs, out, nx, has_h, dropout, forget_bias, noise_std):
     H4, bd = Y.shape
     H = H4 // 4
     k = nx + has_h
-    Wx, Wh, b = xs[k][:, :, 0], xs[k + 1][:, :, 0], flat(xs[k + 2])
-    raw_x = xp.concatenate([_broadcast_batch(xp, flat(x), bd) for x in xs[:nx]], axis=0)
-    raw_h = _broadcast_batch(xp, flat(xs[nx]), bd) if has_h else None
-    X = raw_x * flat(xs[k + 3]) if dropout else raw_x
-    Hm = (raw_h * flat(xs[k + 4]) if dropout else raw_h) if has_h else None
+    state = lstm_gates_state(xp, xs, bd, nx, has_h, dropout)
+    X, Hm, Wx, Wh, b = state["X"], state["H"], state["Wx"], state["Wh"], flat(xs[k + 2])
     if noise_std > 0:
         # drawn as the typed node draws it: one vector for Wx, Wh and b (column-major each)
         I = Wx.shape[1]
@@ -781,13 +778,33 @@ def lstm_gates_forward(xp, xs, out, nx, has_h, dropout, forget_bias, noise_std):
         pre += Wh @ Hm
     lstm_activate(xp, pre, H)
     Y[...] = pre
-    return {"X": X, "H": Hm, "raw_x": raw_x, "raw_h": raw_h, "Wx": Wx, "Wh": Wh}
+    state["Wx"], state["Wh"] = Wx, Wh
+    return state
+
+
+def lstm_gates_state(xp, xs, bd, nx, has_h, dropout):
+    """What the gates' backward reads besides their arguments: the input (x's concatenated, masked)
+    and recurrent columns, unmasked too, and the matrices (without weight noise: forward replaces
+    them by the noisy ones)."""
+    k = nx + has_h
+    if nx == 1 and flat(xs[0]).shape[1] == bd:
+        raw_x = flat(xs[0])
+    else:
+        raw_x = xp.concatenate([_broadcast_batch(xp, flat(x), bd) for x in xs[:nx]], axis=0)
+    raw_h = _broadcast_batch(xp, flat(xs[nx]), bd) if has_h else None
+    X = raw_x * flat(xs[k + 3]) if dropout else raw_x
+    Hm = (raw_h * flat(xs[k + 4]) if dropout else raw_h) if has_h else None
+    return {"X": X, "H": Hm, "raw_x": raw_x, "raw_h": raw_h, "Wx": xs[k][:, :, 0], "Wh": xs[k + 1][:, :, 0]}
 
 
 def lstm_gates_backward(xp, xs, state, out, dout, i, dxi, nx, has_h, dropout):
+    """The gradient of argument i into dxi; `state` is what forward returned, or None for gates
+    without weight noise (it is then read again from the arguments)."""
     Y, G = flat(out), flat(dout)
     H = Y.shape[0] // 4
     k = nx + has_h
+    if state is None:
+        state = lstm_gates_state(xp, xs, Y.shape[1], nx, has_h, dropout)
     dpre = lstm_gates_derivative(xp, Y, G, H)
     if i == k + 2:                                             # b
         acc(flat(dxi), dpre)

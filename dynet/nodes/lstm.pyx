@@ -13,7 +13,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_vie
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
-from dynet.core.batching cimport Layout, group_layout, gather_into, node_by_node
+from dynet.core.batching cimport Layout, group_layout, gather_into, node_by_node, generic_columns
 from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
@@ -338,6 +338,8 @@ cdef class VanillaLSTMGates(Expression):
                                               self.forget_bias, self.noise_std)
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
+        # (aux is None where the node's forward ran in a group: without dropout or weight noise
+        # what backward needs is its arguments, read again)
         generic.lstm_gates_backward(xp, xs, self.aux, out, dout, i, dxi, self.nx, self.has_h,
                                     self.dropout)
 
@@ -887,3 +889,27 @@ cdef int backward_batch(list group) except -1:
                     a.grad[i] += dX[off + i]
             off += k * g.d.bd
     return 0
+
+
+cdef int generic_batch(list group, bint backward) except -1:
+    """A group of gates or cells on a device without the typed loops (a GPU): one call of the first
+    node's generic implementation over all the group's columns (batching.pxd's generic_columns):
+    gates with their x and h as two matrices (two GEMMs), cells with all their arguments as
+    matrices. Returns 0 where the caller must run the nodes one by one."""
+    cdef Expression first = <Expression>group[0], node
+    cdef VanillaLSTMGates g
+    cdef int inputs[2]
+    cdef int done
+    inputs[0], inputs[1] = 0, 1
+    if type(first) is not VanillaLSTMGates:
+        return generic_columns(group, backward, inputs, len(first.args), True)
+    g = <VanillaLSTMGates>first
+    if g.noise_std != 0:
+        return 0                                # each node draws its own noise
+    for node in group:                          # inputs that are the nodes' own columns
+        if (<Expression>node.args[0]).d.bd != node.d.bd or g.has_h and (<Expression>node.args[1]).d.bd != node.d.bd:
+            return 0
+    done = generic_columns(group, backward, inputs, 1 + g.has_h, True)
+    if not backward:
+        g.aux = None      # the state kept was the group's, not the node's own (see generic_backward)
+    return done

@@ -18,13 +18,12 @@ from cpython.ref cimport PyObject
 from libc.stdlib cimport realloc
 from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
 from dynet.core.graph cimport (Expression, add_node, as_expr, as_expr_tuple, set_completion_hook,
-                               set_backward_hooks, activate_device)
+                               set_backward_hooks)
 from dynet.core.memory cimport work_buffer
-from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport gemm, gemm_nogil, add_to, copy, SMALL_GEMM, NOGIL_MIN_WORK
 from dynet.core.lowering cimport Lowering, Step, Part
 from dynet.core.batching cimport (ncols, side_by_side, Layout, MAX_SLOTS, group_layout, node_by_node,
-                                  gather_into)
+                                  gather_into, generic_columns)
 from dynet.kernels import generic
 
 
@@ -628,44 +627,15 @@ cdef int backward_batch(list group) except -1:
 
 cdef int generic_batch(list group, bint backward) except -1:
     """A group of products sharing their matrix (affine transforms: bias and matrices) on a device
-    without the typed loops (a GPU): where the values and each input's values (backward: their
-    gradients too, for every input that wants one) lie side by side, the first node's generic
-    implementation runs once with each input as one matrix of all the group's columns (one GEMM
-    per matrix); returns 1. Returns 0 otherwise: the caller runs the nodes one by one."""
-    cdef Expression first = <Expression>group[0], a
+    without the typed loops (a GPU): one call of the first node's generic implementation with each
+    input as one matrix of all the group's columns (one GEMM per matrix), where they lie side by
+    side (batching.pxd's generic_columns); returns 1, or 0 where the caller must run the nodes one
+    by one."""
     cdef int args[MAX_SLOTS]
-    cdef int nin = group_inputs(first, args), j, i
-    cdef int m = rows(&first.d)
-    cdef Device dev = first.dev
-    cdef Layout L
-    cdef Dim d
+    cdef int nin = group_inputs(<Expression>group[0], args)
     if nin > MAX_SLOTS - 1:
         return 0
-    group_layout(group, nin, args, backward, &L)
-    if L.val[0] == NULL:
-        return 0
-    for j in range(nin):
-        if L.val[j + 1] == NULL or backward and L.grad[j + 1] == NULL and L.some_grad[j + 1]:
-            return 0
-    if backward and L.grad[0] == NULL:
-        return 0
-    # the shared arguments as they are; each input as one matrix of all the columns
-    xs = [None] * len(first.args)
-    blocks = [None] * len(first.args)
-    for i in range(len(first.args)):
-        a = <Expression>first.args[i]
-        xs[i] = dev.view(a.val, &a.d)
-    for j in range(nin):
-        d = make_dim2(rows(&(<Expression>first.args[args[j]]).d), <int>L.cols, 1)
-        xs[args[j]] = dev.view(L.val[j + 1], &d)
-        if backward and L.grad[j + 1] != NULL:
-            blocks[args[j]] = dev.view(L.grad[j + 1], &d)
-    d = make_dim2(m, <int>L.cols, 1)
-    out = dev.view(L.val[0], &d)
-    activate_device(dev)
-    if not backward:
-        first.generic_forward(dev.xp, xs, out)
-        return 1
+    return generic_columns(group, backward, args, nin, False)
     dout = dev.view(L.grad[0], &d)
     for i in range(len(first.args)):
         a = <Expression>first.args[i]
