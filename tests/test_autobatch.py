@@ -567,3 +567,35 @@ def test_lstm_groups_on_the_generic_backend(lengths, batch, monkeypatch):
     assert v1 == pytest.approx(v0, rel=1e-5)
     for a, b in zip(g1, g0):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_loss_groups_on_the_generic_backend(batch, monkeypatch):
+    """The GPU's path for pickneglogsoftmax (the indices of all the group's columns) and the dot
+    products / distances: one generic call per group forward, one per argument backward; values
+    and gradients equal the typed plain run's."""
+    from dynet.core import device
+    from dynet.kernels import generic
+    calls = {}
+
+    def counted(name):
+        original = getattr(generic, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(generic, name, wrapper)
+    for name in ("pick_neg_log_softmax_forward", "pick_neg_log_softmax_backward", "pair_forward"):
+        counted(name)
+    device.set_backend("generic")
+    try:
+        v1, g1, _ = run_losses(1, batch)
+    finally:
+        device.set_backend("typed")
+    # one pickneglogsoftmax group; dot, squared, l1 and two Huber groups
+    assert calls == {"pick_neg_log_softmax_forward": 1, "pick_neg_log_softmax_backward": 1,
+                     "pair_forward": 5}
+    v0, g0, _ = run_losses(0, batch)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -507,10 +507,12 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
     cdef Expression first = <Expression>group[0], node
     cdef double t = now() if _profiling else 0.0
     cdef size_t nbytes = 0
-    if not first.dev.host_loops:                # a GPU: maps, products and LSTMs through the
-        if not (family == FAM_MAP and elementwise.generic_batch(group, backward)   # generic code, at once
+    if not first.dev.host_loops:                # a GPU: groups through the generic code at once
+        if not (family == FAM_MAP and elementwise.generic_batch(group, backward)
                 or family == FAM_PRODUCT and matmul.generic_batch(group, backward)
-                or family == FAM_LSTM and lstm.generic_batch(group, backward)):
+                or family == FAM_LSTM and lstm.generic_batch(group, backward)
+                or family == FAM_PICK_NLL and softmax.generic_batch(group, backward)
+                or family == FAM_PAIR and norms.generic_batch(group, backward)):
             for node in group:
                 backward_node(node) if backward else forward_node(node)
     elif family == FAM_MAP:

@@ -7,3 +7,6 @@ cdef Py_ssize_t batch_key(Expression node) noexcept
 cdef bint same_batch(Expression x, Expression y) noexcept
 cdef int forward_batch(list group) except -1
 cdef int backward_batch(list group) except -1
+# ... and a group's forward or backward through the generic implementation (GPU): 1 if it ran as
+# one call, 0 if the caller must run the nodes one by one
+cdef int generic_batch(list group, bint backward) except -1

@@ -4,13 +4,13 @@ generic implementation is the op class WeightNorm, on xp). A batch-1 argument is
 batch; its gradient sums over the batch."""
 cimport cython
 from libc.math cimport fabsf, sqrtf
-from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, dim_str, same_shape
+from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, cols, dim_str, same_shape
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from dynet.kernels.cpu cimport dot
 from dynet.kernels import generic
 
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
-from dynet.core.batching cimport Layout, group_layout, node_by_node
+from dynet.core.batching cimport Layout, group_layout, node_by_node, generic_columns
 
 from dynet.nodes import npbase
 from dynet.nodes.npbase import fmt, strip, acc
@@ -181,6 +181,15 @@ cdef int backward_batch(list group) except -1:
                              L.grad[0][col], L.grad[1] + col * per if L.grad[1] != NULL else NULL,
                              L.grad[2] + col * per if L.grad[2] != NULL else NULL)
     return 0
+
+
+cdef int generic_batch(list group, bint backward) except -1:
+    """A group of vector pairs on a device without the typed loops (a GPU): one generic call over
+    all the group's columns (batching.pxd's generic_columns); matrices (trace_of_product) one by
+    one."""
+    if cols(&(<Expression>(<Expression>group[0]).args[0]).d) != 1:
+        return 0
+    return generic_columns(group, backward, PAIR_ARGS, 2, True)
 
 
 def dot_product(x, y):

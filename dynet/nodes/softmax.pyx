@@ -9,7 +9,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_ind
 from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp, sum_of, dot, fill
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
-from dynet.core.batching cimport Layout, group_layout, node_by_node
+from dynet.core.batching cimport Layout, group_layout, node_by_node, generic_columns
 
 
 cdef void softmax_columns(Py_ssize_t r, Py_ssize_t ncol, const float* x, const float* keep, bint log,
@@ -345,3 +345,21 @@ cdef int backward_batch(list group) except -1:
         pick_nll_backward(n, L.val[1] + c * n, logz[c], idx[c], L.grad[0][c], L.grad[1] + c * n)
     free(idx)
     return 0
+
+
+cdef int generic_batch(list group, bint backward) except -1:
+    """A group on a device without the typed loops (a GPU): one generic call over all the group's
+    columns (batching.pxd's generic_columns), the first node reading the indices of all of them
+    (its own are cached in aux: put back after)."""
+    cdef PickNegLogSoftmax first = <PickNegLogSoftmax>group[0], node
+    cdef Py_ssize_t b
+    cdef list picked = []
+    for node in group:
+        for b in range(node.d.bd):
+            picked.append(node.index[b])
+    own = first.aux
+    first.aux = first.dev.xp.asarray(picked, dtype=first.dev.xp.int64)
+    try:
+        return generic_columns(group, backward, SCORES, 1, True)
+    finally:
+        first.aux = own
