@@ -599,3 +599,25 @@ def test_loss_groups_on_the_generic_backend(batch, monkeypatch):
     assert v1 == pytest.approx(v0, rel=1e-5)
     for a, b in zip(g1, g0):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_group_members_without_a_gradient_do_not_stand_in_for_the_others():
+    """tanh(x1 + x2) of inputs alone and tanh(p + x1) of a parameter form one group (same level,
+    same signature); backward reaches both but only the second has a gradient. Its backward must
+    run (a group of one), not be replaced by the member visited after it."""
+    def run(autobatch):
+        execution.configure(autobatch, 0)
+        m = dy.ParameterCollection()
+        P = m.add_parameters(3)
+        P.set_value(np.array([0.5, -0.25, 1.0]))
+        dy.renew_cg()
+        x1, x2 = dy.inputVector([1.0, 2.0, 3.0]), dy.inputVector([0.5, -1.0, 2.0])
+        loss = dy.sum_elems(dy.tanh(x1 + x2) + dy.tanh(dy.parameter(P) + x1))
+        value = loss.value()
+        loss.backward()
+        return value, P.grad_as_array().copy()
+    v0, g0 = run(0)
+    v1, g1 = run(1)
+    assert v1 == pytest.approx(v0, rel=1e-6)
+    np.testing.assert_allclose(g1, g0, rtol=1e-6)
+    assert np.abs(g0).min() > 1e-4

@@ -551,8 +551,10 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
     and logistic(W_o x + b_o) then form two groups, each reading its affine group's values side
     by side and written side by side for its own consumers, where one group of both would
     interleave them and leave every consumer to gather."""
-    cdef int i, d, da, maxd = 0
-    cdef Expression node, a
+    cdef int i, d, da, ai, maxd = 0
+    cdef Py_ssize_t k
+    cdef PyObject* node                       # borrowed: no reference counting in this walk
+    cdef PyObject* args
     cdef size_t key
     cdef int* depth = <int*>malloc(n * sizeof(int))
     cdef Py_ssize_t* own = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))     # keys before mixing
@@ -568,19 +570,22 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
                 prefetch_node(cg, start + i + 8, 1)
             if i + 4 < n:                     # the keys read the arguments' shapes
                 prefetch_node(cg, start + i + 4, 2)
-            node = <Expression>PyList_GET_ITEM(cg.nodes, start + i)
-            own[i] = group_key(node, families + i)
-            sizes[i] = <int>total_size(&node.d)
-            flags[i] = (NEEDS_GRAD if node.needs_grad else 0) | (EXTERNAL if node.external_grad else 0)
+            node = list_item(cg.nodes, start + i)
+            own[i] = group_key(<Expression>node, families + i)
+            sizes[i] = <int>total_size(&(<Expression>node).d)
+            flags[i] = ((NEEDS_GRAD if (<Expression>node).needs_grad else 0)
+                        | (EXTERNAL if (<Expression>node).external_grad else 0))
             key = <size_t>own[i]
             d = 0
-            for a in node.args:
-                if a.index >= start:
-                    da = depth[a.index - start] + 1
+            args = <PyObject*>(<Expression>node).args
+            for k in range(tuple_size(args)):
+                ai = (<Expression>tuple_item(args, k)).index - start
+                if ai >= 0:
+                    da = depth[ai] + 1
                     if da > d:
                         d = da
                     if families[i] == FAM_MAP:
-                        key = key * <size_t>0x100000001B3 + <size_t>own[a.index - start]
+                        key = key * <size_t>0x100000001B3 + <size_t>own[ai]
             depth[i] = d
             keys[i] = <Py_ssize_t>key if key or not own[i] else 1
             if d > maxd:
@@ -780,7 +785,9 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
     LSTM gates); products defer theirs to matmul's wide GEMMs. Without a plan (a graph computed
     before autobatching was switched on), node by node in reverse index order."""
     cdef int n = root.index + 1, p, q, i, idx, family
-    cdef Expression node, a
+    cdef Py_ssize_t k
+    cdef PyObject* node                          # borrowed: no reference counting in this walk
+    cdef PyObject* args
     cdef list group
     cdef bytearray reached = bytearray(n)
     cdef unsigned char* seen = reached
@@ -795,7 +802,6 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
         while planned and q > 0 and not plan.starts[q]:
             q -= 1
         group = None
-        node = None
         for i in range(p - 1, q - 1, -1):
             if planned:
                 if i >= 24 and plan.order[i - 24] < n:
@@ -807,28 +813,29 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
             idx = plan.order[i] if planned else i
             if idx >= n or not seen[idx]:
                 continue
-            node = <Expression>PyList_GET_ITEM(cg.nodes, idx)
-            if node.deferred_grad:
+            node = list_item(cg.nodes, idx)
+            if (<Expression>node).deferred_grad:
                 t = now() if _profiling else 0.0
-                complete_pending(node)
+                complete_pending(<Expression>node)
                 if _profiling:
                     t_deferred += now() - t
-            if node.grad == NULL or not (node.args or node.needs_grad):
+            args = <PyObject*>(<Expression>node).args
+            if (<Expression>node).grad == NULL or not (tuple_size(args) or (<Expression>node).needs_grad):
                 continue
-            for a in node.args:
-                seen[a.index] = 1
+            for k in range(tuple_size(args)):
+                seen[(<Expression>tuple_item(args, k)).index] = 1
             if p - q == 1:
-                run_one(cg, node, True)
+                run_one(cg, <Expression>node, True)
             elif group is None:
-                group = [node]
+                group = [<Expression>node]
             else:
-                group.append(node)
+                group.append(<Expression>node)
         if group is not None:
-            if len(group) == 1:
-                run_one(cg, node, True)
+            if len(group) == 1:                 # (the member that ran: a later visited node
+                run_one(cg, <Expression>group[0], True)     # may have had nothing to do)
             else:
                 group.reverse()                   # plan order: side by side as laid out
-                group_key(node, &family)
+                group_key(<Expression>group[0], &family)
                 run_group(cg, group, family, True)
         p = q
     t = now() if _profiling else 0.0
