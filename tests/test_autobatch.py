@@ -621,3 +621,55 @@ def test_group_members_without_a_gradient_do_not_stand_in_for_the_others():
     assert v1 == pytest.approx(v0, rel=1e-6)
     np.testing.assert_allclose(g1, g0, rtol=1e-6)
     assert np.abs(g0).min() > 1e-4
+
+
+def run_random_graph(autobatch, seed):
+    """A random graph of maps, products, affine transforms, concatenations, picks and dot products
+    over inputs (some batched), lookups and parameters: branches with and without gradients meet
+    in groups."""
+    execution.configure(autobatch, 0)
+    rng = np.random.default_rng(seed)
+    m = dy.ParameterCollection()
+    W, b = [m.add_parameters((4, 4)) for _ in range(2)], [m.add_parameters(4) for _ in range(2)]
+    V, E = m.add_parameters((4, 4)), m.add_lookup_parameters((10, 4))
+    for p in W + b + [V]:
+        p.set_value(rng.normal(size=p.shape()) * 0.5)
+    E.init_from_array(rng.normal(size=(10, 4)))
+    dy.renew_cg()
+    pool = []
+    for _ in range(int(rng.integers(3, 8))):
+        kind = int(rng.integers(0, 4))
+        if kind == 0:
+            pool.append(dy.inputVector(list(rng.normal(size=4))))
+        elif kind == 1:
+            pool.append(dy.inputTensor(rng.normal(size=(4, 2)), batched=True))
+        elif kind == 2:
+            pool.append(dy.lookup(E, int(rng.integers(0, 10))))
+        else:
+            pool.append(dy.parameter(b[int(rng.integers(0, 2))]))
+    for _ in range(int(rng.integers(10, 60))):
+        op = int(rng.integers(0, 10))
+        x, y = pool[int(rng.integers(0, len(pool)))], pool[int(rng.integers(0, len(pool)))]
+        i = int(rng.integers(0, 2))
+        pool.append([lambda: dy.tanh(x), lambda: dy.logistic(x), lambda: dy.rectify(x),
+                     lambda: x + y, lambda: x - y, lambda: dy.cmult(x, y),
+                     lambda: dy.affine_transform([dy.parameter(b[i]), dy.parameter(W[i]), x]),
+                     lambda: dy.parameter(V) * x,
+                     lambda: dy.concatenate([dy.dot_product(x, y)] * 4),
+                     lambda: dy.concatenate([dy.pick(dy.concatenate([x, y]), int(rng.integers(0, 8)))] * 4),
+                     ][op]())
+    picked = [pool[int(k)] for k in rng.integers(0, len(pool), size=int(rng.integers(1, 6)))]
+    loss = dy.sum_batches(dy.sum_elems(dy.esum([dy.tanh(e) for e in picked])))
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in W + b + [V]] + [E.grad_as_array().copy()]
+
+
+@pytest.mark.parametrize("first", range(0, 400, 50))
+def test_random_graphs_equal_plain(first):
+    for seed in range(first, first + 50):
+        v0, g0 = run_random_graph(0, seed)
+        v1, g1 = run_random_graph(1, seed)
+        assert v1 == pytest.approx(v0, rel=1e-5, abs=1e-6), seed
+        for a, c in zip(g1, g0):
+            np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
