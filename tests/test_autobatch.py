@@ -673,3 +673,45 @@ def test_random_graphs_equal_plain(first):
         assert v1 == pytest.approx(v0, rel=1e-5, abs=1e-6), seed
         for a, c in zip(g1, g0):
             np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
+
+
+def run_random_sequences(autobatch, seed, full):
+    """Random sequences (lookups and inputs) through one LSTM, each output scored by a shared
+    affine transform and one of the losses at random; backward(full) when `full`, whose
+    intermediate gradients are compared too."""
+    execution.configure(autobatch, 0)
+    dy.reset_random_seed(seed + 1)
+    rng = np.random.default_rng(seed)
+    m = dy.ParameterCollection()
+    W, b, E = m.add_parameters((4, 4)), m.add_parameters(4), m.add_lookup_parameters((10, 4))
+    lstm = dy.VanillaLSTMBuilder(1, 4, 4, m)
+    dy.renew_cg()
+    losses, scores = [], []
+    for _ in range(int(rng.integers(1, 6))):
+        xs = [dy.lookup(E, int(rng.integers(0, 10))) if rng.random() < 0.5
+              else dy.inputVector(list(rng.normal(size=4))) for _ in range(int(rng.integers(1, 5)))]
+        for h in lstm.initial_state().transduce(xs):
+            s = dy.affine_transform([dy.parameter(b), dy.parameter(W), h])
+            scores.append(s)
+            k, target = int(rng.integers(0, 6)), int(rng.integers(0, 4))
+            losses.append([lambda: dy.pickneglogsoftmax(s, target),
+                           lambda: dy.hinge(s, target, 0.5),
+                           lambda: dy.binary_log_loss(dy.logistic(s), dy.inputVector(list(rng.uniform(size=4)))),
+                           lambda: dy.poisson_loss(dy.pick(s, 0), target),
+                           lambda: dy.squared_distance(s, dy.tanh(h)),
+                           lambda: dy.sum_elems(dy.pairwise_rank_loss(s, h, 0.3))][k]())
+    loss = dy.esum(losses)
+    value = loss.value()
+    loss.backward(full=full)
+    grads = [p.grad_as_array().copy() for p in m.parameters_list()] + [E.grad_as_array().copy()]
+    return value, grads + ([s.gradient().copy() for s in scores] if full else [])
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_random_sequences_with_losses_equal_plain(full):
+    for seed in range(60):
+        v0, g0 = run_random_sequences(0, seed, full)
+        v1, g1 = run_random_sequences(1, seed, full)
+        assert v1 == pytest.approx(v0, rel=1e-5, abs=1e-6), seed
+        for a, c in zip(g1, g0):
+            np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
