@@ -628,19 +628,10 @@ cdef int backward_batch(list group) except -1:
 cdef int generic_batch(list group, bint backward) except -1:
     """A group of products sharing their matrix (affine transforms: bias and matrices) on a device
     without the typed loops (a GPU): one call of the first node's generic implementation with each
-    input as one matrix of all the group's columns (one GEMM per matrix), where they lie side by
-    side (batching.pxd's generic_columns); returns 1, or 0 where the caller must run the nodes one
-    by one."""
+    input as one matrix of all the group's columns (one GEMM per matrix; batching.pxd's
+    generic_columns); returns 1, or 0 where the caller must run the nodes one by one."""
     cdef int args[MAX_SLOTS]
     cdef int nin = group_inputs(<Expression>group[0], args)
     if nin > MAX_SLOTS - 1:
         return 0
     return generic_columns(group, backward, args, nin, False)
-    dout = dev.view(L.grad[0], &d)
-    for i in range(len(first.args)):
-        a = <Expression>first.args[i]
-        if blocks[i] is not None:
-            first.generic_backward(dev.xp, xs, out, dout, i, blocks[i])
-        elif a.grad != NULL:                 # a shared matrix or bias: one gradient for the group
-            first.generic_backward(dev.xp, xs, out, dout, i, dev.view(a.grad, &a.d))
-    return 1
