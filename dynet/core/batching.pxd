@@ -7,6 +7,21 @@ from dynet.core.dim cimport Dim, cols, rows, total_size, make_dim1, make_dim2
 from dynet.core.graph cimport Expression, activate_device
 from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport copy
+from cpython.ref cimport PyObject
+from cpython.list cimport PyList_GET_SIZE
+
+
+# The walks below read the members and their arguments through borrowed pointers: iterating with
+# typed Cython variables writes two reference counts per node and argument (and type-tests and
+# bounds-checks each argument), on objects of other groups whose cache lines it then dirties.
+cdef extern from *:
+    PyObject* member "PyList_GET_ITEM"(object group, Py_ssize_t i) noexcept
+    PyObject* arg_of "PyTuple_GET_ITEM"(PyObject* args, Py_ssize_t i) noexcept
+
+
+cdef inline PyObject* argument(PyObject* node, Py_ssize_t i) noexcept:
+    """Argument i of a node, borrowed."""
+    return arg_of(<PyObject*>(<Expression>node).args, i)
 
 
 cdef enum:
@@ -54,20 +69,22 @@ cdef inline float* side_by_side(list group, Py_ssize_t arg, bint grads) noexcept
     """Where the value (grads: the gradient) of argument `arg` (-1: the node itself) of each node
     already lies side by side in group order (autobatching places a group's values and gradients
     so), else NULL."""
-    cdef Expression node, a
+    cdef PyObject* node
+    cdef PyObject* a
     cdef float* start = NULL
     cdef float* p
-    cdef Py_ssize_t off = 0
-    for node in group:
-        a = node if arg < 0 else <Expression>node.args[arg]
-        p = a.grad if grads else a.val
+    cdef Py_ssize_t off = 0, k
+    for k in range(PyList_GET_SIZE(group)):
+        node = member(group, k)
+        a = node if arg < 0 else argument(node, arg)
+        p = (<Expression>a).grad if grads else (<Expression>a).val
         if p == NULL:
             return NULL
         if start == NULL:
             start = p
         elif p != start + off:
             return NULL
-        off += total_size(&a.d)
+        off += total_size(&(<Expression>a).d)
     return start
 
 
@@ -75,13 +92,15 @@ cdef inline void group_layout(list group, int nargs, const int* args, bint grads
     """One walk over the group for all that its batched kernel asks (side_by_side, total_cols and
     the gradient flags together: each walk over a large group is a cache miss per node): slot 0
     the nodes, slot k + 1 (k < nargs) their argument args[k]; gradients only where `grads`."""
-    cdef Expression node, a
+    cdef PyObject* node
+    cdef PyObject* a
     cdef Py_ssize_t off[MAX_SLOTS]
     cdef Py_ssize_t goff[MAX_SLOTS]
     cdef bint vbroken[MAX_SLOTS]
     cdef bint gbroken[MAX_SLOTS]
     cdef bint first = True
     cdef int s
+    cdef Py_ssize_t k, size
     cdef float* p
     L.cols = 0
     for s in range(nargs + 1):
@@ -90,19 +109,21 @@ cdef inline void group_layout(list group, int nargs, const int* args, bint grads
         L.val[s] = L.grad[s] = NULL
         L.some_grad[s] = False
         L.all_grad[s] = True
-    for node in group:
-        L.cols += ncols(node)
+    for k in range(PyList_GET_SIZE(group)):
+        node = member(group, k)
+        L.cols += ncols(<Expression>node)
         for s in range(nargs + 1):
-            a = node if s == 0 else <Expression>node.args[args[s - 1]]
-            p = a.val
+            a = node if s == 0 else argument(node, args[s - 1])
+            size = total_size(&(<Expression>a).d)
+            p = (<Expression>a).val
             if first:
                 L.val[s] = p
             elif p != L.val[s] + off[s]:
                 vbroken[s] = True
-            off[s] += total_size(&a.d)
+            off[s] += size
             if not grads:
                 continue
-            p = a.grad
+            p = (<Expression>a).grad
             if p == NULL:
                 L.all_grad[s] = False
                 gbroken[s] = True
@@ -112,7 +133,7 @@ cdef inline void group_layout(list group, int nargs, const int* args, bint grads
                     L.grad[s] = p
                 elif p != L.grad[s] + goff[s]:
                     gbroken[s] = True
-            goff[s] += total_size(&a.d)
+            goff[s] += size
         first = False
     for s in range(nargs + 1):
         if vbroken[s] or L.val[s] == NULL:
