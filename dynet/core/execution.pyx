@@ -477,7 +477,7 @@ cdef list members(ComputationGraph cg, Plan plan, int start, const int* order, c
     cdef size_t total = 0
     cdef int q = p, k = 0, i
     cdef float* block = NULL
-    cdef Expression node
+    cdef PyObject* node                        # borrowed; the list takes its own reference
     cdef list group = PyList_New(count)
     while q >= 0:
         i = order[q]
@@ -491,13 +491,13 @@ cdef list members(ComputationGraph cg, Plan plan, int start, const int* order, c
     q = p
     while q >= 0:
         i = order[q]
-        node = <Expression>list_item(cg.nodes, start + i)
-        Py_INCREF(node)
-        PyList_SET_ITEM(group, k, node)
+        node = list_item(cg.nodes, start + i)
+        Py_INCREF(<object>node)
+        PyList_SET_ITEM(group, k, <object>node)
         k += 1
         plan.add(start + i, q == p, sizes[i], flags[i])
         if block != NULL:
-            node.val = block
+            (<Expression>node).val = block
             block += sizes[i]
         q = nxt[q]
     return group
@@ -726,7 +726,7 @@ cdef int autobatch_layout(ComputationGraph cg, int n, bint full) except -1:
     cdef size_t need = 0, run = 0
     cdef int p, q, i
     cdef unsigned char f
-    cdef Expression node
+    cdef PyObject* node
     cdef float* block
     # as _layout_gradients_one_device: a gradient for what needs one (every node with `full`), none
     # for parameters (they accumulate into their own) and NULL for the rest
@@ -766,12 +766,12 @@ cdef int autobatch_layout(ComputationGraph cg, int n, bint full) except -1:
                     prefetch_node(cg, plan.order[i + 8], 0)
                 if wants[i] == 0:
                     continue
-                node = <Expression>PyList_GET_ITEM(cg.nodes, plan.order[i])
+                node = list_item(cg.nodes, plan.order[i])       # (borrowed: no count written)
                 if wants[i] == 1:
-                    node.grad = block
+                    (<Expression>node).grad = block
                     block += plan.sizes[i]
                 else:
-                    node.grad = NULL
+                    (<Expression>node).grad = NULL
             p = q
     finally:
         free(wants)
