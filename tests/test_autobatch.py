@@ -387,6 +387,16 @@ def test_lstm_cells_run_as_groups_and_equal_plain(lengths, batch):
         assert stats[op]["nodes"] == sum(lengths) and stats[op]["batches"] == steps
 
 
+def profile_equal_to_plain(run, *args):
+    """run(autobatch, *args) -> (value, gradients, profile) without and with autobatching: the
+    values and gradients must agree; returns the autobatched run's profile."""
+    v0, g0, _ = run(0, *args)
+    v1, g1, stats = run(1, *args)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    return stats
+
 def run_losses(autobatch, batch):
     """Per-example losses over scores that an affine group places side by side: pickneglogsoftmax
     and the four dot products / distances against the outputs of a second group; `batch` columns
@@ -416,11 +426,7 @@ def run_losses(autobatch, batch):
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_losses_run_as_groups_and_equal_plain(batch):
-    v0, g0, _ = run_losses(0, batch)
-    v1, g1, stats = run_losses(1, batch)
-    assert v1 == pytest.approx(v0, rel=1e-5)
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    stats = profile_equal_to_plain(run_losses, batch)
     assert stats["pickneglogsoftmax"]["nodes"] == 6 and stats["pickneglogsoftmax"]["batches"] == 1
     for op in ("dot_product", "squared_distance", "l1_distance"):
         assert stats[op]["nodes"] == 6 and stats[op]["batches"] == 1
@@ -466,11 +472,7 @@ def run_other_losses(autobatch, batch):
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_other_losses_run_as_groups_and_equal_plain(batch):
-    v0, g0, _ = run_other_losses(0, batch)
-    v1, g1, stats = run_other_losses(1, batch)
-    assert v1 == pytest.approx(v0, rel=1e-5)
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    stats = profile_equal_to_plain(run_other_losses, batch)
     # binary_log_loss: against the inputs, then against logistic(t) a level later
     assert stats["binary_log_loss"]["nodes"] == 12 and stats["binary_log_loss"]["batches"] == 2
     assert stats["pairwise_rank_loss"]["nodes"] == 6 and stats["pairwise_rank_loss"]["batches"] == 1
@@ -501,10 +503,9 @@ def run_generic_groups(autobatch, backend):
         device.set_backend("typed")
 
 
-def test_groups_on_the_generic_backend_run_as_one_call(monkeypatch):
-    """The GPU's path (the generic implementation, here on NumPy): the affine transforms' group is
-    one product call and the tanh group one map call, forward and backward, and the values and
-    gradients equal the typed plain run's."""
+def count_generic_calls(monkeypatch, names):
+    """A dict counting the calls of these functions of the generic implementation (the GPU's code
+    path), filled as they run."""
     from dynet.kernels import generic
     calls = {}
 
@@ -515,8 +516,16 @@ def test_groups_on_the_generic_backend_run_as_one_call(monkeypatch):
             calls[name] = calls.get(name, 0) + 1
             return original(*args, **kwargs)
         monkeypatch.setattr(generic, name, wrapper)
-    for name in ("matmul_forward", "matmul_backward", "unary_forward", "unary_backward"):
+    for name in names:
         counted(name)
+    return calls
+
+def test_groups_on_the_generic_backend_run_as_one_call(monkeypatch):
+    """The GPU's path (the generic implementation, here on NumPy): the affine transforms' group is
+    one product call and the tanh group one map call, forward and backward, and the values and
+    gradients equal the typed plain run's."""
+    calls = count_generic_calls(monkeypatch, ("matmul_forward", "matmul_backward", "unary_forward",
+                                              "unary_backward"))
     v1, g1 = run_generic_groups(1, "generic")
     assert calls == {"matmul_forward": 1, "unary_forward": 1, "unary_backward": 1,
                      "matmul_backward": 2}            # dW, and dX into the lookups' block
@@ -540,19 +549,8 @@ def test_lstm_groups_on_the_generic_backend(lengths, batch, monkeypatch):
     shorter sequence leaves a gap in the cells) are gathered, their gradients added back. Values
     and gradients equal the typed plain run's."""
     from dynet.core import device
-    from dynet.kernels import generic
-    calls = {}
-
-    def counted(name):
-        original = getattr(generic, name)
-
-        def wrapper(*args, **kwargs):
-            calls[name] = calls.get(name, 0) + 1
-            return original(*args, **kwargs)
-        monkeypatch.setattr(generic, name, wrapper)
-    for name in ("lstm_gates_forward", "lstm_c_forward", "lstm_h_forward", "lstm_gates_backward",
-                 "lstm_c_backward", "lstm_h_backward"):
-        counted(name)
+    calls = count_generic_calls(monkeypatch, ("lstm_gates_forward", "lstm_c_forward", "lstm_h_forward",
+                                              "lstm_gates_backward", "lstm_c_backward", "lstm_h_backward"))
     device.set_backend("generic")
     try:
         v1, g1, _ = run_cells(1, lengths, batch)
@@ -575,18 +573,8 @@ def test_loss_groups_on_the_generic_backend(batch, monkeypatch):
     products / distances: one generic call per group forward, one per argument backward; values
     and gradients equal the typed plain run's."""
     from dynet.core import device
-    from dynet.kernels import generic
-    calls = {}
-
-    def counted(name):
-        original = getattr(generic, name)
-
-        def wrapper(*args, **kwargs):
-            calls[name] = calls.get(name, 0) + 1
-            return original(*args, **kwargs)
-        monkeypatch.setattr(generic, name, wrapper)
-    for name in ("pick_neg_log_softmax_forward", "pick_neg_log_softmax_backward", "pair_forward"):
-        counted(name)
+    calls = count_generic_calls(monkeypatch, ("pick_neg_log_softmax_forward", "pick_neg_log_softmax_backward",
+                                              "pair_forward"))
     device.set_backend("generic")
     try:
         v1, g1, _ = run_losses(1, batch)

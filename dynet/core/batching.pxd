@@ -57,6 +57,16 @@ cdef inline Py_ssize_t ncols(Expression e) noexcept:
     return <Py_ssize_t>cols(&e.d) * e.d.bd
 
 
+cdef inline bint own_columns(Expression node) noexcept:
+    """Every argument has the node's batch size (none is a batch-1 argument broadcast over it): a
+    group of such nodes is columns, each node's own."""
+    cdef Py_ssize_t k
+    for k in range(len(node.args)):
+        if (<Expression>argument(<PyObject*>node, k)).d.bd != node.d.bd:
+            return False
+    return True
+
+
 cdef inline Py_ssize_t total_cols(list group) noexcept:
     cdef Expression node
     cdef Py_ssize_t total = 0

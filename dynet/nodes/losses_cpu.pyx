@@ -11,7 +11,7 @@ from libc.math cimport exp, lgamma
 from dynet.core.dim cimport Dim, make_dim1, total_size, batch_size, rows, dim_str, same_shape, truncated
 from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch
 from libc.stdlib cimport malloc, free
-from dynet.core.batching cimport Layout, group_layout, node_by_node
+from dynet.core.batching cimport Layout, group_layout, node_by_node, own_columns
 from dynet.kernels.cpu cimport copy, fast_log, fast_log1p, sum_of
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
@@ -612,14 +612,6 @@ cdef inline int loss_kind(Expression node) noexcept:
     if t is Hinge and (<Hinge>node).form <= 1:    # (hinge_dim's groups are rows or columns)
         return K_HINGE
     return 0
-
-
-cdef inline bint own_columns(Expression node) noexcept:
-    cdef Expression a
-    for a in node.args:
-        if a.d.bd != node.d.bd:
-            return False
-    return True
 
 
 cdef Py_ssize_t batch_key(Expression node) noexcept:

@@ -13,7 +13,8 @@ from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, np_vie
 from dynet.core import config
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
-from dynet.core.batching cimport Layout, group_layout, gather_into, node_by_node, generic_columns
+from dynet.core.batching cimport (Layout, group_layout, gather_into, node_by_node, generic_columns,
+                                  own_columns)
 from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
@@ -714,11 +715,7 @@ cdef inline Py_ssize_t cell_layer(Expression node) noexcept:
 
 cdef bint cell_batchable(Expression node) noexcept:
     """A cell whose arguments have its batch size (none broadcast): a group of them is columns."""
-    cdef Expression a
-    for a in node.args:
-        if a.d.bd != node.d.bd:
-            return False
-    return True
+    return own_columns(node)
 
 
 cdef Py_ssize_t batch_key(Expression node) noexcept:

@@ -10,7 +10,7 @@ from dynet.kernels.cpu cimport dot
 from dynet.kernels import generic
 
 from dynet.nodes.pyop cimport GenericOpNode, batch_of
-from dynet.core.batching cimport Layout, group_layout, node_by_node, generic_columns
+from dynet.core.batching cimport Layout, group_layout, node_by_node, generic_columns, own_columns
 
 from dynet.nodes import npbase
 from dynet.nodes.npbase import fmt, strip, acc
@@ -136,10 +136,6 @@ cdef Expression pair_reduce(object x, object y, int kind, float c, str op):
 cdef int PAIR_ARGS[2]
 PAIR_ARGS[0] = 0
 PAIR_ARGS[1] = 1
-
-
-cdef inline bint own_columns(Expression node) noexcept:
-    return (<Expression>node.args[0]).d.bd == node.d.bd and (<Expression>node.args[1]).d.bd == node.d.bd
 
 
 cdef Py_ssize_t batch_key(Expression node) noexcept:
