@@ -2,7 +2,8 @@
 # signature gathers one argument of each node side by side into a matrix, runs one kernel over all
 # the columns, and scatters the result columns back into each node's value. Autobatching places a
 # group's values (and gradients) side by side, so where the argument group is the producing group
-# (in the same order) there is nothing to gather or scatter.
+# (in the same order) there is nothing to gather or scatter. At the end, generic_columns: how a
+# group runs on a device without the typed loops (a GPU), as one call of its generic implementation.
 from dynet.core.dim cimport Dim, cols, rows, total_size, make_dim1, make_dim2
 from dynet.core.graph cimport Expression, activate_device
 from dynet.core.device cimport Device
