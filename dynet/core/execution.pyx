@@ -28,7 +28,7 @@ import sys
 from dynet.core.dim cimport total_size, dim_str
 from libc.stdlib cimport realloc
 from libc.string cimport memset
-from dynet.core.graph cimport (Expression, ComputationGraph, set_runners, forward_runner,
+from dynet.core.graph cimport (Expression, MANY_ARGS, ComputationGraph, set_runners, forward_runner,
                                backward_runner, set_layout_runner, layout_runner,
                                run_backward_hooks, complete_pending, generic_forward_node,
                                generic_backward_node)
@@ -552,7 +552,7 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
     by side and written side by side for its own consumers, where one group of both would
     interleave them and leave every consumer to gather."""
     cdef int i, d, da, ai, maxd = 0
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, nargs
     cdef PyObject* node                       # borrowed: no reference counting in this walk
     cdef PyObject* args
     cdef size_t key
@@ -566,10 +566,8 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
         for i in range(n):
             if i + 16 < n:                    # node objects lie wherever the allocator put them
                 prefetch_node(cg, start + i + 16, 0)
-            if i + 8 < n:
+            if i + 8 < n:                     # (products' keys read their argument tuple)
                 prefetch_node(cg, start + i + 8, 1)
-            if i + 4 < n:                     # the keys read the arguments' shapes
-                prefetch_node(cg, start + i + 4, 2)
             node = list_item(cg.nodes, start + i)
             own[i] = group_key(<Expression>node, families + i)
             sizes[i] = <int>total_size(&(<Expression>node).d)
@@ -577,9 +575,14 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
                         | (EXTERNAL if (<Expression>node).external_grad else 0))
             key = <size_t>own[i]
             d = 0
-            args = <PyObject*>(<Expression>node).args
-            for k in range(tuple_size(args)):
-                ai = (<Expression>tuple_item(args, k)).index - start
+            nargs = (<Expression>node).n_first     # the arguments' indices, from the node itself
+            args = NULL
+            if nargs == MANY_ARGS:
+                args = <PyObject*>(<Expression>node).args
+                nargs = tuple_size(args)
+            for k in range(nargs):
+                ai = ((<Expression>node).first_args[k] if args == NULL
+                      else (<Expression>tuple_item(args, k)).index) - start
                 if ai >= 0:
                     da = depth[ai] + 1
                     if da > d:
@@ -785,7 +788,7 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
     LSTM gates); products defer theirs to matmul's wide GEMMs. Without a plan (a graph computed
     before autobatching was switched on), node by node in reverse index order."""
     cdef int n = root.index + 1, p, q, i, idx, family
-    cdef Py_ssize_t k
+    cdef Py_ssize_t k, nargs
     cdef PyObject* node                          # borrowed: no reference counting in this walk
     cdef PyObject* args
     cdef list group
@@ -819,11 +822,16 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
                 complete_pending(<Expression>node)
                 if _profiling:
                     t_deferred += now() - t
-            args = <PyObject*>(<Expression>node).args
-            if (<Expression>node).grad == NULL or not (tuple_size(args) or (<Expression>node).needs_grad):
+            nargs = (<Expression>node).n_first     # the arguments' indices, from the node itself
+            args = NULL
+            if nargs == MANY_ARGS:
+                args = <PyObject*>(<Expression>node).args
+                nargs = tuple_size(args)
+            if (<Expression>node).grad == NULL or not (nargs or (<Expression>node).needs_grad):
                 continue
-            for k in range(tuple_size(args)):
-                seen[(<Expression>tuple_item(args, k)).index] = 1
+            for k in range(nargs):
+                seen[(<Expression>node).first_args[k] if args == NULL
+                     else (<Expression>tuple_item(args, k)).index] = 1
             if p - q == 1:
                 run_one(cg, <Expression>node, True)
             elif group is None:

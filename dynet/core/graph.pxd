@@ -8,19 +8,28 @@ from cpython.pythread cimport PyThread_type_lock
 from dynet.core.lowering cimport Lowering
 
 
+cdef enum:
+    MANY_ARGS = 255            # Expression.n_first of a node with more than three arguments
+
+
 @cython.no_gc                  # (see graph.pyx: nodes form no reference cycles)
 cdef class Expression:
+    # (the fields fill two cache lines, 128 bytes, with the object's header: every pass of an
+    # executor over a graph reads them, node after node)
     cdef int version           # graph version this node belongs to; -1 once reverted away
     cdef int index             # position in the graph
     cdef Dim d
+    cdef int first_args[3]     # the indices of its first three arguments, and how many it has
     cdef float* val            # forward value (fwd pool, or a parameter's storage)
     cdef float* grad           # gradient (bwd pool, or a parameter's gradient); NULL if not needed
     cdef tuple args            # argument Expressions (always older nodes: no cycles)
-    cdef bint needs_grad       # leads to an updated parameter
-    cdef bint external_grad    # grad points at storage the node does not own (parameters)
-    cdef bint deferred_grad    # part of its gradient is still pending (see matmul's deferral)
     cdef object aux            # state a generic (array) implementation keeps from forward to backward
     cdef Device dev            # where its value and gradient live, and which implementation runs
+    cdef unsigned char n_first # (up to 3; MANY_ARGS: more, read the tuple): the executors' walks
+                               # read these instead of the argument tuple and the arguments
+    cdef unsigned char needs_grad       # leads to an updated parameter
+    cdef unsigned char external_grad    # grad points at storage the node does not own (parameters)
+    cdef unsigned char deferred_grad    # part of its gradient is still pending (matmul's deferral)
 
     # Every node type overrides these. `forward` fills self.val from the args' values;
     # `backward` adds d(loss)/d(arg) into each arg whose grad is not NULL.

@@ -1161,6 +1161,8 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
         a = <Expression>PyTuple_GET_ITEM(args, i)
         if a.version != cg._version:
             check_live(a, node.op_name())
+        if i < 3:
+            node.first_args[i] = a.index
         needs_grad = needs_grad or a.needs_grad
         if first == NULL:
             first = <PyObject*>a.dev
@@ -1175,6 +1177,7 @@ cdef inline Expression attach(Expression node, tuple args, Dim d, int mode):
         node.val = (cg.fwd if dev == _host else (<Device>dev).fwd).alloc(total_size(&d))
         node.external_grad = False
     node.args = args
+    node.n_first = <unsigned char>PyTuple_GET_SIZE(args) if PyTuple_GET_SIZE(args) <= 3 else MANY_ARGS
     node.d = d
     node.version = cg._version
     node.index = PyList_GET_SIZE(cg.nodes)
