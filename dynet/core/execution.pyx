@@ -313,6 +313,24 @@ cdef extern from *:
     Py_ssize_t tuple_size "PyTuple_GET_SIZE"(PyObject* tup) noexcept
 
 
+cdef inline Py_ssize_t argument_count(PyObject* node, PyObject** args) noexcept:
+    """How many arguments a node has. Their indices are read from the node itself (first_args:
+    no argument tuple and no argument to fetch), except for a node of more than three: then
+    *args is its tuple (else NULL), for argument_index."""
+    cdef Py_ssize_t n = (<Expression>node).n_first
+    args[0] = NULL
+    if n == MANY_ARGS:
+        args[0] = <PyObject*>(<Expression>node).args
+        n = tuple_size(args[0])
+    return n
+
+
+cdef inline int argument_index(PyObject* node, PyObject* args, Py_ssize_t k) noexcept:
+    if args == NULL:
+        return (<Expression>node).first_args[k]
+    return (<Expression>tuple_item(args, k)).index
+
+
 cdef void prefetch_group(ComputationGraph cg, int start, const int* order, const int* nxt,
                          int p) noexcept:
     """prefetch_node's three stages for every member of a group (the chain from position p), a
@@ -575,14 +593,9 @@ cdef int* schedule(ComputationGraph cg, int start, int n, int* nlevels, Py_ssize
                         | (EXTERNAL if (<Expression>node).external_grad else 0))
             key = <size_t>own[i]
             d = 0
-            nargs = (<Expression>node).n_first     # the arguments' indices, from the node itself
-            args = NULL
-            if nargs == MANY_ARGS:
-                args = <PyObject*>(<Expression>node).args
-                nargs = tuple_size(args)
+            nargs = argument_count(node, &args)
             for k in range(nargs):
-                ai = ((<Expression>node).first_args[k] if args == NULL
-                      else (<Expression>tuple_item(args, k)).index) - start
+                ai = argument_index(node, args, k) - start
                 if ai >= 0:
                     da = depth[ai] + 1
                     if da > d:
@@ -822,16 +835,11 @@ cdef int autobatch_backward(ComputationGraph cg, Expression root) except -1:
                 complete_pending(<Expression>node)
                 if _profiling:
                     t_deferred += now() - t
-            nargs = (<Expression>node).n_first     # the arguments' indices, from the node itself
-            args = NULL
-            if nargs == MANY_ARGS:
-                args = <PyObject*>(<Expression>node).args
-                nargs = tuple_size(args)
+            nargs = argument_count(node, &args)
             if (<Expression>node).grad == NULL or not (nargs or (<Expression>node).needs_grad):
                 continue
             for k in range(nargs):
-                seen[(<Expression>node).first_args[k] if args == NULL
-                     else (<Expression>tuple_item(args, k)).index] = 1
+                seen[argument_index(node, args, k)] = 1
             if p - q == 1:
                 run_one(cg, <Expression>node, True)
             elif group is None:

@@ -904,7 +904,9 @@ cdef int generic_batch(list group, bint backward) except -1:
     if g.noise_std != 0:
         return 0                                # each node draws its own noise
     for node in group:                          # inputs that are the nodes' own columns
-        if (<Expression>node.args[0]).d.bd != node.d.bd or g.has_h and (<Expression>node.args[1]).d.bd != node.d.bd:
+        if (<Expression>node.args[0]).d.bd != node.d.bd:
+            return 0
+        if g.has_h and (<Expression>node.args[1]).d.bd != node.d.bd:
             return 0
     done = generic_columns(group, backward, inputs, 1 + g.has_h, True)
     if not backward:
