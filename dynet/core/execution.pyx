@@ -249,23 +249,53 @@ cdef object _concatenate = None
 cdef object _lookup = None
 
 
-cdef inline Py_ssize_t family_key(int family, Expression node) noexcept:
-    """The node's group key as `family` sees it (0: not of that family, or it runs alone)."""
-    if family == FAM_MAP:
-        return elementwise.batch_key(node)
-    if family == FAM_PRODUCT:
-        return matmul.batch_key(node)
-    if family == FAM_LSTM:
-        return lstm.batch_key(node)
-    if family == FAM_PICK_NLL:
-        return softmax.batch_key(node)
-    if family == FAM_PAIR:
-        return norms.batch_key(node)
-    if family == FAM_LOSS:
-        return losses.batch_key(node)
-    if family == FAM_PLACED and (type(node) is _concatenate or type(node) is _lookup):
+# What each family gives the executor: its key and exact test, its batched forward and backward
+# on the typed loops, and (NULL: none) its one-call run on a device without them (a GPU).
+ctypedef Py_ssize_t (*key_function)(Expression) noexcept
+ctypedef bint (*same_function)(Expression, Expression) noexcept
+ctypedef int (*batch_function)(list) except -1
+ctypedef int (*generic_function)(list, bint) except -1
+
+cdef struct Family:
+    key_function key
+    same_function same
+    batch_function forward
+    batch_function backward
+    generic_function generic
+
+
+cdef Py_ssize_t placed_key(Expression node) noexcept:
+    if type(node) is _concatenate or type(node) is _lookup:
         return total_size(&node.d) * 2 + 1
     return 0
+
+
+cdef bint placed_same(Expression x, Expression y) noexcept:
+    return type(x) is type(y) and total_size(&x.d) == total_size(&y.d)
+
+
+cdef int placed_forward(list group) except -1:
+    return node_by_node(group, False)
+
+
+cdef int placed_backward(list group) except -1:
+    return node_by_node(group, True)
+
+
+cdef Family FAMILIES[FAM_LAST + 1]
+FAMILIES[FAM_MAP] = Family(elementwise.batch_key, elementwise.same_batch, elementwise.forward_batch,
+                           elementwise.backward_batch, elementwise.generic_batch)
+FAMILIES[FAM_PRODUCT] = Family(matmul.batch_key, matmul.same_batch, matmul.forward_batch,
+                               matmul.backward_batch, matmul.generic_batch)
+FAMILIES[FAM_LSTM] = Family(lstm.batch_key, lstm.same_batch, lstm.forward_batch, lstm.backward_batch,
+                            lstm.generic_batch)
+FAMILIES[FAM_PLACED] = Family(placed_key, placed_same, placed_forward, placed_backward, NULL)
+FAMILIES[FAM_PICK_NLL] = Family(softmax.batch_key, softmax.same_batch, softmax.forward_batch,
+                                softmax.backward_batch, softmax.generic_batch)
+FAMILIES[FAM_PAIR] = Family(norms.batch_key, norms.same_batch, norms.forward_batch,
+                            norms.backward_batch, norms.generic_batch)
+FAMILIES[FAM_LOSS] = Family(losses.batch_key, losses.same_batch, losses.forward_batch,
+                            losses.backward_batch, NULL)
 
 
 cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
@@ -273,28 +303,12 @@ cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:
     cdef Py_ssize_t key
     cdef int f
     for f in range(FAM_MAP, FAM_LAST + 1):
-        key = family_key(f, node)
+        key = FAMILIES[f].key(node)
         if key:
             family[0] = f
             return key
     family[0] = FAM_NONE
     return 0
-
-
-cdef inline bint same_group(int family, Expression x, Expression y) noexcept:
-    if family == FAM_MAP:
-        return elementwise.same_batch(x, y)
-    if family == FAM_PRODUCT:
-        return matmul.same_batch(x, y)
-    if family == FAM_LSTM:
-        return lstm.same_batch(x, y)
-    if family == FAM_PICK_NLL:
-        return softmax.same_batch(x, y)
-    if family == FAM_PAIR:
-        return norms.same_batch(x, y)
-    if family == FAM_LOSS:
-        return losses.same_batch(x, y)
-    return type(x) is type(y) and total_size(&x.d) == total_size(&y.d)
 
 
 cdef enum:
@@ -526,27 +540,13 @@ cdef int run_group(ComputationGraph cg, list group, int family, bint backward) e
     cdef double t = now() if _profiling else 0.0
     cdef size_t nbytes = 0
     if not first.dev.host_loops:                # a GPU: groups through the generic code at once
-        if not (family == FAM_MAP and elementwise.generic_batch(group, backward)
-                or family == FAM_PRODUCT and matmul.generic_batch(group, backward)
-                or family == FAM_LSTM and lstm.generic_batch(group, backward)
-                or family == FAM_PICK_NLL and softmax.generic_batch(group, backward)
-                or family == FAM_PAIR and norms.generic_batch(group, backward)):
+        if FAMILIES[family].generic == NULL or not FAMILIES[family].generic(group, backward):
             for node in group:
                 backward_node(node) if backward else forward_node(node)
-    elif family == FAM_MAP:
-        (elementwise.backward_batch if backward else elementwise.forward_batch)(group)
-    elif family == FAM_LSTM:
-        (lstm.backward_batch if backward else lstm.forward_batch)(group)
-    elif family == FAM_PRODUCT:
-        (matmul.backward_batch if backward else matmul.forward_batch)(group)
-    elif family == FAM_PICK_NLL:
-        (softmax.backward_batch if backward else softmax.forward_batch)(group)
-    elif family == FAM_PAIR:
-        (norms.backward_batch if backward else norms.forward_batch)(group)
-    elif family == FAM_LOSS:
-        (losses.backward_batch if backward else losses.forward_batch)(group)
-    else:                                       # concatenations, lookups: one by one
-        node_by_node(group, backward)
+    elif backward:
+        FAMILIES[family].backward(group)
+    else:
+        FAMILIES[family].forward(group)
     if _profiling:
         t = now() - t
         for node in group:
@@ -675,7 +675,7 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
             while i < ends[d]:
                 p = i
                 i += 1
-                if p + 16 < n:                    # same_group reads the node ...
+                if p + 16 < n:                    # the exact test reads the node ...
                     prefetch_node(cg, start + order[p + 16], 0)
                 if p + 8 < n:                     # ... and (products) its argument tuple
                     prefetch_node(cg, start + order[p + 8], 1)
@@ -697,8 +697,8 @@ cdef int autobatch_forward(ComputationGraph cg, int index) except -1:
                         count[g] = 1
                         break
                     h = order[head[g]]
-                    if keys[h] == key and families[h] == family and same_group(
-                            family, <Expression>PyList_GET_ITEM(cg.nodes, start + h),
+                    if keys[h] == key and families[h] == family and FAMILIES[family].same(
+                            <Expression>PyList_GET_ITEM(cg.nodes, start + h),
                             <Expression>PyList_GET_ITEM(cg.nodes, start + order[p])):
                         nxt[tail[g]] = p
                         tail[g] = p
