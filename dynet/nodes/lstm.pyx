@@ -47,9 +47,31 @@ cdef extern from *:
         long i;
         for (i = 0; i < H; ++i) out[i] = o[i] * dy_fast_tanh(c[i]);
     }
+    /* h = o * tanh(c)'s gradient d into o's (dg) and c's (dc), either NULL if not wanted: a loop
+       without branches for each case, so that it vectorises (the buffers are distinct nodes'). */
+    static void dy_lstm_h_grads(const float* restrict o, const float* restrict c,
+                                const float* restrict d, float* restrict dg, float* restrict dc, long H) {
+        long i;
+        if (dg && dc) {
+            for (i = 0; i < H; ++i) {
+                float t = dy_fast_tanh(c[i]);
+                dg[i] += d[i] * t;
+                dc[i] += d[i] * o[i] * (1 - t * t);
+            }
+        } else if (dg) {
+            for (i = 0; i < H; ++i) dg[i] += d[i] * dy_fast_tanh(c[i]);
+        } else if (dc) {
+            for (i = 0; i < H; ++i) {
+                float t = dy_fast_tanh(c[i]);
+                dc[i] += d[i] * o[i] * (1 - t * t);
+            }
+        }
+    }
     """
     float fast_tanh "dy_fast_tanh"(float x) noexcept nogil
     void lstm_h "dy_lstm_h"(const float* o, const float* c, float* out, long H) noexcept nogil
+    void lstm_h_grads "dy_lstm_h_grads"(const float* o, const float* c, const float* d, float* dg,
+                                        float* dc, long H) noexcept nogil
 
 
 cdef inline void lstm_activate(float* col, Py_ssize_t H) noexcept nogil:
@@ -472,25 +494,10 @@ cdef void cell_h_forward(Py_ssize_t H, Py_ssize_t n, const float* C, Py_ssize_t 
 
 cdef void cell_h_backward(Py_ssize_t H, Py_ssize_t n, const float* C, float* dC, Py_ssize_t cs,
                           const float* G, float* dG, Py_ssize_t gs, const float* D) noexcept nogil:
-    cdef Py_ssize_t b, i
-    cdef const float* o
-    cdef const float* cp
-    cdef const float* d
-    cdef float t
-    cdef float* dg
-    cdef float* dc
+    cdef Py_ssize_t b
     for b in range(n):
-        o = G + b * gs + 2 * H
-        cp = C + b * cs
-        d = D + b * H
-        dg = dG + b * gs + 2 * H if dG != NULL else NULL
-        dc = dC + b * cs if dC != NULL else NULL
-        for i in range(H):
-            t = fast_tanh(cp[i])
-            if dg != NULL:
-                dg[i] += d[i] * t
-            if dc != NULL:
-                dc[i] += d[i] * o[i] * (1 - t * t)
+        lstm_h_grads(G + b * gs + 2 * H, C + b * cs, D + b * H,
+                     dG + b * gs + 2 * H if dG != NULL else NULL, dC + b * cs if dC != NULL else NULL, H)
 
 
 cdef inline Py_ssize_t stride(Expression e, Py_ssize_t n) noexcept:
