@@ -1,8 +1,9 @@
 """Products large enough to take the typed GEMM paths (kernels/cpu.pxd gemm_nogil: the register-
-blocked kernel for W X, the weight gradient dY X^T and the input gradient W^T dY, OpenBLAS
-otherwise), checked against NumPy in float64 for values and both gradients, at shapes whose edges
-are not multiples of the blocks: 32-row panels (rows below m zero-padded), 8-column register
-blocks, 256-deep chunks of the inner dimension, and A read in place (at most 16 columns of C)."""
+blocked kernel for W X, the weight gradient dY X^T and the input gradient W^T dY, dot products for
+W^T dY over a long inner dimension, OpenBLAS otherwise), checked against NumPy in float64 for
+values and both gradients, at shapes whose edges are not multiples of the blocks: 32-row panels
+(rows below m zero-padded), 8-column register blocks, 256-deep chunks of the inner dimension, A
+read in place (at most 16 columns of C), 4 x 4 blocks of dot products and their tails."""
 import os
 import subprocess
 import sys
@@ -16,7 +17,11 @@ SHAPES = [(130, 600, 70), (512, 784, 64), (97, 700, 5), (64, 1100, 33), (300, 25
           (32, 32, 32), (70, 40, 20), (64, 64, 64), (32, 100, 2), (50, 32, 20),
           # W^T dY: 97 x 37 over 300 (a chunk of 256 and 44, 1 row below the last panel, 5 columns
           # after the last block); 40 x 9 over 600; W X in place (n <= 16) with 24 or 1 rows left
-          (300, 97, 37), (600, 40, 9), (33, 64, 16), (600, 257, 16)]
+          (300, 97, 37), (600, 40, 9), (33, 64, 16), (600, 257, 16),
+          # W^T dY as dot products (inner dimension over 512, few columns): 2050 deep (two chunks
+          # of 2048 and a tail of 2, under 16), 67 x 13 (4 x 4 blocks with 3 and 1 left); 700 deep
+          # with 16 columns; 3000 x 40 with 64
+          (2050, 67, 13), (700, 200, 16), (3000, 40, 64)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)

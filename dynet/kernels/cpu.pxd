@@ -550,8 +550,77 @@ cdef extern from *:
             }
         }
     }
+
+    /* C[i, j] (+)= sum_p A[p + i lda] B[p + j ldb] for i < m, j < n: A^T B as dot products, both
+       operands read along their contiguous inner dimension (length k), 4 x 4 of them at a time in
+       16 vector accumulators, nothing packed. For a long inner dimension and few columns, such as
+       an output layer's input gradient W^T dY (W vocabulary x hidden, a few columns of dY), where
+       a GEMM's packing of A^T (all of W, for a handful of uses of each value) cost as much as the
+       product. Four columns of A (in L1/L2) meet every column of B before the next four; the inner
+       dimension goes in chunks of 2048, so that B's chunk stays in L2 across A's columns. */
+    static inline float dn_hsum16(dn_v16 v) {
+        float s = 0.0f;
+        #pragma GCC unroll 16
+        for (int l = 0; l < 16; l++)
+            s += v[l];
+        return s;
+    }
+    static void dn_tn_dot_chunk(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
+                                Py_ssize_t ldb, int add, float* C, Py_ssize_t ldc) {
+        const int kv = k & ~15;
+        int i0, j0, r, c, p;
+        for (i0 = 0; i0 < m; i0 += 4) {
+            const float* a[4];
+            for (r = 0; r < 4; r++)      /* rows past m repeat row i0: computed, not stored */
+                a[r] = A + (Py_ssize_t)(i0 + r < m ? i0 + r : i0) * lda;
+            for (j0 = 0; j0 < n; j0 += 4) {
+                const float* b[4];
+                dn_v16 acc[4][4];
+                for (c = 0; c < 4; c++)
+                    b[c] = B + (Py_ssize_t)(j0 + c < n ? j0 + c : j0) * ldb;
+                #pragma GCC unroll 4
+                for (r = 0; r < 4; r++) {
+                    #pragma GCC unroll 4
+                    for (c = 0; c < 4; c++)
+                        acc[r][c] = (dn_v16){0};
+                }
+                for (p = 0; p < kv; p += 16) {
+                    dn_v16 av[4], bv[4];
+                    #pragma GCC unroll 4
+                    for (r = 0; r < 4; r++)
+                        av[r] = *(const dn_v16u*)(a[r] + p);
+                    #pragma GCC unroll 4
+                    for (c = 0; c < 4; c++)
+                        bv[c] = *(const dn_v16u*)(b[c] + p);
+                    #pragma GCC unroll 4
+                    for (r = 0; r < 4; r++) {
+                        #pragma GCC unroll 4
+                        for (c = 0; c < 4; c++)
+                            acc[r][c] += av[r] * bv[c];
+                    }
+                }
+                for (r = 0; r < 4 && i0 + r < m; r++) {
+                    for (c = 0; c < 4 && j0 + c < n; c++) {
+                        float sum = dn_hsum16(acc[r][c]);
+                        float* dst = C + (i0 + r) + (Py_ssize_t)(j0 + c) * ldc;
+                        for (p = kv; p < k; p++)
+                            sum += a[r][p] * b[c][p];
+                        *dst = add ? *dst + sum : sum;
+                    }
+                }
+            }
+        }
+    }
+    static void dn_gemm_tn_dot(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
+                               Py_ssize_t ldb, int add, float* C, Py_ssize_t ldc) {
+        for (int k0 = 0; k0 < k; k0 += 2048)
+            dn_tn_dot_chunk(m, n, k - k0 < 2048 ? k - k0 : 2048, A + k0, lda, B + k0, ldb,
+                            add || k0 > 0, C, ldc);
+    }
     """
     float* panel_buffer "dn_panel_buffer"() noexcept nogil
+    void gemm_tn_dot "dn_gemm_tn_dot"(int m, int n, int k, const float* A, Py_ssize_t lda, const float* B,
+                                      Py_ssize_t ldb, bint add, float* C, Py_ssize_t ldc) noexcept nogil
     void pack_transposed "dn_pack_transposed"(int kc, const float* src, Py_ssize_t lds, float* dst) noexcept nogil
     void pack_columns "dn_pack_columns"(int kc, const float* src, Py_ssize_t lds, float* dst) noexcept nogil
     void kernel_32x8 "dn_kernel_32x8"(int kc, int nc, const float* panel, Py_ssize_t ldp, const float* B,
@@ -687,6 +756,13 @@ cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, flo
     # product from 32 x 32 on, A^T B included (2-4x at 32 x 32 x 32, ~2x on W^T dY); otherwise the
     # mid-sized products of per-example and autobatched models and tall products with few columns
     if register_kernel_native and alpha == 1 and (beta == 0 or beta == 1) and m >= 32 and n >= 2:
+        if trans_a and not trans_b and k > 2 * REGISTER_BLOCK_K and n <= (64 if k >= 1024 else 16) \
+                and <Py_ssize_t>m * n * k >= 1048576:
+            # W^T dY over a long inner dimension with few columns: as dot products, nothing packed
+            # (OpenBLAS packs all of W here: 1.2-9x slower measured; below ~1 M multiply-adds its
+            # small-matrix kernels, which do not pack, are as fast)
+            gemm_tn_dot(m, n, k, A, lda, B, ldb, beta != 0, C, ldc)
+            return
         if trans_a:
             blocked = not trans_b and <Py_ssize_t>m * n >= 1024 and (
                 blas_is_narrower() or register_kernel_pays(m, n, k))
