@@ -352,6 +352,53 @@ def test_product_groups_backward_equals_plain():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def run_language_model(autobatch, steps=2):
+    """A per-sentence LSTM language model (DyNet's lstmlm-auto) whose output layer is large enough
+    that its groups' weight gradients are deferred to the end of the pass (300 x 256: above
+    matmul's DEFER_GROUP_WEIGHT), sentences of different lengths (narrower groups at the end), and
+    a second large product over inputs from two producer groups (gathered, into graph memory).
+    Two training steps: the second runs on the first's update."""
+    execution.configure(autobatch, 0)
+    dy.reset_random_seed(8)
+    rng = np.random.default_rng(8)
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((300, 8), init=dy.NumpyInitializer(rng.normal(size=(300, 8))))
+    lstm = dy.VanillaLSTMBuilder(1, 8, 256, m)
+    out_W = m.add_parameters((300, 256), init=dy.NumpyInitializer(rng.normal(size=(300, 256)) * 0.1))
+    out_b = m.add_parameters(300)
+    side_W = m.add_parameters((260, 256), init=dy.NumpyInitializer(rng.normal(size=(260, 256)) * 0.1))
+    trainer = dy.SimpleSGDTrainer(m, 0.1)
+    sentences = [[int(w) for w in rng.integers(0, 300, n)] for n in (5, 3, 7, 4)]
+    values = []
+    for _ in range(steps):
+        dy.renew_cg()
+        W, b, S = dy.parameter(out_W), dy.parameter(out_b), dy.parameter(side_W)
+        losses = []
+        for k, sent in enumerate(sentences):
+            state, prev = lstm.initial_state(), 0
+            for t, w in enumerate(sent):
+                state = state.add_input(E[prev])
+                h = state.output()
+                losses.append(dy.pickneglogsoftmax(dy.affine_transform([b, W, h]), w))
+                g = dy.tanh(h) if (k + t) % 2 else dy.logistic(h)
+                losses.append(dy.sum_elems(dy.square(S * g)) * 0.01)
+                prev = w
+        loss = dy.esum(losses)
+        values.append(loss.value())
+        loss.backward()
+        grads = [p.grad_as_array().copy() for p in m.parameters_list()] + [E.grad_as_array().copy()]
+        trainer.update()
+    return values, grads
+
+
+def test_large_output_layer_groups_defer_their_weight_gradient():
+    v0, g0 = run_language_model(0)
+    v1, g1 = run_language_model(1)
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def run_cells(autobatch, lengths, batch):
     """VanillaLSTMBuilder over sequences of the given lengths (a shorter one in the middle: its
     cells' previous c no longer lie side by side), inputs of `batch` elements."""

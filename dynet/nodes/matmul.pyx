@@ -18,7 +18,7 @@ from cpython.ref cimport PyObject
 from libc.stdlib cimport realloc
 from dynet.core.dim cimport Dim, total_size, batch_size, dim_str, rows, cols, make_dim2, make_dim1
 from dynet.core.graph cimport (Expression, add_node, as_expr, as_expr_tuple, set_completion_hook,
-                               set_backward_hooks)
+                               set_backward_hooks, fwd_scratch)
 from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, add_to, copy, SMALL_GEMM, NOGIL_MIN_WORK
 from dynet.core.lowering cimport Lowering, Step, Part
@@ -562,11 +562,20 @@ cdef int forward_batch(list group) except -1:
     return 0
 
 
+# A group's weight gradient is deferred to the end of the backward pass (one GEMM over all its
+# groups' columns) for parameter matrices of at least this many values (256 KB: beyond what stays
+# in L2 next to the group's own operands, so that a per-group update goes through L3 or memory);
+# smaller ones (a Tree-LSTM's 64 x 128 gates) are updated group by group while in cache.
+cdef enum:
+    DEFER_GROUP_WEIGHT = 65536
+
+
 cdef int backward_batch(list group) except -1:
     """The backward of a group (as forward_batch ran it), where the group's gradients lie side by
     side: for each matrix, dW += dC X^T and dX += W^T dC as one GEMM each over all the columns (the
-    inputs read in place or gathered; their gradients added in place or through a buffer), the
-    bias's as one sum. Node by node otherwise (and matmul's deferral as without autobatching)."""
+    inputs read in place or gathered; their gradients added in place or through a buffer; dW of a
+    large parameter deferred to the end of the pass), the bias's as one sum. Node by node otherwise
+    (and matmul's deferral as without autobatching)."""
     cdef Expression first = <Expression>group[0], node, W, x
     cdef bint affine = type(first) is AffineTransform
     cdef int args[MAX_SLOTS]
@@ -605,9 +614,17 @@ cdef int backward_batch(list group) except -1:
         k = cols(&W.d)
         if W.grad != NULL:
             xs = input_at(&L, group, j, arg, False)
-            if xs == NULL:
-                xs = gather_into(group, arg, k, buf)
-            gemm(False, True, m, k, <int>total, 1.0, dC, m, xs, k, 1.0, W.grad, m)
+            if W.external_grad and <Py_ssize_t>m * k >= DEFER_GROUP_WEIGHT:
+                # a large parameter matrix (an output layer): each group's dW += dC X^T would
+                # read and write all of dW for a few columns; deferred, as without autobatching,
+                # one GEMM over every group's columns at the end of the pass
+                if xs == NULL:         # gathered into graph memory: read when the pass ends
+                    xs = gather_into(group, arg, k, fwd_scratch(<size_t>k * total))
+                defer_weight_grad(W, first, dC, xs, <int>total)
+            else:
+                if xs == NULL:
+                    xs = gather_into(group, arg, k, buf)
+                gemm(False, True, m, k, <int>total, 1.0, dC, m, xs, k, 1.0, W.grad, m)
         if (<Expression>first.args[arg]).grad == NULL:
             continue
         dX = input_at(&L, group, j, arg, True)
