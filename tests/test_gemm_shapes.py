@@ -21,7 +21,10 @@ SHAPES = [(130, 600, 70), (512, 784, 64), (97, 700, 5), (64, 1100, 33), (300, 25
           # W^T dY as dot products (inner dimension over 512, few columns): 2050 deep (two chunks
           # of 2048 and a tail of 2, under 16), 67 x 13 (4 x 4 blocks with 3 and 1 left); 700 deep
           # with 16 columns; 3000 x 40 with 64
-          (2050, 67, 13), (700, 200, 16), (3000, 40, 64)]
+          (2050, 67, 13), (700, 200, 16), (3000, 40, 64),
+          # W X with 5 columns: OpenBLAS below ~0.8 M multiply-adds (97 x 700 above), the register
+          # kernel's partial 8-column block above
+          (1100, 160, 5)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)

@@ -770,7 +770,10 @@ cdef inline void gemm_nogil(bint trans_a, bint trans_b, int m, int n, int k, flo
             blocked = k >= 8 and <Py_ssize_t>m * n >= 1024 and (
                 blas_is_narrower() or k >= 16 and register_kernel_pays(m, n, k))
         else:
+            # (under 8 columns the 8-column register blocks compute empty columns: OpenBLAS's
+            # small-matrix kernels, which it runs below ~1 M multiply-adds, were up to 2x faster)
             blocked = (<Py_ssize_t>m * k >= 65536 and n <= 64 and m >= 64
+                       and (n >= 8 or <Py_ssize_t>m * n * k >= 786432 or blas_is_narrower())
                        or <Py_ssize_t>m * k >= 1024 and (blas_is_narrower() or register_kernel_pays(m, n, k)))
         if blocked:
             # op(A)'s element (i, p): A[i + p lda], or A[p + i lda] when transposed; op(B)'s (p, j):
