@@ -24,7 +24,10 @@ SHAPES = [(130, 600, 70), (512, 784, 64), (97, 700, 5), (64, 1100, 33), (300, 25
           (2050, 67, 13), (700, 200, 16), (3000, 40, 64),
           # W X with 5 columns: OpenBLAS below ~0.8 M multiply-adds (97 x 700 above), the register
           # kernel's partial 8-column block above
-          (1100, 160, 5)]
+          (1100, 160, 5),
+          # dY X^T over more than 512 columns (the register kernel while dW is small): 96 x 72 over
+          # 700 (three chunks), 300 x 200 over 600
+          (96, 72, 700), (300, 200, 600)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
