@@ -358,11 +358,12 @@ def test_product_groups_backward_equals_plain():
 
 
 def run_language_model(autobatch, steps=2):
-    """A per-sentence LSTM language model (DyNet's lstmlm-auto) whose output layer is large enough
-    that its groups' weight gradients are deferred to the end of the pass (300 x 256: above
-    matmul's DEFER_GROUP_WEIGHT), sentences of different lengths (narrower groups at the end), and
-    a second large product over inputs from two producer groups (gathered, into graph memory).
-    Two training steps: the second runs on the first's update."""
+    """A per-sentence LSTM language model (DyNet's lstmlm-auto) whose output layer (300 x 256) and
+    recurrent matrix (1024 x 256) are large enough that their groups' weight gradients are
+    deferred to the end of the pass (above matmul's DEFER_GROUP_WEIGHT; the input matrix, 1024 x
+    8, is not), sentences of different lengths (narrower groups at the end: the previous h no
+    longer side by side, gathered into graph memory), and a second large product over inputs from
+    two producer groups (gathered too). Two training steps: the second runs on the first's update."""
     execution.configure(autobatch, 0)
     dy.reset_random_seed(8)
     rng = np.random.default_rng(8)

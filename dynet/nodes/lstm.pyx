@@ -15,7 +15,7 @@ from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.core.batching cimport (Layout, group_layout, gather_into, node_by_node, generic_columns,
                                   own_columns)
-from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad
+from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad, DEFER_GROUP_WEIGHT
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
 
@@ -852,9 +852,14 @@ cdef int backward_batch(list group) except -1:
     cdef Layout L
     group_layout(group, 2 if first.has_h else 1, CELL_ARGS, True, &L)
     cdef Py_ssize_t j, i, off, total = L.cols
-    cdef float* dpre = work_buffer(<size_t>(H4 + 2 * D) * total)
-    cdef float* X = dpre + H4 * total
+    # a large parameter matrix's dW is deferred to the end of the pass (as matmul's groups do):
+    # the pre-activation gradients, and inputs gathered for it, then live in graph memory
+    cdef bint defer[2]
+    defer[0] = Wx.external_grad and Wx.grad != NULL and H4 * I >= DEFER_GROUP_WEIGHT
+    defer[1] = first.has_h and Wh.external_grad and Wh.grad != NULL and H4 * H >= DEFER_GROUP_WEIGHT
+    cdef float* X = work_buffer(<size_t>(2 * D + (0 if defer[0] or defer[1] else H4)) * total)
     cdef float* dX = X + D * total
+    cdef float* dpre = (fwd_scratch(<size_t>H4 * total) if defer[0] or defer[1] else dX + D * total)
     cdef const float* xs
     cdef float* dp
     if L.val[0] != NULL and L.grad[0] != NULL:  # values and gradients as one block: one loop
@@ -876,8 +881,13 @@ cdef int backward_batch(list group) except -1:
         W = Wx if arg == 0 else Wh
         k = I if arg == 0 else H
         if W.grad != NULL:
-            xs = L.val[arg + 1] if L.val[arg + 1] != NULL else gather_into(group, arg, k, X)
-            gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, xs, k, 1.0, W.grad, H4)
+            xs = L.val[arg + 1]
+            if xs == NULL:
+                xs = gather_into(group, arg, k, fwd_scratch(<size_t>k * total) if defer[arg] else X)
+            if defer[arg]:
+                defer_weight_grad(W, first, dpre, xs, <int>total)
+            else:
+                gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, xs, k, 1.0, W.grad, H4)
         if not L.some_grad[arg + 1]:
             continue
         together = L.grad[arg + 1]

@@ -5,6 +5,14 @@ cdef int defer_product_grad(Expression A, Expression B, const float* dC, int nco
 cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, const float* X,
                            int ncols) except -1  # no-cython-lint
 
+# An autobatched group's weight gradient is deferred to the end of the backward pass (one GEMM
+# over all its groups' columns) for parameter matrices of at least this many values (256 KB:
+# beyond what stays in L2 next to the group's own operands, so that a per-group update goes
+# through L3 or memory); smaller ones (a Tree-LSTM's 64 x 128 gates) are updated group by group
+# while in cache.
+cdef enum:
+    DEFER_GROUP_WEIGHT = 65536
+
 # Autobatching (dynet/core/execution.pyx): the group key of a product or affine transform that can
 # run batched with others (0 if it cannot), the exact test for one group, and a group's forward
 # and backward.

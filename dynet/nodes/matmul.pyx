@@ -562,14 +562,6 @@ cdef int forward_batch(list group) except -1:
     return 0
 
 
-# A group's weight gradient is deferred to the end of the backward pass (one GEMM over all its
-# groups' columns) for parameter matrices of at least this many values (256 KB: beyond what stays
-# in L2 next to the group's own operands, so that a per-group update goes through L3 or memory);
-# smaller ones (a Tree-LSTM's 64 x 128 gates) are updated group by group while in cache.
-cdef enum:
-    DEFER_GROUP_WEIGHT = 65536
-
-
 cdef int backward_batch(list group) except -1:
     """The backward of a group (as forward_batch ran it), where the group's gradients lie side by
     side: for each matrix, dW += dC X^T and dX += W^T dC as one GEMM each over all the columns (the
