@@ -37,6 +37,18 @@ def run_case(case, mode, autobatch):
     return [o.npvalue() for o in outs], [x.gradient() for x in xs + ys]
 
 
+def assert_autobatched_equals_plain(run, *args, rtol=1e-5, atol=1e-5, what=""):
+    """run(autobatch, *args) -> (value or values, gradients, anything else): the value(s) and the
+    gradients agree without and with autobatching; returns the rest of the autobatched run's
+    result (e.g. its profile)."""
+    plain, batched = run(0, *args), run(1, *args)
+    assert batched[0] == pytest.approx(plain[0], rel=1e-5, abs=1e-6), what
+    assert len(batched[1]) == len(plain[1])
+    for got, want in zip(batched[1], plain[1]):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=what)
+    return batched[2:]
+
+
 PARAMS = [(c, m) for c in CASES for m in c.modes()]
 
 
@@ -109,12 +121,7 @@ def run_builder(make, autobatch, batch=1):
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("name,make", BUILDERS, ids=[b[0] for b in BUILDERS])
 def test_builders_autobatched_equal_plain(name, make, batch):
-    v0, g0 = run_builder(make, 0, batch)
-    v1, g1 = run_builder(make, 1, batch)
-    assert abs(v0 - v1) <= 1e-5 * abs(v0)
-    assert len(g0) == len(g1)
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert_autobatched_equals_plain(lambda autobatch: run_builder(make, autobatch, batch))
 
 
 def test_lstm_gates_of_many_sequences_batch_by_step():
@@ -218,11 +225,7 @@ def run_trees(autobatch, revert=False):
 
 @pytest.mark.parametrize("revert", [False, True])
 def test_tree_lstm_autobatched_equals_plain(revert):
-    v0, g0 = run_trees(0, revert)
-    v1, g1 = run_trees(1, revert)
-    assert abs(v0 - v1) <= 1e-5 * abs(v0)
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert_autobatched_equals_plain(run_trees, revert)
 
 
 def train_trees(autobatch, steps=3):
@@ -344,15 +347,6 @@ def run_products(autobatch):
     return value, [p.grad_as_array().copy() for p in m.parameters_list()]
 
 
-def assert_autobatched_equals_plain(run, rtol=1e-5):
-    """run(autobatch) -> (value or values, gradients): the same without and with autobatching."""
-    v0, g0 = run(0)
-    v1, g1 = run(1)
-    assert v1 == pytest.approx(v0, rel=1e-5)
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-5)
-
-
 def test_product_groups_backward_equals_plain():
     assert_autobatched_equals_plain(run_products)
 
@@ -426,25 +420,11 @@ def run_cells(autobatch, lengths, batch):
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("lengths", [(3, 3, 3), (4, 2, 4, 3)])
 def test_lstm_cells_run_as_groups_and_equal_plain(lengths, batch):
-    v0, g0, _ = run_cells(0, lengths, batch)
-    v1, g1, stats = run_cells(1, lengths, batch)
-    assert v1 == pytest.approx(v0, rel=1e-5)
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    stats, = assert_autobatched_equals_plain(run_cells, lengths, batch, atol=1e-6)
     steps = max(lengths)
     for op in ("vanilla_lstm_c", "vanilla_lstm_h"):     # one call per time step
         assert stats[op]["nodes"] == sum(lengths) and stats[op]["batches"] == steps
 
-
-def profile_equal_to_plain(run, *args):
-    """run(autobatch, *args) -> (value, gradients, profile) without and with autobatching: the
-    values and gradients must agree; returns the autobatched run's profile."""
-    v0, g0, _ = run(0, *args)
-    v1, g1, stats = run(1, *args)
-    assert v1 == pytest.approx(v0, rel=1e-5)
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    return stats
 
 def run_losses(autobatch, batch):
     """Per-example losses over scores that an affine group places side by side: pickneglogsoftmax
@@ -475,7 +455,7 @@ def run_losses(autobatch, batch):
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_losses_run_as_groups_and_equal_plain(batch):
-    stats = profile_equal_to_plain(run_losses, batch)
+    stats, = assert_autobatched_equals_plain(run_losses, batch)
     assert stats["pickneglogsoftmax"]["nodes"] == 6 and stats["pickneglogsoftmax"]["batches"] == 1
     for op in ("dot_product", "squared_distance", "l1_distance"):
         assert stats[op]["nodes"] == 6 and stats[op]["batches"] == 1
@@ -521,7 +501,7 @@ def run_other_losses(autobatch, batch):
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_other_losses_run_as_groups_and_equal_plain(batch):
-    stats = profile_equal_to_plain(run_other_losses, batch)
+    stats, = assert_autobatched_equals_plain(run_other_losses, batch)
     # binary_log_loss: against the inputs, then against logistic(t) a level later
     assert stats["binary_log_loss"]["nodes"] == 12 and stats["binary_log_loss"]["batches"] == 2
     assert stats["pairwise_rank_loss"]["nodes"] == 6 and stats["pairwise_rank_loss"]["batches"] == 1
@@ -705,11 +685,7 @@ def run_random_graph(autobatch, seed):
 @pytest.mark.parametrize("first", range(0, 400, 50))
 def test_random_graphs_equal_plain(first):
     for seed in range(first, first + 50):
-        v0, g0 = run_random_graph(0, seed)
-        v1, g1 = run_random_graph(1, seed)
-        assert v1 == pytest.approx(v0, rel=1e-5, abs=1e-6), seed
-        for a, c in zip(g1, g0):
-            np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
+        assert_autobatched_equals_plain(run_random_graph, seed, rtol=1e-4, what=f"seed {seed}")
 
 
 def run_random_sequences(autobatch, seed, full):
@@ -747,8 +723,4 @@ def run_random_sequences(autobatch, seed, full):
 @pytest.mark.parametrize("full", [False, True])
 def test_random_sequences_with_losses_equal_plain(full):
     for seed in range(60):
-        v0, g0 = run_random_sequences(0, seed, full)
-        v1, g1 = run_random_sequences(1, seed, full)
-        assert v1 == pytest.approx(v0, rel=1e-5, abs=1e-6), seed
-        for a, c in zip(g1, g0):
-            np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5, err_msg=f"seed {seed}")
+        assert_autobatched_equals_plain(run_random_sequences, seed, full, rtol=1e-4, what=f"seed {seed}")

@@ -15,7 +15,7 @@ from dynet.core.memory cimport work_buffer
 from dynet.kernels.cpu cimport gemm, gemm_nogil, copy, fast_sigmoid, NOGIL_MIN_WORK
 from dynet.core.batching cimport (Layout, group_layout, gather_into, node_by_node, generic_columns,
                                   own_columns)
-from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad, DEFER_GROUP_WEIGHT
+from dynet.nodes.matmul cimport defer_weight_grad, defer_product_grad, defers_group_weight, group_weight_grad
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
 
@@ -852,15 +852,12 @@ cdef int backward_batch(list group) except -1:
     cdef Layout L
     group_layout(group, 2 if first.has_h else 1, CELL_ARGS, True, &L)
     cdef Py_ssize_t j, i, off, total = L.cols
-    # a large parameter matrix's dW is deferred to the end of the pass (as matmul's groups do):
-    # the pre-activation gradients, and inputs gathered for it, then live in graph memory
-    cdef bint defer[2]
-    defer[0] = Wx.external_grad and Wx.grad != NULL and H4 * I >= DEFER_GROUP_WEIGHT
-    defer[1] = first.has_h and Wh.external_grad and Wh.grad != NULL and H4 * H >= DEFER_GROUP_WEIGHT
-    cdef float* X = work_buffer(<size_t>(2 * D + (0 if defer[0] or defer[1] else H4)) * total)
+    # where a large Wx or Wh's dW waits for the end of the pass (matmul.group_weight_grad), the
+    # pre-activation gradients must live until then: graph memory
+    cdef bint defer = defers_group_weight(Wx) or first.has_h and defers_group_weight(Wh)
+    cdef float* X = work_buffer(<size_t>(2 * D + (0 if defer else H4)) * total)
     cdef float* dX = X + D * total
-    cdef float* dpre = (fwd_scratch(<size_t>H4 * total) if defer[0] or defer[1] else dX + D * total)
-    cdef const float* xs
+    cdef float* dpre = fwd_scratch(<size_t>H4 * total) if defer else dX + D * total
     cdef float* dp
     if L.val[0] != NULL and L.grad[0] != NULL:  # values and gradients as one block: one loop
         gate_preactivation_grads(L.val[0], L.grad[0], dpre, H, total)
@@ -881,13 +878,7 @@ cdef int backward_batch(list group) except -1:
         W = Wx if arg == 0 else Wh
         k = I if arg == 0 else H
         if W.grad != NULL:
-            xs = L.val[arg + 1]
-            if xs == NULL:
-                xs = gather_into(group, arg, k, fwd_scratch(<size_t>k * total) if defer[arg] else X)
-            if defer[arg]:
-                defer_weight_grad(W, first, dpre, xs, <int>total)
-            else:
-                gemm(False, True, H4, k, <int>total, 1.0, dpre, H4, xs, k, 1.0, W.grad, H4)
+            group_weight_grad(W, first, group, arg, L.val[arg + 1], dpre, <int>total, X)
         if not L.some_grad[arg + 1]:
             continue
         together = L.grad[arg + 1]

@@ -12,6 +12,9 @@ cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, cons
 # while in cache.
 cdef enum:
     DEFER_GROUP_WEIGHT = 65536
+cdef bint defers_group_weight(Expression W) noexcept
+cdef int group_weight_grad(Expression W, Expression owner, list group, int arg, const float* xs,
+                           const float* dC, int ncols, float* buf) except -1  # no-cython-lint
 
 # Autobatching (dynet/core/execution.pyx): the group key of a product or affine transform that can
 # run batched with others (0 if it cannot), the exact test for one group, and a group's forward

@@ -56,6 +56,27 @@ cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, cons
     return push_pending(W, owner, X, dC, ncols, True, False)
 
 
+cdef bint defers_group_weight(Expression W) noexcept:
+    """Whether an autobatched group's W.grad += dC X^T waits for the end of the pass (a large
+    parameter matrix: see DEFER_GROUP_WEIGHT); its dC must then be graph memory."""
+    return W.external_grad and W.grad != NULL and <Py_ssize_t>rows(&W.d) * cols(&W.d) >= DEFER_GROUP_WEIGHT
+
+
+cdef int group_weight_grad(Expression W, Expression owner, list group, int arg, const float* xs,
+                           const float* dC, int ncols, float* buf) except -1:  # no-cython-lint
+    """W.grad += dC X^T over an autobatched group's ncols columns, X being argument `arg` of each
+    member: at xs where those lie side by side, else gathered (into buf, or into graph memory
+    where the product is deferred to the end of the pass, as defers_group_weight says)."""
+    cdef int m = rows(&W.d), k = cols(&W.d)
+    cdef bint defer = defers_group_weight(W)
+    if xs == NULL:
+        xs = gather_into(group, arg, k, fwd_scratch(<size_t>k * ncols) if defer else buf)
+    if defer:
+        return defer_weight_grad(W, owner, dC, xs, ncols)
+    gemm(False, True, m, k, ncols, 1.0, dC, m, xs, k, 1.0, W.grad, m)
+    return 0
+
+
 cdef int push_pending(Expression A, Expression B, const float* Bval, const float* dC, int ncols,  # no-cython-lint
                       bint want_dA, bint want_dB) except -1:
     global _pending, _cap_pending, _n_pending
@@ -579,7 +600,6 @@ cdef int backward_batch(list group) except -1:
     cdef int m = rows(&first.d), k, kmax = 0
     cdef float* buf
     cdef float* dX
-    cdef const float* xs
     cdef Expression bias
     for j in range(nin):                       # each input's gradient: all wanted or none
         arg = (2 if affine else 1) + 2 * j
@@ -604,19 +624,9 @@ cdef int backward_batch(list group) except -1:
         arg = (2 if affine else 1) + 2 * j
         W = <Expression>first.args[arg - 1]
         k = cols(&W.d)
-        if W.grad != NULL:
-            xs = input_at(&L, group, j, arg, False)
-            if W.external_grad and <Py_ssize_t>m * k >= DEFER_GROUP_WEIGHT:
-                # a large parameter matrix (an output layer): each group's dW += dC X^T would
-                # read and write all of dW for a few columns; deferred, as without autobatching,
-                # one GEMM over every group's columns at the end of the pass
-                if xs == NULL:         # gathered into graph memory: read when the pass ends
-                    xs = gather_into(group, arg, k, fwd_scratch(<size_t>k * total))
-                defer_weight_grad(W, first, dC, xs, <int>total)
-            else:
-                if xs == NULL:
-                    xs = gather_into(group, arg, k, buf)
-                gemm(False, True, m, k, <int>total, 1.0, dC, m, xs, k, 1.0, W.grad, m)
+        if W.grad != NULL:     # (dC is the group's gradient block: graph memory)
+            group_weight_grad(W, first, group, arg, input_at(&L, group, j, arg, False), dC,
+                              <int>total, buf)
         if (<Expression>first.args[arg]).grad == NULL:
             continue
         dX = input_at(&L, group, j, arg, True)
