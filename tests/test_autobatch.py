@@ -140,6 +140,70 @@ def test_lstm_gates_of_many_sequences_batch_by_step():
     assert gates["nodes"] == 10 and gates["batches"] == 4      # one batch per time step
 
 
+def run_tagger(autobatch, lengths):
+    """A BiLSTM tagger written per sentence (sentences of the given lengths in one graph): an MLP
+    over each word's two states, then pickneglogsoftmax. The MLP's nodes lie at every depth (word
+    t of a sentence of n: after max(t, n - t) recurrent steps) but all at one distance from the
+    loss."""
+    execution.configure(autobatch, 1)
+    execution.reset()
+    dy.reset_random_seed(9)
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((15, 4))
+    fwd, bwd = dy.VanillaLSTMBuilder(1, 4, 3, m), dy.VanillaLSTMBuilder(1, 4, 3, m)
+    W1, b1, W2 = m.add_parameters((5, 6)), m.add_parameters(5), m.add_parameters((7, 5))
+    dy.renew_cg()
+    w1, c1, w2 = dy.parameter(W1), dy.parameter(b1), dy.parameter(W2)
+    losses = []
+    for s, n in enumerate(lengths):
+        xs = [dy.lookup(E, (3 * s + t) % 15) for t in range(n)]
+        fs = fwd.initial_state().transduce(xs)
+        bs = bwd.initial_state().transduce(xs[::-1])[::-1]
+        for t, (f, b) in enumerate(zip(fs, bs)):
+            h = dy.tanh(dy.affine_transform([c1, w1, dy.concatenate([f, b])]))
+            losses.append(dy.pickneglogsoftmax(w2 * h, (s + t) % 7))
+    loss = dy.esum(losses)
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in m.parameters_list()] + \
+        [E.grad_as_array().copy()], dy.profiling_stats()
+
+
+def test_layers_over_recurrent_states_wait_and_run_as_one_group():
+    lengths = (3, 6, 4, 5, 2)
+    stats, = assert_autobatched_equals_plain(run_tagger, lengths)
+    words = sum(lengths)
+    for op in ("concatenate", "affine_transform", "tanh", "matmul", "pickneglogsoftmax"):
+        assert stats[op]["nodes"] == words and stats[op]["batches"] == 1, op
+    # while the recurrences and the lookups keep their own lining up: by step, and all at once
+    assert stats["vanilla_lstm_gates"]["batches"] == 2 * max(lengths)
+    assert stats["lookup"]["batches"] == 1
+
+
+def run_scaled(autobatch):
+    """Products scaled by 2 or 3 by turns: one group key (a map's key has no room for its
+    constants) that the exact test parts into two groups of one level."""
+    execution.configure(autobatch, 1)
+    execution.reset()
+    rng = np.random.default_rng(4)
+    m = dy.ParameterCollection()
+    W = m.add_parameters((3, 4))
+    W.set_value(rng.normal(size=(3, 4)))
+    dy.renew_cg()
+    w = dy.parameter(W)
+    ys = [dy.tanh((w * dy.inputTensor(rng.normal(size=4))) * (2.0 if i % 2 else 3.0)) for i in range(6)]
+    loss = dy.esum([dy.sum_elems(dy.cmult(y, y)) for y in ys])
+    value = loss.value()
+    loss.backward()
+    return value, [W.grad_as_array().copy()], dy.profiling_stats()
+
+
+def test_nodes_of_one_key_that_the_exact_test_parts_run_as_two_groups():
+    stats, = assert_autobatched_equals_plain(run_scaled)
+    assert stats["affine"]["nodes"] == 6 and stats["affine"]["batches"] == 2
+    assert stats["tanh"]["nodes"] == 6 and stats["tanh"]["batches"] == 1
+
+
 def test_incremental_forward_recalculate_checkpoint_and_full_backward():
     execution.configure(1, 0)
     rng = np.random.default_rng(2)
@@ -502,8 +566,9 @@ def run_other_losses(autobatch, batch):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_other_losses_run_as_groups_and_equal_plain(batch):
     stats, = assert_autobatched_equals_plain(run_other_losses, batch)
-    # binary_log_loss: against the inputs, then against logistic(t) a level later
-    assert stats["binary_log_loss"]["nodes"] == 12 and stats["binary_log_loss"]["batches"] == 2
+    # binary_log_loss against the inputs is ready a step before the one against logistic(t): it
+    # waits on the agenda (shallower signatures first), and both run as one group
+    assert stats["binary_log_loss"]["nodes"] == 12 and stats["binary_log_loss"]["batches"] == 1
     assert stats["pairwise_rank_loss"]["nodes"] == 6 and stats["pairwise_rank_loss"]["batches"] == 1
     assert stats["poisson_loss"]["nodes"] == 6 and stats["poisson_loss"]["batches"] == 1
     hinge = "hinge_batch" if batch > 1 else "hinge"      # two margins, two levels: two groups
