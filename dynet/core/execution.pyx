@@ -567,10 +567,11 @@ cdef struct Spans:
     int* table_id
     int mask
     int used
-    int* shallowest           # by number: 4 arrays of cap ints
+    int* shallowest           # by number: 5 arrays of cap ints
     int* deepest
     int* earliest_late
     int* latest_late
+    int* runs_late            # whether the key's nodes line up better late
     int cap
 
 
@@ -607,16 +608,17 @@ cdef int spans_table(Spans* T, int mask) except -1:
 cdef int spans_grow(Spans* T) except -1:
     """Room for twice as many keys' spans."""
     cdef int cap = 2 * T.cap if T.cap else 32, k
-    cdef int* grown = <int*>malloc(4 * cap * sizeof(int))
+    cdef int* grown = <int*>malloc(5 * cap * sizeof(int))
     if grown == NULL:
         raise MemoryError("autobatch: cannot allocate the schedule")
-    for k in range(4):
+    for k in range(5):
         memcpy(grown + k * cap, T.shallowest + k * T.cap, T.cap * sizeof(int))
     free(T.shallowest)
     T.shallowest, T.cap = grown, cap
     T.deepest = grown + cap
     T.earliest_late = grown + 2 * cap
     T.latest_late = grown + 3 * cap
+    T.runs_late = grown + 4 * cap
     return 0
 
 
@@ -644,20 +646,15 @@ cdef int spans_new(Spans* T, int slot, Py_ssize_t key) except -1:
 
 cdef inline int spans_add(Spans* T, Py_ssize_t key, int depth) except -1:
     """Count a node of key (nonzero) at depth; returns the key's number."""
-    cdef int slot = <int>(((<size_t>key * <size_t>0x9E3779B97F4A7C15) >> 40) & <size_t>T.mask), k
-    cdef Py_ssize_t there
-    while True:
-        there = T.table_key[slot]
-        if there == key:
-            k = T.table_id[slot]
-            T.shallowest[k] = min(T.shallowest[k], depth)
-            T.deepest[k] = max(T.deepest[k], depth)
-            return k
-        if there == 0:
-            k = spans_new(T, slot, key)
-            T.shallowest[k] = T.deepest[k] = depth
-            return k
-        slot = (slot + 1) & T.mask
+    cdef int slot = spans_slot(T, key), k
+    if T.table_key[slot] == key:
+        k = T.table_id[slot]
+        T.shallowest[k] = min(T.shallowest[k], depth)
+        T.deepest[k] = max(T.deepest[k], depth)
+        return k
+    k = spans_new(T, slot, key)
+    T.shallowest[k] = T.deepest[k] = depth
+    return k
 
 
 cdef int late_levels(int n, int maxd, const int* estart, const int* producers, const int* numbers,
@@ -685,9 +682,9 @@ cdef int late_levels(int n, int maxd, const int* estart, const int* producers, c
                     T.earliest_late[s] = late[i]
                 if late[i] > T.latest_late[s]:
                     T.latest_late[s] = late[i]
-        for s in range(T.used):                 # (earliest_late: 1 where the key runs late)
-            T.earliest_late[s] = T.latest_late[s] - T.earliest_late[s] < T.deepest[s] - T.shallowest[s]
-            any_late |= T.earliest_late[s]
+        for s in range(T.used):
+            T.runs_late[s] = T.latest_late[s] - T.earliest_late[s] < T.deepest[s] - T.shallowest[s]
+            any_late |= T.runs_late[s]
         if not any_late:
             return maxd
         latest = 0
@@ -697,7 +694,7 @@ cdef int late_levels(int n, int maxd, const int* estart, const int* producers, c
                 if level[producers[e]] + 1 > d:
                     d = level[producers[e]] + 1
             s = numbers[i]
-            if s >= 0 and T.earliest_late[s] and late[i] > d:
+            if s >= 0 and T.runs_late[s] and late[i] > d:
                 d = late[i]
             level[i] = d
             if d > latest:
