@@ -566,12 +566,12 @@ def run_other_losses(autobatch, batch):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_other_losses_run_as_groups_and_equal_plain(batch):
     stats, = assert_autobatched_equals_plain(run_other_losses, batch)
-    # binary_log_loss against the inputs is ready a step before the one against logistic(t): it
-    # waits on the agenda (shallower signatures first), and both run as one group
+    # binary_log_loss against the inputs lies a level shallower than the one against logistic(t),
+    # but at the same distance from the loss: their key runs late, and both run as one group
     assert stats["binary_log_loss"]["nodes"] == 12 and stats["binary_log_loss"]["batches"] == 1
     assert stats["pairwise_rank_loss"]["nodes"] == 6 and stats["pairwise_rank_loss"]["batches"] == 1
     assert stats["poisson_loss"]["nodes"] == 6 and stats["poisson_loss"]["batches"] == 1
-    hinge = "hinge_batch" if batch > 1 else "hinge"      # two margins, two levels: two groups
+    hinge = "hinge_batch" if batch > 1 else "hinge"      # two margins (the exact test): two groups
     assert stats[hinge]["nodes"] == 12 and stats[hinge]["batches"] == 2
 
 def run_generic_groups(autobatch, backend):
