@@ -180,6 +180,58 @@ def test_layers_over_recurrent_states_wait_and_run_as_one_group():
     assert stats["lookup"]["batches"] == 1
 
 
+def run_recurrences(autobatch, lengths, second):
+    """Two recurrences per sentence with the same pair of LSTM builders, the second's steps
+    starting at a depth that depends on the sentence. second="stacked": a two-layer BiLSTM (the
+    second layer reads a projection of both first-layer states of each word, so its first step
+    waits for the whole first layer of its sentence). second="again": the same builders run again
+    over the first run's outputs, so that a first step of the second run waits for the last step
+    of the first run: a step of a recurrence that follows later steps of its own kind."""
+    execution.configure(autobatch, 1)
+    execution.reset()
+    dy.reset_random_seed(11)
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((15, 3))
+    first = [dy.VanillaLSTMBuilder(1, 3, 3, m) for _ in range(2)]
+    layers = [first, [dy.VanillaLSTMBuilder(1, 3, 3, m) for _ in range(2)] if second == "stacked" else first]
+    P, O = m.add_parameters((3, 6)), m.add_parameters((7, 6))
+    dy.renew_cg()
+    p, o = dy.parameter(P), dy.parameter(O)
+    losses = []
+    for s, n in enumerate(lengths):
+        xs = [dy.lookup(E, (3 * s + t) % 15) for t in range(n)]
+        for fwd, bwd in layers:
+            fs = fwd.initial_state().transduce(xs)
+            bs = bwd.initial_state().transduce(xs[::-1])[::-1]
+            xs = [p * dy.concatenate([f, b]) for f, b in zip(fs, bs)]
+        losses.extend(dy.pickneglogsoftmax(o * dy.concatenate([f, b]), (s + t) % 7)
+                      for t, (f, b) in enumerate(zip(fs, bs)))
+    loss = dy.esum(losses)
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for p in m.parameters_list()] + \
+        [E.grad_as_array().copy()], dy.profiling_stats()
+
+
+def test_the_same_steps_of_a_second_layer_run_as_one_group():
+    # by depth, the second layer's step t of a sentence of n words lay 3 n levels after its
+    # start: one group per (n + t) instead of one per t
+    lengths = (3, 6, 4, 5, 2)
+    stats, = assert_autobatched_equals_plain(run_recurrences, lengths, "stacked")
+    for op in ("vanilla_lstm_gates", "vanilla_lstm_c", "vanilla_lstm_h"):
+        assert stats[op]["nodes"] == 4 * sum(lengths) and stats[op]["batches"] == 4 * max(lengths), op
+    assert stats["pickneglogsoftmax"]["batches"] == 1
+
+
+def test_a_recurrence_after_later_steps_of_its_own_kind_keeps_the_depths():
+    # lining up the second run's first steps with the first run's would put them before the
+    # first run's last steps, which they read: the schedule keeps the levels by depth
+    lengths = (3, 6, 4, 5, 2)
+    stats, = assert_autobatched_equals_plain(run_recurrences, lengths, "again")
+    gates = stats["vanilla_lstm_gates"]
+    assert gates["nodes"] == 4 * sum(lengths) and gates["batches"] < gates["nodes"]
+
+
 def run_scaled(autobatch):
     """Products scaled by 2 or 3 by turns: one group key (a map's key has no room for its
     constants) that the exact test parts into two groups of one level."""
@@ -754,21 +806,28 @@ def test_random_graphs_equal_plain(first):
 
 
 def run_random_sequences(autobatch, seed, full):
-    """Random sequences (lookups and inputs) through one LSTM, each output scored by a shared
-    affine transform and one of the losses at random; backward(full) when `full`, whose
-    intermediate gradients are compared too."""
+    """Random sequences (lookups and inputs) through one of two LSTMs, some of them the outputs
+    of an earlier sequence run again (in either order, through either LSTM: recurrences that
+    start at different depths, lined up or not), each output scored by a shared affine transform
+    and one of the losses at random; backward(full) when `full`, whose intermediate gradients are
+    compared too."""
     execution.configure(autobatch, 0)
     dy.reset_random_seed(seed + 1)
     rng = np.random.default_rng(seed)
     m = dy.ParameterCollection()
     W, b, E = m.add_parameters((4, 4)), m.add_parameters(4), m.add_lookup_parameters((10, 4))
-    lstm = dy.VanillaLSTMBuilder(1, 4, 4, m)
+    lstms = [dy.VanillaLSTMBuilder(1, 4, 4, m) for _ in range(2)]
     dy.renew_cg()
-    losses, scores = [], []
+    losses, scores, outputs = [], [], []
     for _ in range(int(rng.integers(1, 6))):
-        xs = [dy.lookup(E, int(rng.integers(0, 10))) if rng.random() < 0.5
-              else dy.inputVector(list(rng.normal(size=4))) for _ in range(int(rng.integers(1, 5)))]
-        for h in lstm.initial_state().transduce(xs):
+        if outputs and rng.random() < 0.4:
+            xs = outputs[int(rng.integers(0, len(outputs)))]
+            xs = xs[::-1] if rng.random() < 0.5 else xs
+        else:
+            xs = [dy.lookup(E, int(rng.integers(0, 10))) if rng.random() < 0.5
+                  else dy.inputVector(list(rng.normal(size=4))) for _ in range(int(rng.integers(1, 5)))]
+        outputs.append(lstms[int(rng.integers(0, 2))].initial_state().transduce(xs))
+        for h in outputs[-1]:
             s = dy.affine_transform([dy.parameter(b), dy.parameter(W), h])
             scores.append(s)
             k, target = int(rng.integers(0, 6)), int(rng.integers(0, 4))

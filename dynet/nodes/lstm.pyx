@@ -742,6 +742,17 @@ cdef Py_ssize_t batch_key(Expression node) noexcept:
                          + <size_t>g.bias().index) * 2 + g.has_h) | 1
 
 
+cdef int recurrence(Expression node, int* chain_arg) noexcept:
+    """For the schedule's lining up of recurrences (execution.pyx): the steps a node of this family
+    adds to its recurrence (gates 1, cells 0) and, in *chain_arg, the position of the argument it
+    continues (gates: h_tm1, -1 at a first step without one; c and h cells: their gates)."""
+    if type(node) is VanillaLSTMGates:
+        chain_arg[0] = (<VanillaLSTMGates>node).nx if (<VanillaLSTMGates>node).has_h else -1
+        return 1
+    chain_arg[0] = 0 if type(node) is VanillaLSTMC else 1
+    return 0
+
+
 cdef bint same_batch(Expression x, Expression y) noexcept:
     """The exact test behind batch_key: the same parameters, recurrence and forget bias (cells:
     the same LSTM, size and arguments)."""
