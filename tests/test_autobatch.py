@@ -626,6 +626,82 @@ def test_other_losses_run_as_groups_and_equal_plain(batch):
     hinge = "hinge_batch" if batch > 1 else "hinge"      # two margins (the exact test): two groups
     assert stats[hinge]["nodes"] == 12 and stats[hinge]["batches"] == 2
 
+NOISE_KINDS = {"dropout": lambda h: dy.dropout(h, 0.3), "noise": lambda h: dy.noise(h, 0.5),
+               "block_dropout": lambda h: dy.block_dropout(h, 0.5),
+               "dropout_dim": lambda h: dy.dropout_dim(h, 1, 0.4)}
+
+
+def run_noise(autobatch, backend="typed"):
+    """Dropout of each kind, and noise, over per-example hidden layers (5 examples, 6 x 2 values
+    each), the nodes of each kind made one kind after the other: batched in group order they draw
+    what they draw one by one, so the values equal the plain run's."""
+    from dynet.core import device
+    device.set_backend(backend)
+    try:
+        execution.configure(autobatch, 1)
+        execution.reset()
+        dy.reset_random_seed(13)
+        rng = np.random.default_rng(13)
+        m = dy.ParameterCollection()
+        W, b = m.add_parameters((6, 4)), m.add_parameters((6, 2))
+        for p in (W, b):
+            p.set_value(rng.normal(size=p.shape()))
+        dy.renew_cg()
+        hs = [dy.tanh(dy.parameter(W) * dy.inputTensor(rng.normal(size=(4, 2))) + dy.parameter(b))
+              for _ in range(5)]
+        outs = [kind(h) for kind in NOISE_KINDS.values() for h in hs]
+        loss = dy.esum([dy.sum_elems(dy.cmult(o, dy.inputTensor(rng.uniform(-1, 1, (6, 2))))) for o in outs])
+        value = loss.value()
+        loss.backward()
+        return value, [p.grad_as_array().copy() for p in (W, b)], dy.profiling_stats()
+    finally:
+        device.set_backend("typed")
+
+
+def test_dropout_and_noise_run_as_groups_and_equal_plain():
+    stats, = assert_autobatched_equals_plain(run_noise)
+    for name in NOISE_KINDS:
+        assert stats[name]["nodes"] == 5 and stats[name]["batches"] == 1, name
+
+
+def test_dropout_groups_of_two_probabilities_keep_each_mask_for_backward():
+    """Dropout nodes of two probabilities at one level: two groups (the exact test); every value is
+    0 or its argument / (1 - p), and the gradient that reaches the argument is the same mask times
+    the gradient that reaches the node (checked as grad(h) * h == grad(d) * d elementwise)."""
+    execution.configure(1, 1)
+    execution.reset()
+    dy.reset_random_seed(2)
+    rng = np.random.default_rng(2)
+    dy.renew_cg()
+    hs = [dy.tanh(dy.inputVector(rng.normal(size=50))) for _ in range(6)]
+    ps = [0.3 if i % 2 else 0.6 for i in range(6)]
+    ds = [dy.dropout(h, p) for h, p in zip(hs, ps)]
+    projs = [rng.uniform(0.5, 1.5, 50) for _ in ds]
+    loss = dy.esum([dy.dot_product(d, dy.inputVector(q)) for d, q in zip(ds, projs)])
+    loss.backward(full=True)
+    assert dy.profiling_stats()["dropout"]["batches"] == 2
+    for h, d, p, q in zip(hs, ds, ps, projs):
+        hv, dv = h.npvalue(), d.npvalue()
+        kept = dv != 0
+        assert 0 < kept.sum() < 50
+        np.testing.assert_allclose(dv[kept], hv[kept] / (1 - p), rtol=1e-5)
+        np.testing.assert_allclose(d.gradient(), q, rtol=1e-6)
+        np.testing.assert_allclose(h.gradient() * hv, q * dv, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_group_on_the_generic_backend_draws_one_mask(monkeypatch):
+    """The GPU's path: a group of dropout nodes (a mask entry per value) draws one mask for the
+    group and runs as one call forward and backward; the values and gradients equal the typed
+    plain run's (the same draws). The other kinds run node by node there."""
+    calls = count_generic_calls(monkeypatch, ("dropout_mask", "gaussian_noise"))
+    v1, g1, _ = run_noise(1, "generic")
+    assert calls == {"dropout_mask": 1 + 5 + 5, "gaussian_noise": 5}   # dropout; block, dim: per node
+    v0, g0, _ = run_noise(0, "typed")
+    assert v1 == pytest.approx(v0, rel=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def run_generic_groups(autobatch, backend):
     """Affine transforms sharing W and b over looked-up columns, then tanh and a loss, on the
     given backend."""

@@ -41,6 +41,7 @@ cimport dynet.nodes.lstm as lstm
 cimport dynet.nodes.softmax as softmax
 cimport dynet.nodes.norms as norms
 cimport dynet.nodes.losses_cpu as losses
+cimport dynet.nodes.noise as noise
 
 cdef int _autobatch = 0
 cdef int _profiling = 0
@@ -243,7 +244,8 @@ cdef enum:
     FAM_PICK_NLL = 5  # softmax.pyx: pickneglogsoftmax over scores of one length
     FAM_PAIR = 6      # norms.pyx: dot products and distances of one kind and size
     FAM_LOSS = 7      # losses_cpu.pyx: binary_log_loss, pairwise_rank_loss, poisson_loss, hinge
-    FAM_LAST = 7
+    FAM_NOISE = 8     # noise.pyx: dropout and its variants, noise
+    FAM_LAST = 8
 
 # the node types of FAM_PLACED (set by configure: importing them here would be circular)
 cdef object _concatenate = None
@@ -299,6 +301,8 @@ FAMILIES[FAM_PAIR] = Family(norms.batch_key, norms.same_batch, norms.forward_bat
                             norms.backward_batch, norms.generic_batch, NULL)
 FAMILIES[FAM_LOSS] = Family(losses.batch_key, losses.same_batch, losses.forward_batch,
                             losses.backward_batch, NULL, NULL)
+FAMILIES[FAM_NOISE] = Family(noise.batch_key, noise.same_batch, noise.forward_batch,
+                             noise.backward_batch, noise.generic_batch, NULL)
 
 
 cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:

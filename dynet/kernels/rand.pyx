@@ -13,11 +13,6 @@ from dynet.kernels.cpu cimport fast_log, copy
 from dynet.core import config
 
 
-cdef extern from "numpy/random/bitgen.h":
-    ctypedef struct bitgen_t:
-        void* state
-
-
 cdef extern from "numpy/random/distributions.h":
     void random_standard_uniform_fill(bitgen_t* state, Py_ssize_t n, double* out) noexcept nogil
 
@@ -44,17 +39,29 @@ cdef enum:
     CHUNK = 256       # uniforms drawn at a time into a stack buffer
 
 
-cdef int draw_keep_mask(float* mask, Py_ssize_t n, double p) except -1:
-    """mask[i] = 1/(1-p) with probability 1-p, else 0 (inverted dropout); as
-    `(rng.random(n) >= p) * (1 / (1 - p))`, so the generic path draws the same mask."""
+cdef bitgen_t* hold_generator() except NULL:
+    """The current generator's bit generator, its lock taken: for a run of draws (an autobatched
+    group's masks) that looks the generator up and locks it once. release_generator() after."""
     cdef bitgen_t* bg = current()
+    _acquire()
+    return bg
+
+
+cdef int release_generator() except -1:
+    _release()
+    return 0
+
+
+cdef void fill_keep_mask(bitgen_t* bg, float* mask, Py_ssize_t n, double p) noexcept nogil:
+    """mask[i] = 1/(1-p) with probability 1-p, else 0 (inverted dropout); as
+    `(rng.random(n) >= p) * (1 / (1 - p))`, so the generic path draws the same mask. The
+    generator held (hold_generator)."""
     cdef float keep = <float>(1.0 / (1.0 - p)) if p < 1 else 0.0
     cdef double u[CHUNK]
     cdef Py_ssize_t start, i, m
     # the uniforms first, then the comparisons in a loop of their own: that loop vectorises
     # (compares and selects), where comparing each draw as it comes is a branch on a coin flip,
     # mispredicted every other value (5x slower)
-    _acquire()
     start = 0
     while start < n:
         m = min(<Py_ssize_t>CHUNK, n - start)
@@ -62,8 +69,11 @@ cdef int draw_keep_mask(float* mask, Py_ssize_t n, double p) except -1:
         for i in range(m):
             mask[start + i] = keep if u[i] >= p else 0.0
         start += m
-    _release()
-    return 0
+
+
+cdef int draw_keep_mask(float* mask, Py_ssize_t n, double p) except -1:
+    fill_keep_mask(hold_generator(), mask, n, p)
+    return release_generator()
 
 
 cdef inline void cos_sin_turn(double t, float* c, float* s) noexcept nogil:
@@ -81,18 +91,16 @@ cdef inline void cos_sin_turn(double t, float* c, float* s) noexcept nogil:
            + q * (<float>-7.6471637318198164e-13 + q * <float>2.8114572543455206e-15))))))))
 
 
-cdef int draw_normal(float* out, Py_ssize_t n, float stddev) except -1:
+cdef void fill_normal(bitgen_t* bg, float* out, Py_ssize_t n, float stddev) noexcept nogil:
     """out[i] ~ N(0, stddev^2) by Box-Muller, vectorised: with h = ceil(n / 2) and 2h uniforms u,
     radius r_i = sqrt(-2 ln(1 - u_i)) and angle 2 pi u_(h+i) give out[i] = stddev r_i cos and
     out[h+i] = stddev r_i sin (the last sine dropped for odd n). kernels/generic.py gaussian_noise
     computes the same from rng.random(2h) (NumPy's ziggurat draws one value at a time through
-    branches, 3-4x slower)."""
-    cdef bitgen_t* bg = current()
+    branches, 3-4x slower). The generator held (hold_generator)."""
     cdef Py_ssize_t h = (n + 1) // 2, start, i, m
     cdef double u[CHUNK]
     cdef float sines[CHUNK]
     cdef float c, s, r
-    _acquire()
     start = 0                      # the radii, kept in out[:h] until the angles come
     while start < h:
         m = min(<Py_ssize_t>CHUNK, h - start)
@@ -111,5 +119,8 @@ cdef int draw_normal(float* out, Py_ssize_t n, float stddev) except -1:
             sines[i] = r * s
         copy(min(m, n - h - start), sines, out + h + start)
         start += m
-    _release()
-    return 0
+
+
+cdef int draw_normal(float* out, Py_ssize_t n, float stddev) except -1:
+    fill_normal(hold_generator(), out, n, stddev)
+    return release_generator()

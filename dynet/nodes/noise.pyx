@@ -7,10 +7,15 @@ values (q, 0..rep-1, r). dropout: rep = 1; dropout_dim(d): pre = the sizes befor
 d; dropout_batch: rep = one batch element; block_dropout: rep = everything.
 """
 cimport cython
+from cpython.list cimport PyList_GET_SIZE
+from libc.string cimport memcpy
 from dynet.core.dim cimport total_size, batch_size, dim_str
-from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index
+from dynet.core.graph cimport Expression, add_node, as_expr, fwd_scratch, to_index, activate_device
+from dynet.core.batching cimport Layout, group_layout, member, node_by_node
+from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport add_to
-from dynet.kernels.rand cimport draw_keep_mask, draw_normal
+from dynet.kernels.rand cimport (bitgen_t, hold_generator, release_generator, fill_keep_mask,
+                                 fill_normal)
 from dynet.kernels import generic
 
 
@@ -50,22 +55,29 @@ cdef class Dropout(Expression):
         return total_size(&self.d) // self.rep
 
     cdef int forward_impl(self) except -1:
+        self.draw(hold_generator())
+        return release_generator()
+
+    cdef void draw(self, bitgen_t* bg) noexcept:
+        """Draw the mask (or the noise) and compute the value, the generator held."""
         cdef Expression x = <Expression>self.args[0]
         cdef Py_ssize_t i, n = total_size(&self.d)
         if self.additive:
-            draw_normal(self.mask, n, self.p)
+            fill_normal(bg, self.mask, n, self.p)
             for i in range(n):
                 self.val[i] = x.val[i] + self.mask[i]
-            return 0
-        draw_keep_mask(self.mask, self.n_mask(), self.p)
-        self._scale(x.val, self.val, False)
-        return 0
+        else:
+            fill_keep_mask(bg, self.mask, self.n_mask(), self.p)
+            self._scale(x.val, self.val, False)
 
     cdef void _scale(self, const float* src, float* dst, bint accumulate) noexcept:
         """dst (+)= src * mask, the mask broadcast over `rep`: per run of `pre` values a run of
         mask entries (contiguous, vectorises), or with pre == 1 one entry per run of `rep` values."""
         cdef Py_ssize_t pre = self.pre, rep = self.rep, rest = total_size(&self.d) // (pre * rep)
         cdef Py_ssize_t r, j
+        if rep == 1:                             # an entry per value (dropout): one run
+            scale_run(pre * rest, 0, self.mask, src, dst, accumulate)
+            return
         if pre == 1:
             for r in range(rest):
                 scale_run(rep, self.mask[r], NULL, src + r * rep, dst + r * rep, accumulate)
@@ -99,6 +111,75 @@ cdef class Dropout(Expression):
             dxi += dout
         else:
             dxi += generic.masked(dout, self.aux, self.pre, self.rep)
+
+
+# Autobatching (dynet/core/execution.pyx): dropout or noise nodes of one kind, probability, mask
+# sharing and size run as one group. On the CPU the generator is looked up and locked once for the
+# group and each node draws, in group order, what it would draw alone (the values are those of the
+# nodes run one by one in that order); the backward is each node's own.
+cdef Py_ssize_t batch_key(Expression node) noexcept:
+    if type(node) is not Dropout:
+        return 0
+    cdef Dropout x = <Dropout>node
+    cdef unsigned int bits
+    memcpy(&bits, &x.p, sizeof(float))
+    cdef size_t key = ((<size_t>total_size(&x.d) * 7919 + <size_t>x.pre) * 7919 + <size_t>x.rep) \
+        * <size_t>0x100000001B3 + bits
+    return <Py_ssize_t>(key * 4 + (2 if x.additive else 0) + 1)
+
+
+cdef bint same_batch(Expression x, Expression y) noexcept:
+    if type(x) is not Dropout or type(y) is not Dropout:
+        return False
+    cdef Dropout a = <Dropout>x, b = <Dropout>y
+    return (a.kind == b.kind and a.additive == b.additive and a.p == b.p and a.pre == b.pre
+            and a.rep == b.rep and total_size(&a.d) == total_size(&b.d))
+
+
+cdef int forward_batch(list group) except -1:
+    cdef bitgen_t* bg = hold_generator()
+    cdef Py_ssize_t k
+    for k in range(PyList_GET_SIZE(group)):
+        (<Dropout>member(group, k)).draw(bg)
+    return release_generator()
+
+
+cdef int backward_batch(list group) except -1:
+    return node_by_node(group, True)
+
+
+cdef int generic_batch(list group, bint backward) except -1:
+    """On a device without the typed loops (a GPU): a group of dropout nodes with a mask entry per
+    value, whose values and arguments (backward: and their gradients) lie side by side, as one
+    call: one mask for the whole group (the draws of the nodes one by one in group order), each
+    node keeping its part for its own backward. Returns 0 (node by node) for the rest."""
+    cdef Dropout first = <Dropout>group[0], node
+    cdef Device dev = first.dev
+    cdef Layout L
+    cdef int arg = 0
+    cdef Py_ssize_t n = 0, off = 0, size
+    if first.additive or first.rep != 1:
+        return 0                             # noise draws per node; shared entries reshape per node
+    group_layout(group, 1, &arg, backward, &L)
+    if L.val[0] == NULL or L.val[1] == NULL:
+        return 0
+    if backward and (L.grad[0] == NULL or L.grad[1] == NULL):
+        return 0
+    for node in group:
+        n += total_size(&node.d)
+    activate_device(dev)
+    if not backward:
+        mask = generic.dropout_mask(dev.xp, n, first.p)
+        dev.flat_view(L.val[0], n)[...] = dev.flat_view(L.val[1], n) * mask
+        for node in group:
+            size = total_size(&node.d)
+            node.aux = mask[off:off + size]
+            off += size
+        return 1
+    mask = dev.xp.concatenate([node.aux for node in group])
+    dx = dev.flat_view(L.grad[1], n)
+    dx += dev.flat_view(L.grad[0], n) * mask
+    return 1
 
 
 cdef Expression make_dropout(object x, object p, Py_ssize_t pre, Py_ssize_t rep, str op):
