@@ -418,39 +418,60 @@ def test_whoami_names_the_builder_class(name):
     assert b.whoami() == type(b).__name__ == want
 
 
+TYPED_STEPS = ["SimpleRNNBuilder", "GRUBuilder", "LSTMBuilder", "CoupledLSTMBuilder", "FastLSTMBuilder",
+               "VanillaLSTMBuilder", "CompactVanillaLSTMBuilder"]
+
+
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("start", ["none", "given"])
-def test_vanilla_lstm_transduce_equals_add_input(layers, start):
-    """VanillaLSTMBuilder's transduce runs the sequence in one typed call: its outputs and the
-    gradients through them equal those of add_input step by step (bit for bit: the same nodes)."""
-    m, b = make("VanillaLSTMBuilder", layers=layers, forget_bias=0.7)
+@pytest.mark.parametrize("name", TYPED_STEPS)
+def test_typed_steps_make_the_nodes_of_the_python_step(name, layers, start):
+    """add_input and transduce run the builders' steps made at C level (builders/cells.pyx): the
+    graph has the same nodes, in the same order, as the Python _step makes (forced here by taking
+    the typed steps away from the builder), and the outputs and the gradients through them are
+    the same bit for bit."""
+    from dynet.core import execution
+    m, b = make(name, layers=layers)
     rng = np.random.default_rng(layers)
     xs_np = [rng.uniform(-1, 1, IN) for _ in range(5)]
-    s0_np = [rng.uniform(-1, 1, HID) for _ in range(2 * layers)] if start == "given" else None
+    parts = 2 if "LSTM" in name else 1
+    s0_np = [rng.uniform(-1, 1, HID) for _ in range(parts * layers)] if start == "given" else None
     results = []
-    for how in ("transduce", "add_input"):
-        dy.renew_cg()
-        xs = [dy.inputTensor(x) for x in xs_np]
-        s0 = [dy.inputTensor(v) for v in s0_np] if s0_np is not None else None
-        s = b.initial_state(s0)
-        if how == "transduce":
-            outs = s.transduce(xs)
-        else:
-            outs = []
-            for x in xs:
-                s = s.add_input(x)
-                outs.append(s.output())
-        loss = dy.sum_elems(dy.concatenate(outs))
-        loss.backward()
-        results.append(([o.npvalue() for o in outs],
-                        [p.grad_as_array().copy() for layer in b.get_parameters() for p in layer]))
-        for layer in b.get_parameters():
-            for p in layer:
-                p.scale_gradient(0)
-    (outs_a, grads_a), (outs_b, grads_b) = results
-    assert len(outs_a) == 5
-    for u, v in zip(outs_a, outs_b):
-        np.testing.assert_array_equal(u, v)
-    for u, v in zip(grads_a, grads_b):
-        assert np.abs(u).max() > 0
-        np.testing.assert_array_equal(u, v)
+    try:
+        for how in ("python", "add_input", "transduce"):
+            if how == "python":
+                b._steps = lambda s, xs: None
+            else:
+                b.__dict__.pop("_steps", None)
+            execution.configure(0, 2)
+            dy.renew_cg()
+            xs = [dy.inputTensor(x) for x in xs_np]
+            s0 = [dy.inputTensor(v) for v in s0_np] if s0_np is not None else None
+            s = b.initial_state(s0)
+            if how == "transduce":
+                outs = s.transduce(xs)
+            else:
+                outs = []
+                for x in xs:
+                    s = s.add_input(x)
+                    outs.append(s.output())
+            loss = dy.sum_elems(dy.concatenate(outs))
+            loss.backward()
+            nodes = [(r["op"], r["dim"]) for r in execution.node_stats().values()]
+            results.append((nodes, [o.npvalue() for o in outs],
+                            [p.grad_as_array().copy() for layer in b.get_parameters() for p in layer]))
+            for layer in b.get_parameters():
+                for p in layer:
+                    p.scale_gradient(0)
+    finally:
+        execution.configure(0, 0)
+        execution.reset()
+    (nodes_py, outs_py, grads_py) = results[0]
+    assert len(nodes_py) > 5 * layers and len(outs_py) == 5
+    for nodes, outs, grads in results[1:]:
+        assert nodes == nodes_py
+        for u, v in zip(outs, outs_py):
+            np.testing.assert_array_equal(u, v)
+        for u, v in zip(grads, grads_py):
+            np.testing.assert_array_equal(u, v)
+    assert any(np.abs(g).max() > 0 for g in grads_py)

@@ -25,7 +25,8 @@ from dynet.nodes.select import pick_range, concatenate
 from dynet.nodes.reduce import sum_elems
 from dynet.nodes.noise import dropout
 from dynet.nodes.inputs import inputTensor, random_bernoulli, zeros
-from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h, vanilla_lstm_sequence
+from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h
+from dynet.builders.cells import vanilla_lstm_steps, coupled_lstm_steps, simple_rnn_steps, gru_steps
 
 _cg = _graph.cg
 
@@ -51,8 +52,12 @@ class RNNState:
 
     def add_input(self, x):
         """h_t = RNN(x_t): the new state."""
-        s, out = self.builder._step(self._s, x)
-        return RNNState(self.builder, s, self, out)
+        builder = self.builder
+        stepped = builder._steps(self._s, (x,))
+        if stepped is not None:
+            return RNNState(builder, stepped[0], self, stepped[1][0])
+        s, out = builder._step(self._s, x)
+        return RNNState(builder, s, self, out)
 
     def add_inputs(self, xs):
         """The list of states obtained by adding the inputs one by one."""
@@ -60,9 +65,9 @@ class RNNState:
 
     def transduce(self, xs):
         """The list of outputs obtained by adding the inputs one by one (no states kept)."""
-        outs = self.builder._transduce(self._s, xs)
-        if outs is not None:
-            return outs
+        stepped = self.builder._steps(self._s, xs)
+        if stepped is not None:
+            return stepped[1]
         step = self.builder._step
         s = self._s
         outs = []
@@ -283,8 +288,10 @@ class _RNNBuilder:
     def _new_sequence(self):
         self._masks = None        # variational dropout: new masks for each sequence
 
-    def _transduce(self, s, xs):
-        """The outputs for xs from state s in one call, or None where _step must run per input."""
+    def _steps(self, s, xs):
+        """(state after xs, their outputs) from state s in one call of the typed steps (cells.pyx),
+        or None where _step must run per input (dropout, layer normalisation, a subclass's own
+        step)."""
         return None
 
     # ---- states ----
@@ -456,6 +463,11 @@ class SimpleRNNBuilder(_VariationalDropout, _RNNBuilder):
         return [m.add_parameters((H, in_dim)), m.add_parameters((H, H)),
                 m.add_parameters((H,), init=_zero_bias())]
 
+    def _steps(self, s, xs):
+        if type(self)._step is not SimpleRNNBuilder._step or self.dropout_rate or self.dropout_rate_h:
+            return None
+        return simple_rnn_steps(s, xs, self._vars)
+
     def _step(self, s, x):
         out = []
         masks = self._layer_masks(x)
@@ -483,6 +495,11 @@ class GRUBuilder(_RNNBuilder):
             ps += [m.add_parameters((H, in_dim)), m.add_parameters((H, H)),
                    m.add_parameters((H,), init=_zero_bias())]
         return ps
+
+    def _steps(self, s, xs):
+        if type(self)._step is not GRUBuilder._step or self.dropout_rate:
+            return None
+        return gru_steps(s, xs, self._vars)
 
     def _step(self, s, x):
         out = []
@@ -561,6 +578,16 @@ class CoupledLSTMBuilder(_VariationalDropout, _LSTMState):
 
     def _peep(self, W, c):
         return (W, c)
+
+    def _steps(self, s, xs):
+        cls = type(self)
+        if cls._step is not CoupledLSTMBuilder._step or any(self._dropout_rates()):
+            return None
+        if cls._gate is CoupledLSTMBuilder._gate:
+            return coupled_lstm_steps(s, xs, self._vars, True)
+        if cls._gate is FastLSTMBuilder._gate:      # (no peepholes)
+            return coupled_lstm_steps(s, xs, self._vars, False)
+        return None
 
     def _step(self, s, x):
         L = self.layers
@@ -707,14 +734,11 @@ class VanillaLSTMBuilder(_VariationalDropout, _LSTMState):
         self.dropout_rate = 0.0
         self.dropout_rate_h = 0.0
 
-    def _transduce(self, s, xs):
-        # the whole sequence in one typed loop where _step would add plain cells (no layer
-        # normalisation, dropout or masked weights): per input, _step's Python (masks, unpacking,
-        # lists) cost as much as building its three nodes
+    def _steps(self, s, xs):
         if self.ln_lstm or type(self)._step is not VanillaLSTMBuilder._step or \
                 self.dropout_rate or self.dropout_rate_h:
             return None
-        return vanilla_lstm_sequence(s, xs, self._vars, self.forget_bias, self.weightnoise_std)
+        return vanilla_lstm_steps(s, xs, self._vars, self.forget_bias, self.weightnoise_std)
 
     def _step(self, s, x):
         if self.ln_lstm:

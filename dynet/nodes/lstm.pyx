@@ -674,28 +674,6 @@ def _gates(xs, h_tm1, Wx, Wh, b, mask_x=None, mask_h=None, float forget_bias=1.0
     return make_gates(xs, h_tm1, Wx, Wh, b, mask_x, mask_h, weightnoise_std, forget_bias, "lstm")
 
 
-def vanilla_lstm_sequence(state, xs, list layers, float forget_bias, float weightnoise_std):
-    """The last layer's outputs h for the inputs `xs` fed one by one from `state` (None, or the
-    cells then the outputs of every layer) through LSTM layers of (Wx, Wh, b) expressions, without
-    dropout: VanillaLSTMBuilder's transduce in one call (per step, the same nodes as its _step)."""
-    cdef Py_ssize_t L = len(layers), i
-    cdef list cs, hs, outs = []
-    if state is None:
-        cs, hs = [None] * L, [None] * L
-    else:
-        cs, hs = list(state[:L]), list(state[L:])
-    for x in xs:
-        for i in range(L):
-            Wx, Wh, b = layers[i]
-            g = make_gates([x], hs[i], Wx, Wh, b, None, None, weightnoise_std, forget_bias, "lstm")
-            c = make_c(cs[i], g)
-            x = make_h(c, g)
-            cs[i] = c
-            hs[i] = x
-        outs.append(x)
-    return outs
-
-
 # ---- autobatching: the gates of many cells sharing Wx, Wh and b as two GEMMs --------------------
 
 cdef bint batchable(Expression node) noexcept:

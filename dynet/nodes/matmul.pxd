@@ -1,5 +1,6 @@
 from dynet.core.graph cimport Expression
 cdef Expression matmul(object a, object b)
+cdef Expression affine(object exprs)         # affine_transform(exprs)
 cdef int defer_product_grad(Expression A, Expression B, const float* dC, int ncols,  # no-cython-lint
                             bint want_dA, bint want_dB) except -1
 cdef int defer_weight_grad(Expression W, Expression owner, const float* dC, const float* X,

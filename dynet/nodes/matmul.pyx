@@ -446,6 +446,10 @@ cdef class AffineTransform(Expression):
 
 def affine_transform(exprs):
     """exprs[0] + exprs[1] * exprs[2] + exprs[3] * exprs[4] + ... (an odd number of expressions)."""
+    return affine(exprs)
+
+
+cdef Expression affine(object exprs):
     cdef tuple xs = as_expr_tuple(exprs, "affine_transform")
     if len(xs) % 2 != 1:
         raise ValueError(f"affine_transform: needs an odd number of expressions (bias, then "

@@ -5,6 +5,7 @@ from dynet.core.graph cimport Expression, set_operators
 from dynet.core.graph import register_operators
 from dynet.nodes.elementwise cimport unary, binary, U_AFFINE, U_RDIV, U_POWC, B_ADD, B_SUB, B_DIV, B_POW
 from dynet.nodes.matmul cimport matmul
+from dynet.nodes.select cimport make_pick
 
 
 cdef inline bint is_number(object x):
@@ -76,9 +77,17 @@ def _int_key(key, n, what):
     return i + n if i < 0 else i
 
 
-def getitem(e, key):
+def getitem(Expression e, key):
     """e[i] picks row i (dimension 0); e[a:b:s] selects rows a, a+s, ... < b; a tuple indexes
     dimension 0, 1, ... in turn, one entry more indexing the batch (as DyNet 2.1)."""
+    cdef Py_ssize_t i, n
+    if type(key) is int:          # the common case (and iterating over an expression) in C
+        e._live("indexing")
+        n = e.d.d[0] if e.d.nd else 1
+        if not -n <= key < n:
+            raise IndexError(f"expression index {key} is out of range for dimension 0 of size {n}")
+        i = key
+        return make_pick(e, i + n if i < 0 else i, 0, False, "pick")
     from dynet.nodes import select
     shape, bd = e.dim()
     if isinstance(key, slice):
