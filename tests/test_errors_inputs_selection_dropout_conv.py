@@ -95,6 +95,8 @@ BAD = [
      ["reshape", "{6}X2", "{3}X3"]),
     ("transpose not a permutation", lambda: dy.transpose(x(2, 3, 4), [0, 0, 1]), ValueError, ["transpose", "[0, 0, 1]"]),
     ("transpose too few dims", lambda: dy.transpose(x(2, 3, 4), [1, 0]), ValueError, ["transpose", "{2,3,4}"]),
+    ("transpose more dims than an expression has", lambda: dy.transpose(x(2, 3), list(range(12))),
+     ValueError, ["transpose", "12 entries", "at most 7"]),
 ]
 
 

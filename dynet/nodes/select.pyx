@@ -214,7 +214,7 @@ def reshape(x, d, batch_size=1):  # no-cython-lint (DyNet's argument name)
 @cython.no_gc
 cdef class Transpose(Mirrored):
     """Permutes the axes of each batch element: output axis i is input axis perm[i]."""
-    cdef int perm[7]
+    cdef int perm[MAX_DIMS]
 
     cpdef str op_name(self):
         return "transpose"
@@ -261,19 +261,30 @@ cdef class Transpose(Mirrored):
 def transpose(x, dims=[1, 0]):  # no-cython-lint (DyNet's default; never mutated)
     """Swap rows and columns (or permute the axes by `dims`) of each batch element."""
     cdef Expression ex = as_expr(x, "transpose")
-    perm = [to_index(i, "transpose") for i in dims]
-    cdef int i
-    if sorted(perm) != list(range(len(perm))):
-        raise ValueError(f"transpose: dims {list(dims)} is not a permutation of 0..{len(perm) - 1}")
-    if ex.d.nd > len(perm):
+    if not isinstance(dims, (list, tuple)):
+        dims = list(dims)
+    cdef Py_ssize_t n = len(dims), i
+    cdef int p
+    cdef bint seen[MAX_DIMS]
+    cdef Transpose node = Transpose.__new__(Transpose)
+    if n > MAX_DIMS:
+        raise ValueError(f"transpose: dims {list(dims)} has {n} entries; an expression has at most "
+                         f"{MAX_DIMS} dimensions")
+    for i in range(n):
+        seen[i] = False
+    for i in range(n):                        # checked in C: transpose is on per-example paths
+        p = to_index(dims[i], "transpose")
+        if p < 0 or p >= n or seen[p]:
+            raise ValueError(f"transpose: dims {list(dims)} is not a permutation of 0..{n - 1}")
+        seen[p] = True
+        node.perm[i] = p
+    if ex.d.nd > n:
         raise ValueError(f"transpose: dims {list(dims)} does not cover the {ex.d.nd} dimensions "
                          f"of {dim_str(&ex.d)}")
-    cdef Transpose node = Transpose.__new__(Transpose)
     cdef Dim d = ex.d
-    d.nd = len(perm)
-    for i in range(d.nd):
-        node.perm[i] = perm[i]
-        d.d[i] = dim_at(&ex.d, perm[i])
+    d.nd = <int>n
+    for i in range(n):
+        d.d[i] = dim_at(&ex.d, node.perm[i])
     return add_node(node, (ex,), d)
 
 
