@@ -293,6 +293,12 @@ def test_state_errors():
         s.set_s([dy.inputTensor(np.zeros(HID))] * 3)
     with pytest.raises(ValueError, match="affine_transform"):
         make("GRUBuilder")[1].initial_state().add_input(dy.inputTensor(np.zeros(IN + 2)))
+    with pytest.raises(TypeError, match="transduce: expected a list of expressions, got int"):
+        s.transduce(5)
+    with pytest.raises(TypeError, match="add_inputs: expected a list of expressions, got NoneType"):
+        s.add_inputs(None)
+    outs = s.transduce(iter([dy.inputTensor(np.zeros(IN))] * 2))      # any iterable
+    assert len(outs) == 2 and outs[1].npvalue().shape == (HID,)
     with pytest.raises(ValueError, match="layers"):
         dy.VanillaLSTMBuilder(0, 3, 4, m)
     with pytest.raises(ValueError, match="set_dropouts"):

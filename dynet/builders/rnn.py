@@ -31,10 +31,20 @@ from dynet.builders.cells import vanilla_lstm_steps, coupled_lstm_steps, simple_
 _cg = _graph.cg
 
 
+def _input_list(xs, op):
+    """The inputs of add_inputs / transduce as a list or tuple, or a TypeError naming the call."""
+    if isinstance(xs, (list, tuple)):
+        return xs
+    try:
+        return list(xs)
+    except TypeError:
+        raise TypeError(f"{op}: expected a list of expressions, got {type(xs).__name__}") from None
+
+
 def _states_after(state, xs):
     """[state + x1, state + x1 + x2, ...]: add_inputs of RNNState and StackedRNNState."""
     states = []
-    for x in xs:
+    for x in _input_list(xs, "add_inputs"):
         state = state.add_input(x)
         states.append(state)
     return states
@@ -65,6 +75,7 @@ class RNNState:
 
     def transduce(self, xs):
         """The list of outputs obtained by adding the inputs one by one (no states kept)."""
+        xs = _input_list(xs, "transduce")
         stepped = self.builder._steps(self._s, xs)
         if stepped is not None:
             return stepped[1]
