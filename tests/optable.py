@@ -477,4 +477,17 @@ CASES = [
          oracle_modes=("single", "batched")),
     Case("vanilla_lstm_h", lambda dy, c, g: dy.vanilla_lstm_h(c, g), [(3,), (12,)],
          oracle_modes=("single", "batched")),
+    # the coupled LSTM's cells (internal: the builders make them), against their composition
+    Case("coupled_lstm_c", lambda dy, i, w, c: _coupled().coupled_lstm_c(i, w, c), [(4,), (4,), (4,)],
+         low=-2, high=2, oracle_build=lambda dy, i, w, c: dy.cmult(dy.logistic(-i), c) +
+         dy.cmult(dy.logistic(i), dy.tanh(w))),
+    Case("coupled_lstm_c_start", lambda dy, i, w: _coupled().coupled_lstm_c(i, w), [(4,), (4,)],
+         low=-2, high=2, oracle_build=lambda dy, i, w: dy.cmult(dy.logistic(i), dy.tanh(w))),
+    Case("coupled_lstm_h", lambda dy, o, c: _coupled().coupled_lstm_h(o, c), [(4,), (4,)],
+         low=-2, high=2, oracle_build=lambda dy, o, c: dy.cmult(dy.logistic(o), dy.tanh(c))),
 ]
+
+
+def _coupled():
+    from dynet.nodes import lstm_coupled
+    return lstm_coupled

@@ -140,6 +140,46 @@ def test_lstm_gates_of_many_sequences_batch_by_step():
     assert gates["nodes"] == 10 and gates["batches"] == 4      # one batch per time step
 
 
+def run_coupled(autobatch, lengths, start):
+    """Two-layer LSTMBuilders (the coupled cell, with peepholes) over sequences of the given
+    lengths fed step by step with add_input, the last one started from a given state if `start`."""
+    execution.configure(autobatch, 1)
+    execution.reset()
+    rng = np.random.default_rng(4)
+    m = dy.ParameterCollection()
+    lstm = dy.CoupledLSTMBuilder(2, 4, 3, m)
+    for layer in lstm.get_parameters():
+        for p in layer:
+            p.set_value(rng.uniform(-0.5, 0.5, p.shape()))
+    dy.renew_cg()
+    outs = []
+    for k, length in enumerate(lengths):
+        given = start and k == len(lengths) - 1
+        s = lstm.initial_state([dy.inputTensor(rng.normal(size=3)) for _ in range(4)] if given else None)
+        for _ in range(length):
+            s = s.add_input(dy.inputTensor(rng.normal(size=4)))
+            outs.append(dy.dot_product(s.output(), dy.inputTensor(rng.normal(size=3))))
+    loss = dy.esum(outs)
+    value = loss.value()
+    loss.backward()
+    return value, [p.grad_as_array().copy() for layer in lstm.get_parameters() for p in layer], \
+        dy.profiling_stats()
+
+
+@pytest.mark.parametrize("lengths,start", [((3, 3, 3), False), ((3, 3, 2), True)])
+def test_coupled_lstm_cells_run_as_groups_and_equal_plain(lengths, start):
+    """The coupled cell's c and h nodes of the sequences' same step run as one group each, one
+    loop over their columns, and the values and gradients equal the plain run's."""
+    stats, = assert_autobatched_equals_plain(run_coupled, lengths, start)
+    for op in ("coupled_lstm_c", "coupled_lstm_h"):
+        assert stats[op]["nodes"] == 2 * sum(lengths), op
+    if not start:
+        # layer 2's step t runs with layer 1's step t + 1: four levels of h, one group each; c
+        # likewise, but layer 2's first step (no c_tm1: one argument fewer) is a group of its own
+        assert stats["coupled_lstm_h"]["batches"] == 4
+        assert stats["coupled_lstm_c"]["batches"] == 5
+
+
 def run_tagger(autobatch, lengths):
     """A BiLSTM tagger written per sentence (sentences of the given lengths in one graph): an MLP
     over each word's two states, then pickneglogsoftmax. The MLP's nodes lie at every depth (word

@@ -12,6 +12,7 @@ parameter expressions, and returns the state after the last input and the output
 from dynet.nodes.elementwise cimport unary, binary, U_TANH, U_LOGISTIC, U_AFFINE, B_ADD, B_MUL
 from dynet.nodes.matmul cimport affine
 from dynet.nodes.lstm cimport make_gates, make_c, make_h
+cimport dynet.nodes.lstm_coupled as coupled
 
 
 cdef inline tuple split_state(object state, Py_ssize_t L, Py_ssize_t parts):
@@ -39,10 +40,10 @@ def vanilla_lstm_steps(state, xs, list layers, float forget_bias, float weightno
 
 def coupled_lstm_steps(state, xs, list layers, bint peepholes):
     """CoupledLSTMBuilder (peepholes) and FastLSTMBuilder (none): per layer
-    (x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc),
-        i = logistic(bi + x2i x [+ h2i h + c2i c]),  w = tanh(bc + x2c x [+ h2c h])
-        c' = (1 - i) * c + i * w   (i * w at the start),  o = logistic(bo + x2o x [+ h2o h] + c2o c'),
-        h' = o * tanh(c')."""
+    (x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc), the pre-activations
+        i: bi + x2i x [+ h2i h + c2i c],  w: bc + x2c x [+ h2c h],  o: bo + x2o x [+ h2o h] + c2o c'
+    (the peepholes' terms c2i c and c2o c' only with peepholes; the bracketed ones not at the
+    start), c' = coupled_lstm_c(i, w, c) and h' = coupled_lstm_h(o, c')."""
     cdef Py_ssize_t L = len(layers), i
     cdef list cs, hs, outs = []
     cs, hs = split_state(state, L, 2)
@@ -51,22 +52,19 @@ def coupled_lstm_steps(state, xs, list layers, bint peepholes):
             x2i, h2i, c2i, bi, x2o, h2o, c2o, bo, x2c, h2c, bc = layers[i]
             c_prev, h_prev = cs[i], hs[i]
             if h_prev is None:
-                it = unary(affine([bi, x2i, x]), U_LOGISTIC)
-                wt = unary(affine([bc, x2c, x]), U_TANH)
-                c = binary(it, wt, B_MUL)
+                pre_i = affine([bi, x2i, x])
+                pre_w = affine([bc, x2c, x])
                 terms = [bo, x2o, x]
             else:
-                terms = [bi, x2i, x, h2i, h_prev, c2i, c_prev] if peepholes else [bi, x2i, x, h2i, h_prev]
-                it = unary(affine(terms), U_LOGISTIC)
-                wt = unary(affine([bc, x2c, x, h2c, h_prev]), U_TANH)
-                kept = binary(unary(it, U_AFFINE, -1.0, 1.0), c_prev, B_MUL)
-                c = binary(kept, binary(it, wt, B_MUL), B_ADD)
+                pre_i = affine([bi, x2i, x, h2i, h_prev, c2i, c_prev] if peepholes else
+                               [bi, x2i, x, h2i, h_prev])
+                pre_w = affine([bc, x2c, x, h2c, h_prev])
                 terms = [bo, x2o, x, h2o, h_prev]
+            c = coupled.make_c(pre_i, pre_w, c_prev)
             if peepholes:
                 terms += [c2o, c]
-            ot = unary(affine(terms), U_LOGISTIC)
             cs[i] = c
-            x = hs[i] = binary(ot, unary(c, U_TANH), B_MUL)
+            x = hs[i] = coupled.make_h(affine(terms), c)
         outs.append(x)
     return (cs + hs if outs else state), outs
 

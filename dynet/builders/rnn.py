@@ -26,6 +26,7 @@ from dynet.nodes.reduce import sum_elems
 from dynet.nodes.noise import dropout
 from dynet.nodes.inputs import inputTensor, random_bernoulli, zeros
 from dynet.nodes.lstm import _gates, vanilla_lstm_c, vanilla_lstm_h
+from dynet.nodes.lstm_coupled import coupled_lstm_c, coupled_lstm_h
 from dynet.builders.cells import vanilla_lstm_steps, coupled_lstm_steps, simple_rnn_steps, gru_steps
 
 _cg = _graph.cg
@@ -587,20 +588,15 @@ class CoupledLSTMBuilder(_VariationalDropout, _LSTMState):
     def _peephole(self, m, H):
         return m.add_parameters((H, H))
 
-    def _peep(self, W, c):
-        return (W, c)
+    _peepholes = True         # whether W_ic c and W_oc c' enter the gates (FastLSTMBuilder: no)
 
     def _steps(self, s, xs):
-        cls = type(self)
-        if cls._step is not CoupledLSTMBuilder._step or any(self._dropout_rates()):
+        if type(self)._step is not CoupledLSTMBuilder._step or any(self._dropout_rates()):
             return None
-        if cls._gate is CoupledLSTMBuilder._gate:
-            return coupled_lstm_steps(s, xs, self._vars, True)
-        if cls._gate is FastLSTMBuilder._gate:      # (no peepholes)
-            return coupled_lstm_steps(s, xs, self._vars, False)
-        return None
+        return coupled_lstm_steps(s, xs, self._vars, self._peepholes)
 
     def _step(self, s, x):
+        # (the nodes of cells.coupled_lstm_steps, with the dropout masks applied)
         L = self.layers
         cs, hs = [], []
         masks = self._layer_masks(x)
@@ -608,24 +604,23 @@ class CoupledLSTMBuilder(_VariationalDropout, _LSTMState):
             mx, mh, mc = masks[i] if masks is not None else (None, None, None)
             x = _masked(x, mx)
             if s is None:
-                it = self._gate(logistic, [bi, x2i, x], None)
-                c = cmult(it, tanh(affine_transform([bc, x2c, x])))
-                ot = self._gate(logistic, [bo, x2o, x], (c2o, c))
+                pre_i = affine_transform([bi, x2i, x])
+                pre_w = affine_transform([bc, x2c, x])
+                c = coupled_lstm_c(pre_i, pre_w)
+                terms = [bo, x2o, x]
             else:
                 c_prev, h_prev = _masked(s[i], mc), _masked(s[L + i], mh)
-                it = self._gate(logistic, [bi, x2i, x, h2i, h_prev], (c2i, c_prev))
-                wt = tanh(affine_transform([bc, x2c, x, h2c, h_prev]))
-                c = cmult((1.0 - it), c_prev) + cmult(it, wt)
-                ot = self._gate(logistic, [bo, x2o, x, h2o, h_prev], (c2o, c))
-            x = cmult(ot, tanh(c))
+                peep = [c2i, c_prev] if self._peepholes else []
+                pre_i = affine_transform([bi, x2i, x, h2i, h_prev] + peep)
+                pre_w = affine_transform([bc, x2c, x, h2c, h_prev])
+                c = coupled_lstm_c(pre_i, pre_w, c_prev)
+                terms = [bo, x2o, x, h2o, h_prev]
+            if self._peepholes:
+                terms += [c2o, c]
+            x = coupled_lstm_h(affine_transform(terms), c)
             cs.append(c)
             hs.append(x)
         return cs + hs, x
-
-    def _gate(self, f, terms, peep):
-        if peep is not None:
-            terms = terms + list(peep)
-        return f(affine_transform(terms))
 
 
 class _StandsFor(type):
@@ -675,8 +670,7 @@ class FastLSTMBuilder(CoupledLSTMBuilder):
     def _peephole(self, m, H):
         return m.add_parameters((H, 1))
 
-    def _gate(self, f, terms, peep):
-        return f(affine_transform(terms))
+    _peepholes = False
 
 
 class VanillaLSTMBuilder(_VariationalDropout, _LSTMState):

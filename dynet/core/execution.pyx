@@ -42,6 +42,7 @@ cimport dynet.nodes.softmax as softmax
 cimport dynet.nodes.norms as norms
 cimport dynet.nodes.losses_cpu as losses
 cimport dynet.nodes.noise as noise
+cimport dynet.nodes.lstm_coupled as lstm_coupled
 
 cdef int _autobatch = 0
 cdef int _profiling = 0
@@ -245,7 +246,8 @@ cdef enum:
     FAM_PAIR = 6      # norms.pyx: dot products and distances of one kind and size
     FAM_LOSS = 7      # losses_cpu.pyx: binary_log_loss, pairwise_rank_loss, poisson_loss, hinge
     FAM_NOISE = 8     # noise.pyx: dropout and its variants, noise
-    FAM_LAST = 8
+    FAM_COUPLED = 9   # lstm_coupled.pyx: the coupled LSTM's c and h cells
+    FAM_LAST = 9
 
 # the node types of FAM_PLACED (set by configure: importing them here would be circular)
 cdef object _concatenate = None
@@ -303,6 +305,8 @@ FAMILIES[FAM_LOSS] = Family(losses.batch_key, losses.same_batch, losses.forward_
                             losses.backward_batch, NULL, NULL)
 FAMILIES[FAM_NOISE] = Family(noise.batch_key, noise.same_batch, noise.forward_batch,
                              noise.backward_batch, noise.generic_batch, NULL)
+FAMILIES[FAM_COUPLED] = Family(lstm_coupled.batch_key, lstm_coupled.same_batch, lstm_coupled.forward_batch,
+                               lstm_coupled.backward_batch, lstm_coupled.generic_batch, NULL)
 
 
 cdef inline Py_ssize_t group_key(Expression node, int* family) noexcept:

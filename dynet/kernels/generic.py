@@ -864,6 +864,33 @@ def lstm_h_forward(xp, xs, out):
         flat(out)[...] = G[2 * H:3 * H] * xp.tanh(C)
 
 
+def coupled_lstm_c_forward(xp, xs, out):
+    """c_t = (1 - i) * c_tm1 + i * w, i = logistic(pre_i), w = tanh(pre_w) (xs: pre_i, pre_w,
+    [c_tm1]); i * w without c_tm1."""
+    i, w = sigmoid(xp, flat(xs[0])), xp.tanh(flat(xs[1]))
+    flat(out)[...] = i * w if len(xs) < 3 else (1 - i) * flat(xs[2]) + i * w
+
+
+def coupled_lstm_c_backward(xp, xs, dout, k, dxk):
+    i, w, D = sigmoid(xp, flat(xs[0])), xp.tanh(flat(xs[1])), flat(dout)
+    if k == 0:
+        acc(flat(dxk), D * (w if len(xs) < 3 else w - flat(xs[2])) * i * (1 - i))
+    elif k == 1:
+        acc(flat(dxk), D * i * (1 - w * w))
+    else:
+        acc(flat(dxk), D * (1 - i))
+
+
+def coupled_lstm_h_forward(xp, xs, out):
+    """h_t = logistic(pre_o) * tanh(c_t) (xs: pre_o, c_t)."""
+    flat(out)[...] = sigmoid(xp, flat(xs[0])) * xp.tanh(flat(xs[1]))
+
+
+def coupled_lstm_h_backward(xp, xs, dout, k, dxk):
+    o, t, D = sigmoid(xp, flat(xs[0])), xp.tanh(flat(xs[1])), flat(dout)
+    acc(flat(dxk), D * t * o * (1 - o) if k == 0 else D * o * (1 - t * t))
+
+
 def lstm_h_backward(xp, xs, dout, i, dxi):
     C, G, D = flat(xs[0]), flat(xs[1]), flat(dout)
     H = C.shape[0]
