@@ -1,17 +1,21 @@
 """The BiLSTM tagger the tagger workloads share (bilstm_tagger: one sentence a graph, tagger64: 64
 sentences a graph, serve_tagger: forward only, from threads): embeddings, a VanillaLSTMBuilder each
-way, an MLP over both states, one score per tag; random sentences of 10-30 words, tag = word mod tags."""
+way (or the 2.0 LSTMBuilder's coupled cell), an MLP over both states, one score per tag; random
+sentences of 10-30 words, tag = word mod tags."""
 import numpy as np
 
 
 class Tagger:
-    def __init__(self, dy, vocab=10000, emb=64, hidden=64, mlp=32, tags=50, sentences=200):
+    def __init__(self, dy, vocab=10000, emb=64, hidden=64, mlp=32, tags=50, sentences=200, cell="vanilla"):
         rng = np.random.default_rng(0)
         self.dy = dy
         self.model = m = dy.ParameterCollection()
         self.E = m.add_lookup_parameters((vocab, emb))
-        self.fwd = dy.VanillaLSTMBuilder(1, emb, hidden, m)
-        self.bwd = dy.VanillaLSTMBuilder(1, emb, hidden, m)
+        # "coupled": the 2.0 LSTMBuilder (peepholes, coupled input and forget gates), what
+        # DyNet 2.0 code's dy.LSTMBuilder builds; the reference wheel calls it CoupledLSTMBuilder
+        lstm = dy.CoupledLSTMBuilder if cell == "coupled" else dy.VanillaLSTMBuilder
+        self.fwd = lstm(1, emb, hidden, m)
+        self.bwd = lstm(1, emb, hidden, m)
         self.W1 = m.add_parameters((mlp, 2 * hidden))
         self.b1 = m.add_parameters(mlp)
         self.W2 = m.add_parameters((tags, mlp))
