@@ -6,8 +6,10 @@ one step: `_step(s, x) -> (s', output)`, where `s` is the state in DyNet's s() l
 state (DyNet then drops the recurrent terms, which is the same as zeros). RNNState is an immutable
 node in the tree of states a user walks with add_input/prev.
 
-The LSTM cells are built from the fused vanilla_lstm_gates/_c/_h nodes (dynet/nodes/lstm.pyx):
-three nodes per layer and step.
+The LSTM cells are built from fused nodes: VanillaLSTM's from vanilla_lstm_gates/_c/_h
+(dynet/nodes/lstm.pyx), three nodes per layer and step; the coupled LSTM's (the 2.0 LSTMBuilder)
+from three affine transforms and coupled_lstm_c/_h (dynet/nodes/lstm_coupled.pyx). add_input and
+transduce make the steps at C level (cells.pyx) where no dropout or layer normalisation applies.
 
 Each thread has its own computation graph, so what a builder keeps of the current graph (its
 parameters' expressions, dropout masks) is kept per thread (`_PerThread`): threads can run one
