@@ -48,9 +48,9 @@ def test_operation_table_lowered_equals_plain(case, mode):
         np.testing.assert_array_equal(got, want)
 
 
-def make_tagger():
+def make_tagger(cell="vanilla"):
     from bench.tagger_model import Tagger
-    return Tagger(dy, vocab=200, emb=16, hidden=24, mlp=12, tags=7, sentences=24)
+    return Tagger(dy, vocab=200, emb=16, hidden=24, mlp=12, tags=7, sentences=24, cell=cell)
 
 
 def tag(tagger, words):
@@ -59,8 +59,9 @@ def tag(tagger, words):
     return dy.concatenate_cols(scores).npvalue()
 
 
-def test_the_taggers_nodes_all_lower():
-    tagger = make_tagger()
+@pytest.mark.parametrize("cell", ["vanilla", "coupled"])
+def test_the_taggers_nodes_all_lower(cell):
+    tagger = make_tagger(cell)
     graph.set_lowering(1)
     graph.lowering_stats(reset=True)
     tag(tagger, tagger.sents[0][0])

@@ -16,6 +16,7 @@ from dynet.core.graph cimport Expression, add_node, as_expr
 from dynet.core.batching cimport Layout, group_layout, node_by_node, generic_columns, own_columns
 from dynet.kernels.cpu cimport fast_sigmoid, fast_tanh
 from dynet.kernels import generic
+from dynet.core.lowering cimport Lowering, Step, Part
 
 
 # The cells' loops over n columns of H values; an argument's column stride of 0 reuses one column
@@ -73,6 +74,33 @@ cdef void h_backward(Py_ssize_t H, Py_ssize_t n, const float* PO, float* dPO, Py
                 dC[b * sc + k] += d * o * (1 - t * t)
 
 
+# Lowered (several threads: the forward pass without the GIL, lowering.pyx): a step's n0 is H, n1
+# the batch, and bit k of op says that argument k is batched (column stride H, else 0).
+
+cdef void c_step(const Step* s, const Part* parts) noexcept nogil:
+    cdef Py_ssize_t H = s.n0
+    c_forward(H, s.n1, s.x0, H if s.op & 1 else 0, s.x1, H if s.op & 2 else 0, s.x2,
+              H if s.op & 4 else 0, s.y)
+
+
+cdef void h_step(const Step* s, const Part* parts) noexcept nogil:
+    cdef Py_ssize_t H = s.n0
+    h_forward(H, s.n1, s.x0, H if s.op & 1 else 0, s.x1, H if s.op & 2 else 0, s.y)
+
+
+cdef int lower_cell(Expression node, Lowering L, bint is_c) except -1:
+    cdef Step* s = L.add(c_step if is_c else h_step, 8 * rows(&node.d) * node.d.bd)
+    cdef Py_ssize_t k
+    s.y = node.val
+    s.x0, s.x1, s.x2 = value_of(node.args, 0), value_of(node.args, 1), value_of(node.args, 2)
+    s.n0, s.n1 = rows(&node.d), node.d.bd
+    s.op = 0
+    for k in range(len(node.args)):
+        if (<Expression>node.args[k]).d.bd > 1:
+            s.op |= 1 << k
+    return 1
+
+
 cdef inline Py_ssize_t stride(Expression e, Py_ssize_t H) noexcept:
     return H if e.d.bd > 1 else 0
 
@@ -95,6 +123,9 @@ cdef class CoupledLSTMC(Expression):
     """c_t = (1 - logistic(pre_i)) * c_tm1 + logistic(pre_i) * tanh(pre_w) (args: pre_i, pre_w, [c_tm1])."""
     cpdef str op_name(self):
         return "coupled_lstm_c"
+
+    cdef int lower(self, Lowering L) except -1:
+        return lower_cell(self, L, True)
 
     cdef int forward_impl(self) except -1:
         cdef Py_ssize_t H = rows(&self.d)
@@ -122,6 +153,9 @@ cdef class CoupledLSTMH(Expression):
     """h_t = logistic(pre_o) * tanh(c_t) (args: pre_o, c_t)."""
     cpdef str op_name(self):
         return "coupled_lstm_h"
+
+    cdef int lower(self, Lowering L) except -1:
+        return lower_cell(self, L, False)
 
     cdef int forward_impl(self) except -1:
         cdef Py_ssize_t H = rows(&self.d)
