@@ -9,7 +9,7 @@ the step), so values, the graph and autobatching's groups are the same either wa
 state in DyNet's s() layout (None: the start of a sequence without one), the inputs and the layers'
 parameter expressions, and returns the state after the last input and the output of every input.
 """
-from dynet.nodes.elementwise cimport unary, binary, U_TANH, U_LOGISTIC, U_AFFINE, B_ADD, B_MUL
+from dynet.nodes.elementwise cimport unary, binary, U_TANH, U_LOGISTIC, B_MUL
 from dynet.nodes.matmul cimport affine
 from dynet.nodes.lstm cimport make_gates, make_c, make_h
 cimport dynet.nodes.lstm_coupled as coupled
@@ -85,7 +85,9 @@ def simple_rnn_steps(state, xs, list layers):
 def gru_steps(state, xs, list layers):
     """GRUBuilder without dropout: per layer (xz, hz, bz, xr, hr, br, xh, hh, bh),
         z = logistic(bz + xz x + hz h),  r = logistic(br + xr x + hr h),
-        h' = (1 - z) * h + z * tanh(bh + xh x + hh (r * h));  z * tanh(bh + xh x) at the start."""
+        h' = (1 - z) * h + z * tanh(bh + xh x + hh (r * h));  z * tanh(bh + xh x) at the start,
+    h' made by the coupled LSTM's c cell (the same update) from the pre-activations of z and of
+    the candidate."""
     cdef Py_ssize_t L = len(layers), i
     cdef list hs, outs = []
     hs, = split_state(state, L, 1)
@@ -94,15 +96,12 @@ def gru_steps(state, xs, list layers):
             xz, hz, bz, xr, hr, br, xh, hh, bh = layers[i]
             h = hs[i]
             if h is None:
-                z = unary(affine([bz, xz, x]), U_LOGISTIC)
-                x = binary(z, unary(affine([bh, xh, x]), U_TANH), B_MUL)
+                pre_z = affine([bz, xz, x])
+                x = coupled.make_c(pre_z, affine([bh, xh, x]), None)
             else:
-                z = unary(affine([bz, xz, x, hz, h]), U_LOGISTIC)
+                pre_z = affine([bz, xz, x, hz, h])
                 r = unary(affine([br, xr, x, hr, h]), U_LOGISTIC)
-                reset = binary(r, h, B_MUL)
-                cand = unary(affine([bh, xh, x, hh, reset]), U_TANH)
-                kept = binary(unary(z, U_AFFINE, -1.0, 1.0), h, B_MUL)
-                x = binary(kept, binary(z, cand, B_MUL), B_ADD)
+                x = coupled.make_c(pre_z, affine([bh, xh, x, hh, binary(r, h, B_MUL)]), h)
             hs[i] = x
         outs.append(x)
     return (hs if outs else state), outs

@@ -521,15 +521,15 @@ class GRUBuilder(_RNNBuilder):
         for i, (xz, hz, bz, xr, hr, br, xh, hh, bh) in enumerate(self._vars):
             if p:
                 x = dropout(x, p)
+            # h' = (1 - z) h + z tanh(pre_c), z = logistic(pre_z): the coupled LSTM's c update
             if s is None:
-                z = logistic(affine_transform([bz, xz, x]))
-                x = cmult(z, tanh(affine_transform([bh, xh, x])))
+                pre_z = affine_transform([bz, xz, x])
+                x = coupled_lstm_c(pre_z, affine_transform([bh, xh, x]))
             else:
                 h = s[i]
-                z = logistic(affine_transform([bz, xz, x, hz, h]))
+                pre_z = affine_transform([bz, xz, x, hz, h])
                 r = logistic(affine_transform([br, xr, x, hr, h]))
-                c = tanh(affine_transform([bh, xh, x, hh, cmult(r, h)]))
-                x = cmult((1.0 - z), h) + cmult(z, c)
+                x = coupled_lstm_c(pre_z, affine_transform([bh, xh, x, hh, cmult(r, h)]), h)
             out.append(x)
         return out, (dropout(x, p) if p else x)
 
