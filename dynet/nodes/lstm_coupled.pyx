@@ -74,106 +74,93 @@ cdef void h_backward(Py_ssize_t H, Py_ssize_t n, const float* PO, float* dPO, Py
                 dC[b * sc + k] += d * o * (1 - t * t)
 
 
-# Lowered (several threads: the forward pass without the GIL, lowering.pyx): a step's n0 is H, n1
-# the batch, and bit k of op says that argument k is batched (column stride H, else 0).
-
-cdef void c_step(const Step* s, const Part* parts) noexcept nogil:
-    cdef Py_ssize_t H = s.n0
-    c_forward(H, s.n1, s.x0, H if s.op & 1 else 0, s.x1, H if s.op & 2 else 0, s.x2,
-              H if s.op & 4 else 0, s.y)
-
-
-cdef void h_step(const Step* s, const Part* parts) noexcept nogil:
-    cdef Py_ssize_t H = s.n0
-    h_forward(H, s.n1, s.x0, H if s.op & 1 else 0, s.x1, H if s.op & 2 else 0, s.y)
+cdef struct Columns:
+    # a cell's arguments (up to 3) as columns: values, gradients (NULL: none or not wanted) and
+    # column strides (H, or 0 for a batch-1 argument used by every column)
+    const float* x[3]
+    float* dx[3]
+    Py_ssize_t s[3]
 
 
-cdef int lower_cell(Expression node, Lowering L, bint is_c) except -1:
-    cdef Step* s = L.add(c_step if is_c else h_step, 8 * rows(&node.d) * node.d.bd)
-    cdef Py_ssize_t k
-    s.y = node.val
-    s.x0, s.x1, s.x2 = value_of(node.args, 0), value_of(node.args, 1), value_of(node.args, 2)
-    s.n0, s.n1 = rows(&node.d), node.d.bd
-    s.op = 0
+cdef void run_columns(bint is_c, bint backward, Py_ssize_t H, Py_ssize_t n, const Columns* a,
+                      float* y, const float* D) noexcept nogil:
+    """One cell's kernel over n columns: forward into y, or backward from D; what the node, a
+    lowered step and an autobatched group all run."""
+    if is_c and backward:
+        c_backward(H, n, a.x[0], a.dx[0], a.s[0], a.x[1], a.dx[1], a.s[1], a.x[2], a.dx[2], a.s[2], D)
+    elif is_c:
+        c_forward(H, n, a.x[0], a.s[0], a.x[1], a.s[1], a.x[2], a.s[2], y)
+    elif backward:
+        h_backward(H, n, a.x[0], a.dx[0], a.s[0], a.x[1], a.dx[1], a.s[1], D)
+    else:
+        h_forward(H, n, a.x[0], a.s[0], a.x[1], a.s[1], y)
+
+
+cdef void node_columns(Expression node, Columns* a) noexcept:
+    """A node's arguments as columns (the missing c_tm1 of a first step: NULL)."""
+    cdef Py_ssize_t k, H = rows(&node.d)
+    cdef Expression e
+    for k in range(3):
+        a.x[k], a.dx[k], a.s[k] = NULL, NULL, 0
     for k in range(len(node.args)):
-        if (<Expression>node.args[k]).d.bd > 1:
-            s.op |= 1 << k
-    return 1
+        e = <Expression>node.args[k]
+        a.x[k], a.dx[k], a.s[k] = e.val, e.grad, H if e.d.bd > 1 else 0
 
 
-cdef inline Py_ssize_t stride(Expression e, Py_ssize_t H) noexcept:
-    return H if e.d.bd > 1 else 0
+# Lowered (several threads: the forward pass without the GIL, lowering.pyx): a step's n0 is H, n1
+# the batch, bit k of op (k < 3) that argument k is batched (column stride H, else 0), bit 3 a c cell.
 
-
-cdef inline const float* value_of(tuple args, Py_ssize_t k) noexcept:
-    return (<Expression>args[k]).val if k < len(args) else NULL
-
-
-cdef inline float* grad_of(tuple args, Py_ssize_t k) noexcept:
-    return (<Expression>args[k]).grad if k < len(args) else NULL
-
-
-cdef inline Py_ssize_t stride_of(tuple args, Py_ssize_t k, Py_ssize_t H) noexcept:
-    return stride(<Expression>args[k], H) if k < len(args) else 0
+cdef void cell_step(const Step* s, const Part* parts) noexcept nogil:
+    cdef Columns a
+    cdef Py_ssize_t k
+    a.x[0], a.x[1], a.x[2] = s.x0, s.x1, s.x2
+    for k in range(3):
+        a.dx[k] = NULL
+        a.s[k] = s.n0 if s.op & (1 << k) else 0
+    run_columns(s.op & 8, False, s.n0, s.n1, &a, s.y, NULL)
 
 
 @cython.final
 @cython.no_gc
-cdef class CoupledLSTMC(Expression):
-    """c_t = (1 - logistic(pre_i)) * c_tm1 + logistic(pre_i) * tanh(pre_w) (args: pre_i, pre_w, [c_tm1])."""
+cdef class CoupledLSTMCell(Expression):
+    """is_c: c_t = (1 - logistic(pre_i)) * c_tm1 + logistic(pre_i) * tanh(pre_w) (args: pre_i,
+    pre_w, [c_tm1]); else h_t = logistic(pre_o) * tanh(c_t) (args: pre_o, c_t)."""
+    cdef bint is_c
+
     cpdef str op_name(self):
-        return "coupled_lstm_c"
+        return "coupled_lstm_c" if self.is_c else "coupled_lstm_h"
 
     cdef int lower(self, Lowering L) except -1:
-        return lower_cell(self, L, True)
+        cdef Columns a
+        cdef Step* s = L.add(cell_step, 8 * rows(&self.d) * self.d.bd)
+        cdef int k
+        node_columns(self, &a)
+        s.y = self.val
+        s.x0, s.x1, s.x2 = a.x[0], a.x[1], a.x[2]
+        s.n0, s.n1 = rows(&self.d), self.d.bd
+        s.op = 8 if self.is_c else 0
+        for k in range(3):
+            if a.s[k]:
+                s.op |= 1 << k
+        return 1
 
     cdef int forward_impl(self) except -1:
-        cdef Py_ssize_t H = rows(&self.d)
-        c_forward(H, self.d.bd, value_of(self.args, 0), stride_of(self.args, 0, H), value_of(self.args, 1),
-                  stride_of(self.args, 1, H), value_of(self.args, 2), stride_of(self.args, 2, H), self.val)
+        cdef Columns a
+        node_columns(self, &a)
+        run_columns(self.is_c, False, rows(&self.d), self.d.bd, &a, self.val, NULL)
         return 0
 
     cdef int backward_impl(self) except -1:
-        cdef Py_ssize_t H = rows(&self.d)
-        c_backward(H, self.d.bd, value_of(self.args, 0), grad_of(self.args, 0), stride_of(self.args, 0, H),
-                   value_of(self.args, 1), grad_of(self.args, 1), stride_of(self.args, 1, H),
-                   value_of(self.args, 2), grad_of(self.args, 2), stride_of(self.args, 2, H), self.grad)
+        cdef Columns a
+        node_columns(self, &a)
+        run_columns(self.is_c, True, rows(&self.d), self.d.bd, &a, NULL, self.grad)
         return 0
 
     def generic_forward(self, xp, list xs, out):
-        generic.coupled_lstm_c_forward(xp, xs, out)
+        (generic.coupled_lstm_c_forward if self.is_c else generic.coupled_lstm_h_forward)(xp, xs, out)
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
-        generic.coupled_lstm_c_backward(xp, xs, dout, i, dxi)
-
-
-@cython.final
-@cython.no_gc
-cdef class CoupledLSTMH(Expression):
-    """h_t = logistic(pre_o) * tanh(c_t) (args: pre_o, c_t)."""
-    cpdef str op_name(self):
-        return "coupled_lstm_h"
-
-    cdef int lower(self, Lowering L) except -1:
-        return lower_cell(self, L, False)
-
-    cdef int forward_impl(self) except -1:
-        cdef Py_ssize_t H = rows(&self.d)
-        h_forward(H, self.d.bd, value_of(self.args, 0), stride_of(self.args, 0, H), value_of(self.args, 1),
-                  stride_of(self.args, 1, H), self.val)
-        return 0
-
-    cdef int backward_impl(self) except -1:
-        cdef Py_ssize_t H = rows(&self.d)
-        h_backward(H, self.d.bd, value_of(self.args, 0), grad_of(self.args, 0), stride_of(self.args, 0, H),
-                   value_of(self.args, 1), grad_of(self.args, 1), stride_of(self.args, 1, H), self.grad)
-        return 0
-
-    def generic_forward(self, xp, list xs, out):
-        generic.coupled_lstm_h_forward(xp, xs, out)
-
-    def generic_backward(self, xp, list xs, out, dout, int i, dxi):
-        generic.coupled_lstm_h_backward(xp, xs, dout, i, dxi)
+        (generic.coupled_lstm_c_backward if self.is_c else generic.coupled_lstm_h_backward)(xp, xs, dout, i, dxi)
 
 
 cdef str shapes(tuple args):
@@ -181,10 +168,12 @@ cdef str shapes(tuple args):
     return ", ".join([dim_str(&a.d) for a in args])
 
 
-cdef Expression cell_node(Expression node, tuple args, str op):
-    """The node over args (vectors of one size H; batch sizes equal or 1), shaped {H} x the
+cdef Expression cell_node(bint is_c, tuple args, str op):
+    """The cell over args (vectors of one size H; batch sizes equal or 1), shaped {H} x the
     largest batch."""
     cdef Expression a
+    cdef CoupledLSTMCell node = CoupledLSTMCell.__new__(CoupledLSTMCell)
+    node.is_c = is_c
     cdef int H = rows(&(<Expression>args[0]).d), bd = 1
     for a in args:
         if a.d.nd > 2 or cols(&a.d) != 1 or rows(&a.d) != H:
@@ -200,12 +189,12 @@ cdef Expression make_c(object pre_i, object pre_w, object c_tm1):
     cdef str op = "coupled_lstm_c"
     cdef tuple args = ((as_expr(pre_i, op), as_expr(pre_w, op)) if c_tm1 is None else
                        (as_expr(pre_i, op), as_expr(pre_w, op), as_expr(c_tm1, op)))
-    return cell_node(CoupledLSTMC.__new__(CoupledLSTMC), args, op)
+    return cell_node(True, args, op)
 
 
 cdef Expression make_h(object pre_o, object c_t):
     cdef str op = "coupled_lstm_h"
-    return cell_node(CoupledLSTMH.__new__(CoupledLSTMH), (as_expr(pre_o, op), as_expr(c_t, op)), op)
+    return cell_node(False, (as_expr(pre_o, op), as_expr(c_t, op)), op)
 
 
 def coupled_lstm_c(pre_i, pre_w, c_tm1=None):
@@ -224,58 +213,49 @@ def coupled_lstm_h(pre_o, c_t):
 cdef Py_ssize_t batch_key(Expression node) noexcept:
     """Cells of one kind, size and arity whose arguments have the node's batch size (none
     broadcast: a group of them is columns), 0 for the rest."""
-    if (type(node) is not CoupledLSTMC and type(node) is not CoupledLSTMH) or not own_columns(node):
+    if type(node) is not CoupledLSTMCell or not own_columns(node):
         return 0
     return <Py_ssize_t>((((<size_t>rows(&node.d) * 4 + len(node.args)) * 2
-                          + (type(node) is CoupledLSTMH)) * 8 + 5))
+                          + (<CoupledLSTMCell>node).is_c) * 8 + 5))
 
 
 cdef bint same_batch(Expression x, Expression y) noexcept:
-    return (type(x) is type(y) and rows(&x.d) == rows(&y.d) and len(x.args) == len(y.args)
-            and own_columns(x) and own_columns(y))
+    return (type(x) is CoupledLSTMCell and type(y) is CoupledLSTMCell
+            and (<CoupledLSTMCell>x).is_c == (<CoupledLSTMCell>y).is_c and rows(&x.d) == rows(&y.d)
+            and len(x.args) == len(y.args) and own_columns(x) and own_columns(y))
 
 
 cdef int CELL_ARGS[3]
 CELL_ARGS[0], CELL_ARGS[1], CELL_ARGS[2] = 0, 1, 2
 
 
-cdef int forward_batch(list group) except -1:
-    """One loop over all the group's columns where its values and its arguments' lie side by side
-    (the pre-activations come from affine groups placed so), else node by node."""
-    cdef Expression first = <Expression>group[0]
-    cdef Py_ssize_t H = rows(&first.d)
-    cdef int nargs = len(first.args), s
+cdef int run_group(list group, bint backward) except -1:
+    """One loop over all the group's columns where its values (backward: its gradients, and its
+    arguments' gradients, each all there or all absent) and its arguments' values lie side by
+    side (the pre-activations come from affine groups placed so), else node by node."""
+    cdef CoupledLSTMCell first = <CoupledLSTMCell>group[0]
+    cdef int nargs = len(first.args), k
+    cdef Columns a
     cdef Layout L
-    group_layout(group, nargs, CELL_ARGS, False, &L)
-    for s in range(nargs + 1):
-        if L.val[s] == NULL:
-            return node_by_node(group, False)
-    if type(first) is CoupledLSTMC:
-        c_forward(H, L.cols, L.val[1], H, L.val[2], H, L.val[3] if nargs == 3 else NULL, H, L.val[0])
-    else:
-        h_forward(H, L.cols, L.val[1], H, L.val[2], H, L.val[0])
+    group_layout(group, nargs, CELL_ARGS, backward, &L)
+    if (L.grad[0] if backward else L.val[0]) == NULL:
+        return node_by_node(group, backward)
+    for k in range(3):
+        a.x[k], a.dx[k], a.s[k] = NULL, NULL, 0
+    for k in range(nargs):
+        if L.val[k + 1] == NULL or (backward and L.grad[k + 1] == NULL and L.some_grad[k + 1]):
+            return node_by_node(group, backward)
+        a.x[k], a.dx[k], a.s[k] = L.val[k + 1], L.grad[k + 1], rows(&first.d)
+    run_columns(first.is_c, backward, rows(&first.d), L.cols, &a, L.val[0], L.grad[0])
     return 0
+
+
+cdef int forward_batch(list group) except -1:
+    return run_group(group, False)
 
 
 cdef int backward_batch(list group) except -1:
-    """One loop where the gradients, the arguments' values and their gradients (each all there or
-    all absent) lie side by side, else node by node."""
-    cdef Expression first = <Expression>group[0]
-    cdef Py_ssize_t H = rows(&first.d)
-    cdef int nargs = len(first.args), s
-    cdef Layout L
-    group_layout(group, nargs, CELL_ARGS, True, &L)
-    if L.grad[0] == NULL:
-        return node_by_node(group, True)
-    for s in range(1, nargs + 1):
-        if L.val[s] == NULL or (L.grad[s] == NULL and L.some_grad[s]):
-            return node_by_node(group, True)
-    if type(first) is CoupledLSTMC:
-        c_backward(H, L.cols, L.val[1], L.grad[1], H, L.val[2], L.grad[2], H,
-                   L.val[3] if nargs == 3 else NULL, L.grad[3] if nargs == 3 else NULL, H, L.grad[0])
-    else:
-        h_backward(H, L.cols, L.val[1], L.grad[1], H, L.val[2], L.grad[2], H, L.grad[0])
-    return 0
+    return run_group(group, True)
 
 
 cdef int generic_batch(list group, bint backward) except -1:
