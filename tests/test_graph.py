@@ -1,4 +1,6 @@
 """The computation graph: values, lazy forward, backward, renewal, checkpoints, inputs, errors."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -97,6 +99,16 @@ def test_lookup_and_batched_lookup():
         dy.lookup_batch(E, [0, -1])
 
 
+@pytest.mark.parametrize("op", [dy.lookup, dy.lookup_batch, dy.const_lookup])
+@pytest.mark.parametrize("table", [None, "E", 3])
+def test_lookup_of_something_not_a_table_is_a_type_error(op, table):
+    # None used to reach a method call on None: the interpreter crashed
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((4, 2))
+    with pytest.raises(TypeError, match=f"{op.__name__}: expected LookupParameters, got {type(table).__name__}"):
+        op(table, dy.lookup(E, 1) if table is None else [0])
+
+
 def test_stale_expressions_are_errors_not_crashes():
     x = dy.inputVector([1, 2])
     dy.renew_cg()
@@ -175,6 +187,10 @@ def test_pools_grow_instead_of_failing():
     (lambda: dy.inputTensor("abc"), r"inputTensor"),
     (lambda: dy.dropout(dy.inputVector([1]), 1.5), r"dropout: p must be in \[0, 1\], got 1.5"),
     (lambda: dy.ParameterCollection().add_parameters((2, -1)), r"dimension sizes must be positive"),
+    # a shape read from an iterable stops after 8 entries: an endless one, or an expression of a
+    # billion values taken for a shape, filled the memory until the process was killed
+    (lambda: dy.zeros(itertools.count(1)), r"at most 7 dimensions, got 8 or more: \(1, 2, 3, 4, 5, 6, 7, 8\)"),
+    (lambda: dy.random_normal(dy.ones(10**9)), r"at most 7 dimensions, got 8 or more: \(expression"),
     (lambda: dy.SimpleSGDTrainer("model"), r"must be a ParameterCollection"),
     (lambda: dy.SimpleSGDTrainer(dy.ParameterCollection(), -1), r"learning rate must be a finite number >= 0"),
 ])

@@ -1,5 +1,6 @@
 """Dimension helpers: construction from Python shapes, comparison, and DyNet's `{3,4}X2` printing."""
 from libc.string cimport memset
+from itertools import islice
 from math import isfinite
 from numbers import Real
 
@@ -11,12 +12,19 @@ cdef Dim make_dim(object shape, int bd=1) except *:
     if isinstance(shape, int) or (not isinstance(shape, (tuple, list)) and isinstance(shape, Real)
                                   and not hasattr(shape, "__len__")):
         shape = (shape,)
-    try:
+    cdef bint read_all = isinstance(shape, (tuple, list))
+    if read_all:
         shape = tuple(shape)
-    except TypeError:
-        raise TypeError(f"dimension must be an int or a tuple of ints, got {type(shape).__name__}")
+    else:
+        # any other iterable: read no more than a dimension can have (an expression of a billion
+        # values, or an endless generator, would otherwise fill the memory before the check)
+        try:
+            shape = tuple(islice(iter(shape), MAX_DIMS + 1))
+        except TypeError:
+            raise TypeError(f"dimension must be an int or a tuple of ints, got {type(shape).__name__}")
     if len(shape) > MAX_DIMS:
-        raise ValueError(f"DyNet tensors have at most {MAX_DIMS} dimensions, got {len(shape)}: {shape}")
+        raise ValueError(f"DyNet tensors have at most {MAX_DIMS} dimensions, got {len(shape)}"
+                         f"{'' if read_all else ' or more'}: {shape}")
     cdef int i
     for i, s in enumerate(shape):
         if not isinstance(s, int):

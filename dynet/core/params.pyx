@@ -1000,17 +1000,25 @@ dn_parameter_impl = _parameter_vectorcall
 parameter = dn_parameter_function(sys.modules[__name__], __name__)
 
 
-def lookup(LookupParameters p, index=0, update=True):
+cdef inline LookupParameters lookup_table(object p, str op):
+    """p as a lookup table, else a TypeError naming the call (an untyped argument: Cython's typed
+    argument lets None through, and a method called on None crashes)."""
+    if not isinstance(p, LookupParameters):
+        raise TypeError(f"{op}: expected LookupParameters, got {type(p).__name__}")
+    return <LookupParameters>p
+
+
+def lookup(p, index=0, update=True):
     """The embedding at `index` of a lookup table."""
-    return p.lookup_rows(index, update, False, "lookup")
+    return lookup_table(p, "lookup").lookup_rows(index, update, False, "lookup")
 
 
-def lookup_batch(LookupParameters p, indices, update=True):
+def lookup_batch(p, indices, update=True):
     """A minibatch of embeddings: batch element i is row indices[i]."""
-    return p.lookup_rows(indices, update, True, "lookup_batch")
+    return lookup_table(p, "lookup_batch").lookup_rows(indices, update, True, "lookup_batch")
 
 
-def const_lookup(LookupParameters p, index=0):
+def const_lookup(p, index=0):
     """An embedding of a lookup table that training does not update
 
     Args:
@@ -1023,4 +1031,4 @@ def const_lookup(LookupParameters p, index=0):
     Raises:
         IndexError: if index is out of range
     """
-    return p.lookup_rows(index, False, False, "const_lookup")
+    return lookup_table(p, "const_lookup").lookup_rows(index, False, False, "const_lookup")
