@@ -1,5 +1,7 @@
 """RNN builders, states, BiRNN and softmax builders: finite-difference gradients (inputs and every
 parameter), batching, variational dropout by hand, the state API and error messages."""
+import os
+
 import numpy as np
 import pytest
 
@@ -414,6 +416,19 @@ def test_class_factored_softmax_builder(tmp_path):
     check_gradients(build, [(np.random.default_rng(0).uniform(-1, 1, (3, 3)), True)])
     with pytest.raises(IndexError, match="no cluster"):
         sm.neg_log_softmax(x, 7)
+
+
+def test_class_factored_softmax_cluster_file_must_be_a_name():
+    # an int was opened as a file descriptor: the builder read stdout, then closed it
+    r, w = os.pipe()
+    try:
+        for bad in (r, None, 2.5):
+            with pytest.raises(TypeError, match="ClassFactoredSoftmaxBuilder: cluster_file must be a file name"):
+                dy.ClassFactoredSoftmaxBuilder(3, bad, {}, dy.ParameterCollection())
+        os.fstat(r)                     # still open
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -138,6 +138,10 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
     _model_at = 3
 
     def __init__(self, rep_dim, cluster_file, word_dict, model, bias=True):
+        # a name, not a descriptor: open(1) would read stdout and close it
+        if not isinstance(cluster_file, (str, bytes, os.PathLike)):
+            raise TypeError(f"ClassFactoredSoftmaxBuilder: cluster_file must be a file name, got "
+                            f"{type(cluster_file).__name__}")
         self.rep_dim = rep_dim
         self.word_dict = word_dict
         cdict = {}
