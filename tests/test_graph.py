@@ -109,6 +109,18 @@ def test_lookup_of_something_not_a_table_is_a_type_error(op, table):
         op(table, dy.lookup(E, 1) if table is None else [0])
 
 
+def test_a_graph_of_its_own_does_not_forward_another_graphs_expression():
+    # ComputationGraph() is a graph with no nodes: it ran the current graph's node index on its
+    # own empty list and crashed the interpreter
+    x = dy.inputVector([1, 2])
+    y = dy.tanh(x)
+    other = dy.ComputationGraph()
+    with pytest.raises(RuntimeError, match=r"forward: the expression \(node v1\) belongs to another computation graph"):
+        other.forward(y)
+    other.forward()
+    assert y.value() == pytest.approx(np.tanh([1, 2]).tolist())
+
+
 def test_stale_expressions_are_errors_not_crashes():
     x = dy.inputVector([1, 2])
     dy.renew_cg()

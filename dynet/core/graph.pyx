@@ -711,6 +711,9 @@ cdef class ComputationGraph:
         if last is not None:
             e = <Expression?>last
             check_live(e, "forward")
+            if e.version != self._version:      # a ComputationGraph() of its own: not its node
+                raise RuntimeError(f"forward: the expression (node v{e.index}) belongs to another "
+                                   f"computation graph (version {e.version}; this one is {self._version})")
             self.forward_to(e.index)
         elif self.nodes:
             self.forward_to(len(self.nodes) - 1)
