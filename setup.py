@@ -94,6 +94,9 @@ setup(
         # raw pointers, which these directives do not touch.
         compiler_directives={"boundscheck": True, "wraparound": True, "cdivision": True,
                              "initializedcheck": False, "embedsignature": True,
+                             # a def function's typed argument refuses None (a cdef method called
+                             # on None would crash the interpreter); where None is meant, "or None"
+                             "allow_none_for_extension_args": False,
                              # signatures as CPython's own (__text_signature__): inspect.signature works
                              "embedsignature.format": "clinic"},
     ),
