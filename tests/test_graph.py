@@ -121,6 +121,24 @@ def test_a_graph_of_its_own_does_not_forward_another_graphs_expression():
     assert y.value() == pytest.approx(np.tanh([1, 2]).tolist())
 
 
+@pytest.mark.parametrize("use", [
+    lambda e: dy.block_dropout(e, 0.5), lambda e: dy.dropout_dim(e, 0, 0.5), lambda e: dy.tanh(e),
+    lambda e: dy.concatenate([e, e]), lambda e: e + 1, lambda e: e.value(), lambda e: e.backward()])
+def test_an_expression_made_directly_belongs_to_no_graph(use):
+    # Expression() has no dimensions: block_dropout divided by its size (0) and killed the process
+    with pytest.raises(RuntimeError, match="the expression belongs to no computation graph"):
+        use(dy.Expression())
+
+
+@pytest.mark.parametrize("cls,made_by", [(dy.Parameters, "add_parameters"),
+                                         (dy.LookupParameters, "add_lookup_parameters")])
+def test_parameters_are_made_only_by_a_collection(cls, made_by):
+    # one made by __new__ had no memory: its methods crashed the interpreter
+    for make in (cls, lambda: cls.__new__(cls), lambda: cls(None)):
+        with pytest.raises(TypeError, match=f"{cls.__name__} are created by ParameterCollection.{made_by}"):
+            make()
+
+
 def test_stale_expressions_are_errors_not_crashes():
     x = dy.inputVector([1, 2])
     dy.renew_cg()

@@ -118,8 +118,10 @@ cdef float* device_scratch(Device dev, size_t n) except NULL
 cdef Expression as_expr_slow(object x, str op)
 
 cdef inline Expression as_expr(object x, str op):
-    """An operation's argument as an Expression (Parameters are accepted, as in DyNet 2.1)."""
-    if isinstance(x, Expression):
+    """An operation's argument as an Expression (Parameters are accepted, as in DyNet 2.1). One
+    of no graph (version 0: made by Expression(); -1: reverted away) has no dimensions: refused
+    here, before an operation computes with them."""
+    if isinstance(x, Expression) and (<Expression>x).version > 0:
         return <Expression>x
     return as_expr_slow(x, op)
 cdef tuple as_expr_tuple(object xs, str op)

@@ -1067,6 +1067,9 @@ cdef int check_live(Expression e, str op) except -1:
     if e.version != cg._version:
         if e.version < 0:
             raise RuntimeError(f"{op}: the expression (node v{e.index}) was removed by cg_revert()")
+        if e.version == 0:
+            raise RuntimeError(f"{op}: the expression belongs to no computation graph (made by "
+                               f"Expression(), not by an operation)")
         if e.version > cg._version:
             raise RuntimeError(f"{op}: the expression (node v{e.index}) belongs to another thread's "
                                f"computation graph (version {e.version}; this thread's is "
@@ -1420,7 +1423,10 @@ cdef float* fwd_scratch(size_t n) except NULL:
 
 cdef Expression as_expr_slow(object x, str op):
     """Parameters and LookupParameters stand for their expression in the current graph, as in
-    DyNet 2.1; anything else is a TypeError."""
+    DyNet 2.1; an expression of no graph is check_live's RuntimeError; anything else is a
+    TypeError."""
+    if isinstance(x, Expression):
+        check_live(<Expression>x, op)
     expr = getattr(x, "expr", None)
     if expr is not None and callable(expr):
         return <Expression?>expr()

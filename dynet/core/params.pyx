@@ -258,10 +258,20 @@ cdef int lookup_backward(LookupNode node) except -1:
 from dynet.core import parampool as _parampool
 
 
+# What new_parameters and new_lookup pass to __new__: a storage made any other way (Parameters(),
+# or Parameters.__new__(Parameters)) would have no memory, and its methods would crash.
+cdef object _MADE_BY_COLLECTION = object()
+
+
 cdef class ParameterStorage:
     """What Parameters and LookupParameters share: float32 values and gradients (never replaced but
     by use_gradient_storage, so graph nodes can point into them), a name, the owning collection,
     and the update flag."""
+
+    def __cinit__(self, token=None):
+        if token is not _MADE_BY_COLLECTION:
+            raise TypeError(f"{type(self).__name__} are created by ParameterCollection."
+                            f"{'add_lookup_parameters' if isinstance(self, LookupParameters) else 'add_parameters'}")
 
     cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size, Device dev) except -1:
         self.dev = dev
@@ -380,9 +390,6 @@ cdef class ParameterStorage:
 cdef class Parameters(ParameterStorage):
     """Parameters()\n--\n\n
     A trainable tensor of a ParameterCollection."""
-
-    def __init__(self):
-        raise TypeError("Parameters are created by ParameterCollection.add_parameters")
 
     cdef Expression node(self, bint update):
         cdef int u = 1 if update else 0
@@ -654,7 +661,7 @@ cdef object _as_column_major(object arr, tuple shape, str what):
 
 
 cdef Parameters new_parameters(object owner, str name, Dim d, Device dev):
-    cdef Parameters p = Parameters.__new__(Parameters)
+    cdef Parameters p = Parameters.__new__(Parameters, _MADE_BY_COLLECTION)
     p.init_storage(owner, name, d, total_size(&d), dev)
     return p
 
@@ -665,9 +672,6 @@ cdef class LookupParameters(ParameterStorage):
     """LookupParameters()\n--\n\n
     A table of N embeddings; `lookup` copies rows into the graph, and only the rows that got
     gradients are updated by sparse trainers."""
-
-    def __init__(self):
-        raise TypeError("LookupParameters are created by ParameterCollection.add_lookup_parameters")
 
     def __dealloc__(self):
         free(self.touched)
@@ -925,7 +929,7 @@ cdef class LookupParameters(ParameterStorage):
 
 
 cdef LookupParameters new_lookup(object owner, str name, int n, Dim d, Device dev):
-    cdef LookupParameters p = LookupParameters.__new__(LookupParameters)
+    cdef LookupParameters p = LookupParameters.__new__(LookupParameters, _MADE_BY_COLLECTION)
     cdef Py_ssize_t size = batch_size(&d)
     p.init_storage(owner, name, d, size * n, dev)
     p.n = n
