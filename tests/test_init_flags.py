@@ -44,6 +44,7 @@ def test_fwd_bwd_param_memory_and_equals_form():
     (["--dynet-mem", "1,2"], "one, three or four"),
     (["--dynet-mem", "1,2,3,4,5"], "--dynet-mem: expected one, three or four sizes"),
     (["--dynet-mem", "0"], "--dynet-mem: memory sizes must be positive"),
+    (["--dynet-mem", "99999999999999999999"], "--dynet-mem: 99999999999999999999 MB is more memory"),
     (["--dynet-bogus", "1"], "unknown DyNet flag"),
 ])
 def test_bad_flags_are_clear_errors(args, message):

@@ -54,6 +54,8 @@ def parse_mem(value, flag="--dynet-mem"):
                          f"'forward,backward,parameters,scratch' MB, got {text!r}")
     if any(s <= 0 for s in sizes):
         raise ValueError(f"{flag}: memory sizes must be positive MB, got {text!r}")
+    if any(s >= 2**43 for s in sizes):          # 2**63 bytes: past any address space (and a C size)
+        raise ValueError(f"{flag}: {max(sizes)} MB is more memory than a machine can address")
     if len(sizes) == 1:
         return MemSizes([max(1, sizes[0] // 4)] * 4)
     if len(sizes) == 3:
