@@ -139,6 +139,27 @@ def test_parameters_are_made_only_by_a_collection(cls, made_by):
             make()
 
 
+@pytest.mark.parametrize("scalar", [np.float64(2.0), np.float32(2.0), np.int64(2)])
+def test_numpy_scalars_on_the_left_of_an_expression(scalar):
+    # NumPy took the expression for a sequence and failed ("setting an array element with a
+    # sequence"); now its operators leave the expression to its own reflected operators
+    e = dy.inputVector([1.0, 2.0, 4.0])
+    np.testing.assert_allclose((scalar * e).npvalue(), [2, 4, 8])
+    np.testing.assert_allclose((scalar + e).npvalue(), [3, 4, 6])
+    np.testing.assert_allclose((scalar - e).npvalue(), [1, 0, -2])
+    np.testing.assert_allclose((scalar / e).npvalue(), [2, 1, 0.5])
+    with pytest.raises(TypeError, match=r"\+: expected an Expression, got ndarray"):
+        np.ones(3) + e
+
+
+def test_numpy_reads_an_expression_as_its_value():
+    e = dy.inputVector([1.0, 5.0, 3.0])
+    assert np.argmax(e) == 1
+    np.testing.assert_array_equal(np.asarray(e), [1, 5, 3])
+    assert np.asarray(e, dtype=np.float32).dtype == np.float32
+    assert np.asarray(dy.inputTensor(np.ones((2, 3)), batched=True)).shape == (2, 3)
+
+
 def test_stale_expressions_are_errors_not_crashes():
     x = dy.inputVector([1, 2])
     dy.renew_cg()

@@ -2,6 +2,7 @@
 values), n-d inputs, sparse and one-hot inputs' values, Expression indexing, conv2d and kmax
 pooling against direct computations."""
 import numpy as np
+import pytest
 
 import dynet as dy
 
@@ -66,6 +67,13 @@ def test_indexing_matches_numpy():
     b = dy.inputTensor(np.arange(24.0).reshape(3, 4, 2), batched=True)
     np.testing.assert_array_equal(b[:, :, 1].npvalue(), np.arange(24.0).reshape(3, 4, 2)[:, :, 1])
     assert b[:, :, 1].dim() == ((3, 4), 1)
+
+
+@pytest.mark.parametrize("key", [np.array([0, 2]), (0, np.array([1, 2])), "a", 1.5, None])
+def test_indexing_with_what_is_not_an_index_names_the_indexing(key):
+    e = dy.inputTensor(np.arange(12.0).reshape(3, 4))
+    with pytest.raises(TypeError, match="expression index (must be an int|entries must be ints)"):
+        e[key]
 
 
 def test_conv2d_matches_a_direct_computation():

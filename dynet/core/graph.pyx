@@ -62,6 +62,10 @@ cdef class Expression:
     """Expression()\n--\n\n
     A node of the computation graph, and the user's handle on its value and gradient."""
 
+    # NumPy's operators leave an expression to its own: np.float64(2) * e is e.__rmul__ (a scalar
+    # times e), where NumPy took e for a sequence of expressions and failed
+    __array_ufunc__ = None
+
     cdef int forward_impl(self) except -1:
         raise RuntimeError(f"internal error: {type(self).__name__} has no forward")
 
@@ -177,6 +181,13 @@ cdef class Expression:
         if _viz:
             return None
         return self._as_numpy(self.val)
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(e), np.argmax(e), ...: the value, as npvalue() gives it."""
+        value = self.npvalue()
+        if value is None:
+            raise RuntimeError("an expression has no value to give NumPy in visualization mode")
+        return value if dtype is None else value.astype(dtype, copy=False)
 
     def scalar_value(self, recalculate=False):
         """The value of a one-element expression as a float."""

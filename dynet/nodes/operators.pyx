@@ -71,7 +71,11 @@ def _slice_range(key, n, what):
 
 
 def _int_key(key, n, what):
-    i = key.__index__()
+    try:
+        i = key.__index__()
+    except TypeError:               # (an array of several ints has __index__, which refuses)
+        raise TypeError(f"expression index must be an int, a slice or a tuple of them, got "
+                        f"{type(key).__name__} {key!r:.40}") from None
     if not -n <= i < n:
         raise IndexError(f"expression index {i} is out of range for {what} of size {n}")
     return i + n if i < 0 else i
