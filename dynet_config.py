@@ -33,7 +33,8 @@ def set(mem="512", random_seed=0, autobatch=0, profiling=0, weight_decay=0,
         weight_decay (float): L2 weight decay per update, in [0, 1)
         shared_parameters (int): 1 to share parameters between processes
         requested_gpus (int): number of GPUs wanted
-        gpu_mask (list of int): which GPUs may be used
+        gpu_mask (list of int): which GPUs may be used: 1 at the position of each (DyNet's mask;
+            [0, 1] is GPU 1 alone, as --dynet-gpu-ids 1)
         api (str): the DyNet API level: '2.0' (the default) or '2.1'/'2.2' (LSTMBuilder and
             trainer defaults as in DyNet 2.1)
 
@@ -47,6 +48,9 @@ def set(mem="512", random_seed=0, autobatch=0, profiling=0, weight_decay=0,
     if api is not None and str(api).strip() not in _API_LEVELS:
         raise ValueError(f"dynet_config.set: unknown DyNet API level api={api!r}; expected one of "
                          f"{', '.join(_API_LEVELS)}")
+    if gpu_mask is not None and (isinstance(gpu_mask, (str, bytes)) or not hasattr(gpu_mask, "__iter__")):
+        raise TypeError(f"dynet_config.set: gpu_mask must be a list with 0 or 1 for each GPU, got "
+                        f"{gpu_mask!r:.60}")
     conf = {"mem": mem, "seed": random_seed, "autobatch": autobatch, "profiling": profiling,
             "weight_decay": weight_decay, "shared_params": shared_parameters,
             "requested_gpus": requested_gpus, "gpu_mask": list(gpu_mask) if gpu_mask else [],

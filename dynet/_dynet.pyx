@@ -17,6 +17,27 @@ _configure_blas()
 
 # ---- Initialisation: DynetParams, init, init_from_params --------------------------------------
 
+def _whole_number(value, what, high=2**31 - 1):
+    """value as an int in [0, high] (high None: no bound), else an error naming the setting and
+    the value (the C level takes ints: 10**20 was an OverflowError naming nothing)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"{what}: expected a whole number, got {value!r:.60}") from None
+    if number < 0 or high is not None and number > high:
+        raise ValueError(f"{what}: expected a whole number from 0{f' to {high}' if high else ''}, "
+                         f"got {value!r:.60}")
+    return number
+
+
+def _gpu_ids_of_mask(mask, what):
+    """DyNet's GPU mask (mask[i] nonzero: GPU i may be used) as the GPU ids that --dynet-gpu-ids
+    gives (the settings keep ids under "gpu_mask")."""
+    if isinstance(mask, (str, bytes)) or not hasattr(mask, "__iter__"):
+        raise TypeError(f"{what}: expected a list with 0 or 1 for each GPU, got {mask!r:.60}")
+    return [i for i, m in enumerate(mask) if _whole_number(m, what, 1)]
+
+
 class DynetParams:
     """The global settings of DyNet, to be set before init() (with `import _dynet`)."""
 
@@ -34,9 +55,14 @@ class DynetParams:
         mapping = {"mem": "mem", "seed": "seed", "autobatch": "autobatch", "profiling": "profiling",
                    "weight_decay": "weight_decay", "shared_params": "shared_parameters",
                    "requested_gpus": "requested_gpus", "gpu_mask": "gpu_mask", "api": "api"}
+        if not hasattr(conf, "items"):
+            raise TypeError(f"DynetParams.from_config: expected a dict of settings (as "
+                            f"dynet_config.get() gives), got {type(conf).__name__}")
         for k, v in conf.items():
             if k in mapping and v is not None:
                 self._settings[mapping[k]] = v
+        if "gpu_mask" in conf and conf["gpu_mask"] is not None:
+            self._settings["gpu_mask"] = _gpu_ids_of_mask(conf["gpu_mask"], "dynet_config.set(gpu_mask=...)")
         if "mem" in self._settings:
             _config.parse_mem(self._settings["mem"], "dynet_config.set(mem=...)")
         if "api" in self._settings:
@@ -56,7 +82,7 @@ class DynetParams:
         Args:
             random_seed (int): the seed (0: one from the clock)
         """
-        self._settings["seed"] = int(random_seed)
+        self._settings["seed"] = _whole_number(random_seed, "DynetParams.set_random_seed", None)
 
     def set_weight_decay(self, weight_decay):
         """Set the L2 weight decay applied at every update
@@ -97,7 +123,7 @@ class DynetParams:
         Args:
             requested_gpus (int): how many GPUs
         """
-        self._settings["requested_gpus"] = int(requested_gpus)
+        self._settings["requested_gpus"] = _whole_number(requested_gpus, "DynetParams.set_requested_gpus")
 
     def set_gpu_mask(self, mask):
         """Set which GPUs may be used
@@ -105,7 +131,7 @@ class DynetParams:
         Args:
             mask (list of int): 1 for each usable GPU
         """
-        self._settings["gpu_mask"] = list(mask)
+        self._settings["gpu_mask"] = _gpu_ids_of_mask(mask, "DynetParams.set_gpu_mask")
 
     def set_autobatch(self, autobatch):
         """Set automatic batching
@@ -113,7 +139,7 @@ class DynetParams:
         Args:
             autobatch (int): 1 to turn it on
         """
-        self._settings["autobatch"] = int(autobatch)
+        self._settings["autobatch"] = _whole_number(autobatch, "DynetParams.set_autobatch")
 
     def set_profiling(self, profiling):
         """Set the profiling level
@@ -121,7 +147,7 @@ class DynetParams:
         Args:
             profiling (int): the level (0: none)
         """
-        self._settings["profiling"] = int(profiling)
+        self._settings["profiling"] = _whole_number(profiling, "DynetParams.set_profiling")
 
     def set_api(self, api):
         """The DyNet API level, '2.0' (the default) or '2.1'/'2.2': under 2.1, LSTMBuilder is the
@@ -142,6 +168,10 @@ def _initialize(settings):
         raise ValueError(f"--dynet-weight-decay must be in [0, 1), got {settings['weight_decay']}")
     settings["api"] = _config.parse_api(settings["api"], "api") if "api" in settings else \
         _config.default_api()
+    for key, high in (("seed", None), ("autobatch", 2**31 - 1), ("profiling", 2**31 - 1),
+                      ("requested_gpus", 2**31 - 1)):
+        if key in settings:       # (from flags and dynet_config as well as from the setters)
+            settings[key] = _whole_number(settings[key], key, high)
     mem = _config.parse_mem(settings.get("mem", "512"))
     shared = bool(settings.get("shared_parameters", False))
     if _config.state["initialized"] and shared != bool(_config.state["shared_parameters"]):

@@ -121,6 +121,45 @@ def test_init_functions_and_setters():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
+def test_bad_setter_values_name_the_setter():
+    import _dynet
+    p = _dynet.DynetParams()
+    for setter in ("set_autobatch", "set_profiling", "set_requested_gpus"):
+        with pytest.raises(ValueError, match=f"DynetParams.{setter}: expected a whole number from 0 to 2147483647, got 10{{20}}"):
+            getattr(p, setter)(10**20)
+        with pytest.raises(TypeError, match=f"DynetParams.{setter}: expected a whole number, got 'x'"):
+            getattr(p, setter)("x")
+    with pytest.raises(ValueError, match="DynetParams.set_random_seed: expected a whole number from 0, got -1"):
+        p.set_random_seed(-1)
+    with pytest.raises(TypeError, match="DynetParams.from_config: expected a dict of settings"):
+        p.from_config(None)
+    with pytest.raises(TypeError, match="DynetParams.set_gpu_mask: expected a list with 0 or 1 for each GPU"):
+        p.set_gpu_mask(3)
+    with pytest.raises(ValueError, match="DynetParams.set_gpu_mask: expected a whole number from 0 to 1, got 2"):
+        p.set_gpu_mask([0, 2])
+
+
+def test_gpu_mask_is_dynets_mask_not_a_list_of_ids():
+    # [0, 1]: GPU 1 alone (as --dynet-gpu-ids 1); it was read as the ids 0 and 1
+    code = """
+        import _dynet as dy
+        p = dy.DynetParams(); p.set_gpu_mask([0, 1])
+        try:
+            p.init()
+        except RuntimeError as e:
+            print(str(e).split(",")[0])
+        """
+    out = run(code)
+    assert out.returncode == 0, out.stderr
+    if "requested" in out.stdout:           # (no GPU here: the error names the one asked for)
+        assert "(GPU:1" in out.stdout and "GPU:0" not in out.stdout
+    out = run("import dynet_config; dynet_config.set(gpu_mask=[0, 0, 1])\ntry:\n    import dynet\n"
+              "except RuntimeError as e:\n    print(str(e).split(',')[0])")
+    assert out.returncode == 0, out.stderr
+    if "requested" in out.stdout:
+        assert "(GPU:2" in out.stdout
+
+
 def test_first_backward_of_a_process_without_products():
     """A fresh interpreter whose first backward pass has no matrix product (a regression: the
     end-of-backward bookkeeping of deferred products crashed when nothing had ever been deferred)."""
