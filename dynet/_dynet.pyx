@@ -215,7 +215,7 @@ from dynet.nodes.transfer import to_device
 
 def reset_random_seed(seed):
     """Reseed the library's random generator."""
-    _config.reseed(int(seed))
+    _config.reseed(_whole_number(seed, "reset_random_seed", None))
 
 
 # ---- ParameterCollection / Model, Parameters, initializers ------------------------------------

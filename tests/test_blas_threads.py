@@ -44,3 +44,14 @@ def test_set_blas_threads_still_starts_workers():
 def test_a_users_thread_setting_is_left_alone():
     threads, variable = run(PROBE, OPENBLAS_NUM_THREADS="2")
     assert variable == "2" and int(threads) > 1
+
+
+def test_bad_thread_counts_name_the_call():
+    # in this process: the checks come before any BLAS is touched
+    import dynet as dy
+    for bad in (0, -1, 10**30):
+        with pytest.raises(ValueError, match=f"set_blas_threads: the number of threads must be from 1 to 4096, got {bad}"):
+            dy.set_blas_threads(bad)
+    for bad in ("x", None, float("nan")):
+        with pytest.raises(TypeError, match="set_blas_threads: the number of threads must be a whole number"):
+            dy.set_blas_threads(bad)

@@ -131,6 +131,9 @@ def test_bad_setter_values_name_the_setter():
             getattr(p, setter)("x")
     with pytest.raises(ValueError, match="DynetParams.set_random_seed: expected a whole number from 0, got -1"):
         p.set_random_seed(-1)
+    for bad in (-1, "x"):
+        with pytest.raises((ValueError, TypeError), match="reset_random_seed: expected a whole number"):
+            _dynet.reset_random_seed(bad)
     with pytest.raises(TypeError, match="DynetParams.from_config: expected a dict of settings"):
         p.from_config(None)
     with pytest.raises(TypeError, match="DynetParams.set_gpu_mask: expected a list with 0 or 1 for each GPU"):

@@ -95,9 +95,12 @@ def _find_setters():
 
 def set_blas_threads(n):
     """Let BLAS calls use n threads. Returns False where the BLAS offers no control."""
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"set_blas_threads: the number of threads must be >= 1, got {n}")
+    try:
+        n = int(n)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"set_blas_threads: the number of threads must be a whole number, got {n!r:.40}") from None
+    if not 1 <= n <= 4096:         # (the BLAS takes a C int: 10**30 was cut to whatever fit)
+        raise ValueError(f"set_blas_threads: the number of threads must be from 1 to 4096, got {n}")
     fns = _find_setters()
     for fn in fns:
         fn(n)
