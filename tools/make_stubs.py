@@ -49,7 +49,7 @@ EXPRESSION_MODULES = ("dynet.nodes.",)
 # Operators and protocol methods worth showing (the rest of the dunder methods are left out).
 DUNDERS = {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
            "__rtruediv__", "__neg__", "__pow__", "__getitem__", "__len__", "__iter__", "__call__",
-           "__rpow__", "__init__", "__new__"}
+           "__rpow__", "__init__", "__new__", "__array__", "__array_ufunc__"}
 
 
 def params_text(sig):
@@ -134,6 +134,8 @@ def class_stub(name, cls, known):
                 pass
         elif callable(mo):
             body += function_stub(mn, qual, mo, "    ")
+        elif mo is None:                  # (Expression.__array_ufunc__ = None: NumPy defers)
+            body.append(f"    {mn}: None")
         elif type(mo).__name__ in ("getset_descriptor", "member_descriptor"):
             body.append(f"    {mn}: Any")
         elif not mn.startswith("_"):
