@@ -160,6 +160,53 @@ def test_numpy_reads_an_expression_as_its_value():
     assert np.asarray(dy.inputTensor(np.ones((2, 3)), batched=True)).shape == (2, 3)
 
 
+class _AsksDuringForward:
+    """A pyop whose forward asks the graph for something: a pass from inside a pass."""
+    name = "asks"
+
+    def __init__(self, ask):
+        self.ask = ask
+
+    def dim(self, dims):
+        return dims[0]
+
+    def forward(self, xs, out):
+        self.ask()
+        out[...] = 2 * xs[0]
+
+    def backward(self, xs, out, dout, i, dxi):
+        dxi += 2 * dout
+
+
+@pytest.mark.parametrize("ask,message", [
+    ("later value", "forward: the graph is already computing"),
+    ("backward", "backward: the graph is already computing"),
+    ("recalculate", "the graph is computing: an input cannot change, nor a value be recalculated"),
+    ("set input", "the graph is computing: an input cannot change"),
+])
+def test_a_pass_asked_for_inside_a_pass_is_an_error(ask, message):
+    # it ran the asking node again, and so on until the C stack overflowed
+    x = dy.inputVector([1.0, 2.0])
+    later = []
+    asks = {"later value": lambda: later[0].value(), "backward": lambda: later[0].backward(),
+            "recalculate": lambda: x.value(recalculate=True), "set input": lambda: x.set([3.0, 4.0])}
+    y = dy.pyop(_AsksDuringForward(asks[ask]), [x])
+    later.append(dy.sum_elems(y))
+    with pytest.raises(RuntimeError, match=message):
+        later[0].value()
+    dy.renew_cg()                       # the graph works on
+    assert dy.sum_elems(dy.inputVector([1.0, 2.0]) * 2).value() == 6.0
+
+
+def test_an_earlier_value_inside_a_pass_is_there_to_read():
+    x = dy.inputVector([1.0, 2.0])
+    s = dy.sum_elems(x)
+    s.value()
+    seen = []
+    y = dy.pyop(_AsksDuringForward(lambda: seen.append(s.value())), [x])
+    assert dy.sum_elems(y).value() == 6.0 and seen == [3.0]
+
+
 def test_stale_expressions_are_errors_not_crashes():
     x = dy.inputVector([1, 2])
     dy.renew_cg()

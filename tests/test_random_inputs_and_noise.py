@@ -23,6 +23,22 @@ def test_distributions(make, mean, std):
     assert abs(v.std() / std - 1) < 0.05
 
 
+@pytest.mark.parametrize("make,message", [
+    (lambda t: dy.random_normal((3,), t), "random_normal: mean must be a number, got LookupParameters"),
+    (lambda t: dy.random_normal((3,), 0.0, "x"), "random_normal: stddev must be a number, got str"),
+    (lambda t: dy.random_uniform((3,), t, 1.0), "random_uniform: left must be a number"),
+    (lambda t: dy.random_bernoulli((3,), 0.5, scale=[1]), "random_bernoulli: scale must be a number"),
+    (lambda t: dy.random_gumbel((3,), mu=dy.inputVector([1.0])), "random_gumbel: mu must be a number"),
+    (lambda t: dy.random_normal((3,), float("nan")), "random_normal: mean must be finite"),
+])
+def test_random_parameters_are_numbers_read_when_the_node_is_made(make, message):
+    # a lookup table as the mean was read by numpy inside the forward pass: each of its rows an
+    # expression whose value ran the pass again, until the C stack overflowed
+    table = dy.ParameterCollection().add_lookup_parameters((10, 4))
+    with pytest.raises((TypeError, ValueError), match=message):
+        make(table)
+
+
 def test_noise_gradient_is_the_identity_and_draws_are_seeded():
     x = dy.inputVector([1.0, 2.0, 3.0])
     y = dy.noise(x, 0.1)

@@ -76,6 +76,8 @@ cdef class ComputationGraph:
     cdef list checkpoints
     cdef bint immediate_compute
     cdef bint check_validity
+    cdef bint computing        # a forward or backward pass is running (user code inside one, a
+                               # pyop's or a random node's, must not start another: see forward_to)
     cdef Lowering lowering     # the buffer of lowered forward steps (made at the first lowered pass)
     cdef void* node_blocks     # this thread's free node blocks (a NodeBlocks: see node_alloc)
 
@@ -84,6 +86,8 @@ cdef class ComputationGraph:
     cdef int start_new(self, bint immediate_compute, bint check_validity) except -1
     cdef bint one_device(self) noexcept
     cdef int forward_to(self, int index) except -1
+    cdef int forward_flushed(self, int index) except -1
+    cdef int enter_pass(self, str what) except -1
     cdef int _forward_to(self, int index) except -1
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1

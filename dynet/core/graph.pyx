@@ -487,6 +487,13 @@ cdef class ComputationGraph:
         flushes them in the whole process)."""
         if _viz or index < self.n_forwarded:
             return 0                             # (--dynet-viz: nothing is computed)
+        self.enter_pass("forward")
+        try:
+            return self.forward_flushed(index)
+        finally:
+            self.computing = False
+
+    cdef int forward_flushed(self, int index) except -1:
         if index - self.n_forwarded < FLUSH_MIN_NODES:
             return self._forward_to(index)       # (setting the mode would cost a small graph 2%)
         cdef unsigned int float_mode = flush_subnormals()
@@ -494,6 +501,17 @@ cdef class ComputationGraph:
             return self._forward_to(index)
         finally:
             restore_float_mode(float_mode)
+
+    cdef int enter_pass(self, str what) except -1:
+        """Mark a pass as running. One asked for from inside another (user code that a node runs:
+        a pyop's forward asking for a value, numpy reading a random node's mean from an
+        expression) would run the node that asked again, and again, until the C stack overflows."""
+        if self.computing:
+            raise RuntimeError(f"{what}: the graph is already computing (a value or gradient was "
+                               f"asked for from inside an operation, e.g. a pyop's forward or a "
+                               f"random node's parameters)")
+        self.computing = True
+        return 0
 
     cdef int _forward_to(self, int index) except -1:
         cdef Expression node
@@ -514,6 +532,9 @@ cdef class ComputationGraph:
         return 0
 
     cdef int invalidate_from(self, int index) except -1:
+        if self.computing:
+            raise RuntimeError("the graph is computing: an input cannot change, nor a value be "
+                               "recalculated, from inside an operation (e.g. a pyop's forward)")
         if index < self.n_forwarded:
             self.n_forwarded = index
         return 0
@@ -522,7 +543,12 @@ cdef class ComputationGraph:
         # One backward pass at a time in the whole process: passes from several threads add into
         # the same parameter gradients and lookup row lists (and matmul's deferred products are one
         # list), so they take turns; trainers' updates take the same lock. Waiting releases the GIL.
-        _gradient_lock.acquire_c()
+        self.enter_pass("backward")
+        try:
+            _gradient_lock.acquire_c()
+        except BaseException:
+            self.computing = False
+            raise
         cdef bint flush = root.index >= FLUSH_MIN_NODES         # (as forward_to)
         cdef unsigned int float_mode = flush_subnormals() if flush else 0
         try:
@@ -531,12 +557,14 @@ cdef class ComputationGraph:
             if flush:
                 restore_float_mode(float_mode)
             _gradient_lock.release_c()
+            self.computing = False
 
     cdef int _backward(self, Expression root, bint full) except -1:
         if batch_size(&root.d) != 1:
             raise ValueError(f"backward: the expression must be a scalar (per batch element), "
                              f"but its dimension is {dim_str(&root.d)}")
-        self.forward_to(root.index)
+        if root.index >= self.n_forwarded and not _viz:
+            self.forward_flushed(root.index)
         global _backward_from
         _backward_from = root.index
         cdef int i, n = root.index + 1

@@ -7,6 +7,7 @@ without NumPy: a NumPy conversion costs microseconds, more than the rest of a sm
 """
 cimport cython
 from libc.string cimport memcpy
+from libc.math cimport isfinite
 from cpython.float cimport PyFloat_Check
 cimport numpy as cnp
 import numpy as np
@@ -351,8 +352,23 @@ cdef Expression new_random(object sampler, Dim d, str kind):
     return add_node(node, (), d)
 
 
+cdef double finite_number(object value, str op, str name) except? -1:
+    """A random node's parameter as a float, read now: the sampler runs inside the forward pass,
+    where numpy reading an object (an expression, a lookup table) would run the graph again."""
+    cdef double x
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__} {value!r:.40}") from None
+    if not isfinite(x):
+        raise ValueError(f"{op}: {name} must be finite, got {x}")
+    return x
+
+
 def random_normal(dim, mean=0.0, stddev=1.0, batch_size=1):
     """Gaussian noise N(mean, stddev^2) of the given dimension."""
+    mean = finite_number(mean, "random_normal", "mean")
+    stddev = finite_number(stddev, "random_normal", "stddev")
     if stddev < 0:
         raise ValueError(f"random_normal: stddev must be >= 0, got {stddev}")
     return new_random(lambda r, n: r.normal(mean, stddev, n), make_dim(dim, batch_size), "random_normal")
@@ -360,6 +376,8 @@ def random_normal(dim, mean=0.0, stddev=1.0, batch_size=1):
 
 def random_bernoulli(dim, p, scale=1.0, batch_size=1):
     """scale * Bernoulli(p) values."""
+    p = finite_number(p, "random_bernoulli", "p")
+    scale = finite_number(scale, "random_bernoulli", "scale")
     if not 0 <= p <= 1:
         raise ValueError(f"random_bernoulli: p must be in [0, 1], got {p}")
     return new_random(lambda r, n: (r.random(n) < p) * scale, make_dim(dim, batch_size), "random_bernoulli")
@@ -380,6 +398,8 @@ def random_uniform(dim, left, right, batch_size=1):
     Raises:
         ValueError: if left > right
     """
+    left = finite_number(left, "random_uniform", "left")
+    right = finite_number(right, "random_uniform", "right")
     if left > right:
         raise ValueError(f"random_uniform: left {left} > right {right}")
     return new_random(lambda r, n: r.uniform(left, right, n), make_dim(dim, batch_size), "random_uniform")
@@ -400,6 +420,8 @@ def random_gumbel(dim, mu=0.0, beta=1.0, batch_size=1):
     Raises:
         ValueError: if beta <= 0
     """
+    mu = finite_number(mu, "random_gumbel", "mu")
+    beta = finite_number(beta, "random_gumbel", "beta")
     if beta <= 0:
         raise ValueError(f"random_gumbel: beta must be > 0, got {beta}")
     return new_random(lambda r, n: r.gumbel(mu, beta, n), make_dim(dim, batch_size), "random_gumbel")
