@@ -17,25 +17,12 @@ _configure_blas()
 
 # ---- Initialisation: DynetParams, init, init_from_params --------------------------------------
 
-def _whole_number(value, what, high=2**31 - 1):
-    """value as an int in [0, high] (high None: no bound), else an error naming the setting and
-    the value (the C level takes ints: 10**20 was an OverflowError naming nothing)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise TypeError(f"{what}: expected a whole number, got {value!r:.60}") from None
-    if number < 0 or high is not None and number > high:
-        raise ValueError(f"{what}: expected a whole number from 0{f' to {high}' if high else ''}, "
-                         f"got {value!r:.60}")
-    return number
-
-
 def _gpu_ids_of_mask(mask, what):
     """DyNet's GPU mask (mask[i] nonzero: GPU i may be used) as the GPU ids that --dynet-gpu-ids
     gives (the settings keep ids under "gpu_mask")."""
     if isinstance(mask, (str, bytes)) or not hasattr(mask, "__iter__"):
         raise TypeError(f"{what}: expected a list with 0 or 1 for each GPU, got {mask!r:.60}")
-    return [i for i, m in enumerate(mask) if _whole_number(m, what, 1)]
+    return [i for i, m in enumerate(mask) if _config.whole_number(m, what, 1)]
 
 
 class DynetParams:
@@ -54,7 +41,7 @@ class DynetParams:
         """Settings from dynet_config.set(...)."""
         mapping = {"mem": "mem", "seed": "seed", "autobatch": "autobatch", "profiling": "profiling",
                    "weight_decay": "weight_decay", "shared_params": "shared_parameters",
-                   "requested_gpus": "requested_gpus", "gpu_mask": "gpu_mask", "api": "api"}
+                   "requested_gpus": "requested_gpus", "api": "api"}   # (gpu_mask: below)
         if not hasattr(conf, "items"):
             raise TypeError(f"DynetParams.from_config: expected a dict of settings (as "
                             f"dynet_config.get() gives), got {type(conf).__name__}")
@@ -82,7 +69,7 @@ class DynetParams:
         Args:
             random_seed (int): the seed (0: one from the clock)
         """
-        self._settings["seed"] = _whole_number(random_seed, "DynetParams.set_random_seed", None)
+        self._settings["seed"] = _config.whole_number(random_seed, "DynetParams.set_random_seed", None)
 
     def set_weight_decay(self, weight_decay):
         """Set the L2 weight decay applied at every update
@@ -123,7 +110,7 @@ class DynetParams:
         Args:
             requested_gpus (int): how many GPUs
         """
-        self._settings["requested_gpus"] = _whole_number(requested_gpus, "DynetParams.set_requested_gpus")
+        self._settings["requested_gpus"] = _config.whole_number(requested_gpus, "DynetParams.set_requested_gpus")
 
     def set_gpu_mask(self, mask):
         """Set which GPUs may be used
@@ -139,7 +126,7 @@ class DynetParams:
         Args:
             autobatch (int): 1 to turn it on
         """
-        self._settings["autobatch"] = _whole_number(autobatch, "DynetParams.set_autobatch")
+        self._settings["autobatch"] = _config.whole_number(autobatch, "DynetParams.set_autobatch")
 
     def set_profiling(self, profiling):
         """Set the profiling level
@@ -147,7 +134,7 @@ class DynetParams:
         Args:
             profiling (int): the level (0: none)
         """
-        self._settings["profiling"] = _whole_number(profiling, "DynetParams.set_profiling")
+        self._settings["profiling"] = _config.whole_number(profiling, "DynetParams.set_profiling")
 
     def set_api(self, api):
         """The DyNet API level, '2.0' (the default) or '2.1'/'2.2': under 2.1, LSTMBuilder is the
@@ -171,7 +158,7 @@ def _initialize(settings):
     for key, high in (("seed", None), ("autobatch", 2**31 - 1), ("profiling", 2**31 - 1),
                       ("requested_gpus", 2**31 - 1)):
         if key in settings:       # (from flags and dynet_config as well as from the setters)
-            settings[key] = _whole_number(settings[key], key, high)
+            settings[key] = _config.whole_number(settings[key], key, high)
     mem = _config.parse_mem(settings.get("mem", "512"))
     shared = bool(settings.get("shared_parameters", False))
     if _config.state["initialized"] and shared != bool(_config.state["shared_parameters"]):
@@ -215,7 +202,7 @@ from dynet.nodes.transfer import to_device
 
 def reset_random_seed(seed):
     """Reseed the library's random generator."""
-    _config.reseed(_whole_number(seed, "reset_random_seed", None))
+    _config.reseed(_config.whole_number(seed, "reset_random_seed", None))
 
 
 # ---- ParameterCollection / Model, Parameters, initializers ------------------------------------

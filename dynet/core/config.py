@@ -66,6 +66,19 @@ def parse_mem(value, flag="--dynet-mem"):
                      f"parameters; forward,backward,parameters,scratch), got {len(sizes)}: {text!r}")
 
 
+def whole_number(value, what, high=2**31 - 1):
+    """value as an int in [0, high] (high None: no bound), else an error naming the setting and
+    the value (the C level takes ints: 10**20 was an OverflowError naming nothing)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"{what}: expected a whole number, got {value!r:.60}") from None
+    if number < 0 or high is not None and number > high:
+        raise ValueError(f"{what}: expected a whole number from 0{f' to {high}' if high else ''}, "
+                         f"got {value!r:.60}")
+    return number
+
+
 # flag name -> (state key, parser, takes a value)
 def _int(flag):
     def parse(v):
