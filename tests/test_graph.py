@@ -92,7 +92,15 @@ def test_lookup_and_batched_lookup():
     assert E.batch([1]).dim() == ((2,), 1)
     dy.sum_batches(dy.sum_elems(b)).backward()
     assert E.grad_as_array().tolist() == [[1, 1], [0, 0], [0, 0], [1, 1]]
-    assert sorted(E.touched_rows().tolist()) == [0, 3]
+    # every row looked up before the loss counts as updated, on its path or not (as in DyNet);
+    # E.batch([1]) is after it
+    assert sorted(E.touched_rows().tolist()) == [0, 1, 2, 3]
+    E.clear_touched()
+    dy.renew_cg()
+    loss = dy.sum_elems(E[3])
+    E[1]
+    loss.backward()
+    assert E.touched_rows().tolist() == [3]
     with pytest.raises(IndexError, match="lookup: index 9 is out of range .* 4 rows"):
         dy.lookup(E, 9)
     with pytest.raises(IndexError, match="lookup_batch"):

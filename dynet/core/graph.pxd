@@ -74,6 +74,8 @@ cdef class ComputationGraph:
     cdef bint all_typed        # every device of the graph runs the typed loops (the autobatch and
                                # profiling runners need that)
     cdef list checkpoints
+    cdef list lookups          # its lookup nodes that take gradients (note_lookup): every backward
+                               # pass marks their rows updated, as DyNet does (_backward)
     cdef bint immediate_compute
     cdef bint check_validity
     cdef bint computing        # a forward or backward pass is running (user code inside one, a
@@ -92,6 +94,7 @@ cdef class ComputationGraph:
     cdef int invalidate_from(self, int index) except -1
     cdef int run_backward(self, Expression root, bint full) except -1
     cdef int _backward(self, Expression root, bint full) except -1
+    cdef int _propagate(self, Expression root, bint full) except -1
     cdef int _layout_gradients_one_device(self, int n, bint full) except -1
     cdef int _layout_gradients(self, int n, bint full) except -1
 
@@ -106,6 +109,11 @@ cdef void set_runners(forward_runner fwd, backward_runner bwd) noexcept
 ctypedef int (*layout_runner)(ComputationGraph, int, bint) except -1
 cdef void set_layout_runner(layout_runner layout) noexcept
 cdef int run_backward_hooks(bint begin) except -1
+# The rows of the graph's lookups up to the loss, marked updated at the end of a backward pass
+# (params.pyx's marker; the graph only keeps the list).
+ctypedef int (*lookup_marker)(list lookups, int last) except -1
+cdef void set_lookup_marker(lookup_marker marker) noexcept
+cdef int note_lookup(Expression node) except -1
 cdef int complete_pending(Expression node) except -1
 
 cdef ComputationGraph the_cg()

@@ -378,6 +378,20 @@ cdef int run_backward_hooks(bint begin) except -1:
     return 0
 
 
+cdef lookup_marker _lookup_marker = NULL
+
+
+cdef void set_lookup_marker(lookup_marker marker) noexcept:
+    global _lookup_marker
+    _lookup_marker = marker
+
+
+cdef int note_lookup(Expression node) except -1:
+    """Remember a lookup node that takes gradients (made by params.pyx) in its graph."""
+    the_cg().lookups.append(node)
+    return 0
+
+
 cdef int complete_pending(Expression node) except -1:
     """Before `node` propagates its gradient: finish what is pending for it (matmul's deferral)."""
     if node.deferred_grad and _complete_pending != NULL:
@@ -447,6 +461,7 @@ cdef class ComputationGraph:
             self.devices.append(cpu_device())
         self.all_typed = self.default_dev.host_loops
         self.checkpoints = []
+        self.lookups = []
         self.immediate_compute = False
         self.check_validity = False
         self.node_blocks = calloc(1, sizeof(NodeBlocks))
@@ -560,6 +575,16 @@ cdef class ComputationGraph:
             self.computing = False
 
     cdef int _backward(self, Expression root, bint full) except -1:
+        self._propagate(root, full)
+        # DyNet ends a backward pass by adding every parameter node's gradient (up to the loss)
+        # into its parameter, zero where the loss does not depend on the node: the rows of a
+        # lookup off the loss's path count as updated too, and a trainer with momentum (Adam,
+        # MomentumSGD, ...) moves them. The same rows are marked here.
+        if PyList_GET_SIZE(self.lookups) and _lookup_marker != NULL:
+            _lookup_marker(self.lookups, root.index)
+        return 0
+
+    cdef int _propagate(self, Expression root, bint full) except -1:
         if batch_size(&root.d) != 1:
             raise ValueError(f"backward: the expression must be a scalar (per batch element), "
                              f"but its dimension is {dim_str(&root.d)}")
@@ -586,8 +611,8 @@ cdef class ComputationGraph:
             root.dev.flat_view(root.grad, total_size(&root.d))[...] += 1
         if _backward_runner != NULL and self.one_device():
             return _backward_runner(self, root)
-        # Only nodes that the loss depends on are visited (a side branch built before the loss
-        # must not mark lookup rows as updated).
+        # Only nodes that the loss depends on are visited (the lookups off its path are marked
+        # updated afterwards, in _backward).
         run_backward_hooks(True)
         cdef bint all_typed = self.all_typed
         # which nodes the loss depends on: on the C stack for a graph of up to 4096 nodes (a
@@ -696,6 +721,8 @@ cdef class ComputationGraph:
         self.n_forwarded = 0
         if self.checkpoints:
             self.checkpoints = []
+        if PyList_GET_SIZE(self.lookups):
+            self.lookups = []
         cdef Device dev
         self.fwd.reset()
         self.bwd.reset()

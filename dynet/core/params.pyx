@@ -16,7 +16,7 @@ import numpy as np
 
 from dynet.core.dim cimport (Dim, make_dim, total_size, batch_size, dim_shape, dim_str)
 from dynet.core.graph cimport (Expression, add_node, add_node_noalloc, the_cg, check_live, fwd_scratch,
-                               node_in_graph, device_scratch)
+                               node_in_graph, device_scratch, note_lookup, set_lookup_marker)
 from dynet.core.device cimport Device, resolve
 from dynet.core.lowering cimport Lowering, Step, Part
 import sys
@@ -234,6 +234,27 @@ cdef class LookupTableNode(Expression):
 
     def generic_backward(self, xp, list xs, out, dout, int i, dxi):
         self.table.all_rows_touched = True
+
+
+cdef int mark_looked_up_rows(list lookups, int last) except -1:
+    """After a backward pass from node `last`: the rows of every lookup up to it count as
+    updated, on the loss's path or not (the graph's note_lookup list; see graph.pyx _backward)."""
+    cdef Expression e
+    cdef LookupNode node
+    cdef int k
+    for e in lookups:
+        if e.index > last or e.version < 0:           # after the loss, or reverted away
+            continue
+        if type(e) is LookupNode:
+            node = <LookupNode>e
+            for k in range(node.nrows):
+                node.table.mark_touched(node.rows[k])
+        else:
+            (<LookupTableNode>e).table.all_rows_touched = True
+    return 0
+
+
+set_lookup_marker(mark_looked_up_rows)
 
 
 cdef int lookup_backward(LookupNode node) except -1:
@@ -751,7 +772,10 @@ cdef class LookupParameters(ParameterStorage):
         node.needs_grad = update and self.updated
         cdef Dim d = self.d
         d.bd = node.nrows
-        return add_node(node, (), d)
+        add_node(node, (), d)
+        if node.needs_grad:
+            note_lookup(node)
+        return node
 
     def __getitem__(self, i):
         return self.lookup_rows(i, True, False, "lookup")
@@ -788,6 +812,7 @@ cdef class LookupParameters(ParameterStorage):
         add_node_noalloc(node, (), d)
         if node.needs_grad:
             node.grad = self.gptr
+            note_lookup(node)
         return node
 
     def as_array(self):

@@ -120,3 +120,50 @@ def run_table(module, trainer):
 def test_whole_table_matches_reference(ref, trainer):
     for step, (a, b) in enumerate(zip(run_table(dy, trainer), run_table(ref, trainer))):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f"after update {step + 1}")
+
+
+def run_off_path_lookups(module, trainer, sparse, configure=None):
+    """Lookups the loss does not depend on: built before it (their rows count as updated, so
+    momentum moves them), after it (not), with update=False (not), a batch of rows; and a loss
+    that depends on no parameter at all."""
+    m = module.ParameterCollection()
+    E = m.add_lookup_parameters((8, 3))
+    E.init_from_array(init_values()["E"][:8])
+    W = m.add_parameters((3, 3))
+    W.set_value(init_values()["W"][:3])
+    t = getattr(module, trainer)(m, **TRAINERS[trainer])
+    t.set_sparse_updates(sparse)
+    out = []
+    for step in range(4):
+        if configure is not None:
+            configure(step % 2)                 # our executors: plain and autobatched in turn
+        module.renew_cg()
+        rows = [E[r] for r in range(8)]
+        loss = module.squared_norm(module.tanh(W * rows[step] + rows[7 - step]))
+        if step == 1:
+            E[5]                                            # before the loss, off its path
+            module.lookup_batch(E, [2, 3])
+            module.lookup(E, 4, update=False)
+            loss = loss + module.squared_norm(E[6])
+        elif step == 3:
+            rows[2]
+            loss = module.scalarInput(0.5) * module.scalarInput(2.0)   # no parameter at all
+        loss.value()
+        loss.backward()
+        E[1]                                                # after the loss: not updated
+        t.update()
+        out.append(E.as_array())
+    return out
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("trainer", ["MomentumSGDTrainer", "AdamTrainer", "RMSPropTrainer", "SimpleSGDTrainer"])
+def test_lookups_off_the_loss_path_match_reference(ref, trainer, sparse):
+    from dynet.core import execution
+    try:
+        ours = run_off_path_lookups(dy, trainer, sparse, lambda ab: execution.configure(ab, 0))
+    finally:
+        execution.configure(0, 0)
+    theirs = run_off_path_lookups(ref, trainer, sparse)
+    for step, (a, b) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"E after update {step + 1}")
