@@ -1,7 +1,8 @@
 """DyNet's Python API, re-implemented: `import dynet as dy`.
 
 Importing the package initialises it, as DyNet does: from `dynet_config.set(...)` if that was called
-before the import (the notebook way), else from the --dynet-* flags of sys.argv, which are removed.
+before the import (the notebook way), else from the --dynet-* flags of sys.argv (which stay there,
+as with DyNet, but for the Python-level switches --dynet-viz and --dynet-gpu).
 `import _dynet` gives the same API without initialising (call dy.init() or DynetParams().init()).
 """
 import sys as _sys

@@ -32,7 +32,8 @@ class DynetParams:
         self._settings = {}
 
     def from_args(self, shared_parameters=None):
-        """Read the --dynet-* flags from sys.argv (removing them)."""
+        """Read the --dynet-* flags from sys.argv (leaving them there, but for --dynet-viz and
+        --dynet-gpu, as DyNet does)."""
         self._settings.update(_config.parse_args(_sys.argv))
         if shared_parameters is not None:
             self._settings["shared_parameters"] = bool(shared_parameters)

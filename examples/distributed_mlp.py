@@ -21,7 +21,7 @@ import dynet.distributed as dd
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=10)
 parser.add_argument("--save", default=None, help="basename for dy.save (default: a temporary dir)")
-args = parser.parse_args()
+args, _ = parser.parse_known_args()   # (--dynet-* flags stay in sys.argv, as with DyNet)
 
 rank, size = dd.init()
 rng = np.random.default_rng(0)   # the same data on every rank; shard() picks each rank's part

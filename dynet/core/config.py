@@ -128,11 +128,18 @@ FLAGS = {
 }
 
 
+# The flags that DyNet's Python module itself takes out of sys.argv (its dynet.py: --dynet-viz picks
+# the drawing module, --dynet-gpu the GPU one). The others stay there: DyNet's C++ initialize
+# consumes a copy, so DyNet programs declare them to their own parser (`--dynet-seed`, ...) and
+# some read them back from it.
+PYTHON_SWITCHES = ("viz", "gpu")
+
+
 def parse_args(argv, remove=True):
     """Read the --dynet-* flags (also --dynet_*, and --flag=value) from argv.
 
-    Returns a dict of settings; with remove=True the consumed items are deleted from argv in place,
-    as DyNet does, so the program's own argument parser never sees them.
+    Returns a dict of settings; with remove=True the Python-level switches (PYTHON_SWITCHES) are
+    deleted from argv in place, as DyNet does; the other flags stay for the program's own parser.
     """
     found = {}
     i = 1
@@ -151,15 +158,19 @@ def parse_args(argv, remove=True):
         key, parse, takes_value = FLAGS[name]
         if not takes_value:
             found[key] = 1 if key == "requested_gpus" else True
+            if name not in PYTHON_SWITCHES:
+                keep.append(arg)
             i += 1
             continue
         if eq:
             value = inline
+            keep.append(arg)
             i += 1
         else:
             if i + 1 >= len(argv) or (isinstance(argv[i + 1], str) and argv[i + 1].startswith("--")):
                 raise ValueError(f"{arg} needs a value")
             value = argv[i + 1]
+            keep.extend(argv[i:i + 2])
             i += 2
         found[key] = parse(value)
     if remove:
