@@ -16,6 +16,15 @@ from dynet.core.device import get_device
 from dynet import io as dyio
 
 
+def array_shape_over_dim(init, dim, min_dims):
+    """DyNet makes a parameter whose init is a NumPy array with the array's shape, whatever `dim`
+    says (its add_parameters calls parameters_from_numpy): DyNet's Tree-LSTM example sizes a table
+    by its vocabulary and initialises it from fewer GloVe rows."""
+    if isinstance(init, np.ndarray) and init.ndim >= min_dims:
+        return tuple(init.shape)
+    return dim
+
+
 class ParameterCollection:
     """Holds Parameters and LookupParameters (DyNet 2.0 calls it Model). Subcollections share the
     root's lists, so the root's trainer updates everything."""
@@ -69,6 +78,7 @@ class ParameterCollection:
         ('CPU', 'GPU:0'; default: the default device). As in DyNet, `scale` is the range of
         init='uniform' (and Saxe's factor); it is not a gain of the default Glorot."""
         get_device(device, "add_parameters")      # a bad device name fails before anything is added
+        dim = array_shape_over_dim(init, dim, 1)
         init = initializer_from(init, dim, scale, mean, std, "add_parameters")
         p = create_parameters(self, self._new_name(name, "add_parameters"), dim, device)
         arr = np.zeros(p.shape(), dtype=np.float32)
@@ -83,6 +93,7 @@ class ParameterCollection:
         """A new table: dim[0] embeddings of shape dim[1:]. The default init is DyNet's:
         GlorotInitializer() over the table's dimensions, the row count included (is_lookup=False),
         so a 1000 x 50 table draws from +-sqrt(6/1050); init= spells as for add_parameters."""
+        dim = array_shape_over_dim(init, dim, 2)
         if not isinstance(dim, (tuple, list, np.ndarray)) or len(tuple(dim)) < 2:
             raise ValueError(f"add_lookup_parameters: dim must be (number of rows, embedding dims...), "
                              f"got {dim!r}")

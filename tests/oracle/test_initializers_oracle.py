@@ -47,3 +47,17 @@ def test_exact_spellings_match_the_reference(ref, add):
 def test_len_of_lookup_parameters_matches(ref):
     assert len(dy.ParameterCollection().add_lookup_parameters((9, 2))) == \
         len(ref.ParameterCollection().add_lookup_parameters((9, 2))) == 9
+
+
+@pytest.mark.parametrize("add,dim,shape", [("add_parameters", (4, 3), (2, 3)), ("add_parameters", 5, (3,)),
+                                           ("add_parameters", (2, 3), (3, 2, 2)),
+                                           ("add_lookup_parameters", (4, 3), (2, 3)),
+                                           ("add_lookup_parameters", (10, 3, 2), (6, 4))])
+def test_an_array_init_gives_its_own_shape(ref, add, dim, shape):
+    # DyNet's Tree-LSTM example: a table sized by the vocabulary, initialised from fewer GloVe rows
+    values = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) / 7
+    ours = getattr(dy.ParameterCollection(), add)(dim, init=values)
+    theirs = getattr(ref.ParameterCollection(), add)(dim, init=values)
+    assert tuple(ours.shape()) == tuple(theirs.shape()) == shape
+    np.testing.assert_allclose(ours.as_array(), theirs.as_array(), rtol=1e-6)
+    np.testing.assert_allclose(ours.as_array(), values, rtol=1e-6)
