@@ -97,6 +97,17 @@ def test_level_21_in_process(api_21):
     assert all(type(f) is dy.VanillaLSTMBuilder for f in bi.builder_layers[0])
 
 
+def test_trainer_status_in_each_levels_words(capsys, request):
+    m = dy.ParameterCollection()
+    m.add_parameters(2)
+    t = dy.SimpleSGDTrainer(m, 0.25)
+    t.status()
+    assert capsys.readouterr().err == "[epoch=0 eta=0.25 clips=0 updates=0] "
+    request.getfixturevalue("api_21")
+    t.status()
+    assert capsys.readouterr().err == "[lr=0.25 clips=0 updates=0] "     # DyNet 2.1's line
+
+
 def test_subclassing_lstmbuilder_gives_the_20_builder():
     class Mine(dy.LSTMBuilder):
         pass

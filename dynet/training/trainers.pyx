@@ -200,9 +200,13 @@ cdef class Trainer:
         return self.sparse_updates_enabled
 
     def status(self):
-        """Print the epoch, learning rate, clips and updates since the last status to stderr."""
-        sys.stderr.write(f"[epoch={self.epoch:g} eta={self.lr:g} clips={self.clips_since_status} "
-                         f"updates={self.updates_since_status}] ")
+        """Print the epoch, learning rate, clips and updates since the last status to stderr (at
+        the 2.1 API level in DyNet 2.1's words, which have no epoch)."""
+        counts = f"clips={self.clips_since_status} updates={self.updates_since_status}] "
+        if config.api_2_1():
+            sys.stderr.write(f"[lr={self.lr:g} " + counts)
+        else:
+            sys.stderr.write(f"[epoch={self.epoch:g} eta={self.lr:g} " + counts)
         sys.stderr.flush()
         self.clips_since_status = 0
         self.updates_since_status = 0
