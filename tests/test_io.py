@@ -263,7 +263,7 @@ def test_meta_never_runs_code(tmp_path):
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
     with open(base + ".meta", "wb") as fh:
         pickle.dump(Evil(), fh)
-    with pytest.raises(dyio.ModelFileError, match="system is not a class"):
+    with pytest.raises(dyio.ModelFileError, match="system is not a class, or a function outside"):
         dy.load(base, dy.ParameterCollection())
     with open(base + ".meta", "wb") as fh:
         pickle.dump(("Parameters", "/_0", Evil2()), fh)
@@ -276,6 +276,62 @@ def test_meta_never_runs_code(tmp_path):
         dy.load(base, dy.ParameterCollection())
     import sys
     assert "not_imported_module_xyz" not in sys.modules
+
+
+class OneLayerMLP:
+    """DyNet's saving tutorial's example: the spec holds the activation function."""
+
+    def __init__(self, model, din, dout, act=dy.tanh):
+        self.spec = (din, dout, act)
+        self.act = act
+        self.pc = model.add_subcollection("mlp")
+        self.W = self.pc.add_parameters((dout, din))
+
+    def param_collection(self):
+        return self.pc
+
+    @staticmethod
+    def from_spec(spec, model):
+        return OneLayerMLP(model, *spec)
+
+    def __call__(self, x):
+        return self.act(self.W * x)
+
+
+def halved_tanh(x):
+    return dy.tanh(x) * 0.5
+
+
+def test_a_spec_may_name_functions(tmp_path):
+    pc = dy.ParameterCollection()
+    nets = [OneLayerMLP(pc, 3, 2, dy.rectify), OneLayerMLP(pc, 3, 2, halved_tanh), OneLayerMLP(pc, 3, 2)]
+    base = str(tmp_path / "mlps")
+    dy.save(base, nets)
+    with open(base + ".meta", "rb") as fh:
+        meta = fh.read()
+    assert b"_dynet" in meta and b"rectify" in meta      # named as the reference names it
+    loaded = dy.load(base, dy.ParameterCollection())
+    assert [n.act for n in loaded] == [dy.rectify, halved_tanh, dy.tanh]
+    x = dy.inputVector([0.5, -1.0, 2.0])
+    for a, b in zip(nets, loaded):
+        np.testing.assert_allclose(b(x).npvalue(), a(x).npvalue(), rtol=1e-6)
+
+
+def test_a_spec_may_not_name_the_standard_librarys_functions(tmp_path):
+    import subprocess  # noqa: F401  (imported: its functions are found, and refused)
+    pc = dy.ParameterCollection()
+    base = str(tmp_path / "m")
+    for f in (os.system, eval, lambda x: x):
+        with pytest.raises(TypeError, match="cannot save the OneLayerMLP: its spec"):
+            dy.save(base, [OneLayerMLP(pc, 3, 2, f)])
+    assert not os.path.exists(base + ".meta")
+    dy.save(base, [OneLayerMLP(pc, 3, 2)])
+    meta = open(base + ".meta", "rb").read()
+    for name in (b"os\nsystem", b"builtins\neval", b"subprocess\ncall"):
+        with open(base + ".meta", "wb") as fh:
+            fh.write(meta.replace(b"_dynet\ntanh", name))
+        with pytest.raises(dyio.ModelFileError, match="not a class, or a function outside"):
+            dy.load(base, dy.ParameterCollection())
 
 
 # ---- the DyNet 2.0 API --------------------------------------------------------------------------

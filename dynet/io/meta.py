@@ -1,11 +1,15 @@
 """The .meta file of dy.save: records pickled as DyNet pickles them, read back by a small
 interpreter of the pickle opcodes that builds only plain data (tuples, lists, dicts, strings,
-numbers) and looks classes up in modules that are already imported: it never imports a module or
-calls anything, so a malicious file cannot run code.
+numbers) and looks classes and functions up by name in modules that are already imported: it never
+imports a module or calls anything, so a malicious file cannot run code. (Functions: a spec may
+name an activation, as the OneLayerMLP of DyNet's saving tutorial holds dy.tanh; only those of
+modules outside Python's standard library are looked up, so a file cannot hand os.system or eval
+to a from_spec.)
 """
 import pickle
 import pickletools
 import sys
+import types
 
 from dynet.io.textformat import ModelFileError
 
@@ -30,6 +34,17 @@ _OUR_MODULES = ("_dynet", "_gdynet", "dynet")
 _PLAIN_TYPES = (type(None), bool, int, float, str, tuple, list, dict, type)
 
 
+def _is_function(obj):
+    """A function a record may name (pickled by reference): Python's, a builtin's, Cython's."""
+    return (isinstance(obj, (types.FunctionType, types.BuiltinFunctionType))
+            or type(obj).__name__ == "cython_function_or_method")
+
+
+def _outside_stdlib(module):
+    top = module.partition(".")[0]
+    return top not in sys.stdlib_module_names and top not in sys.builtin_module_names
+
+
 class MetaPickler(pickle._Pickler):
     """The standard pickler, except that classes of this package are named as DyNet names them,
     and that it refuses objects the loader would not read back (anything but plain data and
@@ -38,16 +53,26 @@ class MetaPickler(pickle._Pickler):
     def reducer_override(self, obj):
         if isinstance(obj, _PLAIN_TYPES):
             return NotImplemented
+        if _is_function(obj):
+            module = getattr(obj, "__module__", None) or ""
+            if _outside_stdlib(module):
+                return NotImplemented              # (by reference: save_global)
+            raise pickle.PicklingError(f"a spec may name functions of this package or of your own "
+                                       f"modules, not {module}.{getattr(obj, '__qualname__', obj)}")
         raise pickle.PicklingError(f"a spec may hold only plain data (numbers, strings, tuples, "
-                                   f"lists, dicts) and classes, not a {type(obj).__name__} object")
+                                   f"lists, dicts), classes and functions, not a {type(obj).__name__} "
+                                   f"object")
 
     def save_global(self, obj, name=None):
         module = getattr(obj, "__module__", "") or ""
-        if isinstance(obj, type) and (module == "dynet" or module.startswith("dynet.")):
-            qual = _write_name(obj)
-            self.write(pickle.GLOBAL + b"_dynet\n" + qual.encode("utf-8") + b"\n")
-            self.memoize(obj)
-            return
+        if module == "dynet" or module.startswith("dynet."):
+            # the name the reference gives it: its _dynet module holds the classes and operations
+            qual = _write_name(obj) if isinstance(obj, type) else obj.__name__
+            from dynet import _dynet as ours
+            if isinstance(obj, type) or getattr(ours, qual, None) is obj:
+                self.write(pickle.GLOBAL + b"_dynet\n" + qual.encode("utf-8") + b"\n")
+                self.memoize(obj)
+                return
         super().save_global(obj, name)
 
 
@@ -59,8 +84,9 @@ _ARG_VALUE = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "
               "SHORT_BINBYTES", "BINBYTES8"}
 
 
-def _resolve_class(module, qualname, metafile, index):
-    """A class named in a .meta file: from this package, or from a module already imported."""
+def _resolve_global(module, qualname, metafile, index):
+    """A class or function named in a .meta file: from this package, or from a module already
+    imported (functions only from modules outside the standard library)."""
     if module in _OUR_MODULES or module.startswith("dynet."):
         from dynet import _dynet as ours
         obj = getattr(ours, _READ_NAMES.get(qualname, qualname), None)
@@ -69,13 +95,14 @@ def _resolve_class(module, qualname, metafile, index):
     else:
         mod = sys.modules.get(module)
         if mod is None:
-            raise ModelFileError(metafile, None, None, f"object {index}: class {module}.{qualname} "
+            raise ModelFileError(metafile, None, None, f"object {index}: {module}.{qualname} "
                                  f"is in a module that is not imported (import it before loading)")
         obj = _lookup(mod, qualname)
-    if not isinstance(obj, type):
-        raise ModelFileError(metafile, None, None, f"object {index}: {module}.{qualname} is not a "
-                             f"class that can be found (only classes are looked up)")
-    return obj
+    if isinstance(obj, type) or (_is_function(obj) and (module in _OUR_MODULES or _outside_stdlib(module))):
+        return obj
+    raise ModelFileError(metafile, None, None, f"object {index}: {module}.{qualname} is not a "
+                         f"class, or a function outside Python's standard library, that can be found "
+                         f"(only those are looked up)")
 
 
 def _lookup(mod, qualname):
@@ -180,10 +207,10 @@ def read_meta_record(fh, metafile, index):
                     qual, module = stack.pop(), stack.pop()
                     if not isinstance(module, str) or not isinstance(qual, str):
                         raise bad("a malformed class reference")
-                stack.append(_resolve_class(module, qual, metafile, index))
+                stack.append(_resolve_global(module, qual, metafile, index))
             else:
                 raise bad(f"the record would run code to build an object (pickle opcode {name}); "
-                          f"only plain data and classes are read")
+                          f"only plain data, classes and functions are read")
         raise bad("the record has no end (truncated)")
     except ModelFileError:
         raise

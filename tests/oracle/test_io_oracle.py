@@ -1,8 +1,13 @@
 """Model files against the reference DyNet, in both directions: files it writes load here, files
 written here load there, and both write the same bytes for the same values."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 import dynet as dy
+from tests.oracle.refdynet import ROOT, oracle_dir
 
 
 class Affine:
@@ -182,3 +187,41 @@ def test_from_file_initializer_plain_numbers(ref, tmp_path):
     ours = dy.ParameterCollection().add_parameters((3, 4), init=dy.FromFileInitializer(str(f)))
     theirs = ref.ParameterCollection().add_parameters((3, 4), init=ref.FromFileInitializer(str(f).encode()))
     np.testing.assert_array_equal(ours.as_array(), theirs.as_array())
+
+
+class ActLayer:
+    """DyNet's saving tutorial's OneLayerMLP: the activation function is part of the spec."""
+
+    def __init__(self, model, din, dout, act):
+        self.spec = (din, dout, act)
+        self.act = act
+        self.pc = model.add_subcollection("act")
+        self.W = self.pc.add_parameters((dout, din))
+
+    def param_collection(self):
+        return self.pc
+
+    @staticmethod
+    def from_spec(spec, model):
+        return ActLayer(model, *spec)
+
+
+def test_a_spec_with_an_operation_loads_both_ways(ref, tmp_path):
+    ours = ActLayer(dy.ParameterCollection(), 3, 2, dy.rectify)
+    dy.save(str(tmp_path / "ours"), [ours])
+    [theirs] = ref.load(str(tmp_path / "ours"), ref.ParameterCollection())
+    # (in this process the reference's unpickler finds our module under its name, _dynet)
+    assert theirs.act.__name__ == "rectify" and b"_dynet\nrectify" in open(tmp_path / "ours.meta", "rb").read()
+    np.testing.assert_array_equal(theirs.W.as_array(), ours.W.as_array())
+    # the other way in a process of the reference's own (here its pickler would find our _dynet)
+    code = ("import numpy as np, _dynet as r; p = r.DynetParams(); p.init()\n"
+            "from tests.oracle.test_io_oracle import ActLayer\n"
+            "a = ActLayer(r.ParameterCollection(), 3, 2, r.logistic)\n"
+            f"r.save({str(tmp_path / 'ref')!r}, [a]); np.save({str(tmp_path / 'W.npy')!r}, a.W.as_array())")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([oracle_dir(), ROOT]))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    [back] = dy.load(str(tmp_path / "ref"), dy.ParameterCollection())
+    assert back.act is dy.logistic
+    np.testing.assert_array_equal(back.W.as_array(), np.load(tmp_path / "W.npy"))
