@@ -258,25 +258,45 @@ def print_text_graphviz():
     print(_graph.cg().print_graphviz())
 
 
+def _has_item(names, row):
+    try:
+        names[row]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
 def print_graphviz(compact=False, show_dims=True, expression_names=None, lookup_names=None,
                    collapse_birnns=False):
-    """With --dynet-viz: draw the current graph in Graphviz's dot language (expression_names:
-    {Expression: name}; lookup_names: {LookupParameters: [a name per row]} to label lookups).
-    Without it, as DyNet, only says how to get it."""
+    """With --dynet-viz: draw the current graph in Graphviz's dot language. expression_names:
+    {Expression, Parameters or LookupParameters: name} (a parameter's name labels its nodes, a
+    table's its lookups, "E[3]"); lookup_names: a name per row, {LookupParameters or the table's
+    name in expression_names: [names] or {row: name}}, to label lookups. collapse_birnns (DyNet
+    draws a BiRNN's two states at a position as one box) draws the graph whole: a BiRNN here is
+    its builders' nodes, with no state nodes to merge. Without --dynet-viz, as DyNet, only says
+    how to get it."""
     if not _graph.viz_enabled():
         print("Run with --dynet-viz to get the visualization behavior.")
         return
-    if collapse_birnns:
-        raise ValueError("print_graphviz: collapse_birnns is not supported (the graph holds the "
-                         "BiRNN's nodes, not its states)")
-    names = dict(expression_names or {})
-    if lookup_names:
-        for e, _ in _graph.cg().nodes_list():
-            looked_up = getattr(e, "looked_up", None)     # lookup nodes: (table, rows)
-            if looked_up is not None and e not in names:
-                table, rows = looked_up()
-                if table in lookup_names:
-                    names[e] = ",".join(str(lookup_names[table][r]) for r in rows)
+    names, sources = {}, {}
+    for key, name in dict(expression_names or {}).items():
+        (sources if isinstance(key, (Parameters, LookupParameters)) else names)[key] = str(name)
+    lookup_names = dict(lookup_names or {})
+    for e, _ in _graph.cg().nodes_list():
+        if e in names:
+            continue
+        looked_up = getattr(e, "looked_up", None)          # lookup nodes: (table, rows)
+        if looked_up is not None:
+            table, rows = looked_up()
+            row_names = lookup_names.get(table, lookup_names.get(sources.get(table)))
+            if row_names is not None and all(_has_item(row_names, r) for r in rows):
+                names[e] = ",".join(str(row_names[r]) for r in rows)
+            elif table in sources:
+                names[e] = f"{sources[table]}[{','.join(str(r) for r in rows)}]"
+            continue
+        storage = getattr(e, "storage", None)               # parameter and whole-table nodes
+        if storage is not None and storage() in sources:
+            names[e] = sources[storage()]
     print(_graph.cg().print_graphviz(compact, show_dims, names))
 
 

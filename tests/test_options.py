@@ -185,6 +185,24 @@ def test_viz_builds_graphs_without_computing_and_draws_them():
     assert lines[-3:] == ["dims checked: True", "refused: True", "refused: True"]
 
 
+def test_viz_names_parameters_and_tables_and_takes_dynets_arguments():
+    # DyNet's viz_birnn.py: a table named in expression_names, its rows named through that name,
+    # and collapse_birnns (drawn whole here: no state nodes to merge)
+    out = run("""
+        import dynet as dy
+        m = dy.Model(); E = m.add_lookup_parameters((5, 4)); W = m.add_parameters((3, 6))
+        bi = dy.BiRNNBuilder(1, 4, 6, m, dy.LSTMBuilder)
+        y = W * bi.transduce([E[1], E[2], E[3]])[0]
+        dy.print_graphviz(expression_names={E: "emb", W: "W"}, lookup_names={"emb": {1: "a", 2: "b"}},
+                          collapse_birnns=True)
+        """, "--dynet-viz")
+    assert out.returncode == 0, out.stderr
+    labels = [line.split('[label="')[1].split("\\n")[0] for line in out.stdout.splitlines() if "[label=" in line]
+    named = [label for label in labels if not label.startswith("v")]
+    assert named == ["a", "b", "emb[3]", "W"], labels      # rows 1 and 2 named, row 3 by the table
+    assert out.stdout.rstrip().endswith("}")
+
+
 def test_print_graphviz_without_viz_says_how(capsys):
     dy.inputVector([1.0])
     dy.print_graphviz()
@@ -293,18 +311,13 @@ def test_glorot_is_lookup_and_gain():
         m.add_parameters(5, init=G(is_lookup=True))
 
 
-def test_viz_collapse_birnns_is_refused_and_compact_drops_names():
+def test_viz_compact_drops_names():
     out = run("""
         import dynet as dy
         dy.tanh(dy.inputVector([1.0, 2.0]))
         dy.print_graphviz(compact=True, show_dims=False)
-        try:
-            dy.print_graphviz(collapse_birnns=True)
-        except ValueError as e:
-            print(e)
         """, "--dynet-viz")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         "digraph G {", "  rankdir=LR;", '  N0 [label="inputVector"];', '  N1 [label="tanh"];',
-        "  N0 -> N1;", "}",
-        "print_graphviz: collapse_birnns is not supported (the graph holds the BiRNN's nodes, not its states)"]
+        "  N0 -> N1;", "}"]

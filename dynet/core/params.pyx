@@ -102,6 +102,10 @@ cdef class ParameterNode(Expression):
     cpdef str op_name(self):
         return "parameter"
 
+    def storage(self):
+        """The Parameters it reads (print_graphviz names its nodes by it)."""
+        return self.param
+
     cdef str describe(self):
         return f"parameter({self.param._name}, {dim_str(&self.d)})"
 
@@ -218,6 +222,10 @@ cdef class LookupTableNode(Expression):
 
     cpdef str op_name(self):
         return "lookup_table"
+
+    def storage(self):
+        """The LookupParameters it reads (print_graphviz names its nodes by it)."""
+        return self.table
 
     cdef int forward_impl(self) except -1:
         if self.val != self.table.vptr:
