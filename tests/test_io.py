@@ -334,6 +334,38 @@ def test_a_spec_may_not_name_the_standard_librarys_functions(tmp_path):
             dy.load(base, dy.ParameterCollection())
 
 
+def test_empty_parameters_are_kept_saved_and_loaded_but_not_computed_with(tmp_path):
+    # parsers (bist-parser, uuparser) make the layers an option sets to 0, and never use them
+    pc = dy.ParameterCollection()
+    W, b, V = pc.add_parameters((0, 4)), pc.add_parameters(0, init="he"), pc.add_parameters((2, 3))
+    L, L0 = pc.add_lookup_parameters((3, 0)), pc.add_lookup_parameters((0, 5), init="glorot")
+    assert [W.shape(), b.shape(), L.shape(), L0.shape()] == [(0, 4), (0,), (3, 0), (0, 5)]
+    assert W.as_array().shape == (0, 4) and L.as_array().shape == (3, 0)
+    for use, op in ((lambda: W * dy.inputVector([1, 2, 3, 4]), "parameter"), (lambda: dy.parameter(b), "parameter"),
+                    (lambda: L[1], "lookup"), (lambda: dy.lookup_batch(L, [0, 2]), "lookup_batch"),
+                    (lambda: dy.parameter(L), "parameter")):
+        with pytest.raises(ValueError, match=op + r": /_\d is empty .*cannot be used in a computation"):
+            use()
+    trainer = dy.AdamTrainer(pc)
+    dy.renew_cg()
+    dy.sum_elems(dy.parameter(V) * dy.inputVector([1, 2, 3])).backward()
+    trainer.update()                                     # the empty ones are updated: nothing to do
+    f = str(tmp_path / "m")
+    pc.save(f)
+    assert "#Parameter# /_0 {0,4} 1 ZERO_GRAD\n\n" in open(f).read()
+    pc2 = dy.ParameterCollection()
+    shapes = [(0, 4), 0, (2, 3)]
+    W2, b2, V2 = [pc2.add_parameters(s) for s in shapes]
+    pc2.add_lookup_parameters((3, 0))
+    pc2.add_lookup_parameters((0, 5))
+    pc2.populate(f)
+    np.testing.assert_array_equal(V2.as_array(), V.as_array())
+    assert W2.as_array().shape == (0, 4)
+    dy.save(str(tmp_path / "s"), [W, L])
+    [W3, L3] = dy.load(str(tmp_path / "s"), dy.ParameterCollection())
+    assert W3.shape() == (0, 4) and L3.shape() == (3, 0)
+
+
 # ---- the DyNet 2.0 API --------------------------------------------------------------------------
 
 def test_model_save_components_and_load(tmp_path):

@@ -82,7 +82,8 @@ class ParameterCollection:
         init = initializer_from(init, dim, scale, mean, std, "add_parameters")
         p = create_parameters(self, self._new_name(name, "add_parameters"), dim, device)
         arr = np.zeros(p.shape(), dtype=np.float32)
-        init.initialize(arr, False)
+        if arr.size:                        # (an empty parameter has nothing to draw)
+            init.initialize(arr, False)
         p.set_value(arr)
         self._params.append(p)
         self._own_params.append(p)
@@ -103,7 +104,8 @@ class ParameterCollection:
         p = create_lookup_parameters(self, self._new_name(name, "add_lookup_parameters"),
                                      int(dim[0]), dim[1:], device)
         arr = np.zeros(dim, dtype=np.float32)
-        init.initialize(arr, True)
+        if arr.size:
+            init.initialize(arr, True)
         p.init_from_array(arr)
         self._lookups.append(p)
         self._own_lookups.append(p)

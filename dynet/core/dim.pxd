@@ -40,7 +40,7 @@ cdef inline Dim with_size(Dim d, int axis, int size) noexcept:
     d.d[axis] = size
     return d
 
-cdef Dim make_dim(object shape, int bd=*) except *
+cdef Dim make_dim(object shape, int bd=*, bint allow_empty=*) except *
 cdef Dim make_dim2(int a, int b, int bd) noexcept
 cdef Dim make_dim1(int a, int bd) noexcept
 cdef tuple dim_shape(const Dim* d)

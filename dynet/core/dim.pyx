@@ -5,8 +5,9 @@ from math import isfinite
 from numbers import Real
 
 
-cdef Dim make_dim(object shape, int bd=1) except *:
-    """Build a Dim from an int or a sequence of ints; errors name the bad value."""
+cdef Dim make_dim(object shape, int bd=1, bint allow_empty=False) except *:
+    """Build a Dim from an int or a sequence of ints; errors name the bad value. allow_empty: sizes
+    of 0 are allowed (a parameter may be empty, as in DyNet; an expression may not)."""
     cdef Dim out
     memset(&out, 0, sizeof(Dim))
     if isinstance(shape, int) or (not isinstance(shape, (tuple, list)) and isinstance(shape, Real)
@@ -35,7 +36,7 @@ cdef Dim make_dim(object shape, int bd=1) except *:
             elif not hasattr(s, "__index__"):
                 raise TypeError(f"dimension sizes must be integers, got {s!r} in {shape}")
             s = int(s)
-        if s <= 0:
+        if s <= 0 and not (s == 0 and allow_empty):
             raise ValueError(f"dimension sizes must be positive, got {s} in {shape}")
         if s > 2**31 - 1:
             raise ValueError(f"dimension size {s} is too large")

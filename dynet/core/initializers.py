@@ -237,7 +237,7 @@ def initializer_from(init, dim, scale=None, mean=None, std=None, op="add_paramet
             return IdentityInitializer()
         if init == "he":
             last = dim if isinstance(dim, Number) else tuple(dim)[-1]
-            return NormalInitializer(0.0, 1.0 / (2 * int(last)))
+            return NormalInitializer(0.0, 1.0 / (2 * max(int(last), 1)))   # (0: an empty parameter)
         return SaxeInitializer(1.0 if scale is None else scale)
     if isinstance(init, PyInitializer):
         return init

@@ -27,6 +27,7 @@ cdef class ParameterStorage:
     cdef bint updated
     cdef WeightDecay wd            # the collection's weight-decay factor (shared)
     cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size, Device dev) except -1
+    cdef int check_usable(self, str op) except -1
 
 
 cdef class Parameters(ParameterStorage):

@@ -35,14 +35,16 @@ def create_parameters(owner, str name, dim, device=None):
     """A new zero Parameters of shape `dim` held by the collection `owner` (collections call this),
     on the device named `device` (None: the default device)."""
     cdef Device dev = resolve(device, "add_parameters")
-    return new_parameters(owner, name, make_dim(dim), dev)
+    # a size may be 0, as in DyNet (parsers make the layers an option turns off); such a parameter
+    # is saved and loaded, and refused in a graph (ParameterStorage.check_usable)
+    return new_parameters(owner, name, make_dim(dim, 1, True), dev)
 
 
 def create_lookup_parameters(owner, str name, int n, dim, device=None):
     """A new zero LookupParameters of `n` rows of shape `dim`, held by the collection `owner`."""
     cdef Device dev = resolve(device, "add_lookup_parameters")
-    make_dim((n,))                       # the row count is checked like a dimension
-    return new_lookup(owner, name, n, make_dim(dim), dev)
+    make_dim((n,), 1, True)              # the row count is checked like a dimension
+    return new_lookup(owner, name, n, make_dim(dim, 1, True), dev)
 
 
 # ---- weight decay ---------------------------------------------------------------------------
@@ -304,12 +306,13 @@ cdef class ParameterStorage:
 
     cdef int init_storage(self, object owner, str name, Dim d, Py_ssize_t size, Device dev) except -1:
         self.dev = dev
+        # (an empty parameter still gets one float of memory: its pointers are valid)
         if dev.on_host:
-            self.values = _parampool.value_zeros(size)
-            self.grads = _parampool.private_zeros(size)
+            self.values = _parampool.value_zeros(max(size, 1))[:size]
+            self.grads = _parampool.private_zeros(max(size, 1))[:size]
         else:
-            self.values = dev.zeros(size)
-            self.grads = dev.zeros(size)
+            self.values = dev.zeros(max(size, 1))[:size]
+            self.grads = dev.zeros(max(size, 1))[:size]
         self.vptr = <float*><size_t>dev.pointer(self.values)
         self.gptr = <float*><size_t>dev.pointer(self.grads)
         self.d = d
@@ -317,6 +320,17 @@ cdef class ParameterStorage:
         self._owner = weakref.ref(owner) if owner is not None else None
         self.updated = True
         self.wd = owner.weight_decay_state() if owner is not None else WeightDecay()
+        return 0
+
+    cdef int check_usable(self, str op) except -1:
+        """An empty parameter (a size of 0) is kept, saved and loaded, but not put in a graph:
+        operations assume their arguments have values."""
+        if self.values.size == 0:
+            shape = dim_str(&self.d)
+            if isinstance(self, LookupParameters):
+                shape = f"{(<LookupParameters>self).n} rows of {shape}"
+            raise ValueError(f"{op}: {self._name} is empty ({shape}): a parameter with a size of 0 "
+                             f"cannot be used in a computation")
         return 0
 
     def name(self):
@@ -421,6 +435,7 @@ cdef class Parameters(ParameterStorage):
     A trainable tensor of a ParameterCollection."""
 
     cdef Expression node(self, bint update):
+        self.check_usable("parameter")
         cdef int u = 1 if update else 0
         cdef Expression cached = node_in_graph(self._cached_node[u], self._cached_index[u])
         cdef ParameterNode pn
@@ -758,6 +773,7 @@ cdef class LookupParameters(ParameterStorage):
         return 0
 
     cdef Expression lookup_rows(self, object indices, bint update, bint batched, str op):
+        self.check_usable(op)
         if batched:
             try:
                 indices = list(indices)
@@ -805,6 +821,7 @@ cdef class LookupParameters(ParameterStorage):
 
     def expr(self, update=True):
         """The whole table as a {d, N} expression (DyNet: dy.parameter(lookup_parameters))."""
+        self.check_usable("parameter")
         if self.d.nd != 1:
             raise ValueError(f"expr: only tables of vectors can be used whole, {self._name} has rows "
                              f"{dim_str(&self.d)}")
@@ -967,7 +984,7 @@ cdef LookupParameters new_lookup(object owner, str name, int n, Dim d, Device de
     p.init_storage(owner, name, d, size * n, dev)
     p.n = n
     p.row_size = size
-    p.touched = <unsigned char*>calloc(n, 1)
+    p.touched = <unsigned char*>calloc(max(n, 1), 1)
     if p.touched == NULL:
         raise MemoryError()
     return p

@@ -304,8 +304,8 @@ class _Reader:
         if not m:
             raise self.error(f"bad dimension {shorten(dimtext)!r} (expected e.g. {{64,100}})", line, name)
         dims = tuple(int(x) for x in m.group(1).split(","))
-        if len(dims) > 7 or min(dims) < 1:
-            raise self.error(f"bad dimension {dimtext} (1 to 7 positive sizes)", line, name)
+        if len(dims) > 7:                 # (a size may be 0: DyNet saves empty parameters)
+            raise self.error(f"bad dimension {dimtext} (1 to 7 sizes)", line, name)
         if kind == "#LookupParameter#" and len(dims) < 2:
             raise self.error(f"a lookup parameter's dimension needs at least two sizes, got {dimtext}",
                              line, name)

@@ -225,3 +225,21 @@ def test_a_spec_with_an_operation_loads_both_ways(ref, tmp_path):
     [back] = dy.load(str(tmp_path / "ref"), dy.ParameterCollection())
     assert back.act is dy.logistic
     np.testing.assert_array_equal(back.W.as_array(), np.load(tmp_path / "W.npy"))
+
+
+def test_empty_parameters_load_both_ways(ref, tmp_path):
+    def build(m):
+        pc = m.ParameterCollection()
+        ps = [pc.add_parameters((0, 4)), pc.add_parameters(0), pc.add_parameters((2, 2))]
+        return pc, ps, pc.add_lookup_parameters((3, 0))
+    ours, ps, _ = build(dy)
+    theirs, rps, _ = build(ref)
+    ours.save(str(tmp_path / "ours"))
+    theirs.populate(str(tmp_path / "ours"))
+    np.testing.assert_array_equal(rps[2].as_array(), ps[2].as_array())
+    theirs.save(str(tmp_path / "ref"))
+    again, back, _ = build(dy)
+    again.populate(str(tmp_path / "ref"))
+    np.testing.assert_array_equal(back[2].as_array(), ps[2].as_array())
+    assert [p.shape() for p in back] == [tuple(p.shape()) for p in rps] == [(0, 4), (0,), (2, 2)]
+    assert open(tmp_path / "ours", "rb").read() == open(tmp_path / "ref", "rb").read()
