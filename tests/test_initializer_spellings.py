@@ -1,6 +1,8 @@
 """DyNet 2.1's init= spellings of add_parameters / add_lookup_parameters: numbers, strings with
 scale=/mean=/std=, NumPy arrays, initializers; and their bad input. (The draws are compared with the
 reference statistically in tests/oracle/test_initializers_oracle.py.)"""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -56,11 +58,6 @@ def test_glorot_takes_scale_but_not_as_a_gain(m):
 @pytest.mark.parametrize("add", ["add_parameters", "add_lookup_parameters"])
 @pytest.mark.parametrize("kwargs,error,words", [
     (dict(init="gaussian"), ValueError, ["init='gaussian'", "'uniform'", "'he'"]),
-    (dict(init="normal", scale=2.0), ValueError, ["scale=2.0", "init='normal'", "mean=", "std="]),
-    (dict(init="he", mean=1.0), ValueError, ["mean=1.0", "init='he'"]),
-    (dict(init="uniform", std=1.0), ValueError, ["std=1.0", "init='uniform'", "scale="]),
-    (dict(init=0.5, scale=2.0), ValueError, ["scale=2.0", "float"]),
-    (dict(init=dy.ConstInitializer(1), mean=1.0), ValueError, ["mean=1.0", "ConstInitializer"]),
     (dict(init="normal", std=-1.0), ValueError, ["std", "-1.0"]),
     (dict(init=[1, 2]), TypeError, ["init", "list"]),
     (dict(init="identity"), ValueError, ["Identity", "square"]),
@@ -72,6 +69,27 @@ def test_bad_spellings_name_the_call_and_value(m, add, kwargs, error, words):
         assert w in str(e.value), str(e.value)
     if "init" in kwargs and isinstance(kwargs["init"], str) and kwargs["init"] != "identity":
         assert add in str(e.value)
+
+
+@pytest.mark.parametrize("add", ["add_parameters", "add_lookup_parameters"])
+def test_arguments_that_do_not_apply_are_ignored_as_in_dynet(m, add):
+    # DyNet's defaults (scale=1, mean=0, std=1), passed along by code that wraps add_parameters
+    # (dynn, dynet-att's layers), silently; other values with a warning naming them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = getattr(m, add)((4, 3), init=dy.ConstInitializer(3), scale=1.0, mean=0.0, std=1.0)
+        getattr(m, add)((4, 3), init=None, scale=1.0, mean=0.0, std=1.0)
+        getattr(m, add)((4, 3), init="uniform", std=1.0)
+    assert np.all(p.as_array() == 3)
+    for kwargs, words in [(dict(init="normal", scale=2.0), ["scale=2.0", "init='normal'", "mean=", "std="]),
+                          (dict(init="he", mean=1.0), ["mean=1.0", "init='he'"]),
+                          (dict(init=0.5, scale=2.0), ["scale=2.0", "float"]),
+                          (dict(init=dy.ConstInitializer(1), mean=1.0), ["mean=1.0", "ConstInitializer"])]:
+        with pytest.warns(UserWarning) as record:
+            p = getattr(m, add)((4, 3), **kwargs)
+        message = str(record[0].message)
+        assert add in message and "ignored" in message and all(w in message for w in words), message
+    assert np.all(p.as_array() == 1)
 
 
 def test_len_of_lookup_parameters(m):

@@ -1,5 +1,6 @@
 """Initializers: how a new parameter's values are drawn. `initialize(array, is_lookup)` fills a float32
 array shaped like the parameter (for lookup parameters, (rows,) + embedding shape)."""
+import warnings
 from numbers import Number
 
 import numpy as np
@@ -202,6 +203,7 @@ class FromFileInitializer(PyInitializer):
 
 # init= spellings of add_parameters / add_lookup_parameters (DyNet 2.1): which keyword arguments
 # each one takes
+_DYNET_DEFAULTS = {"scale": 1.0, "mean": 0.0, "std": 1.0}     # add_parameters' keyword defaults there
 _SPELLINGS = {"uniform": ("scale",), "normal": ("mean", "std"), "identity": (), "glorot": ("scale",),
               "he": (), "saxe": ("scale",)}
 
@@ -213,7 +215,9 @@ def initializer_from(init, dim, scale=None, mean=None, std=None, op="add_paramet
     'uniform' (U(-scale, scale), scale 1 by default), 'normal' (N(mean, std^2), 0 and 1 by
     default), 'identity', 'he' (N(0, 1/(2 n)) with n the last dimension, as DyNet draws it) and
     'saxe' (a random orthonormal matrix times `scale`). Keyword arguments the spelling does not
-    take are an error, as is an unknown spelling."""
+    take are ignored, as DyNet ignores them: silently at DyNet's defaults (scale=1, mean=0, std=1,
+    which code that wraps add_parameters passes along), with a warning otherwise. An unknown
+    spelling is an error."""
     spelled = init is None or isinstance(init, str)
     if spelled and init is not None and init not in _SPELLINGS:
         raise ValueError(f"{op}: unknown init={init!r}; expected a number, a NumPy array, an "
@@ -221,9 +225,17 @@ def initializer_from(init, dim, scale=None, mean=None, std=None, op="add_paramet
     takes = ("scale",) if init is None else _SPELLINGS[init] if spelled else ()
     for k, v in (("scale", scale), ("mean", mean), ("std", std)):
         if v is not None and k not in takes:
-            what = f"init={init!r}" if spelled else f"an init of type {type(init).__name__}"
-            raise ValueError(f"{op}: {k}={v!r} does not apply to {what}"
-                             + (f" (it takes {', '.join(t + '=' for t in takes)})" if takes else ""))
+            if v != _DYNET_DEFAULTS[k]:
+                what = f"init={init!r}" if spelled else f"an init of type {type(init).__name__}"
+                warnings.warn(f"{op}: {k}={v!r} does not apply to {what} and is ignored"
+                              + (f" (it takes {', '.join(t + '=' for t in takes)})" if takes else ""),
+                              stacklevel=3)
+            if k == "scale":
+                scale = None
+            elif k == "mean":
+                mean = None
+            else:
+                std = None
     if std is not None and not std >= 0:
         raise ValueError(f"{op}: std must be >= 0, got {std}")
     if spelled:
