@@ -160,12 +160,15 @@ def test_numpy_scalars_on_the_left_of_an_expression(scalar):
         np.ones(3) + e
 
 
-def test_numpy_reads_an_expression_as_its_value():
-    e = dy.inputVector([1.0, 5.0, 3.0])
-    assert np.argmax(e) == 1
-    np.testing.assert_array_equal(np.asarray(e), [1, 5, 3])
-    assert np.asarray(e, dtype=np.float32).dtype == np.float32
-    assert np.asarray(dy.inputTensor(np.ones((2, 3)), batched=True)).shape == (2, 3)
+def test_numpy_holds_expressions_as_objects_as_with_dynet():
+    # bilstm-aux keeps a sentence's embeddings in np.array([...]) and concatenates its items
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((5, 3))
+    a = np.array([E[0], E[1]])
+    assert a.dtype == object and a.shape == (2,)
+    assert dy.concatenate([a[0], a[1]]).dim() == ((6,), 1)
+    with pytest.raises(TypeError):
+        len(E[0])
 
 
 class _AsksDuringForward:

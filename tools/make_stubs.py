@@ -49,7 +49,7 @@ EXPRESSION_MODULES = ("dynet.nodes.",)
 # Operators and protocol methods worth showing (the rest of the dunder methods are left out).
 DUNDERS = {"__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
            "__rtruediv__", "__neg__", "__pow__", "__getitem__", "__len__", "__iter__", "__call__",
-           "__rpow__", "__init__", "__new__", "__array__", "__array_ufunc__"}
+           "__rpow__", "__init__", "__new__", "__array_ufunc__"}
 
 
 def params_text(sig):

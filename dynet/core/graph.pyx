@@ -63,7 +63,9 @@ cdef class Expression:
     A node of the computation graph, and the user's handle on its value and gradient."""
 
     # NumPy's operators leave an expression to its own: np.float64(2) * e is e.__rmul__ (a scalar
-    # times e), where NumPy took e for a sequence of expressions and failed
+    # times e), where NumPy took e for a sequence of expressions and failed. Otherwise NumPy sees
+    # an expression as DyNet's: an object (no __len__, no __array__), so np.array([e1, e2]) is an
+    # array of the two expressions, which DyNet code (bilstm-aux) builds and concatenates.
     __array_ufunc__ = None
 
     cdef int forward_impl(self) except -1:
@@ -182,13 +184,6 @@ cdef class Expression:
             return None
         return self._as_numpy(self.val)
 
-    def __array__(self, dtype=None, copy=None):
-        """np.asarray(e), np.argmax(e), ...: the value, as npvalue() gives it."""
-        value = self.npvalue()
-        if value is None:
-            raise RuntimeError("an expression has no value to give NumPy in visualization mode")
-        return value if dtype is None else value.astype(dtype, copy=False)
-
     def scalar_value(self, recalculate=False):
         """The value of a one-element expression as a float."""
         self._ensure_value(recalculate)
@@ -272,10 +267,6 @@ cdef class Expression:
             int: the version (see dy.cg_version)
         """
         return self.version
-
-    def __len__(self):
-        self._live("len")
-        return self.d.d[0] if self.d.nd else 1
 
     # Operators: implemented by the node modules, which register them below (they import us).
     # The arithmetic operators are C function pointers set by dynet/nodes/operators.pyx (which
