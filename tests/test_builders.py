@@ -496,3 +496,23 @@ def test_typed_steps_make_the_nodes_of_the_python_step(name, layers, start):
         for u, v in zip(grads, grads_py):
             np.testing.assert_array_equal(u, v)
     assert any(np.abs(g).max() > 0 for g in grads_py)
+
+
+@pytest.mark.parametrize("name", ["SimpleRNNBuilder", "GRUBuilder", "VanillaLSTMBuilder", "CoupledLSTMBuilder",
+                                  "FastLSTMBuilder", "CompactVanillaLSTMBuilder"])
+def test_a_builder_of_input_dim_0_is_made_saved_and_loaded(name, tmp_path):
+    # as in DyNet: taggers build the character LSTM that --c_in_dim 0 turns off, and never use it
+    m = dy.ParameterCollection()
+    b = getattr(dy, name)(1, 0, 8, m)
+    assert 0 in m.parameters_list()[0].shape()
+    m.save(str(tmp_path / "m"))
+    m2 = dy.ParameterCollection()
+    getattr(dy, name)(1, 0, 8, m2)
+    m2.populate(str(tmp_path / "m"))
+    dy.renew_cg()
+    with pytest.raises(ValueError, match="is empty .*cannot be used in a computation"):
+        b.initial_state().add_input(dy.inputVector([1.0]))
+    bi = dy.BiRNNBuilder(1, 0, 8, dy.ParameterCollection(), getattr(dy, name))
+    assert len(bi.builder_layers) == 1
+    with pytest.raises(ValueError, match="input_dim must be a non-negative integer, got -1"):
+        getattr(dy, name)(1, -1, 8, m)

@@ -220,11 +220,13 @@ class _PerThread:
         setattr(local, self.name, value)
 
 
-def _size(builder, what, v):
-    """A positive size; a float is truncated, as DyNet does (hidden_dim=64.0 in Python 2-era code)."""
-    if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and int(v) > 0:
+def _size(builder, what, v, smallest=1):
+    """A size of at least `smallest`; a float is truncated, as DyNet does (hidden_dim=64.0 in
+    Python 2-era code)."""
+    if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and int(v) >= smallest:
         return int(v)
-    raise ValueError(f"{builder}: {what} must be a positive integer, got {v!r}")
+    raise ValueError(f"{builder}: {what} must be a{' positive' if smallest else ' non-negative'} "
+                     f"integer, got {v!r}")
 
 
 class _RNNBuilder:
@@ -248,8 +250,10 @@ class _RNNBuilder:
 
     def __init__(self, layers, input_dim, hidden_dim, model):
         name = type(self).__name__
-        layers, input_dim, hidden_dim = [_size(name, what, v) for what, v in (
-            ("layers", layers), ("input_dim", input_dim), ("hidden_dim", hidden_dim))]
+        # input_dim may be 0, as in DyNet: taggers build the character LSTM that an option turns
+        # off (bilstm-aux's --c_in_dim 0); its empty parameters are refused only if it is used
+        layers, input_dim, hidden_dim = [_size(name, what, v, smallest) for what, v, smallest in (
+            ("layers", layers, 1), ("input_dim", input_dim, 0), ("hidden_dim", hidden_dim, 1))]
         self.layers = layers
         self.input_dim = input_dim
         self.hidden_dim = hidden_dim
@@ -893,7 +897,7 @@ class BiRNNBuilder:
         if builder_layers is None:
             num_layers = _size("BiRNNBuilder", "num_layers", num_layers)
             hidden_dim = _size("BiRNNBuilder", "hidden_dim", hidden_dim)
-            input_dim = _size("BiRNNBuilder", "input_dim", input_dim)
+            input_dim = _size("BiRNNBuilder", "input_dim", input_dim, 0)
             self.spec = (num_layers, input_dim, hidden_dim) + self.spec[3:]
             if hidden_dim % 2 != 0:
                 raise ValueError(f"BiRNNBuilder: hidden_dim must be even (half each way), got {hidden_dim}")
