@@ -478,6 +478,8 @@ cdef Expression affine(object exprs):
             and bias.d.nd <= 2 and (bias.d.bd == 1 or bias.d.bd == d.bd)):
         raise ValueError(f"affine_transform: bias {dim_str(&bias.d)} does not fit the product "
                          f"{dim_str(&d)}")
+    if d.nd == 2 and d.d[1] == 1:
+        d.nd = 1          # as DyNet: a result of one column is a vector ({3}, not {3,1}), whatever x's shape
     return add_node(AffineTransform.__new__(AffineTransform), xs, d)
 
 

@@ -33,3 +33,20 @@ def test_against_reference(ref, case, mode):
             continue
         np.testing.assert_allclose(np.asarray(g).reshape(np.shape(h)), h, rtol=1e-3, atol=1e-5,
                                    err_msg=f"gradient of argument {i}")
+
+
+AFFINE_SHAPES = [((3,), (3, 4), (4, 1)), ((3, 1), (3, 4), (4, 1)), ((3,), (3, 4), (4,)), ((3, 1), (3, 4), (4, 2)),
+                 ((3, 2), (3, 4), (4, 2)), ((3,), (3, 4), (4, 1), (3, 2), (2, 1))]
+
+
+@pytest.mark.parametrize("shapes", AFFINE_SHAPES, ids=str)
+def test_affine_transform_dimension_matches_reference(ref, shapes):
+    # a result of one column is a vector in DyNet ({3}, not {3,1}); xnmt's attender tests for it
+    def run(m):
+        m.renew_cg()
+        rng = np.random.default_rng(1)
+        out = m.affine_transform([m.inputTensor(rng.uniform(-1, 1, s)) for s in shapes])
+        return out.dim(), out.npvalue()
+    (d, v), (rd, rv) = run(dy), run(ref)
+    assert d == rd
+    np.testing.assert_allclose(v, rv, rtol=1e-5)
