@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import dynet as dy
@@ -95,6 +96,19 @@ def test_level_21_in_process(api_21):
     assert dy.MomentumSGDTrainer(m, 0.2).learning_rate == pytest.approx(0.2)   # explicit wins
     bi = dy.BiRNNBuilder(1, 3, 4, m, dy.LSTMBuilder)
     assert all(type(f) is dy.VanillaLSTMBuilder for f in bi.builder_layers[0])
+
+
+def test_parameter_of_a_lookup_table_at_each_level(request):
+    m = dy.ParameterCollection()
+    E = m.lookup_parameters_from_numpy(np.arange(12.0).reshape(3, 4))
+    # 2.0: the table's {4, 3} expression, whose [1] is its second row (element 1 of each embedding)
+    np.testing.assert_array_equal(dy.parameter(E)[1].npvalue(), [1, 5, 9])
+    request.getfixturevalue("api_21")
+    T = dy.parameter(E)
+    assert T is E                                     # 2.1: the table itself, [1] a lookup
+    np.testing.assert_array_equal(T[1].npvalue(), [4, 5, 6, 7])
+    assert dy.transpose(T).dim() == ((3, 4), 1)       # and its expression in operations
+    assert dy.const_parameter(E).dim() == ((4, 3), 1)
 
 
 def test_trainer_status_in_each_levels_words(capsys, request):

@@ -287,6 +287,7 @@ cdef int lookup_backward(LookupNode node) except -1:
 # Where host parameter memory comes from: the parameter pool (dynet/core/parampool.py), whose value
 # blocks are shared between forked processes under shared_parameters. A GPU's comes from CuPy.
 from dynet.core import parampool as _parampool
+from dynet.core import config as _config
 
 
 # What new_parameters and new_lookup pass to __new__: a storage made any other way (Parameters(),
@@ -1003,7 +1004,10 @@ def _parameters_of(*params, update=True):
         if isinstance(p, Parameters):
             out.append((<Parameters>p).node(update))
         elif isinstance(p, LookupParameters):
-            out.append(p.expr(update))
+            # DyNet 2.1 deprecated dy.parameter and returns the table itself, which stands for its
+            # {d, N} expression in operations while p[i] stays a lookup (cmu-ner's CRF reads
+            # transition rows so); 2.0 returns the table's expression, where [i] is a row of it
+            out.append(p if update and _config.api_2_1() else p.expr(update))
         else:
             raise TypeError(f"parameter: expected Parameters or LookupParameters, got {type(p).__name__}")
     return out[0] if len(out) == 1 else tuple(out)
