@@ -117,3 +117,18 @@ def test_stale_arguments_are_refused():
         dy.conv2d(a, f, [1, 1])
     with pytest.raises(RuntimeError, match="stale"):
         dy.concatenate_to_batch([a, x(5, 5, 1)])
+
+
+def test_out_of_range_indices_are_both_index_and_value_errors():
+    # DyNet raises ValueError for most (a pick, a lookup, a hinge target) and IndexError for e[i]:
+    # code catches whichever it met, so ours are both
+    m = dy.ParameterCollection()
+    E = m.add_lookup_parameters((4, 2))
+    v = dy.inputVector([1.0, 2.0])
+    calls = [lambda: E[9], lambda: v[5], lambda: dy.pick(v, 5), lambda: dy.pickneglogsoftmax(v, 5),
+             lambda: dy.pickrange(v, 1, 5), lambda: dy.hinge(v, 5),
+             lambda: dy.select_rows(dy.inputTensor([[1.0, 2.0], [3.0, 4.0]]), [3])]
+    for call in calls:
+        for kind in (IndexError, ValueError):
+            with pytest.raises(kind, match="out of range|not inside"):
+                call()

@@ -13,6 +13,7 @@ from dynet.nodes.select import pick, concatenate
 from dynet.nodes.elementwise import cmult
 from dynet.nodes.inputs import inputTensor
 from dynet.builders.rnn import subcollection, _spec_args
+from dynet.core.errors import IndexOutOfRange
 
 
 def _draw(dist):
@@ -79,7 +80,7 @@ class StandardSoftmaxBuilder(SoftmaxBuilder):
 
     def _check_class(self, c, op):
         if not 0 <= c < self.num_labels:
-            raise IndexError(f"{op}: class {c} out of range [0, {self.num_labels})")
+            raise IndexOutOfRange(f"{op}: class {c} out of range [0, {self.num_labels})")
 
     def full_logits(self, x, update=True):
         """The scores of every class: W x + b
@@ -181,7 +182,7 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
     def _cluster_of(self, w, op):
         c = self.widx2cidx.get(w)
         if c is None:
-            raise IndexError(f"{op}: word {w} is in no cluster")
+            raise IndexOutOfRange(f"{op}: word {w} is in no cluster")
         return c
 
     def class_logits(self, x, update=True):
@@ -227,7 +228,7 @@ class ClassFactoredSoftmaxBuilder(SoftmaxBuilder):
             IndexError: if classidx is not a class
         """
         if not 0 <= classidx < len(self.cidx2words):
-            raise IndexError(f"ClassFactoredSoftmaxBuilder.subclass_logits: class {classidx} out of "
+            raise IndexOutOfRange(f"ClassFactoredSoftmaxBuilder.subclass_logits: class {classidx} out of "
                              f"range [0, {len(self.cidx2words)})")
         layer = self.word_layers[classidx]
         if layer is None:      # a singleton cluster: its only word has probability 1

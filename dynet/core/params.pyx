@@ -21,6 +21,7 @@ from dynet.core.device cimport Device, resolve
 from dynet.core.lowering cimport Lowering, Step, Part
 import sys
 import weakref
+from dynet.core.errors import IndexOutOfRange
 
 cnp.import_array()
 
@@ -769,7 +770,7 @@ cdef class LookupParameters(ParameterStorage):
         if not isinstance(index, (int, np.integer)):
             raise TypeError(f"{op}: index must be an integer, got {type(index).__name__}")
         if index < 0 or index >= self.n:
-            raise IndexError(f"{op}: index {index} is out of range for lookup parameters "
+            raise IndexOutOfRange(f"{op}: index {index} is out of range for lookup parameters "
                              f"{self._name} with {self.n} rows")
         return 0
 

@@ -19,6 +19,7 @@ from dynet.core.lowering cimport Lowering, Step, copy_step, fill_step
 from dynet.core import config
 from dynet.kernels.cpu cimport fill
 from dynet.kernels import generic
+from dynet.core.errors import IndexOutOfRange
 
 cnp.import_array()
 
@@ -440,7 +441,7 @@ def one_hot(d, idx, device=None):
     for b, i in enumerate(indices):
         i = to_index(i, "one_hot")
         if not 0 <= i < n:
-            raise IndexError(f"one_hot: index {i} is out of range for dimension {n}")
+            raise IndexOutOfRange(f"one_hot: index {i} is out of range for dimension {n}")
         flat[b * n + i] = 1.0
     return new_input(flat, make_dim((n,), len(indices)), "one_hot", device)
 
@@ -465,7 +466,7 @@ def sparse_inputTensor(idxs, values, shape, batched=False, defval=0, device=None
             raise ValueError(f"sparse_inputTensor: {ix.size} indices along axis {axis} for "
                              f"{vals.size} values")
         if ix.size and (ix.min() < 0 or ix.max() >= shape[axis]):
-            raise IndexError(f"sparse_inputTensor: index {int(ix.max() if ix.max() >= shape[axis] else ix.min())} "
+            raise IndexOutOfRange(f"sparse_inputTensor: index {int(ix.max() if ix.max() >= shape[axis] else ix.min())} "
                              f"is out of range for axis {axis} of shape {shape}")
     cdef Dim d
     if batched:

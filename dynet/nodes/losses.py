@@ -6,6 +6,7 @@ Vectors are handled per batch element (the last axis); a batch-1 argument is bro
 import numpy as np
 
 from dynet.nodes.npbase import fmt, strip, batch_of, acc, array_module
+from dynet.core.errors import IndexOutOfRange
 
 
 def _gammaln(xp, a):
@@ -164,7 +165,7 @@ def _targets(name, v, bd, limit=None):
         raise ValueError(f"{name}: {len(vs)} targets for a batch of {bd}")
     for t in vs:
         if t < 0 or (limit is not None and t >= limit):
-            raise IndexError(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit else ""))
+            raise IndexOutOfRange(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit else ""))
     return np.array(vs)                  # host memory: the op moves it to the arrays' device
 
 

@@ -17,6 +17,7 @@ from dynet.nodes.pyop cimport GenericOpNode, batch_of
 
 import numpy as np
 from dynet.nodes import losses
+from dynet.core.errors import IndexOutOfRange
 
 cdef float LOG_EPS = 1e-7       # binary_log_loss clips x to [eps, 1 - eps], as DyNet does
 cdef enum:
@@ -66,7 +67,7 @@ cdef int* read_targets(str name, object v, int count, int limit, int* out) excep
         e = seq[k if m > 1 else 0]
         t = e if type(e) is int else e.__index__()
         if t < 0 or (limit >= 0 and t >= limit):
-            raise IndexError(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit >= 0 else ""))
+            raise IndexOutOfRange(f"{name}: target {t} is out of range" + (f" [0, {limit})" if limit >= 0 else ""))
         out[k] = t
     return out
 
@@ -357,7 +358,7 @@ def hinge(x, v, m=1.0):
     cdef Hinge node = new_hinge("hinge", ex, float(m), 0)
     if type(v) is int and ex.d.bd == 1:           # the per-example case, without a list
         if not 0 <= v < node.n:
-            raise IndexError(f"hinge: target {v} is out of range [0, {node.n})")
+            raise IndexOutOfRange(f"hinge: target {v} is out of range [0, {node.n})")
         node.single = v
         node.idx = &node.single
     else:

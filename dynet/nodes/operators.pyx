@@ -6,6 +6,7 @@ from dynet.core.graph import register_operators
 from dynet.nodes.elementwise cimport unary, binary, U_AFFINE, U_RDIV, U_POWC, B_ADD, B_SUB, B_DIV, B_POW
 from dynet.nodes.matmul cimport matmul
 from dynet.nodes.select cimport make_pick
+from dynet.core.errors import IndexOutOfRange
 
 
 cdef inline bint is_number(object x):
@@ -65,7 +66,7 @@ def _slice_range(key, n, what):
         raise ValueError(f"expression slicing: the step must be positive, got {key.step} for {what}")
     start, stop, step = key.indices(n)
     if start >= stop:
-        raise IndexError(f"expression slicing: [{key.start}:{key.stop}] selects nothing from {what} "
+        raise IndexOutOfRange(f"expression slicing: [{key.start}:{key.stop}] selects nothing from {what} "
                          f"of size {n}")
     return start, stop, step
 
@@ -77,7 +78,7 @@ def _int_key(key, n, what):
         raise TypeError(f"expression index must be an int, a slice or a tuple of them, got "
                         f"{type(key).__name__} {key!r:.40}") from None
     if not -n <= i < n:
-        raise IndexError(f"expression index {i} is out of range for {what} of size {n}")
+        raise IndexOutOfRange(f"expression index {i} is out of range for {what} of size {n}")
     return i + n if i < 0 else i
 
 
@@ -89,7 +90,7 @@ def getitem(Expression e, key):
         e._live("indexing")
         n = e.d.d[0] if e.d.nd else 1
         if not -n <= key < n:
-            raise IndexError(f"expression index {key} is out of range for dimension 0 of size {n}")
+            raise IndexOutOfRange(f"expression index {key} is out of range for dimension 0 of size {n}")
         i = key
         return make_pick(e, i + n if i < 0 else i, 0, False, "pick")
     from dynet.nodes import select
@@ -104,7 +105,7 @@ def getitem(Expression e, key):
         return select.pick(e, _int_key(key, shape[0] if shape else 1, "dimension 0"))
     sizes = list(shape) + [bd]
     if len(key) > len(sizes):
-        raise IndexError(f"expression index {key} has {len(key)} entries, but the expression has "
+        raise IndexOutOfRange(f"expression index {key} has {len(key)} entries, but the expression has "
                          f"{len(shape)} dimensions and a batch")
     strides, starts, stops, picks = [], [], [], []
     for i, k in enumerate(key):

@@ -11,6 +11,7 @@ from dynet.core.graph cimport (Expression, Mirrored, add_node, as_expr, as_expr_
 from dynet.kernels.cpu cimport copy, add_to
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part, copy_step
+from dynet.core.errors import IndexOutOfRange
 
 
 cdef object index_array(xp, const int* index, Py_ssize_t n):
@@ -118,7 +119,7 @@ cdef int fill_indices(int* out, int count, object indices, int n, int axis, Expr
     for b in range(count):
         v = to_index(indices[b], op)
         if v < 0 or v >= n:
-            raise IndexError(f"{op}: index {v} is out of range for dimension {axis} of size {n} "
+            raise IndexOutOfRange(f"{op}: index {v} is out of range for dimension {axis} of size {n} "
                              f"in {dim_str(&x.d)}")
         out[b] = v
     return 0
@@ -438,7 +439,7 @@ def pick_range(x, s, e, d=0):
         raise ValueError(f"pick_range: dimension {d} is out of range")
     cdef int n = dim_at(&ex.d, d)
     if not (0 <= s < e <= n):
-        raise IndexError(f"pick_range: range [{s}, {e}) is not inside dimension {d} of size {n} "
+        raise IndexOutOfRange(f"pick_range: range [{s}, {e}) is not inside dimension {d} of size {n} "
                          f"in {dim_str(&ex.d)}")
     cdef PickRange node = PickRange.__new__(PickRange)
     node.axis = d
@@ -482,7 +483,7 @@ cdef int* index_list(object idxs, int n, str what, str op, const Dim* d) except 
         except TypeError:
             raise TypeError(f"{op}: expected a list of integer indices, got {idxs!r:.60}")
         if v < 0 or v >= n:
-            raise IndexError(f"{op}: index {v} is out of range for {n} {what} in {dim_str(d)}")
+            raise IndexOutOfRange(f"{op}: index {v} is out of range for {n} {what} in {dim_str(d)}")
         out[i] = v
     return out
 
@@ -724,7 +725,7 @@ def strided_select(x, strides, range_from=[], range_to=[]):  # no-cython-lint (D
         if s < 1:
             raise ValueError(f"strided_select: strides must be >= 1, got {s} for {what} of {dim_str(&ex.d)}")
         if not (0 <= a < b <= size):
-            raise IndexError(f"strided_select: range [{a}, {b}) is not a non-empty range inside "
+            raise IndexOutOfRange(f"strided_select: range [{a}, {b}) is not a non-empty range inside "
                              f"{what} (size {size}) of {dim_str(&ex.d)}")
         axis = i if i < nd else MAX_DIMS
         node.extent[axis] = (b - a + s - 1) // s

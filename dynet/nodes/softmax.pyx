@@ -10,6 +10,7 @@ from dynet.kernels.cpu cimport fast_exp, softmax_into, log_sum_exp, sum_of, dot,
 from dynet.kernels import generic
 from dynet.core.lowering cimport Lowering, Step, Part
 from dynet.core.batching cimport Layout, group_layout, node_by_node, generic_columns
+from dynet.core.errors import IndexOutOfRange
 
 
 cdef void softmax_columns(Py_ssize_t r, Py_ssize_t ncol, const float* x, const float* keep, bint log,
@@ -164,7 +165,7 @@ cdef Expression make_softmax(object x, bint log, object restrict):
             v = idx[i]
             j = v if type(v) is int else to_index(v, name)     # (a Python int read in C)
             if j < 0 or j >= r:
-                raise IndexError(f"{name}: restrict index {j!r} is out of range for {dim_str(&ex.d)}")
+                raise IndexOutOfRange(f"{name}: restrict index {j!r} is out of range for {dim_str(&ex.d)}")
             node.keep[j] = 1
     return add_node(node, (ex,), ex.d)
 
@@ -256,7 +257,7 @@ cdef Expression make_pnls(object x, object indices, str op):
     for b in range(bd):
         v = to_index(indices[b], op)
         if v < 0 or v >= n:
-            raise IndexError(f"{op}: index {v} is out of range for a vector of {n} scores "
+            raise IndexOutOfRange(f"{op}: index {v} is out of range for a vector of {n} scores "
                              f"({dim_str(&ex.d)})")
         node.index[b] = v
     return add_node(node, (ex,), make_dim1(1, bd))
