@@ -9,7 +9,7 @@ from libc.math cimport (expf, logf, sqrtf, fabsf, sinf, cosf, tanf, asinf, acosf
                         sinhf, coshf, asinhf, acoshf, atanhf, lgammaf, roundf,
                         ceilf, floorf, powf, fminf, fmaxf, NAN)
 from libc.math cimport log as c_log
-from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, MAX_DIMS
+from dynet.core.dim cimport Dim, total_size, dim_str, batch_size, truncated, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, activate_device, fwd_scratch
 from dynet.core.device cimport Device
 from dynet.kernels.cpu cimport (fast_exp, fast_erf, fast_log1p, fast_tanh, fast_sigmoid, NOGIL_MIN_WORK,
@@ -506,6 +506,8 @@ cdef Expression binary(object a, object b, int op):
         node.mode = 2
         node.general = <Broadcast*>fwd_scratch((sizeof(Broadcast) + sizeof(float) - 1) // sizeof(float))
         node.general[0] = plan
+    if op == B_POW:
+        out = truncated(out)  # as DyNet's Pow: {1,1} ** {1,1} gives {1}
     return add_node(node, (ea, eb), out)
 
 

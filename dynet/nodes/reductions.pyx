@@ -17,7 +17,7 @@ the per-output factors k computed first.
 cimport cython
 from libc.math cimport sqrtf, powf, INFINITY
 from libc.string cimport memset
-from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, same_shape, MAX_DIMS
+from dynet.core.dim cimport Dim, make_dim, total_size, batch_size, dim_str, same_shape, truncated, MAX_DIMS
 from dynet.core.graph cimport Expression, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index
 from dynet.kernels.cpu cimport fill, copy, add_to, axpy, sum_of, fast_exp, fast_log
 from dynet.kernels import generic
@@ -612,6 +612,8 @@ cdef Expression nary(object xs, int kind, str name):
         if not same_shape(&x.d, &first.d) or (x.d.bd != 1 and x.d.bd != d.bd):
             raise ValueError(f"{name}: all expressions must have the same dimensions (batch sizes 1 "
                              f"or equal), got " + ", ".join([dim_str(&(<Expression>y).d) for y in args]))
+    if kind == N_LSE:
+        d = truncated(d)      # as DyNet's LogSumExp: {2,2,1} gives {2,2}
     cdef NaryReduce node = NaryReduce.__new__(NaryReduce)
     node.kind = kind
     node.aux = fwd_scratch(total_size(&d)) if kind == N_MAX or kind == N_LSE else NULL

@@ -5,7 +5,7 @@ contiguous), which turns every one of them into a few block copies.
 """
 cimport cython
 from dynet.core.dim cimport (with_size, Dim, MAX_DIMS, make_dim, total_size, batch_size, dim_str, dim_at,
-                             same_shape)
+                             same_shape, truncated)
 from dynet.core.graph cimport (Expression, Mirrored, add_node, as_expr, as_expr_tuple, fwd_scratch, to_index,
                                the_cg, check_live)
 from dynet.kernels.cpu cimport copy, add_to
@@ -279,7 +279,7 @@ def transpose(x, dims=[1, 0]):  # no-cython-lint (DyNet's default; never mutated
             raise ValueError(f"transpose: dims {list(dims)} is not a permutation of 0..{n - 1}")
         seen[p] = True
         node.perm[i] = p
-    if ex.d.nd > n:
+    if truncated(ex.d).nd > n:     # (trailing 1s need no place: {4,1,1} transposes to {1,4})
         raise ValueError(f"transpose: dims {list(dims)} does not cover the {ex.d.nd} dimensions "
                          f"of {dim_str(&ex.d)}")
     cdef Dim d = ex.d

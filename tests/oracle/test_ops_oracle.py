@@ -50,3 +50,27 @@ def test_affine_transform_dimension_matches_reference(ref, shapes):
     (d, v), (rd, rv) = run(dy), run(ref)
     assert d == rd
     np.testing.assert_allclose(v, rv, rtol=1e-5)
+
+
+TRAILING_ONES = [("pow", [(1, 1), (1, 1)]), ("pow", [(2, 1), (1,)]), ("logsumexp", [(2, 2, 1), (2, 2, 1)]),
+                 ("logsumexp", [(3, 1), (3,)]), ("transpose", [(4, 1, 1)]), ("transpose", [(2, 1, 1)]),
+                 ("transpose", [(1, 3, 1)])]
+
+
+@pytest.mark.parametrize("op,shapes", TRAILING_ONES, ids=[f"{o}-{s}" for o, s in TRAILING_ONES])
+def test_trailing_ones_give_the_references_dimension(ref, op, shapes):
+    # DyNet drops trailing 1s in these results ({1,1} ** {1,1} is {1}) and transposes {4,1,1}
+    def run(m):
+        m.renew_cg()
+        rng = np.random.default_rng(2)
+        xs = [m.inputTensor(rng.uniform(0.5, 1.5, s)) for s in shapes]
+        out = {"pow": lambda: m.pow(*xs), "logsumexp": lambda: m.logsumexp(xs),
+               "transpose": lambda: m.transpose(xs[0])}[op]()
+        proj = m.inputTensor(rng.uniform(-1, 1, out.npvalue().shape))
+        m.sum_elems(m.cmult(out, proj)).backward(full=True)
+        return out.dim(), out.npvalue(), [x.gradient() for x in xs]
+    (d, v, g), (rd, rv, rg) = run(dy), run(ref)
+    assert d == rd
+    np.testing.assert_allclose(v, rv, rtol=1e-5)
+    for a, b in zip(g, rg):
+        np.testing.assert_allclose(np.reshape(a, np.shape(b)), b, rtol=1e-4, atol=1e-6)
