@@ -223,19 +223,16 @@ def initializer_from(init, dim, scale=None, mean=None, std=None, op="add_paramet
         raise ValueError(f"{op}: unknown init={init!r}; expected a number, a NumPy array, an "
                          f"initializer or one of {', '.join(map(repr, _SPELLINGS))}")
     takes = ("scale",) if init is None else _SPELLINGS[init] if spelled else ()
-    for k, v in (("scale", scale), ("mean", mean), ("std", std)):
+    given = {"scale": scale, "mean": mean, "std": std}
+    for k, v in given.items():
         if v is not None and k not in takes:
             if v != _DYNET_DEFAULTS[k]:
                 what = f"init={init!r}" if spelled else f"an init of type {type(init).__name__}"
                 warnings.warn(f"{op}: {k}={v!r} does not apply to {what} and is ignored"
                               + (f" (it takes {', '.join(t + '=' for t in takes)})" if takes else ""),
                               stacklevel=3)
-            if k == "scale":
-                scale = None
-            elif k == "mean":
-                mean = None
-            else:
-                std = None
+            given[k] = None
+    scale, mean, std = given["scale"], given["mean"], given["std"]
     if std is not None and not std >= 0:
         raise ValueError(f"{op}: std must be >= 0, got {std}")
     if spelled:

@@ -327,7 +327,7 @@ cdef class ParameterStorage:
     cdef int check_usable(self, str op) except -1:
         """An empty parameter (a size of 0) is kept, saved and loaded, but not put in a graph:
         operations assume their arguments have values."""
-        if self.values.size == 0:
+        if total_size(&self.d) == 0 or (isinstance(self, LookupParameters) and (<LookupParameters>self).n == 0):
             shape = dim_str(&self.d)
             if isinstance(self, LookupParameters):
                 shape = f"{(<LookupParameters>self).n} rows of {shape}"
@@ -437,7 +437,6 @@ cdef class Parameters(ParameterStorage):
     A trainable tensor of a ParameterCollection."""
 
     cdef Expression node(self, bint update):
-        self.check_usable("parameter")
         cdef int u = 1 if update else 0
         cdef Expression cached = node_in_graph(self._cached_node[u], self._cached_index[u])
         cdef ParameterNode pn
@@ -445,6 +444,7 @@ cdef class Parameters(ParameterStorage):
             pn = <ParameterNode>cached
             if pn.param is self and pn.update == update:
                 return cached
+        self.check_usable("parameter")
         cdef ParameterNode node = ParameterNode.__new__(ParameterNode)
         node.param = self
         node.update = update

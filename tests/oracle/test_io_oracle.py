@@ -8,6 +8,7 @@ import numpy as np
 
 import dynet as dy
 from tests.oracle.refdynet import ROOT, oracle_dir
+from tests.saveables import OneLayerMLP
 
 
 class Affine:
@@ -189,25 +190,8 @@ def test_from_file_initializer_plain_numbers(ref, tmp_path):
     np.testing.assert_array_equal(ours.as_array(), theirs.as_array())
 
 
-class ActLayer:
-    """DyNet's saving tutorial's OneLayerMLP: the activation function is part of the spec."""
-
-    def __init__(self, model, din, dout, act):
-        self.spec = (din, dout, act)
-        self.act = act
-        self.pc = model.add_subcollection("act")
-        self.W = self.pc.add_parameters((dout, din))
-
-    def param_collection(self):
-        return self.pc
-
-    @staticmethod
-    def from_spec(spec, model):
-        return ActLayer(model, *spec)
-
-
 def test_a_spec_with_an_operation_loads_both_ways(ref, tmp_path):
-    ours = ActLayer(dy.ParameterCollection(), 3, 2, dy.rectify)
+    ours = OneLayerMLP(dy.ParameterCollection(), 3, 2, dy.rectify)
     dy.save(str(tmp_path / "ours"), [ours])
     [theirs] = ref.load(str(tmp_path / "ours"), ref.ParameterCollection())
     # (in this process the reference's unpickler finds our module under its name, _dynet)
@@ -215,8 +199,8 @@ def test_a_spec_with_an_operation_loads_both_ways(ref, tmp_path):
     np.testing.assert_array_equal(theirs.W.as_array(), ours.W.as_array())
     # the other way in a process of the reference's own (here its pickler would find our _dynet)
     code = ("import numpy as np, _dynet as r; p = r.DynetParams(); p.init()\n"
-            "from tests.oracle.test_io_oracle import ActLayer\n"
-            "a = ActLayer(r.ParameterCollection(), 3, 2, r.logistic)\n"
+            "from tests.saveables import OneLayerMLP\n"
+            "a = OneLayerMLP(r.ParameterCollection(), 3, 2, r.logistic)\n"
             f"r.save({str(tmp_path / 'ref')!r}, [a]); np.save({str(tmp_path / 'W.npy')!r}, a.W.as_array())")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([oracle_dir(), ROOT]))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
